@@ -1,0 +1,269 @@
+"""Start, watch and always clean up a vmscope test or demo guest.
+
+The tests and the demo share this launcher. A guest is a QEMU process with:
+  - QMP on a unix socket (``guest.qmp_path``),
+  - guest RAM in a shared-memory file under /dev/shm (unless ``shm=False``),
+  - the ext4 data disk as virtio-blk with node name ``disk0``,
+  - the console on the first serial port (``guest.console_path``),
+  - the guest's own view of itself (ground truth) on the second serial port,
+    parsed into sections by ``guest.truth()``.
+
+Cleanup is not left to chance: QEMU gets PR_SET_PDEATHSIG so it dies with the
+process that started it, ``stop()`` kills it by pid and removes its socket,
+run directory and /dev/shm file, and leftovers of launchers that died are
+removed the next time a guest starts.
+"""
+
+import ctypes
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RUN_PREFIX = "vmscope-guest-"
+SHM_PREFIX = "vmscope-ram-"
+BOOT_TIMEOUT_S = float(os.environ.get("VMSCOPE_BOOT_TIMEOUT", "120"))
+
+
+class GuestError(Exception):
+    pass
+
+
+def build():
+    """Build (or find in the cache) the guest; return its directory."""
+    out = subprocess.run([os.path.join(HERE, "build")], check=True,
+                         stdout=subprocess.PIPE, text=True).stdout
+    return out.strip().splitlines()[-1]
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap_stale():
+    """Remove run directories and RAM files of launchers that no longer run."""
+    tmp = tempfile.gettempdir()
+    for base, prefix in ((tmp, RUN_PREFIX), ("/dev/shm", SHM_PREFIX)):
+        try:
+            names = os.listdir(base)
+        except OSError:
+            continue
+        for name in names:
+            m = re.match(re.escape(prefix) + r"(\d+)-", name)
+            if not m or _pid_alive(int(m.group(1))):
+                continue
+            path = os.path.join(base, name)
+            if os.path.isdir(path):
+                _kill_pidfile(os.path.join(path, "qemu.pid"))
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+
+
+def _kill_pidfile(path):
+    try:
+        with open(path) as f:
+            pid = int(f.read().strip())
+    except (OSError, ValueError):
+        return
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def _die_with_parent():
+    libc = ctypes.CDLL(None, use_errno=True)
+    PR_SET_PDEATHSIG = 1
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+class Guest:
+    """One running guest. Use as a context manager, or call start()/stop()."""
+
+    def __init__(self, workload="idle", name="vmscope-test", ram_mib=256,
+                 vcpus=1, accel="tcg", shm=True, disk=True, extra_args=()):
+        self.workload = workload
+        self.name = name
+        self.ram_mib = ram_mib
+        self.vcpus = vcpus
+        self.accel = accel
+        self.shm = shm
+        self.disk = disk
+        self.extra_args = list(extra_args)
+        self.proc = None
+        self.rundir = None
+        self.shm_path = None
+
+    # -- life cycle -------------------------------------------------------
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    def start(self):
+        reap_stale()
+        image = build()
+        self.rundir = tempfile.mkdtemp(prefix="%s%d-" % (RUN_PREFIX, os.getpid()))
+        self.qmp_path = os.path.join(self.rundir, "qmp.sock")
+        self.console_path = os.path.join(self.rundir, "console.log")
+        self.truth_path = os.path.join(self.rundir, "truth.log")
+        self.pid_path = os.path.join(self.rundir, "qemu.pid")
+        try:
+            self._spawn(image)
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _command(self, image):
+        cmd = ["qemu-system-x86_64", "-name", self.name,
+               "-machine", "q35", "-accel", self.accel,
+               "-smp", str(self.vcpus), "-m", "%dM" % self.ram_mib,
+               "-nodefaults", "-no-user-config", "-display", "none",
+               "-no-reboot", "-pidfile", self.pid_path,
+               "-kernel", os.path.join(image, "vmlinuz"),
+               "-initrd", os.path.join(image, "initramfs.cpio.gz"),
+               "-append", "console=ttyS0 loglevel=4 panic=-1 "
+                          "vmscope.workload=%s" % self.workload,
+               "-chardev", "file,id=console,path=%s" % self.console_path,
+               "-serial", "chardev:console",
+               "-chardev", "file,id=truth,path=%s" % self.truth_path,
+               "-serial", "chardev:truth",
+               "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path]
+        if self.accel == "kvm":
+            cmd += ["-cpu", "max"]
+        if self.shm:
+            self.shm_path = "/dev/shm/%s%d-%s" % (SHM_PREFIX, os.getpid(),
+                                                  os.path.basename(self.rundir))
+            cmd += ["-object", "memory-backend-file,id=ram,size=%dM,mem-path=%s,share=on"
+                    % (self.ram_mib, self.shm_path),
+                    "-machine", "memory-backend=ram"]
+        if self.disk:
+            disk = os.path.join(self.rundir, "data.img")
+            shutil.copyfile(os.path.join(image, "data.img"), disk)
+            cmd += ["-blockdev", "driver=file,filename=%s,node-name=disk0-file" % disk,
+                    "-blockdev", "driver=raw,file=disk0-file,node-name=disk0",
+                    "-device", "virtio-blk-pci,drive=disk0,id=vda"]
+        return cmd + self.extra_args
+
+    def _spawn(self, image):
+        log = open(os.path.join(self.rundir, "qemu.log"), "wb")
+        self.proc = subprocess.Popen(self._command(image), stdin=subprocess.DEVNULL,
+                                     stdout=log, stderr=subprocess.STDOUT,
+                                     preexec_fn=_die_with_parent)
+        log.close()
+
+    def stop(self):
+        """Kill QEMU by pid and remove everything it used. Safe to call twice."""
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+        if self.shm_path:
+            try:
+                os.unlink(self.shm_path)
+            except FileNotFoundError:
+                pass
+        if self.rundir:
+            shutil.rmtree(self.rundir, ignore_errors=True)
+            self.rundir = None
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    # -- what the guest says of itself ----------------------------------
+
+    def _read(self, path):
+        try:
+            with open(path, "rb") as f:
+                return f.read().decode("utf-8", "replace").replace("\r", "")
+        except FileNotFoundError:
+            return ""
+
+    def console(self):
+        return self._read(self.console_path)
+
+    def qemu_log(self):
+        return self._read(os.path.join(self.rundir, "qemu.log"))
+
+    def truth(self):
+        """The ground-truth port as {section name: text}, complete sections only."""
+        sections, current, lines = {}, None, []
+        for line in self._read(self.truth_path).split("\n"):
+            m = re.match(r"=== (BEGIN|END) (\S+) ===$", line)
+            if m and m.group(1) == "BEGIN":
+                current, lines = m.group(2), []
+            elif m and current == m.group(2):
+                sections[current] = "\n".join(lines) + ("\n" if lines else "")
+                current = None
+            elif current is not None:
+                lines.append(line)
+        return sections
+
+    def wait_for(self, marker, timeout=BOOT_TIMEOUT_S):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self._read(self.truth_path)
+            if "=== ERROR" in text:
+                raise GuestError("guest reported: " + text[text.index("=== ERROR"):].split("\n")[0])
+            if marker in text:
+                return
+            if self.proc.poll() is not None:
+                raise GuestError("QEMU exited with %d: %s" % (self.proc.returncode,
+                                                           self.qemu_log().strip()[-2000:]))
+            time.sleep(0.02)
+        raise GuestError("no %r from the guest within %.0f s; console tail:\n%s"
+                         % (marker, timeout, self.console()[-2000:]))
+
+    def wait_ready(self, timeout=BOOT_TIMEOUT_S):
+        self.wait_for("=== READY ===", timeout)
+        with open(self.pid_path) as f:
+            pid = int(f.read())
+        if pid != self.proc.pid:
+            raise GuestError("pidfile names %d, started %d" % (pid, self.proc.pid))
+
+    # -- a small QMP client for the harness's own questions ---------------
+
+    def qmp(self, command, **arguments):
+        """Run one QMP command on a fresh connection; return its 'return' value."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(30)
+            s.connect(self.qmp_path)
+            f = s.makefile("rw")
+            json.loads(f.readline())
+            for msg in ({"execute": "qmp_capabilities"},
+                        {"execute": command, "arguments": arguments}):
+                f.write(json.dumps(msg) + "\n")
+                f.flush()
+                while True:
+                    reply = json.loads(f.readline())
+                    if "return" in reply or "error" in reply:
+                        break
+                if "error" in reply:
+                    raise GuestError("QMP %s: %s" % (msg["execute"], reply["error"]))
+            return reply["return"]
+
+    def hmp(self, command_line):
+        return self.qmp("human-monitor-command", **{"command-line": command_line})

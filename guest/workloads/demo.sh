@@ -1,0 +1,5 @@
+# The demo guest: a few long-lived processes to look at.
+truth_section version cat /proc/version
+(while :; do sleep 5; done) &
+(cd /data && while :; do date >>/data/heartbeat.log; sync; sleep 10; done) &
+truth_ready

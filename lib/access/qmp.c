@@ -1,0 +1,404 @@
+// SPDX-License-Identifier: MIT
+/*
+ * QMP client over a unix socket.
+ *
+ * QEMU writes one JSON object per line. We keep a byte buffer, cut it at
+ * newlines and hand each line to jansson; a line longer than
+ * QMP_MAX_MESSAGE_BYTES ends the conversation. The socket is non-blocking and
+ * every wait goes through poll() against the exchange's deadline.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "access/qmp.h"
+
+struct qmp {
+	int fd;
+	int timeout_ms;
+	int peer_pid;
+	char name[256];		/* the socket path, for messages */
+	char *buf;		/* received, not yet consumed */
+	size_t len, cap;
+	char error[512];
+	char quote[41];		/* what a non-QMP peer sent, printable */
+};
+
+static int set_error(struct qmp *qmp, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int set_error(struct qmp *qmp, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(qmp->error, sizeof(qmp->error), fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wait for events on the socket until deadline; -ETIMEDOUT when it passes. */
+static int wait_fd(struct qmp *qmp, short events, long long deadline)
+{
+	for (;;) {
+		struct pollfd pfd = { .fd = qmp->fd, .events = events };
+		long long left = deadline - now_ms();
+		int n;
+
+		if (left <= 0)
+			return -ETIMEDOUT;
+		n = poll(&pfd, 1, (int)left);
+		if (n > 0)
+			return 0;
+		if (n < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
+static int send_all(struct qmp *qmp, const char *data, size_t len, long long deadline)
+{
+	while (len) {
+		ssize_t n = send(qmp->fd, data, len, MSG_NOSIGNAL);
+
+		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+			int err = wait_fd(qmp, POLLOUT, deadline);
+
+			if (err)
+				return err;
+			continue;
+		}
+		if (n < 0)
+			return -errno;
+		data += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int fill_buffer(struct qmp *qmp, long long deadline)
+{
+	ssize_t n;
+	int err;
+
+	if (qmp->cap - qmp->len < 4096) {
+		size_t cap = qmp->cap ? qmp->cap * 2 : 65536;
+		char *buf;
+
+		if (cap > QMP_MAX_MESSAGE_BYTES + 4096)
+			return -EMSGSIZE;
+		buf = realloc(qmp->buf, cap);
+		if (!buf)
+			return -ENOMEM;
+		qmp->buf = buf;
+		qmp->cap = cap;
+	}
+	err = wait_fd(qmp, POLLIN, deadline);
+	if (err)
+		return err;
+	n = recv(qmp->fd, qmp->buf + qmp->len, qmp->cap - qmp->len, 0);
+	if (n == 0)
+		return -ECONNRESET;
+	if (n < 0)
+		return (errno == EAGAIN || errno == EINTR) ? 0 : -errno;
+	qmp->len += (size_t)n;
+	return 0;
+}
+
+static const char *describe(int err)
+{
+	switch (err) {
+	case -ETIMEDOUT:
+		return "no answer in time";
+	case -ECONNRESET:
+		return "connection closed";
+	case -EMSGSIZE:
+		return "message too long";
+	default:
+		return strerror(-err);
+	}
+}
+
+/* The start of what the peer sent, made safe to quote in a message. */
+static const char *printable_prefix(struct qmp *qmp)
+{
+	char *text = qmp->quote;
+	size_t i;
+
+	for (i = 0; i < qmp->len && i < sizeof(qmp->quote) - 1; i++) {
+		char c = qmp->buf[i];
+
+		text[i] = (c >= 0x20 && c < 0x7f) ? c : '.';
+	}
+	text[i] = '\0';
+	return text;
+}
+
+/* Read one JSON object; skips blank lines. */
+static int read_message(struct qmp *qmp, long long deadline, json_t **ret_msg)
+{
+	for (;;) {
+		char *nl = qmp->len ? memchr(qmp->buf, '\n', qmp->len) : NULL;
+		json_error_t jerr;
+		json_t *msg;
+		size_t line_len;
+
+		if (qmp->len && !strchr("{ \t\r\n", qmp->buf[0]))
+			return set_error(qmp, -EPROTO, "%s: does not speak QMP (got \"%.40s\")",
+					 qmp->name, printable_prefix(qmp));
+		if (!nl) {
+			int err = fill_buffer(qmp, deadline);
+
+			if (err)
+				return set_error(qmp, err, "%s: %s", qmp->name, describe(err));
+			continue;
+		}
+		line_len = (size_t)(nl - qmp->buf);
+		msg = line_len > 1 ? json_loadb(qmp->buf, line_len, 0, &jerr) : NULL;
+		if (line_len > 1 && (!msg || !json_is_object(msg))) {
+			json_decref(msg);
+			return set_error(qmp, -EPROTO, "%s: does not speak QMP (got \"%.40s\")",
+					 qmp->name, printable_prefix(qmp));
+		}
+		memmove(qmp->buf, nl + 1, qmp->len - line_len - 1);
+		qmp->len -= line_len + 1;
+		if (msg) {
+			*ret_msg = msg;
+			return 0;
+		}
+	}
+}
+
+static int greet(struct qmp *qmp)
+{
+	long long deadline = now_ms() + qmp->timeout_ms;
+	json_t *greeting = NULL;
+	int err;
+
+	err = read_message(qmp, deadline, &greeting);
+	if (err == -ETIMEDOUT)
+		return set_error(qmp, err, "%s: no QMP greeting within %d ms (not a QMP socket?)",
+				 qmp->name, qmp->timeout_ms);
+	if (err)
+		return err;
+	if (!json_object_get(greeting, "QMP")) {
+		json_decref(greeting);
+		return set_error(qmp, -EPROTO, "%s: does not speak QMP (no greeting)", qmp->name);
+	}
+	json_decref(greeting);
+	return qmp_execute(qmp, "qmp_capabilities", NULL, NULL);
+}
+
+int qmp_connect_fd(int fd, const char *name, int timeout_ms, struct qmp **ret_qmp,
+		   char *errbuf, size_t errbuf_len)
+{
+	struct qmp *qmp = calloc(1, sizeof(*qmp));
+	struct ucred cred;
+	socklen_t cred_len = sizeof(cred);
+	int err;
+
+	if (!qmp) {
+		close(fd);
+		return -ENOMEM;
+	}
+	/* Every wait is a poll() with a deadline; a blocking read could hang. */
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)) {
+		err = -errno;
+		snprintf(errbuf, errbuf_len, "%s: %s", name, strerror(-err));
+		close(fd);
+		free(qmp);
+		return err;
+	}
+	qmp->fd = fd;
+	qmp->timeout_ms = timeout_ms > 0 ? timeout_ms : 5000;
+	qmp->peer_pid = -1;
+	snprintf(qmp->name, sizeof(qmp->name), "%s", name);
+	if (!getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) && cred.pid > 0)
+		qmp->peer_pid = cred.pid;
+	err = greet(qmp);
+	if (err) {
+		snprintf(errbuf, errbuf_len, "%s", qmp->error);
+		qmp_close(qmp);
+		return err;
+	}
+	*ret_qmp = qmp;
+	return 0;
+}
+
+static int connect_unix(const char *path, int timeout_ms, int *ret_fd)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	struct pollfd pfd;
+	socklen_t len = sizeof(int);
+	int fd, err = 0;
+
+	if (strlen(path) >= sizeof(addr.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(addr.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0)
+		goto out;
+	/* A listener with a full backlog makes us wait; do so with a deadline. */
+	if (errno != EAGAIN && errno != EINPROGRESS) {
+		err = -errno;
+		goto out_close;
+	}
+	pfd = (struct pollfd){ .fd = fd, .events = POLLOUT };
+	if (poll(&pfd, 1, timeout_ms) != 1) {
+		err = -ETIMEDOUT;
+		goto out_close;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) || err) {
+		err = err ? -err : -errno;
+		goto out_close;
+	}
+out:
+	*ret_fd = fd;
+	return 0;
+out_close:
+	close(fd);
+	return err;
+}
+
+int qmp_connect(const char *path, int timeout_ms, struct qmp **ret_qmp, char *errbuf,
+		size_t errbuf_len)
+{
+	int fd = -1, err;
+
+	if (timeout_ms <= 0)
+		timeout_ms = 5000;
+	err = connect_unix(path, timeout_ms, &fd);
+	if (err) {
+		snprintf(errbuf, errbuf_len, "cannot connect to QMP socket %s: %s", path,
+			 err == -ETIMEDOUT ? "no answer in time" : strerror(-err));
+		return err;
+	}
+	return qmp_connect_fd(fd, path, timeout_ms, ret_qmp, errbuf, errbuf_len);
+}
+
+void qmp_close(struct qmp *qmp)
+{
+	if (!qmp)
+		return;
+	close(qmp->fd);
+	free(qmp->buf);
+	free(qmp);
+}
+
+static int send_command(struct qmp *qmp, const char *command, json_t *arguments,
+			long long deadline)
+{
+	json_t *msg = json_pack("{s:s}", "execute", command);
+	char *text;
+	int err;
+
+	if (!msg) {
+		json_decref(arguments);
+		return -ENOMEM;
+	}
+	if (arguments && json_object_set_new(msg, "arguments", arguments)) {
+		json_decref(msg);
+		return -ENOMEM;
+	}
+	text = json_dumps(msg, JSON_COMPACT);
+	json_decref(msg);
+	if (!text)
+		return -ENOMEM;
+	err = send_all(qmp, text, strlen(text), deadline);
+	if (!err)
+		err = send_all(qmp, "\n", 1, deadline);
+	free(text);
+	if (err)
+		return set_error(qmp, err, "%s: cannot send %s: %s", qmp->name, command,
+				 describe(err));
+	return 0;
+}
+
+static int command_failed(struct qmp *qmp, const char *command, json_t *reply)
+{
+	json_t *error = json_object_get(reply, "error");
+	const char *desc = json_string_value(json_object_get(error, "desc"));
+	const char *class = json_string_value(json_object_get(error, "class"));
+	int err = class && !strcmp(class, "CommandNotFound") ? -EOPNOTSUPP : -EIO;
+
+	return set_error(qmp, err, "QMP command %s failed: %s", command,
+			 desc ? desc : "no description");
+}
+
+int qmp_execute(struct qmp *qmp, const char *command, json_t *arguments, json_t **ret_return)
+{
+	long long deadline = now_ms() + qmp->timeout_ms;
+	json_t *reply = NULL, *value;
+	int err;
+
+	err = send_command(qmp, command, arguments, deadline);
+	if (err)
+		return err;
+	for (;;) {
+		err = read_message(qmp, deadline, &reply);
+		if (err)
+			return err;
+		if (json_object_get(reply, "return") || json_object_get(reply, "error"))
+			break;
+		json_decref(reply);	/* an asynchronous event */
+	}
+	value = json_object_get(reply, "return");
+	if (!value) {
+		err = command_failed(qmp, command, reply);
+		json_decref(reply);
+		return err;
+	}
+	if (ret_return)
+		*ret_return = json_incref(value);
+	json_decref(reply);
+	return 0;
+}
+
+int qmp_hmp(struct qmp *qmp, const char *command_line, char **ret_output)
+{
+	json_t *ret = NULL;
+	char *output;
+	int err;
+
+	err = qmp_execute(qmp, "human-monitor-command",
+			  json_pack("{s:s}", "command-line", command_line), &ret);
+	if (err)
+		return err;
+	if (!json_is_string(ret)) {
+		json_decref(ret);
+		return set_error(qmp, -EPROTO, "HMP %s: answer is not text", command_line);
+	}
+	output = strdup(json_string_value(ret));
+	json_decref(ret);
+	if (!output)
+		return -ENOMEM;
+	*ret_output = output;
+	return 0;
+}
+
+int qmp_peer_pid(const struct qmp *qmp)
+{
+	return qmp->peer_pid;
+}
+
+const char *qmp_error(const struct qmp *qmp)
+{
+	return qmp->error;
+}

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A QMP client: one connection to a QEMU monitor socket, commands in order,
+ * asynchronous events skipped. Every exchange has a deadline, so a socket that
+ * is silent or does not speak QMP is an error, never a hang.
+ */
+#ifndef VMSCOPE_ACCESS_QMP_H
+#define VMSCOPE_ACCESS_QMP_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#define QMP_MAX_MESSAGE_BYTES (16u << 20)
+
+struct qmp;
+
+/*
+ * Connect to the unix socket at path, read the greeting and enter command
+ * mode. On failure, a sentence naming the cause is written to errbuf.
+ */
+int qmp_connect(const char *path, int timeout_ms, struct qmp **ret_qmp, char *errbuf,
+		size_t errbuf_len);
+
+/* Connect over an already connected socket (used by tests); takes fd. */
+int qmp_connect_fd(int fd, const char *name, int timeout_ms, struct qmp **ret_qmp,
+		   char *errbuf, size_t errbuf_len);
+
+void qmp_close(struct qmp *qmp);
+
+/*
+ * Run one command. arguments may be NULL; the reference is stolen. On success
+ * *ret_return (if not NULL) holds a new reference to the "return" member.
+ */
+int qmp_execute(struct qmp *qmp, const char *command, json_t *arguments, json_t **ret_return);
+
+/* Run an HMP command line; *ret_output is malloc'ed text owned by the caller. */
+int qmp_hmp(struct qmp *qmp, const char *command_line, char **ret_output);
+
+/* The pid of the process at the other end of the socket, or -1. */
+int qmp_peer_pid(const struct qmp *qmp);
+
+/* A sentence describing the last failure. */
+const char *qmp_error(const struct qmp *qmp);
+
+#endif

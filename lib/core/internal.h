@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Library-internal declarations shared across subsystems. Nothing here is
+ * exported (the version script exports vms_* only).
+ */
+#ifndef VMSCOPE_INTERNAL_H
+#define VMSCOPE_INTERNAL_H
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <vmscope/vm.h>
+
+#include "access/mem.h"
+
+#define VMS_ERROR_MAX 512
+
+struct qmp;
+
+struct vms_vm {
+	char error[VMS_ERROR_MAX];
+	int timeout_ms;
+	struct qmp *qmp;	/* NULL unless the target is a live QEMU */
+	struct mem_map mem;	/* guest-physical memory, every target has one */
+};
+
+/*
+ * Record a sentence about the failure on the handle and return err (a negative
+ * errno), so callers can write: return vm_error(vm, -EIO, "...", ...);
+ */
+int vm_error(struct vms_vm *vm, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Cleanup helpers, as in systemd and drgn. */
+static inline void freep(void *p)
+{
+	free(*(void **)p);
+}
+
+static inline void closep(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+}
+
+#define _cleanup_free_ __attribute__((cleanup(freep)))
+#define _cleanup_close_ __attribute__((cleanup(closep)))
+
+/* Hand a cleanup-managed pointer out: the local no longer owns it. */
+#define TAKE_PTR(p)                          \
+	({                                   \
+		__typeof__(p) _taken_ = (p); \
+		(p) = NULL;                  \
+		_taken_;                     \
+	})
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+#endif

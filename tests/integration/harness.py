@@ -1,0 +1,69 @@
+"""Shared by the integration tests: TAP output, the vmscope binary, the guests.
+
+Each test script is a list of checks against a real guest; every check prints
+one TAP line, so the test command counts checks, not scripts.
+"""
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import sys
+import traceback
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "guest"))
+import vmguest  # noqa: E402,F401  (re-exported for the tests)
+
+VMSCOPE = os.environ.get("VMSCOPE_BIN", os.path.join(ROOT, "build", "tools", "vmscope", "vmscope"))
+# A command that must not hang gets this long before the check fails.
+HANG_LIMIT_S = 60
+
+
+class Tap:
+    def __init__(self):
+        self.n = 0
+        self.failed = 0
+
+    def ok(self, cond, name, diag=""):
+        self.n += 1
+        print("%s %d - %s" % ("ok" if cond else "not ok", self.n, name), flush=True)
+        if not cond:
+            self.failed += 1
+            for line in str(diag).splitlines():
+                print("# " + line, flush=True)
+        return cond
+
+    def eq(self, got, want, name):
+        return self.ok(got == want, name, "got:  %r\nwant: %r" % (got, want))
+
+    def run(self, name, fn, *args):
+        """Run a group of checks; an exception in it is one failed check."""
+        try:
+            fn(self, *args)
+        except Exception:
+            self.ok(False, name + " (raised)", traceback.format_exc())
+
+    def done(self):
+        print("1..%d" % self.n, flush=True)
+        return 1 if self.failed else 0
+
+
+def vmscope(*args, timeout=HANG_LIMIT_S, user=None):
+    """Run vmscope; returns CompletedProcess (text). A hang raises TimeoutExpired.
+
+    With user (a numeric uid), vmscope runs unprivileged from a copy that user
+    can reach, wherever the build tree lies."""
+    if not user:
+        return subprocess.run([VMSCOPE] + list(args), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, timeout=timeout)
+    with tempfile.TemporaryDirectory(prefix="vmscope-test-") as d:
+        os.chmod(d, 0o755)
+        shutil.copy(VMSCOPE, d)
+        libs = subprocess.run(["ldd", VMSCOPE], stdout=subprocess.PIPE, text=True).stdout
+        for m in re.finditer(r"(libvmscope\S*) => (\S+)", libs):
+            shutil.copy(m.group(2), os.path.join(d, m.group(1)))
+        cmd = ["setpriv", "--reuid=" + user, "--regid=" + user, "--clear-groups", "--",
+               "env", "LD_LIBRARY_PATH=" + d, os.path.join(d, os.path.basename(VMSCOPE))]
+        return subprocess.run(cmd + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, timeout=timeout)

@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: MIT
+/*
+ * vmscope: the command-line tool. Dispatches to one subcommand per file; the
+ * library does the work, this only parses arguments and prints.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const struct cli_command *const commands[] = {
+	&cmd_info,
+};
+
+int cli_fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("vmscope: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return 1;
+}
+
+int cli_usage(const struct cli_command *cmd)
+{
+	fprintf(stderr, "usage: vmscope %s %s\n", cmd->name, cmd->usage);
+	return 2;
+}
+
+struct vms_vm *cli_attach(const char *target)
+{
+	struct vms_vm *vm = NULL;
+	int err;
+
+	err = vms_vm_new(&vm);
+	if (err) {
+		cli_fail("out of memory");
+		return NULL;
+	}
+	err = vms_vm_attach(vm, target, NULL);
+	if (err) {
+		cli_fail("%s", vms_last_error(vm));
+		vms_vm_free(vm);
+		return NULL;
+	}
+	return vm;
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: vmscope COMMAND TARGET [OPTIONS]\n\n"
+		     "TARGET is qmp:/path/to/qmp.sock (a live QEMU) or raw:/path/to/memory.img\n\n"
+		     "commands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(out, "  %-8s %-28s %s\n", commands[i]->name, commands[i]->usage,
+			commands[i]->summary);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(argv[1], commands[i]->name))
+			return commands[i]->run(argc - 1, argv + 1);
+	cli_fail("unknown command \"%s\" (try vmscope --help)", argv[1]);
+	return 2;
+}
