@@ -35,9 +35,19 @@ class GuestError(Exception):
     pass
 
 
-def build():
-    """Build (or find in the cache) the guest; return its directory."""
-    out = subprocess.run([os.path.join(HERE, "build")], check=True,
+def pinned_kernel(which="VMSCOPE_KERNEL"):
+    """The kernel pinned in guest/kernel.env (VMSCOPE_KERNEL or VMSCOPE_KERNEL_ALT)."""
+    return subprocess.run(["bash", "-c", '. "$1"; echo "${!2}"', "-",
+                           os.path.join(HERE, "kernel.env"), which],
+                          check=True, stdout=subprocess.PIPE, text=True).stdout.strip()
+
+
+def build(kernel=None):
+    """Build (or find in the cache) the guest with this kernel; return its directory."""
+    env = dict(os.environ)
+    if kernel:
+        env["VMSCOPE_KERNEL"] = kernel
+    out = subprocess.run([os.path.join(HERE, "build")], check=True, env=env,
                          stdout=subprocess.PIPE, text=True).stdout
     return out.strip().splitlines()[-1]
 
@@ -97,7 +107,7 @@ class Guest:
     """One running guest. Use as a context manager, or call start()/stop()."""
 
     def __init__(self, workload="idle", name="vmscope-test", ram_mib=256,
-                 vcpus=1, accel="tcg", shm=True, disk=True, extra_args=()):
+                 vcpus=1, accel="tcg", shm=True, disk=True, kernel=None, extra_args=()):
         self.workload = workload
         self.name = name
         self.ram_mib = ram_mib
@@ -105,6 +115,7 @@ class Guest:
         self.accel = accel
         self.shm = shm
         self.disk = disk
+        self.kernel = kernel
         self.extra_args = list(extra_args)
         self.proc = None
         self.rundir = None
@@ -122,7 +133,7 @@ class Guest:
 
     def start(self):
         reap_stale()
-        image = build()
+        image = build(self.kernel)
         self.rundir = tempfile.mkdtemp(prefix="%s%d-" % (RUN_PREFIX, os.getpid()))
         self.qmp_path = os.path.join(self.rundir, "qmp.sock")
         self.console_path = os.path.join(self.rundir, "console.log")

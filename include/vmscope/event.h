@@ -19,13 +19,13 @@ extern "C" {
 #endif
 
 enum vms_event_source {
-	VMS_SOURCE_INTROSPECT,	/* a view read from guest RAM */
-	VMS_SOURCE_TRACE,	/* a breakpoint hit */
-	VMS_SOURCE_POLL,	/* a difference between two polls of a view */
-	VMS_SOURCE_DISK,	/* inferred from guest disk writes */
-	VMS_SOURCE_MONITOR,	/* a resource counter */
-	VMS_SOURCE_VMM,		/* QEMU itself (QMP) */
-	VMS_SOURCE_REPLAY,	/* read back from a log */
+	VMS_SOURCE_INTROSPECT, /* a view read from guest RAM */
+	VMS_SOURCE_TRACE,      /* a breakpoint hit */
+	VMS_SOURCE_POLL,       /* a difference between two polls of a view */
+	VMS_SOURCE_DISK,       /* inferred from guest disk writes */
+	VMS_SOURCE_MONITOR,    /* a resource counter */
+	VMS_SOURCE_VMM,	       /* QEMU itself (QMP) */
+	VMS_SOURCE_REPLAY,     /* read back from a log */
 	VMS_SOURCE__COUNT,
 };
 
@@ -37,33 +37,33 @@ enum vms_attr_type {
 	VMS_ATTR_STR,
 };
 
-#define VMS_EVENT_MAX_ATTRS 24
-#define VMS_EVENT_ARENA_BYTES 6144	/* room for two PATH_MAX paths and more */
-#define VMS_EVENT_VM_MAX 64
-#define VMS_EVENT_TYPE_MAX 32
+#define VMS_EVENT_MAX_ATTRS   24
+#define VMS_EVENT_ARENA_BYTES 6144 /* room for two PATH_MAX paths and more */
+#define VMS_EVENT_VM_MAX      64
+#define VMS_EVENT_TYPE_MAX    32
 
 struct vms_attr {
-	uint16_t key;		/* arena offset of the NUL-terminated key */
-	uint16_t type;		/* enum vms_attr_type */
-	uint32_t str_len;	/* VMS_ATTR_STR: length, without the NUL */
+	uint16_t key;	  /* arena offset of the NUL-terminated key */
+	uint16_t type;	  /* enum vms_attr_type */
+	uint32_t str_len; /* VMS_ATTR_STR: length, without the NUL */
 	union {
 		int64_t i;
 		uint64_t u;
 		double d;
 		int b;
-		uint32_t str;	/* VMS_ATTR_STR: arena offset of the NUL-terminated value */
+		uint32_t str; /* VMS_ATTR_STR: arena offset of the NUL-terminated value */
 	} v;
 };
 
 struct vms_event {
-	uint64_t time_ns;			/* CLOCK_REALTIME, ns since the epoch */
-	uint16_t source;			/* enum vms_event_source */
+	uint64_t time_ns; /* CLOCK_REALTIME, ns since the epoch */
+	uint16_t source;  /* enum vms_event_source */
 	uint16_t nr_attrs;
 	uint32_t arena_used;
-	char vm[VMS_EVENT_VM_MAX];		/* the VM's name */
-	char type[VMS_EVENT_TYPE_MAX];		/* "exec", "create", "module_load", ... */
+	char vm[VMS_EVENT_VM_MAX];     /* the VM's name */
+	char type[VMS_EVENT_TYPE_MAX]; /* "exec", "create", "module_load", ... */
 	struct vms_attr attrs[VMS_EVENT_MAX_ATTRS];
-	char arena[VMS_EVENT_ARENA_BYTES];	/* must stay last: see vms_event_size() */
+	char arena[VMS_EVENT_ARENA_BYTES]; /* must stay last: see vms_event_size() */
 };
 
 /* Reset ev to an event of this kind, stamped now, with no attributes. */

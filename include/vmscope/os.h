@@ -16,10 +16,10 @@ extern "C" {
 #define VMS_BANNER_MAX 512
 
 struct vms_os_ident {
-	char os[16];			/* "linux" */
-	char release[65];		/* e.g. "6.1.0-56-cloud-amd64" */
-	char banner[VMS_BANNER_MAX];	/* the kernel's banner, without its newline */
-	uint64_t banner_gpa;		/* where the banner was read */
+	char os[16];		     /* "linux" */
+	char release[65];	     /* e.g. "6.1.0-56-cloud-amd64" */
+	char banner[VMS_BANNER_MAX]; /* the kernel's banner, without its newline */
+	uint64_t banner_gpa;	     /* where the banner was read */
 };
 
 /*

@@ -24,11 +24,11 @@ extern "C" {
 struct vms_ring;
 
 struct vms_ring_stats {
-	size_t capacity;	/* slots */
-	size_t used;		/* committed, not yet released */
-	uint64_t committed;	/* events accepted since creation */
-	uint64_t released;	/* events consumed since creation */
-	uint64_t dropped;	/* events refused because the ring was full */
+	size_t capacity;    /* slots */
+	size_t used;	    /* committed, not yet released */
+	uint64_t committed; /* events accepted since creation */
+	uint64_t released;  /* events consumed since creation */
+	uint64_t dropped;   /* events refused because the ring was full */
 };
 
 /* capacity is rounded up to a power of two; at least 2, at most 2^24 slots. */

@@ -26,29 +26,28 @@ extern "C" {
 struct vms_vm;
 
 struct vms_attach_opts {
-	size_t sz;		/* sizeof(struct vms_attach_opts), for growth */
-	int timeout_ms;		/* per QMP exchange; 0 means the default (5000) */
+	size_t sz;	/* sizeof(struct vms_attach_opts), for growth */
+	int timeout_ms; /* per QMP exchange; 0 means the default (5000) */
 };
 
 int vms_vm_new(struct vms_vm **ret_vm);
 /* Stops using the VM (the VM itself keeps running); NULL is allowed. */
 void vms_vm_free(struct vms_vm *vm);
 
-int vms_vm_attach(struct vms_vm *vm, const char *target,
-		  const struct vms_attach_opts *opts);
+int vms_vm_attach(struct vms_vm *vm, const char *target, const struct vms_attach_opts *opts);
 
 /* The last error on this handle as a sentence, or "" when there was none. */
 const char *vms_last_error(const struct vms_vm *vm);
 
-#define VMS_NAME_MAX 256
+#define VMS_NAME_MAX  256
 #define VMS_STATE_MAX 32
 
 struct vms_vm_info {
-	char name[VMS_NAME_MAX];	/* "" when the VM has no name */
-	char state[VMS_STATE_MAX];	/* QMP run state: "running", "paused", ... */
-	int vcpus;			/* -1 when unknown (raw images) */
-	uint64_t ram_bytes;		/* guest RAM, holes excluded */
-	int qemu_pid;			/* -1 when not a live QEMU */
+	char name[VMS_NAME_MAX];   /* "" when the VM has no name */
+	char state[VMS_STATE_MAX]; /* QMP run state: "running", "paused", ... */
+	int vcpus;		   /* -1 when unknown (raw images) */
+	uint64_t ram_bytes;	   /* guest RAM, holes excluded */
+	int qemu_pid;		   /* -1 when not a live QEMU */
 };
 
 /* What the VMM says of the VM (QMP), never what the guest says. */

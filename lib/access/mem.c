@@ -99,8 +99,8 @@ static const struct mem_segment *find_segment(const struct mem_map *map, uint64_
 	return NULL;
 }
 
-static int segment_read(const struct mem_map *map, const struct mem_segment *seg,
-			uint64_t offset, void *buf, size_t len)
+static int segment_read(const struct mem_map *map, const struct mem_segment *seg, uint64_t offset,
+			void *buf, size_t len)
 {
 	ssize_t n;
 
@@ -170,7 +170,7 @@ uint64_t mem_map_avail(const struct mem_map *map, uint64_t gpa)
 		if (!s)
 			return avail;
 		avail = s->gpa + s->size - gpa;
-		if (!avail)	/* the segment ends at the top of the address space */
+		if (!avail) /* the segment ends at the top of the address space */
 			return UINT64_MAX;
 	}
 }
@@ -207,8 +207,8 @@ static int scan_buffer(const uint8_t *data, size_t len, uint64_t gpa, const void
  * Scan a segment read through QEMU's process in chunks. Consecutive chunks
  * overlap by needle_len - 1 bytes so a match across their border is seen once.
  */
-static int scan_remote(const struct mem_map *map, const struct mem_segment *seg,
-		       const void *needle, size_t needle_len, mem_found_fn found, void *ctx)
+static int scan_remote(const struct mem_map *map, const struct mem_segment *seg, const void *needle,
+		       size_t needle_len, mem_found_fn found, void *ctx)
 {
 	uint8_t *chunk;
 	uint64_t start = 0;
@@ -225,7 +225,8 @@ static int scan_remote(const struct mem_map *map, const struct mem_segment *seg,
 
 		ret = segment_read(map, seg, start, chunk, len);
 		if (!ret)
-			ret = scan_buffer(chunk, len, seg->gpa + start, needle, needle_len, found, ctx);
+			ret = scan_buffer(chunk, len, seg->gpa + start, needle, needle_len, found,
+					  ctx);
 		if (ret || len == left)
 			break;
 		start += len - (needle_len - 1);

@@ -13,10 +13,10 @@
 #include <stdint.h>
 
 struct mem_segment {
-	uint64_t gpa;		/* first guest-physical address */
-	uint64_t size;		/* bytes */
-	const uint8_t *host;	/* direct mapping, or NULL */
-	uint64_t hva;		/* QEMU's address for it when host is NULL */
+	uint64_t gpa;	     /* first guest-physical address */
+	uint64_t size;	     /* bytes */
+	const uint8_t *host; /* direct mapping, or NULL */
+	uint64_t hva;	     /* QEMU's address for it when host is NULL */
 };
 
 struct mem_mapping {
@@ -27,9 +27,9 @@ struct mem_mapping {
 struct mem_map {
 	struct mem_segment *segs;
 	size_t nr_segs;
-	struct mem_mapping *maps;	/* what to munmap at the end */
+	struct mem_mapping *maps; /* what to munmap at the end */
 	size_t nr_maps;
-	int proc_mem_fd;		/* QEMU's /proc/PID/mem, or -1 */
+	int proc_mem_fd; /* QEMU's /proc/PID/mem, or -1 */
 };
 
 void mem_map_init(struct mem_map *map);

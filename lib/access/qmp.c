@@ -25,11 +25,11 @@ struct qmp {
 	int fd;
 	int timeout_ms;
 	int peer_pid;
-	char name[256];		/* the socket path, for messages */
-	char *buf;		/* received, not yet consumed */
+	char name[256]; /* the socket path, for messages */
+	char *buf;	/* received, not yet consumed */
 	size_t len, cap;
 	char error[512];
-	char quote[41];		/* what a non-QMP peer sent, printable */
+	char quote[41]; /* what a non-QMP peer sent, printable */
 };
 
 static int set_error(struct qmp *qmp, int err, const char *fmt, ...)
@@ -204,8 +204,8 @@ static int greet(struct qmp *qmp)
 	return qmp_execute(qmp, "qmp_capabilities", NULL, NULL);
 }
 
-int qmp_connect_fd(int fd, const char *name, int timeout_ms, struct qmp **ret_qmp,
-		   char *errbuf, size_t errbuf_len)
+int qmp_connect_fd(int fd, const char *name, int timeout_ms, struct qmp **ret_qmp, char *errbuf,
+		   size_t errbuf_len)
 {
 	struct qmp *qmp = calloc(1, sizeof(*qmp));
 	struct ucred cred;
@@ -302,8 +302,7 @@ void qmp_close(struct qmp *qmp)
 	free(qmp);
 }
 
-static int send_command(struct qmp *qmp, const char *command, json_t *arguments,
-			long long deadline)
+static int send_command(struct qmp *qmp, const char *command, json_t *arguments, long long deadline)
 {
 	json_t *msg = json_pack("{s:s}", "execute", command);
 	char *text;
@@ -357,7 +356,7 @@ int qmp_execute(struct qmp *qmp, const char *command, json_t *arguments, json_t 
 			return err;
 		if (json_object_get(reply, "return") || json_object_get(reply, "error"))
 			break;
-		json_decref(reply);	/* an asynchronous event */
+		json_decref(reply); /* an asynchronous event */
 	}
 	value = json_object_get(reply, "return");
 	if (!value) {

@@ -22,8 +22,8 @@ int qmp_connect(const char *path, int timeout_ms, struct qmp **ret_qmp, char *er
 		size_t errbuf_len);
 
 /* Connect over an already connected socket (used by tests); takes fd. */
-int qmp_connect_fd(int fd, const char *name, int timeout_ms, struct qmp **ret_qmp,
-		   char *errbuf, size_t errbuf_len);
+int qmp_connect_fd(int fd, const char *name, int timeout_ms, struct qmp **ret_qmp, char *errbuf,
+		   size_t errbuf_len);
 
 void qmp_close(struct qmp *qmp);
 

@@ -28,15 +28,15 @@
 #include "access/ram.h"
 #include "core/internal.h"
 
-#define MAX_MEMDEVS 64
+#define MAX_MEMDEVS    64
 #define MAX_RAM_RANGES 1024
 
 struct memdev {
 	char id[128];
 	uint64_t size;
-	char *mem_path;		/* NULL unless a memory-backend-file */
-	const uint8_t *host;	/* mapping of the file, or NULL */
-	uint64_t hva_base;	/* QEMU's address of offset 0, when host is NULL */
+	char *mem_path;	     /* NULL unless a memory-backend-file */
+	const uint8_t *host; /* mapping of the file, or NULL */
+	uint64_t hva_base;   /* QEMU's address of offset 0, when host is NULL */
 	int has_ranges;
 };
 
@@ -50,7 +50,7 @@ struct ram_probe {
 	size_t nr_devs;
 	struct ram_range ranges[MAX_RAM_RANGES];
 	size_t nr_ranges;
-	char file_error[256];	/* why a backend file could not be mapped */
+	char file_error[256]; /* why a backend file could not be mapped */
 };
 
 static int qmp_fail(struct vms_vm *vm, int err)
@@ -134,7 +134,7 @@ static void parse_range_line(struct ram_probe *probe, const char *line)
 		return;
 	for (size_t i = 0; i < probe->nr_ranges; i++)
 		if (probe->ranges[i].gpa == first)
-			return;	/* the same range seen through another address space */
+			return; /* the same range seen through another address space */
 	if (probe->nr_ranges == MAX_RAM_RANGES)
 		return;
 	r = &probe->ranges[probe->nr_ranges++];
@@ -275,7 +275,8 @@ static int add_segments(struct vms_vm *vm, struct ram_probe *probe)
 			seg.hva = r->dev->hva_base + r->offset;
 		err = mem_map_add(&vm->mem, &seg);
 		if (err)
-			return vm_error(vm, err, "QEMU's memory map has overlapping RAM at 0x%" PRIx64,
+			return vm_error(vm, err,
+					"QEMU's memory map has overlapping RAM at 0x%" PRIx64,
 					r->gpa);
 	}
 	return 0;

@@ -22,12 +22,15 @@ int raw_attach(struct vms_vm *vm, const char *path)
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st))
-		return vm_error(vm, -errno, "cannot open memory image %s: %s", path, strerror(errno));
+		return vm_error(vm, -errno, "cannot open memory image %s: %s", path,
+				strerror(errno));
 	if (!S_ISREG(st.st_mode) || st.st_size == 0)
-		return vm_error(vm, -EINVAL, "memory image %s is not a non-empty regular file", path);
+		return vm_error(vm, -EINVAL, "memory image %s is not a non-empty regular file",
+				path);
 	addr = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
 	if (addr == MAP_FAILED)
-		return vm_error(vm, -errno, "cannot map memory image %s: %s", path, strerror(errno));
+		return vm_error(vm, -errno, "cannot map memory image %s: %s", path,
+				strerror(errno));
 	err = mem_map_add_mapping(&vm->mem, addr, (size_t)st.st_size);
 	if (err) {
 		munmap(addr, (size_t)st.st_size);

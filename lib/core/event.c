@@ -11,9 +11,12 @@
 #include <vmscope/event.h>
 
 static const char *const source_names[VMS_SOURCE__COUNT] = {
-	[VMS_SOURCE_INTROSPECT] = "introspect", [VMS_SOURCE_TRACE] = "trace",
-	[VMS_SOURCE_POLL] = "poll",		[VMS_SOURCE_DISK] = "disk",
-	[VMS_SOURCE_MONITOR] = "monitor",	[VMS_SOURCE_VMM] = "vmm",
+	[VMS_SOURCE_INTROSPECT] = "introspect",
+	[VMS_SOURCE_TRACE] = "trace",
+	[VMS_SOURCE_POLL] = "poll",
+	[VMS_SOURCE_DISK] = "disk",
+	[VMS_SOURCE_MONITOR] = "monitor",
+	[VMS_SOURCE_VMM] = "vmm",
 	[VMS_SOURCE_REPLAY] = "replay",
 };
 

@@ -20,8 +20,8 @@ struct qmp;
 struct vms_vm {
 	char error[VMS_ERROR_MAX];
 	int timeout_ms;
-	struct qmp *qmp;	/* NULL unless the target is a live QEMU */
-	struct mem_map mem;	/* guest-physical memory, every target has one */
+	struct qmp *qmp;    /* NULL unless the target is a live QEMU */
+	struct mem_map mem; /* guest-physical memory, every target has one */
 };
 
 /*
@@ -43,15 +43,15 @@ static inline void closep(int *fd)
 		close(*fd);
 }
 
-#define _cleanup_free_ __attribute__((cleanup(freep)))
+#define _cleanup_free_	__attribute__((cleanup(freep)))
 #define _cleanup_close_ __attribute__((cleanup(closep)))
 
 /* Hand a cleanup-managed pointer out: the local no longer owns it. */
-#define TAKE_PTR(p)                          \
-	({                                   \
-		__typeof__(p) _taken_ = (p); \
-		(p) = NULL;                  \
-		_taken_;                     \
+#define TAKE_PTR(p)                                                                                \
+	({                                                                                         \
+		__typeof__(p) _taken_ = (p);                                                       \
+		(p) = NULL;                                                                        \
+		_taken_;                                                                           \
 	})
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))

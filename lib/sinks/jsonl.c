@@ -57,8 +57,7 @@ static json_t *attr_value(struct jsonl *j, const struct vms_event *ev, unsigned 
 	return json_null();
 }
 
-static int set_text(struct jsonl *j, json_t *obj, const char *key, const char *text,
-		    size_t max)
+static int set_text(struct jsonl *j, json_t *obj, const char *key, const char *text, size_t max)
 {
 	size_t len = utf8_sanitize(j->scratch, text, strnlen(text, max));
 

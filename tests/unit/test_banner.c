@@ -20,7 +20,10 @@
 
 #include "os/linux/linux.h"
 
-#define REAL "Linux version 6.1.0-56-cloud-amd64 (debian-kernel@lists.debian.org) (gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0, GNU ld (GNU Binutils for Debian) 2.40) #1 SMP PREEMPT_DYNAMIC Debian 6.1.192-2 (2026-11-16)"
+#define REAL                                                                                       \
+	"Linux version 6.1.0-56-cloud-amd64 (debian-kernel@lists.debian.org) (gcc-12 (Debian "     \
+	"12.2.0-14+deb12u1) 12.2.0, GNU ld (GNU Binutils for Debian) 2.40) #1 SMP "                \
+	"PREEMPT_DYNAMIC Debian 6.1.192-2 (2026-11-16)"
 
 struct image {
 	uint8_t *bytes;

@@ -87,8 +87,7 @@ static void test_event_becomes_one_json_object(void **state)
 	assert_string_equal(json_string_value(json_object_get(obj, "path")),
 			    "/data/new \"name\"\n");
 	assert_int_equal(json_integer_value(json_object_get(obj, "uid")), -5);
-	assert_string_equal(json_string_value(json_object_get(obj, "big")),
-			    "18446744073709551615");
+	assert_string_equal(json_string_value(json_object_get(obj, "big")), "18446744073709551615");
 	assert_true(json_is_false(json_object_get(obj, "dir")));
 	assert_true(json_real_value(json_object_get(obj, "ratio")) == 1.5);
 	json_decref(obj);

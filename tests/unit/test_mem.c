@@ -66,7 +66,7 @@ static void check_reads(int remote)
 	assert_int_equal(mem_map_read(&map, sizeof(ram_low) - 1, buf, 1), 0);
 	memset(buf, 0x5a, sizeof(buf));
 	assert_int_equal(mem_map_read(&map, sizeof(ram_low) - 10, buf, 20), -EFAULT);
-	assert_int_equal(buf[0], 0x5a);	/* nothing copied on failure */
+	assert_int_equal(buf[0], 0x5a); /* nothing copied on failure */
 	assert_int_equal(mem_map_read(&map, 1ull << 31, buf, 1), -EFAULT);
 	assert_int_equal(mem_map_read(&map, UINT64_MAX - 4, buf, 10), -EFAULT);
 	mem_map_release(&map);
@@ -100,7 +100,7 @@ static void test_adjacent_segments_merge_and_overlaps_refused(void **state)
 	assert_int_equal(mem_map_add(&map, &b), 0);
 	assert_int_equal(map.nr_segs, 1);
 	assert_int_equal(mem_map_add(&map, &c), -EEXIST);
-	assert_int_equal(mem_map_add(&map, &d), 0);	/* contiguous gpa, other memory */
+	assert_int_equal(mem_map_add(&map, &d), 0); /* contiguous gpa, other memory */
 	assert_int_equal(map.nr_segs, 2);
 	/* A read across two segments is served from both. */
 	assert_int_equal(mem_map_read(&map, 8192 - 32, buf, 64), 0);

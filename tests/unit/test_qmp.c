@@ -19,8 +19,8 @@
 
 #include "access/qmp.h"
 
-#define GREETING                                                                          \
-	"{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 22, \"minor\": 2, \"major\": 7}, " \
+#define GREETING                                                                                   \
+	"{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 22, \"minor\": 2, \"major\": 7}, "         \
 	"\"package\": \"Debian 1:7.2+dfsg-7+deb12u18+b3\"}, \"capabilities\": [\"oob\"]}}\r\n"
 
 /* The peer: sends each step's text after reading one command line (NULL: send at once). */
@@ -92,12 +92,13 @@ static void finish(struct session *s)
 static void test_command_skips_events_and_returns(void **state)
 {
 	struct session s = { .script = {
-		.steps = { GREETING, "{\"return\": {}}\r\n",
-			   "{\"timestamp\": {\"seconds\": 1, \"microseconds\": 2}, \"event\": \"STOP\"}\r\n"
-			   "{\"return\": {\"status\": \"paused\", ",
-			   "\"running\": false}}\r\n" },
-		.read_before = { 0, 1, 1, 0 },
-	} };
+				     .steps = { GREETING, "{\"return\": {}}\r\n",
+						"{\"timestamp\": {\"seconds\": 1, "
+						"\"microseconds\": 2}, \"event\": \"STOP\"}\r\n"
+						"{\"return\": {\"status\": \"paused\", ",
+						"\"running\": false}}\r\n" },
+				     .read_before = { 0, 1, 1, 0 },
+			     } };
 	json_t *ret = NULL;
 
 	(void)state;
@@ -114,17 +115,19 @@ static void test_command_skips_events_and_returns(void **state)
 static void test_hmp_returns_text(void **state)
 {
 	struct session s = { .script = {
-		.steps = { GREETING, "{\"return\": {}}\r\n",
-			   "{\"return\": \"Host virtual address for 0x100000 (pc.ram) is 0x7f0bb3f00000\\r\\n\"}\r\n" },
-		.read_before = { 0, 1, 1 },
-	} };
+				     .steps = { GREETING, "{\"return\": {}}\r\n",
+						"{\"return\": \"Host virtual address for 0x100000 "
+						"(pc.ram) is 0x7f0bb3f00000\\r\\n\"}\r\n" },
+				     .read_before = { 0, 1, 1 },
+			     } };
 	char *text = NULL;
 
 	(void)state;
 	start(&s, 2000);
 	assert_int_equal(s.ret, 0);
 	assert_int_equal(qmp_hmp(s.qmp, "gpa2hva 0x100000", &text), 0);
-	assert_string_equal(text, "Host virtual address for 0x100000 (pc.ram) is 0x7f0bb3f00000\r\n");
+	assert_string_equal(text,
+			    "Host virtual address for 0x100000 (pc.ram) is 0x7f0bb3f00000\r\n");
 	assert_non_null(strstr(s.script.received, "\"command-line\":\"gpa2hva 0x100000\""));
 	free(text);
 	finish(&s);
@@ -132,12 +135,15 @@ static void test_hmp_returns_text(void **state)
 
 static void test_error_reply_names_the_cause(void **state)
 {
-	struct session s = { .script = {
-		.steps = { GREETING, "{\"return\": {}}\r\n",
-			   "{\"error\": {\"class\": \"GenericError\", \"desc\": \"Device 'x' not found\"}}\r\n",
-			   "{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"The command foo has not been found\"}}\r\n" },
-		.read_before = { 0, 1, 1, 1 },
-	} };
+	struct session
+		s = { .script = {
+			      .steps = { GREETING, "{\"return\": {}}\r\n",
+					 "{\"error\": {\"class\": \"GenericError\", \"desc\": "
+					 "\"Device 'x' not found\"}}\r\n",
+					 "{\"error\": {\"class\": \"CommandNotFound\", \"desc\": "
+					 "\"The command foo has not been found\"}}\r\n" },
+			      .read_before = { 0, 1, 1, 1 },
+		      } };
 
 	(void)state;
 	start(&s, 2000);
@@ -185,10 +191,10 @@ static void test_json_that_is_not_a_greeting(void **state)
 static void test_peer_closing_mid_command(void **state)
 {
 	struct session s = { .script = {
-		.steps = { GREETING, "{\"return\": {}}\r\n", "{\"return\": " },
-		.read_before = { 0, 1, 1 },
-		.close_at_end = 1,
-	} };
+				     .steps = { GREETING, "{\"return\": {}}\r\n", "{\"return\": " },
+				     .read_before = { 0, 1, 1 },
+				     .close_at_end = 1,
+			     } };
 
 	(void)state;
 	start(&s, 2000);

@@ -132,7 +132,7 @@ static void test_reserve_commit_in_place(void **state)
 	slot = vms_ring_reserve(ring);
 	assert_non_null(slot);
 	make_event(slot, 7);
-	assert_null(vms_ring_peek(ring));	/* not yet committed */
+	assert_null(vms_ring_peek(ring)); /* not yet committed */
 	vms_ring_commit(ring);
 	assert_int_equal(seq_of(vms_ring_peek(ring)), 7);
 	vms_ring_free(ring);
@@ -149,7 +149,7 @@ static void *produce(void *arg)
 		struct vms_event *slot = vms_ring_reserve(ring);
 
 		if (!slot)
-			continue;	/* full: try again (counted as dropped) */
+			continue; /* full: try again (counted as dropped) */
 		vms_event_init(slot, "vm0", VMS_SOURCE_POLL, "tick");
 		vms_event_add_uint(slot, "seq", seq);
 		vms_ring_commit(ring);

@@ -7,7 +7,7 @@
 
 struct cli_command {
 	const char *name;
-	const char *usage;	/* arguments after the command name */
+	const char *usage; /* arguments after the command name */
 	const char *summary;
 	int (*run)(int argc, char **argv);
 };

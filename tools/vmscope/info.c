@@ -30,16 +30,13 @@ static void print_text(const struct vms_vm_info *info, const struct vms_os_ident
 
 static int print_json(const struct vms_vm_info *info, const struct vms_os_ident *os)
 {
-	json_t *obj = json_pack("{s:s?,s:s,s:o,s:I,s:s?,s:s?,s:s?,s:o}",
-				"name", info->name[0] ? info->name : NULL,
-				"state", info->state,
-				"vcpus", info->vcpus >= 0 ? json_integer(info->vcpus) : json_null(),
-				"ram_bytes", (json_int_t)info->ram_bytes,
-				"os", os ? os->os : NULL,
-				"kernel_release", os ? os->release : NULL,
-				"kernel_banner", os ? os->banner : NULL,
-				"qemu_pid", info->qemu_pid > 0 ? json_integer(info->qemu_pid)
-							       : json_null());
+	json_t *obj = json_pack("{s:s?,s:s,s:o,s:I,s:s?,s:s?,s:s?,s:o}", "name",
+				info->name[0] ? info->name : NULL, "state", info->state, "vcpus",
+				info->vcpus >= 0 ? json_integer(info->vcpus) : json_null(),
+				"ram_bytes", (json_int_t)info->ram_bytes, "os", os ? os->os : NULL,
+				"kernel_release", os ? os->release : NULL, "kernel_banner",
+				os ? os->banner : NULL, "qemu_pid",
+				info->qemu_pid > 0 ? json_integer(info->qemu_pid) : json_null());
 
 	if (!obj)
 		return cli_fail("cannot build JSON output");
@@ -82,7 +79,8 @@ static int run_info(int argc, char **argv)
 		status = cli_fail("%s", vms_last_error(vm));
 		goto out;
 	}
-	status = json ? print_json(&info, err ? NULL : &os) : (print_text(&info, err ? NULL : &os), 0);
+	status = json ? print_json(&info, err ? NULL : &os)
+		      : (print_text(&info, err ? NULL : &os), 0);
 out:
 	vms_vm_free(vm);
 	return status;

@@ -20,9 +20,9 @@
 #include "os/driver.h"
 #include "os/linux/linux.h"
 
-#define BANNER_PREFIX "Linux version "
+#define BANNER_PREFIX  "Linux version "
 #define MAX_CANDIDATES 64
-#define MAX_RELEASE 64
+#define MAX_RELEASE    64
 
 struct candidate {
 	char text[VMS_BANNER_MAX];
