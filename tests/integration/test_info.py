@@ -42,6 +42,17 @@ def check_live(t, shm):
         t.eq(g.qmp("query-status")["status"], "running", "%s: the VM runs on afterwards" % kind)
 
 
+def check_second_kernel(t):
+    """The same answer on another Debian kernel: nothing is tuned to one build."""
+    kernel = vmguest.pinned_kernel("VMSCOPE_KERNEL_ALT")
+    with vmguest.Guest(workload="idle", kernel=kernel) as g:
+        truth = g.truth()["version"].strip()
+        r = vmscope("info", "qmp:" + g.qmp_path, "--json")
+        info = json.loads(r.stdout)
+        t.eq(info["kernel_banner"], truth, "kernel %s: banner equals /proc/version" % kernel)
+        t.eq(info["kernel_release"], kernel, "kernel %s: release" % kernel)
+
+
 def check_raw_dump(t):
     """A physical-memory image saved by QEMU itself (HMP pmemsave) reads the same."""
     with vmguest.Guest(workload="idle", ram_mib=128) as g, \
@@ -139,6 +150,7 @@ def main():
     t = Tap()
     t.run("live guest, shared-memory RAM", check_live, True)
     t.run("live guest, /proc/PID/mem RAM", check_live, False)
+    t.run("second kernel", check_second_kernel)
     t.run("raw image", check_raw_dump)
     t.run("bad targets", check_bad_targets)
     t.run("unreadable RAM", check_unreadable_ram)
