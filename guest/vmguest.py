@@ -259,22 +259,49 @@ class Guest:
 
     def qmp(self, command, **arguments):
         """Run one QMP command on a fresh connection; return its 'return' value."""
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(30)
-            s.connect(self.qmp_path)
-            f = s.makefile("rw")
-            json.loads(f.readline())
-            for msg in ({"execute": "qmp_capabilities"},
-                        {"execute": command, "arguments": arguments}):
-                f.write(json.dumps(msg) + "\n")
-                f.flush()
-                while True:
-                    reply = json.loads(f.readline())
-                    if "return" in reply or "error" in reply:
-                        break
-                if "error" in reply:
-                    raise GuestError("QMP %s: %s" % (msg["execute"], reply["error"]))
-            return reply["return"]
+        with QMPSession(self.qmp_path) as q:
+            return q.qmp(command, **arguments)
+
+    def hmp(self, command_line):
+        return self.qmp("human-monitor-command", **{"command-line": command_line})
+
+    def session(self):
+        """A QMP connection kept open for many commands (use as a context manager)."""
+        return QMPSession(self.qmp_path)
+
+
+class QMPSession:
+    """The harness's own QMP client: ground truth comes from QEMU through it."""
+
+    def __init__(self, path, timeout=60):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(path)
+        self.file = self.sock.makefile("rw")
+        json.loads(self.file.readline())
+        self.qmp("qmp_capabilities")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()
+        self.sock.close()
+        return False
+
+    def qmp(self, command, **arguments):
+        msg = {"execute": command}
+        if arguments:
+            msg["arguments"] = arguments
+        self.file.write(json.dumps(msg) + "\n")
+        self.file.flush()
+        while True:
+            reply = json.loads(self.file.readline())
+            if "return" in reply or "error" in reply:
+                break
+        if "error" in reply:
+            raise GuestError("QMP %s: %s" % (command, reply["error"]))
+        return reply["return"]
 
     def hmp(self, command_line):
         return self.qmp("human-monitor-command", **{"command-line": command_line})

@@ -7,6 +7,8 @@
  *   qmp:/path/to/qmp.sock   a live QEMU, reached over its QMP socket; guest RAM is
  *                           read from the memory-backend file when the VM has one,
  *                           otherwise through /proc/PID/mem (addresses from gpa2hva)
+ *   dump:/path/to/core      an ELF core from QMP dump-guest-memory (vms_vm_dump()),
+ *                           with the vCPU registers QEMU noted in it
  *   raw:/path/to/file       a raw physical-memory image, guest-physical 0 at offset 0
  *
  * Every function returns 0 or a negative errno. After a failure,
@@ -58,6 +60,23 @@ int vms_vm_query_info(struct vms_vm *vm, struct vms_vm_info *ret_info);
  * wholly inside guest RAM fails with -EFAULT and copies nothing.
  */
 int vms_phys_read(struct vms_vm *vm, uint64_t gpa, void *buf, size_t len);
+
+/*
+ * Consistency: vms_vm_pause() stops a live VM (QMP stop) so that several reads
+ * see one instant; vms_vm_resume() lets it run again, but only if this handle
+ * stopped it. Calls nest. Reading does not pause unless asked to. Both are
+ * no-ops for dumps and images.
+ */
+int vms_vm_pause(struct vms_vm *vm);
+int vms_vm_resume(struct vms_vm *vm);
+
+/*
+ * Write an ELF core of the live VM to path (QMP dump-guest-memory through a
+ * file descriptor we pass, so QEMU needs no access to path). The core holds
+ * all guest RAM and every vCPU's registers, including EFER in a note of
+ * vmscope's own; attach to it later as dump:PATH.
+ */
+int vms_vm_dump(struct vms_vm *vm, const char *path);
 
 #ifdef __cplusplus
 }

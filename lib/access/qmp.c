@@ -29,7 +29,8 @@ struct qmp {
 	char *buf;	/* received, not yet consumed */
 	size_t len, cap;
 	char error[512];
-	char quote[41]; /* what a non-QMP peer sent, printable */
+	char quote[41];
+	unsigned long resumes;	/* RESUME events seen */ /* what a non-QMP peer sent, printable */
 };
 
 static int set_error(struct qmp *qmp, int err, const char *fmt, ...)
@@ -302,10 +303,46 @@ void qmp_close(struct qmp *qmp)
 	free(qmp);
 }
 
-static int send_command(struct qmp *qmp, const char *command, json_t *arguments, long long deadline)
+/* Send data, the first byte carrying fd as SCM_RIGHTS ancillary data. */
+static int send_with_fd(struct qmp *qmp, const char *data, size_t len, int fd,
+			long long deadline)
+{
+	char control[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
+	struct msghdr msg = {
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = control,
+		.msg_controllen = sizeof(control),
+	};
+	struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+	ssize_t n;
+
+	cmsg->cmsg_level = SOL_SOCKET;
+	cmsg->cmsg_type = SCM_RIGHTS;
+	cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+	for (;;) {
+		int err;
+
+		n = sendmsg(qmp->fd, &msg, MSG_NOSIGNAL);
+		if (n >= 0)
+			break;
+		if (errno != EAGAIN && errno != EINTR)
+			return -errno;
+		err = wait_fd(qmp, POLLOUT, deadline);
+		if (err)
+			return err;
+	}
+	return send_all(qmp, data + n, len - (size_t)n, deadline);
+}
+
+static int send_command(struct qmp *qmp, const char *command, json_t *arguments, int pass_fd,
+			long long deadline)
 {
 	json_t *msg = json_pack("{s:s}", "execute", command);
 	char *text;
+	size_t len;
 	int err;
 
 	if (!msg) {
@@ -320,9 +357,12 @@ static int send_command(struct qmp *qmp, const char *command, json_t *arguments,
 	json_decref(msg);
 	if (!text)
 		return -ENOMEM;
-	err = send_all(qmp, text, strlen(text), deadline);
-	if (!err)
-		err = send_all(qmp, "\n", 1, deadline);
+	len = strlen(text);
+	text[len] = '\n'; /* the NUL's byte ends the line; we send len + 1 bytes */
+	if (pass_fd >= 0)
+		err = send_with_fd(qmp, text, len + 1, pass_fd, deadline);
+	else
+		err = send_all(qmp, text, len + 1, deadline);
 	free(text);
 	if (err)
 		return set_error(qmp, err, "%s: cannot send %s: %s", qmp->name, command,
@@ -341,13 +381,22 @@ static int command_failed(struct qmp *qmp, const char *command, json_t *reply)
 			 desc ? desc : "no description");
 }
 
-int qmp_execute(struct qmp *qmp, const char *command, json_t *arguments, json_t **ret_return)
+static void note_event(struct qmp *qmp, json_t *event)
+{
+	const char *name = json_string_value(json_object_get(event, "event"));
+
+	if (name && !strcmp(name, "RESUME"))
+		qmp->resumes++;
+}
+
+int qmp_execute_fd(struct qmp *qmp, const char *command, json_t *arguments, int pass_fd,
+		   json_t **ret_return)
 {
 	long long deadline = now_ms() + qmp->timeout_ms;
 	json_t *reply = NULL, *value;
 	int err;
 
-	err = send_command(qmp, command, arguments, deadline);
+	err = send_command(qmp, command, arguments, pass_fd, deadline);
 	if (err)
 		return err;
 	for (;;) {
@@ -356,7 +405,8 @@ int qmp_execute(struct qmp *qmp, const char *command, json_t *arguments, json_t 
 			return err;
 		if (json_object_get(reply, "return") || json_object_get(reply, "error"))
 			break;
-		json_decref(reply); /* an asynchronous event */
+		note_event(qmp, reply);
+		json_decref(reply);
 	}
 	value = json_object_get(reply, "return");
 	if (!value) {
@@ -368,6 +418,21 @@ int qmp_execute(struct qmp *qmp, const char *command, json_t *arguments, json_t 
 		*ret_return = json_incref(value);
 	json_decref(reply);
 	return 0;
+}
+
+int qmp_execute(struct qmp *qmp, const char *command, json_t *arguments, json_t **ret_return)
+{
+	return qmp_execute_fd(qmp, command, arguments, -1, ret_return);
+}
+
+int qmp_pass_fd(struct qmp *qmp, const char *name, int fd)
+{
+	return qmp_execute_fd(qmp, "getfd", json_pack("{s:s}", "fdname", name), fd, NULL);
+}
+
+unsigned long qmp_resumes(const struct qmp *qmp)
+{
+	return qmp->resumes;
 }
 
 int qmp_hmp(struct qmp *qmp, const char *command_line, char **ret_output)

@@ -33,6 +33,16 @@ void qmp_close(struct qmp *qmp);
  */
 int qmp_execute(struct qmp *qmp, const char *command, json_t *arguments, json_t **ret_return);
 
+/* The same, with fd passed to QEMU (SCM_RIGHTS) along with the command. */
+int qmp_execute_fd(struct qmp *qmp, const char *command, json_t *arguments, int pass_fd,
+		   json_t **ret_return);
+
+/* Hand fd to QEMU under name (QMP getfd), for arguments like "fd:NAME". */
+int qmp_pass_fd(struct qmp *qmp, const char *name, int fd);
+
+/* How many RESUME events this connection has seen: a change means the VM ran. */
+unsigned long qmp_resumes(const struct qmp *qmp);
+
 /* Run an HMP command line; *ret_output is malloc'ed text owned by the caller. */
 int qmp_hmp(struct qmp *qmp, const char *command_line, char **ret_output);
 

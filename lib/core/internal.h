@@ -11,7 +11,9 @@
 
 #include <vmscope/vm.h>
 
+#include "access/elfcore.h"
 #include "access/mem.h"
+#include "arch/tlb.h"
 
 #define VMS_ERROR_MAX 512
 
@@ -20,8 +22,16 @@ struct qmp;
 struct vms_vm {
 	char error[VMS_ERROR_MAX];
 	int timeout_ms;
-	struct qmp *qmp;    /* NULL unless the target is a live QEMU */
-	struct mem_map mem; /* guest-physical memory, every target has one */
+	struct qmp *qmp;     /* NULL unless the target is a live QEMU */
+	struct mem_map mem;  /* guest-physical memory, every target has one */
+	struct elfcore core; /* vCPU state of a dump: target */
+	int has_core;
+	int paging_levels;   /* set by the user; 0: detect */
+	int detected_levels; /* 0 until detected */
+	struct tlb tlb;
+	unsigned long resumes_seen; /* qmp_resumes() when the TLB was last valid */
+	int pause_depth;
+	int paused_by_us;
 };
 
 /*

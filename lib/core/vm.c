@@ -7,8 +7,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <vmscope/mem.h>
+#include <vmscope/vcpu.h>
+
+#include "access/dump.h"
 #include "access/qmp.h"
 #include "access/ram.h"
+#include "access/regs.h"
 #include "core/internal.h"
 
 int vms_vm_new(struct vms_vm **ret_vm)
@@ -27,7 +32,10 @@ void vms_vm_free(struct vms_vm *vm)
 {
 	if (!vm)
 		return;
+	if (vm->paused_by_us)
+		qmp_execute(vm->qmp, "cont", NULL, NULL); /* never leave a VM stopped */
 	qmp_close(vm->qmp);
+	elfcore_release(&vm->core);
 	mem_map_release(&vm->mem);
 	free(vm);
 }
@@ -53,18 +61,24 @@ int vms_vm_attach(struct vms_vm *vm, const char *target, const struct vms_attach
 	    opts->timeout_ms > 0)
 		vm->timeout_ms = opts->timeout_ms;
 	if (!colon || !colon[1])
-		return vm_error(vm, -EINVAL, "bad target \"%s\": expected qmp:SOCKET or raw:FILE",
+		return vm_error(vm, -EINVAL,
+				"bad target \"%s\": expected qmp:SOCKET, dump:FILE or raw:FILE",
 				target ? target : "");
 	if (!strncmp(target, "qmp:", 4))
 		err = attach_qmp(vm, colon + 1);
+	else if (!strncmp(target, "dump:", 5))
+		err = dump_attach(vm, colon + 1);
 	else if (!strncmp(target, "raw:", 4))
 		err = raw_attach(vm, colon + 1);
 	else
-		return vm_error(vm, -EINVAL, "unknown target type \"%.*s\": expected qmp: or raw:",
+		return vm_error(vm, -EINVAL,
+				"unknown target type \"%.*s\": expected qmp:, dump: or raw:",
 				(int)(colon - target), target);
 	if (err) {
 		qmp_close(vm->qmp);
 		vm->qmp = NULL;
+		elfcore_release(&vm->core);
+		vm->has_core = 0;
 		mem_map_release(&vm->mem);
 		return err;
 	}
@@ -123,8 +137,10 @@ int vms_vm_query_info(struct vms_vm *vm, struct vms_vm_info *ret_info)
 	if (!vm->qmp && !vm->mem.nr_segs)
 		return vm_error(vm, -ENOTCONN, "not attached to a VM");
 	if (!vm->qmp) {
-		snprintf(info.state, sizeof(info.state), "image");
+		snprintf(info.state, sizeof(info.state), vm->has_core ? "dump" : "image");
 		info.ram_bytes = mem_map_total(&vm->mem);
+		if (vm->has_core)
+			info.vcpus = vm->core.nr_regs;
 		*ret_info = info;
 		return 0;
 	}
@@ -152,5 +168,57 @@ int vms_phys_read(struct vms_vm *vm, uint64_t gpa, void *buf, size_t len)
 	if (err)
 		return vm_error(vm, err, "cannot read guest RAM at 0x%llx: %s",
 				(unsigned long long)gpa, strerror(-err));
+	return 0;
+}
+
+int vms_vm_pause(struct vms_vm *vm)
+{
+	json_t *status = NULL;
+	int running, err;
+
+	if (!vm->qmp || vm->pause_depth++)
+		return 0;
+	err = qmp_execute(vm->qmp, "query-status", NULL, &status);
+	running = json_is_true(json_object_get(status, "running"));
+	json_decref(status);
+	if (!err && running)
+		err = qmp_execute(vm->qmp, "stop", NULL, NULL);
+	if (err) {
+		vm->pause_depth--;
+		return vm_error(vm, err, "cannot pause the VM: %s", qmp_error(vm->qmp));
+	}
+	vm->paused_by_us = running;
+	return 0;
+}
+
+int vms_vm_resume(struct vms_vm *vm)
+{
+	int err = 0;
+
+	if (!vm->qmp || !vm->pause_depth || --vm->pause_depth)
+		return 0;
+	if (vm->paused_by_us)
+		err = qmp_execute(vm->qmp, "cont", NULL, NULL);
+	vm->paused_by_us = 0;
+	vms_vm_flush_caches(vm);
+	if (err)
+		return vm_error(vm, err, "cannot resume the VM: %s", qmp_error(vm->qmp));
+	return 0;
+}
+
+int vms_vcpu_get_regs(struct vms_vm *vm, struct vms_vcpu_regs **ret_regs, int *ret_count)
+{
+	struct vms_vcpu_regs *copy;
+
+	if (vm->qmp)
+		return regs_read_live(vm, 1, ret_regs, ret_count);
+	if (!vm->has_core || !vm->core.nr_regs)
+		return vm_error(vm, -ENODATA, "this target holds no vCPU state (raw image)");
+	copy = malloc((size_t)vm->core.nr_regs * sizeof(*copy));
+	if (!copy)
+		return vm_error(vm, -ENOMEM, "out of memory");
+	memcpy(copy, vm->core.regs, (size_t)vm->core.nr_regs * sizeof(*copy));
+	*ret_regs = copy;
+	*ret_count = vm->core.nr_regs;
 	return 0;
 }

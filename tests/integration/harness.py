@@ -49,13 +49,13 @@ class Tap:
         return 1 if self.failed else 0
 
 
-def vmscope(*args, timeout=HANG_LIMIT_S, user=None):
+def vmscope(*args, timeout=HANG_LIMIT_S, user=None, input=None):
     """Run vmscope; returns CompletedProcess (text). A hang raises TimeoutExpired.
 
     With user (a numeric uid), vmscope runs unprivileged from a copy that user
     can reach, wherever the build tree lies."""
     if not user:
-        return subprocess.run([VMSCOPE] + list(args), stdout=subprocess.PIPE,
+        return subprocess.run([VMSCOPE] + list(args), stdout=subprocess.PIPE, input=input,
                               stderr=subprocess.PIPE, text=True, timeout=timeout)
     with tempfile.TemporaryDirectory(prefix="vmscope-test-") as d:
         os.chmod(d, 0o755)

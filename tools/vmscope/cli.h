@@ -3,6 +3,8 @@
 #ifndef VMSCOPE_CLI_H
 #define VMSCOPE_CLI_H
 
+#include <stdint.h>
+
 #include <vmscope/vm.h>
 
 struct cli_command {
@@ -13,12 +15,42 @@ struct cli_command {
 };
 
 extern const struct cli_command cmd_info;
+extern const struct cli_command cmd_dump;
+extern const struct cli_command cmd_read;
+extern const struct cli_command cmd_regs;
+extern const struct cli_command cmd_maps;
+extern const struct cli_command cmd_translate;
 
 /* Print "vmscope: <message>" on stderr; returns the exit status 1. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Print the usage line of cmd on stderr; returns the exit status 2. */
 int cli_usage(const struct cli_command *cmd);
+
+/* Parse a decimal or 0x-hex number; on error print why and return -1. */
+int cli_parse_u64(const char *text, const char *what, uint64_t *ret);
+
+/* --cr3 X | --vcpu N (whose CR3; default vCPU 0) and --levels 4|5. */
+struct cli_paging {
+	uint64_t cr3;
+	int have_cr3;
+	uint64_t vcpu;
+	int levels;
+};
+
+enum { CLI_OPT_CR3 = 0x100, CLI_OPT_VCPU, CLI_OPT_LEVELS };
+
+#define CLI_PAGING_OPTIONS                                          \
+	{ "cr3", required_argument, NULL, CLI_OPT_CR3 },            \
+		{ "vcpu", required_argument, NULL, CLI_OPT_VCPU },  \
+	{                                                           \
+		"levels", required_argument, NULL, CLI_OPT_LEVELS   \
+	}
+
+/* 1: opt was a paging option and is taken; 0: not one; -1: bad value (printed). */
+int cli_paging_option(struct cli_paging *p, int opt, const char *arg);
+/* Apply --levels and find the CR3 to use; prints why on failure (returns 1). */
+int cli_paging_apply(struct vms_vm *vm, struct cli_paging *p);
 
 /* Open and attach a handle to target; on failure print why and return NULL. */
 struct vms_vm *cli_attach(const char *target);

@@ -11,6 +11,11 @@
 
 static const struct cli_command *const commands[] = {
 	&cmd_info,
+	&cmd_regs,
+	&cmd_read,
+	&cmd_translate,
+	&cmd_maps,
+	&cmd_dump,
 };
 
 int cli_fail(const char *fmt, ...)
@@ -53,10 +58,11 @@ struct vms_vm *cli_attach(const char *target)
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: vmscope COMMAND TARGET [OPTIONS]\n\n"
-		     "TARGET is qmp:/path/to/qmp.sock (a live QEMU) or raw:/path/to/memory.img\n\n"
+		     "TARGET is qmp:/path/to/qmp.sock (a live QEMU), dump:/path/to/core (an ELF\n"
+		     "core from vmscope dump or dump-guest-memory) or raw:/path/to/memory.img\n\n"
 		     "commands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(out, "  %-8s %-28s %s\n", commands[i]->name, commands[i]->usage,
+		fprintf(out, "  %-6s %-44s %s\n", commands[i]->name, commands[i]->usage,
 			commands[i]->summary);
 }
 
