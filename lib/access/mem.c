@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "access/mem.h"
+#include "access/ramfile.h"
 
 #define SCAN_CHUNK_BYTES (4u << 20)
 
@@ -26,8 +27,11 @@ void mem_map_release(struct mem_map *map)
 {
 	for (size_t i = 0; i < map->nr_maps; i++)
 		munmap(map->maps[i].addr, map->maps[i].len);
+	for (size_t i = 0; i < map->nr_files; i++)
+		ram_file_close(map->files[i]);
 	if (map->proc_mem_fd >= 0)
 		close(map->proc_mem_fd);
+	free(map->files);
 	free(map->maps);
 	free(map->segs);
 	mem_map_init(map);
@@ -45,10 +49,31 @@ int mem_map_add_mapping(struct mem_map *map, void *addr, size_t len)
 	return 0;
 }
 
+int mem_map_add_file(struct mem_map *map, struct ram_file *file)
+{
+	struct ram_file **files = realloc(map->files, (map->nr_files + 1) * sizeof(*files));
+
+	if (!files) {
+		ram_file_close(file);
+		return -ENOMEM;
+	}
+	files[map->nr_files++] = file;
+	map->files = files;
+	return 0;
+}
+
+void mem_map_forget(struct mem_map *map)
+{
+	for (size_t i = 0; i < map->nr_files; i++)
+		ram_file_forget(map->files[i]);
+}
+
 static int continues(const struct mem_segment *prev, const struct mem_segment *seg)
 {
 	if (prev->gpa + prev->size != seg->gpa)
 		return 0;
+	if (prev->file || seg->file)
+		return prev->file == seg->file && prev->file_offset + prev->size == seg->file_offset;
 	if (prev->host || seg->host)
 		return prev->host && seg->host && prev->host + prev->size == seg->host;
 	return prev->hva + prev->size == seg->hva;
@@ -108,6 +133,8 @@ static int segment_read(const struct mem_map *map, const struct mem_segment *seg
 		memcpy(buf, seg->host + offset, len);
 		return 0;
 	}
+	if (seg->file)
+		return ram_file_read(seg->file, seg->file_offset + offset, buf, len);
 	while (len) {
 		n = pread(map->proc_mem_fd, buf, len, (off_t)(seg->hva + offset));
 		if (n < 0 && errno == EINTR)
@@ -143,6 +170,11 @@ static int range_present(const struct mem_map *map, uint64_t gpa, size_t len)
 
 int mem_map_read(const struct mem_map *map, uint64_t gpa, void *buf, size_t len)
 {
+	const struct mem_segment *first = find_segment(map, gpa);
+
+	/* The common case first: the whole range inside one segment. */
+	if (first && len <= first->size - (gpa - first->gpa))
+		return segment_read(map, first, gpa - first->gpa, buf, len);
 	if (gpa + len < gpa || !range_present(map, gpa, len))
 		return -EFAULT;
 	while (len) {
@@ -158,6 +190,19 @@ int mem_map_read(const struct mem_map *map, uint64_t gpa, void *buf, size_t len)
 		len -= part;
 	}
 	return 0;
+}
+
+const uint8_t *mem_map_host_page(const struct mem_map *map, uint64_t gpa)
+{
+	const struct mem_segment *s = find_segment(map, gpa);
+	uint64_t offset;
+
+	if (!s || (gpa & 4095) || s->size - (gpa - s->gpa) < 4096)
+		return NULL;
+	offset = gpa - s->gpa;
+	if (s->file)
+		return ram_file_page(s->file, s->file_offset + offset);
+	return s->host ? s->host + offset : NULL;
 }
 
 uint64_t mem_map_avail(const struct mem_map *map, uint64_t gpa)
@@ -204,10 +249,11 @@ static int scan_buffer(const uint8_t *data, size_t len, uint64_t gpa, const void
 }
 
 /*
- * Scan a segment read through QEMU's process in chunks. Consecutive chunks
+ * Scan a segment that is read rather than mapped (QEMU's process, or a RAM
+ * file whose holes must not be touched) in chunks. Consecutive chunks
  * overlap by needle_len - 1 bytes so a match across their border is seen once.
  */
-static int scan_remote(const struct mem_map *map, const struct mem_segment *seg, const void *needle,
+static int scan_by_reading(const struct mem_map *map, const struct mem_segment *seg, const void *needle,
 		       size_t needle_len, mem_found_fn found, void *ctx)
 {
 	uint8_t *chunk;
@@ -245,10 +291,10 @@ int mem_map_scan(const struct mem_map *map, const void *needle, size_t needle_le
 	for (size_t i = 0; i < map->nr_segs && !ret; i++) {
 		const struct mem_segment *s = &map->segs[i];
 
-		if (s->host)
+		if (s->host && !s->file)
 			ret = scan_buffer(s->host, s->size, s->gpa, needle, needle_len, found, ctx);
 		else
-			ret = scan_remote(map, s, needle, needle_len, found, ctx);
+			ret = scan_by_reading(map, s, needle, needle_len, found, ctx);
 	}
 	return ret;
 }

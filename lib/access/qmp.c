@@ -29,8 +29,8 @@ struct qmp {
 	char *buf;	/* received, not yet consumed */
 	size_t len, cap;
 	char error[512];
-	char quote[41];
-	unsigned long resumes;	/* RESUME events seen */ /* what a non-QMP peer sent, printable */
+	char quote[41];		/* what a non-QMP peer sent, printable */
+	unsigned long resumes;	/* RESUME events seen */
 };
 
 static int set_error(struct qmp *qmp, int err, const char *fmt, ...)
@@ -430,9 +430,9 @@ int qmp_pass_fd(struct qmp *qmp, const char *name, int fd)
 	return qmp_execute_fd(qmp, "getfd", json_pack("{s:s}", "fdname", name), fd, NULL);
 }
 
-unsigned long qmp_resumes(const struct qmp *qmp)
+const unsigned long *qmp_resumes(const struct qmp *qmp)
 {
-	return qmp->resumes;
+	return &qmp->resumes;
 }
 
 int qmp_hmp(struct qmp *qmp, const char *command_line, char **ret_output)

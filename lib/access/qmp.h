@@ -40,8 +40,11 @@ int qmp_execute_fd(struct qmp *qmp, const char *command, json_t *arguments, int 
 /* Hand fd to QEMU under name (QMP getfd), for arguments like "fd:NAME". */
 int qmp_pass_fd(struct qmp *qmp, const char *name, int fd);
 
-/* How many RESUME events this connection has seen: a change means the VM ran. */
-unsigned long qmp_resumes(const struct qmp *qmp);
+/*
+ * The count of RESUME events this connection has seen: a change means the VM
+ * ran. A pointer, so hot paths can watch it without a call.
+ */
+const unsigned long *qmp_resumes(const struct qmp *qmp);
 
 /* Run an HMP command line; *ret_output is malloc'ed text owned by the caller. */
 int qmp_hmp(struct qmp *qmp, const char *command_line, char **ret_output);

@@ -10,7 +10,8 @@
  * table.
  *
  * Each backend is then read one of two ways: a memory-backend-file (e.g. in
- * /dev/shm) is mmap'ed read-only, zero copy; any other backend is read from
+ * /dev/shm) is mapped read-only and read zero copy where the guest has memory
+ * (ramfile.c: holes are read without allocating them); any other backend is read from
  * QEMU's /proc/PID/mem at the host address HMP "gpa2hva" reports, which needs
  * nothing from how the VM was started (libvirt, no shared memory).
  */
@@ -20,12 +21,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "access/qmp.h"
 #include "access/ram.h"
+#include "access/ramfile.h"
 #include "core/internal.h"
 
 #define MAX_MEMDEVS    64
@@ -34,8 +34,8 @@
 struct memdev {
 	char id[128];
 	uint64_t size;
-	char *mem_path;	     /* NULL unless a memory-backend-file */
-	const uint8_t *host; /* mapping of the file, or NULL */
+	char *mem_path;		/* NULL unless a memory-backend-file */
+	struct ram_file *file;	/* the opened file, or NULL */
 	uint64_t hva_base;   /* QEMU's address of offset 0, when host is NULL */
 	int has_ranges;
 };
@@ -164,36 +164,17 @@ static int read_ram_ranges(struct vms_vm *vm, struct ram_probe *probe)
 	return 0;
 }
 
-/* Map a memory-backend-file read-only; on failure note why and leave host NULL. */
-static void map_backend_file(struct vms_vm *vm, struct ram_probe *probe, struct memdev *dev)
+/* Open a memory-backend-file; on failure note why and leave file NULL. */
+static void open_backend_file(struct vms_vm *vm, struct ram_probe *probe, struct memdev *dev)
 {
-	_cleanup_close_ int fd = -1;
-	struct stat st;
-	void *addr;
+	struct ram_file *file;
 
-	fd = open(dev->mem_path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st)) {
-		snprintf(probe->file_error, sizeof(probe->file_error), "%s: %s", dev->mem_path,
-			 strerror(errno));
+	if (ram_file_open(dev->mem_path, dev->size, &file, probe->file_error,
+			  sizeof(probe->file_error)))
 		return;
-	}
-	/* A file shorter than the backend would fault (SIGBUS) past its end. */
-	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size < dev->size) {
-		snprintf(probe->file_error, sizeof(probe->file_error),
-			 "%s: not a %" PRIu64 "-byte RAM file", dev->mem_path, dev->size);
+	if (mem_map_add_file(&vm->mem, file))
 		return;
-	}
-	addr = mmap(NULL, dev->size, PROT_READ, MAP_SHARED, fd, 0);
-	if (addr == MAP_FAILED) {
-		snprintf(probe->file_error, sizeof(probe->file_error), "%s: mmap: %s",
-			 dev->mem_path, strerror(errno));
-		return;
-	}
-	if (mem_map_add_mapping(&vm->mem, addr, dev->size)) {
-		munmap(addr, dev->size);
-		return;
-	}
-	dev->host = addr;
+	dev->file = file;
 }
 
 static int open_proc_mem(struct vms_vm *vm, struct ram_probe *probe)
@@ -247,8 +228,8 @@ static int place_backends(struct vms_vm *vm, struct ram_probe *probe)
 		if (!dev->has_ranges)
 			continue;
 		if (dev->mem_path)
-			map_backend_file(vm, probe, dev);
-		if (dev->host)
+			open_backend_file(vm, probe, dev);
+		if (dev->file)
 			continue;
 		err = open_proc_mem(vm, probe);
 		for (size_t j = 0; !err && j < probe->nr_ranges; j++)
@@ -269,10 +250,12 @@ static int add_segments(struct vms_vm *vm, struct ram_probe *probe)
 		struct mem_segment seg = { .gpa = r->gpa, .size = r->size };
 		int err;
 
-		if (r->dev->host)
-			seg.host = r->dev->host + r->offset;
-		else
+		if (r->dev->file) {
+			seg.file = r->dev->file;
+			seg.file_offset = r->offset;
+		} else {
 			seg.hva = r->dev->hva_base + r->offset;
+		}
 		err = mem_map_add(&vm->mem, &seg);
 		if (err)
 			return vm_error(vm, err,

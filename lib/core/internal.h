@@ -29,7 +29,9 @@ struct vms_vm {
 	int paging_levels;   /* set by the user; 0: detect */
 	int detected_levels; /* 0 until detected */
 	struct tlb tlb;
-	unsigned long resumes_seen; /* qmp_resumes() when the TLB was last valid */
+	const unsigned long *resumes; /* qmp_resumes(), or a counter that never moves */
+	unsigned long resumes_seen;   /* *resumes when the caches were last valid */
+	unsigned long no_resumes;
 	int pause_depth;
 	int paused_by_us;
 };

@@ -19,8 +19,8 @@
 void vms_vm_flush_caches(struct vms_vm *vm)
 {
 	tlb_flush(&vm->tlb);
-	if (vm->qmp)
-		vm->resumes_seen = qmp_resumes(vm->qmp);
+	mem_map_forget(&vm->mem);
+	vm->resumes_seen = *vm->resumes;
 }
 
 /* vCPU 0's CR4.LA57, read without stopping the VM. */
@@ -74,23 +74,36 @@ static int read_phys(void *ctx, uint64_t gpa, void *buf, size_t len)
 	return mem_map_read(map, gpa, buf, len);
 }
 
-static int translate(struct vms_vm *vm, uint64_t cr3, uint64_t va, struct x86_translation *ret)
+/* A VM seen to resume since the caches were filled invalidates them. */
+static inline void check_resumed(struct vms_vm *vm)
 {
-	uint64_t root = cr3 & X86_PTE_ADDR;
-	struct x86_mmu mmu = { read_phys, &vm->mem, 0 };
+	if (*vm->resumes != vm->resumes_seen)
+		vms_vm_flush_caches(vm);
+}
+
+static int translate_miss(struct vms_vm *vm, uint64_t root, uint64_t va,
+			  struct x86_translation *ret)
+{
+	struct x86_mmu mmu = { read_phys, &vm->mem, vms_vm_paging_levels(vm) };
 	int err;
 
-	if (vm->qmp && qmp_resumes(vm->qmp) != vm->resumes_seen)
-		vms_vm_flush_caches(vm);
-	if (tlb_lookup(&vm->tlb, root, va, ret))
-		return 0;
-	mmu.levels = vms_vm_paging_levels(vm);
 	if (mmu.levels < 0)
 		return mmu.levels;
 	err = x86_translate(&mmu, root, va, ret);
 	if (!err)
-		tlb_insert(&vm->tlb, root, va, ret);
+		tlb_insert(&vm->tlb, root, va, ret,
+			   mem_map_host_page(&vm->mem, ret->gpa & ~4095ull));
 	return err;
+}
+
+static int translate(struct vms_vm *vm, uint64_t cr3, uint64_t va, struct x86_translation *ret)
+{
+	uint64_t root = cr3 & X86_PTE_ADDR;
+
+	check_resumed(vm);
+	if (tlb_lookup(&vm->tlb, root, va, ret))
+		return 0;
+	return translate_miss(vm, root, va, ret);
 }
 
 static int translate_error(struct vms_vm *vm, int err, uint64_t cr3, uint64_t va)
@@ -125,6 +138,18 @@ int vms_translate(struct vms_vm *vm, uint64_t cr3, uint64_t va, struct vms_trans
 int vms_virt_read(struct vms_vm *vm, uint64_t cr3, uint64_t va, void *buf, size_t len)
 {
 	uint8_t *out = buf;
+
+	/* The hot path: a read inside one cached page we can read directly. */
+	if ((va & 4095) + len <= 4096) {
+		const struct tlb_entry *e;
+
+		check_resumed(vm);
+		e = tlb_find(&vm->tlb, cr3 & X86_PTE_ADDR, va);
+		if (e && e->host_page) {
+			memcpy(out, e->host_page + (va & 4095), len);
+			return 0;
+		}
+	}
 
 	while (len) {
 		struct x86_translation t;

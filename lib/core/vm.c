@@ -24,6 +24,7 @@ int vms_vm_new(struct vms_vm **ret_vm)
 		return -ENOMEM;
 	mem_map_init(&vm->mem);
 	vm->timeout_ms = 5000;
+	vm->resumes = &vm->no_resumes;
 	*ret_vm = vm;
 	return 0;
 }
@@ -47,6 +48,8 @@ static int attach_qmp(struct vms_vm *vm, const char *path)
 	err = qmp_connect(path, vm->timeout_ms, &vm->qmp, vm->error, sizeof(vm->error));
 	if (err)
 		return err;
+	vm->resumes = qmp_resumes(vm->qmp);
+	vm->resumes_seen = *vm->resumes;
 	return ram_attach_qemu(vm);
 }
 
@@ -77,6 +80,7 @@ int vms_vm_attach(struct vms_vm *vm, const char *target, const struct vms_attach
 	if (err) {
 		qmp_close(vm->qmp);
 		vm->qmp = NULL;
+		vm->resumes = &vm->no_resumes;
 		elfcore_release(&vm->core);
 		vm->has_core = 0;
 		mem_map_release(&vm->mem);

@@ -193,12 +193,24 @@ def check_dump(t, g, target, maps, rng):
              r.stderr)
 
 
+def check_host_memory_untouched(t, g, target):
+    """Reading all of guest RAM must not make the host allocate the pages the
+    guest never used (tmpfs allocates any page faulted through a mapping)."""
+    before = os.stat(g.shm_path).st_blocks
+    raw_read(target, "--phys", 0, g.ram_mib << 20)
+    run("info", target)
+    after = os.stat(g.shm_path).st_blocks
+    t.eq(after, before, "reading all RAM and scanning it allocates no host memory "
+         "(RAM file: %d of %d MiB in use)" % (before * 512 >> 20, g.ram_mib))
+
+
 def check_guest_a(t):
     label = "4-level"
     with vmguest.Guest(workload="busy", name="access-a", vcpus=2) as g:
         target = "qmp:" + g.qmp_path
         time.sleep(0.3)
         g.qmp("stop")
+        check_host_memory_untouched(t, g, target)
         regs = json.loads(run("regs", target, "--json").stdout)
         t.eq(int(regs[0]["cr4"], 16) & 0x1000, 0, "%s: CR4.LA57 clear" % label)
         maps, by_size = check_translation(t, g, target, label)
