@@ -9,7 +9,10 @@
  *   sequential physical reads          all guest RAM in 1 MiB reads vs memcpy of as
  *                                      much host memory
  *
- * Usage: bench_access TARGET [SECONDS_PER_TEST]
+ * The machines are shared and noisy: each pair is measured ROUNDS times,
+ * alternating vmscope and host, and the best rate of each is reported.
+ *
+ * Usage: bench_access TARGET [SECONDS_PER_MEASUREMENT]
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -21,6 +24,7 @@
 #include <vmscope/vcpu.h>
 
 #define SET_PAGES 512
+#define ROUNDS	  5
 #define SEQ_CHUNK (1u << 20)
 
 static double now_s(void)
@@ -161,9 +165,48 @@ static void row(const char *what, const char *unit, double ours, double base)
 	printf("%-34s %14.0f %14.0f %-8s %6.2f\n", what, ours, base, unit, ours / base);
 }
 
+enum test { RANDOM_8, PAGES_4K, SEQUENTIAL };
+
+struct bench {
+	struct vms_vm *vm;
+	uint64_t cr3, seq_bytes;
+	const struct page_set *set;
+	uint8_t *host, *out;
+	double seconds;
+};
+
+static double measure(const struct bench *b, enum test test, int on_host)
+{
+	switch (test) {
+	case RANDOM_8:
+		return on_host ? host_random_reads(b->host, b->seconds)
+			       : vm_random_reads(b->vm, b->cr3, b->set, b->seconds);
+	case PAGES_4K:
+		return on_host ? host_page_reads(b->host, b->out, b->seconds)
+			       : vm_page_reads(b->vm, b->cr3, b->set, b->out, b->seconds);
+	case SEQUENTIAL:
+		return (on_host ? host_sequential(b->host, b->seq_bytes, b->out)
+				: vm_sequential(b->vm, b->seq_bytes, b->out)) / 1e6;
+	}
+	return 0;
+}
+
+static void best_of(const struct bench *b, enum test test, const char *what, const char *unit)
+{
+	double ours = 0, base = 0;
+
+	for (int i = 0; i < ROUNDS; i++) {
+		double v = measure(b, test, 0), h = measure(b, test, 1);
+
+		ours = v > ours ? v : ours;
+		base = h > base ? h : base;
+	}
+	row(what, unit, ours, base);
+}
+
 int main(int argc, char **argv)
 {
-	double seconds = argc > 2 ? atof(argv[2]) : 1.0;
+	double seconds = argc > 2 ? atof(argv[2]) : 0.3;
 	struct page_set set = { 0 };
 	struct vms_vcpu_regs *regs;
 	struct vms_vm_info info;
@@ -195,15 +238,15 @@ int main(int argc, char **argv)
 	memset(host, 1, seq_bytes);
 	vm_random_reads(vm, cr3, &set, 0.1); /* warm the translation cache */
 
-	printf("target %s: %" PRIu64 " MiB RAM, %d-level paging, %d pages in the random set\n",
-	       argv[1], info.ram_bytes >> 20, vms_vm_paging_levels(vm), set.n);
+	printf("target %s: %" PRIu64 " MiB RAM, %d-level paging, %d pages in the random set, "
+	       "best of %d\n",
+	       argv[1], info.ram_bytes >> 20, vms_vm_paging_levels(vm), set.n, ROUNDS);
 	printf("%-34s %14s %14s %-8s %6s\n", "what", "vmscope", "host memory", "unit", "ratio");
-	row("8-byte virtual reads, warm", "reads/s", vm_random_reads(vm, cr3, &set, seconds),
-	    host_random_reads(host, seconds));
-	row("4 KiB virtual reads", "reads/s", vm_page_reads(vm, cr3, &set, out, seconds),
-	    host_page_reads(host, out, seconds));
-	row("sequential physical reads", "MB/s", vm_sequential(vm, seq_bytes, out) / 1e6,
-	    host_sequential(host, seq_bytes, out) / 1e6);
+	struct bench b = { vm, cr3, seq_bytes, &set, host, out, seconds };
+
+	best_of(&b, RANDOM_8, "8-byte virtual reads, warm", "reads/s");
+	best_of(&b, PAGES_4K, "4 KiB virtual reads", "reads/s");
+	best_of(&b, SEQUENTIAL, "sequential physical reads", "MB/s");
 	free(host);
 	free(out);
 	vms_vm_free(vm);
