@@ -37,6 +37,13 @@ class Tap:
     def eq(self, got, want, name):
         return self.ok(got == want, name, "got:  %r\nwant: %r" % (got, want))
 
+    def one_line_error(self, r, name, cause):
+        """vmscope failed with exit 1 and one line on stderr that names the cause."""
+        lines = r.stderr.strip().split("\n")
+        return self.ok(r.returncode == 1 and r.stdout == "" and len(lines) == 1 and
+                       lines[0].startswith("vmscope: ") and cause in lines[0],
+                       name, "rc=%d stdout=%r stderr=%r" % (r.returncode, r.stdout, r.stderr))
+
     def run(self, name, fn, *args):
         """Run a group of checks; an exception in it is one failed check."""
         try:

@@ -183,14 +183,11 @@ def check_dump(t, g, target, maps, rng):
         short = os.path.join(d, "short.core")
         open(short, "wb").write(head)
         r = vmscope("info", "dump:" + short)
-        t.ok(r.returncode == 1 and "outside the file" in r.stderr,
-             "truncated dump: one-line error", r.stderr)
+        t.one_line_error(r, "truncated dump: one-line error", "outside the file")
         r = vmscope("regs", "dump:/etc/hostname")
-        t.ok(r.returncode == 1 and "not an ELF file" in r.stderr, "not a dump: one-line error",
-             r.stderr)
+        t.one_line_error(r, "not a dump: one-line error", "not an ELF file")
         r = vmscope("dump", "dump:" + core, os.path.join(d, "again.core"))
-        t.ok(r.returncode == 1 and "only a live VM" in r.stderr, "dump of a dump: refused",
-             r.stderr)
+        t.one_line_error(r, "dump of a dump: refused", "only a live VM")
 
 
 def check_host_memory_untouched(t, g, target):
@@ -247,17 +244,15 @@ def check_guest_b(t):
 
 def check_errors(t, target):
     r = vmscope("read", target, "--phys", "0xfffffffff000", "16")
-    t.ok(r.returncode == 1 and "is not RAM" in r.stderr, "read outside RAM: one-line error",
-         r.stderr)
+    t.one_line_error(r, "read outside RAM: one-line error", "is not RAM")
     r = vmscope("read", target, "--virt", "0x10", "16")
-    t.ok(r.returncode == 1 and "not mapped" in r.stderr, "read of an unmapped address: error",
-         r.stderr)
+    t.one_line_error(r, "read of an unmapped address: error", "not mapped")
     r = vmscope("read", target, "--virt", "0x10", "16", "--levels", "3")
-    t.ok(r.returncode == 1 and "4 or 5" in r.stderr, "bad --levels: one-line error", r.stderr)
+    t.one_line_error(r, "bad --levels: one-line error", "4 or 5")
     r = vmscope("read", target, "--phys", "zero", "16")
-    t.ok(r.returncode == 1 and "bad address" in r.stderr, "bad address: one-line error", r.stderr)
+    t.one_line_error(r, "bad address: one-line error", "bad address")
     r = vmscope("read", target, "--virt", "0x10", "16", "--vcpu", "7")
-    t.ok(r.returncode == 1 and "no vCPU 7" in r.stderr, "no such vCPU: one-line error", r.stderr)
+    t.one_line_error(r, "no such vCPU: one-line error", "no vCPU 7")
 
 
 def check_raw_without_registers(t):
@@ -265,11 +260,10 @@ def check_raw_without_registers(t):
         f.write(b"\0" * 8192)
         f.flush()
         r = vmscope("regs", "raw:" + f.name)
-        t.ok(r.returncode == 1 and "no vCPU state" in r.stderr, "regs of a raw image: error",
-             r.stderr)
+        t.one_line_error(r, "regs of a raw image: error", "no vCPU state")
         r = vmscope("read", "raw:" + f.name, "--virt", "0x1000", "8")
-        t.ok(r.returncode == 1 and "give --cr3" in r.stderr, "virtual read of a raw image "
-             "without --cr3: error", r.stderr)
+        t.one_line_error(r, "virtual read of a raw image "
+             "without --cr3: error", "give --cr3")
 
 
 def main():

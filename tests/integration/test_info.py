@@ -69,13 +69,6 @@ def check_raw_dump(t):
              "raw image: state, size, no vCPUs")
 
 
-def one_line_error(t, r, name, cause):
-    lines = r.stderr.strip().split("\n")
-    t.ok(r.returncode == 1 and r.stdout == "" and len(lines) == 1 and
-         lines[0].startswith("vmscope: ") and cause in lines[0],
-         name, "rc=%d stdout=%r stderr=%r" % (r.returncode, r.stdout, r.stderr))
-
-
 def serve(sock, reply):
     """Accept connections on sock; send reply (or nothing) and keep them open."""
     conns = []
@@ -92,14 +85,14 @@ def serve(sock, reply):
 def check_bad_targets(t):
     with tempfile.TemporaryDirectory(prefix="vmscope-test-") as d:
         missing = os.path.join(d, "missing.sock")
-        one_line_error(t, vmscope("info", "qmp:" + missing), "missing socket: one-line error",
+        t.one_line_error(vmscope("info", "qmp:" + missing), "missing socket: one-line error",
                        "No such file or directory")
 
         stale = os.path.join(d, "stale.sock")
         s = socket.socket(socket.AF_UNIX)
         s.bind(stale)
         s.close()
-        one_line_error(t, vmscope("info", "qmp:" + stale), "socket nobody listens on: one-line error",
+        t.one_line_error(vmscope("info", "qmp:" + stale), "socket nobody listens on: one-line error",
                        "Connection refused")
 
         for label, reply, cause in (("silent", None, "no QMP greeting"),
@@ -112,17 +105,17 @@ def check_bad_targets(t):
             threading.Thread(target=serve, args=(srv, reply), daemon=True).start()
             try:
                 r = vmscope("info", "qmp:" + path)
-                one_line_error(t, r, "%s peer: one-line error, no hang" % label, cause)
+                t.one_line_error(r, "%s peer: one-line error, no hang" % label, cause)
             except subprocess.TimeoutExpired:
                 t.ok(False, "%s peer: one-line error, no hang" % label, "vmscope hung")
             finally:
                 srv.close()
 
-        one_line_error(t, vmscope("info", "nonsense"), "target without a type: one-line error",
+        t.one_line_error(vmscope("info", "nonsense"), "target without a type: one-line error",
                        "bad target")
-        one_line_error(t, vmscope("info", "vnc:1"), "unknown target type: one-line error",
+        t.one_line_error(vmscope("info", "vnc:1"), "unknown target type: one-line error",
                        "unknown target type")
-        one_line_error(t, vmscope("info", "raw:" + missing), "missing image: one-line error",
+        t.one_line_error(vmscope("info", "raw:" + missing), "missing image: one-line error",
                        "No such file or directory")
     r = vmscope("info")
     t.ok(r.returncode == 2 and r.stderr.startswith("usage: vmscope info"), "no target: usage",
@@ -140,7 +133,7 @@ def check_unreadable_ram(t):
         os.chmod(g.rundir, 0o755)
         os.chmod(g.qmp_path, 0o777)
         r = vmscope("info", "qmp:" + g.qmp_path, user="65534")
-        one_line_error(t, r, "unreadable RAM: one-line error naming both ways in",
+        t.one_line_error(r, "unreadable RAM: one-line error naming both ways in",
                        "cannot read guest RAM: %s: Permission denied; /proc/%d/mem: Permission denied"
                        % (g.shm_path, g.pid))
         t.eq(g.qmp("query-status")["status"], "running", "unreadable RAM: the VM runs on")
