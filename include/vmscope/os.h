@@ -1,8 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * vmscope: what operating system runs inside the VM.
+ * vmscope: what operating system runs inside the VM, and what it knows of
+ * itself: processes, modules, system figures.
  *
- * Identification reads guest RAM only; nothing runs in the guest.
+ * Everything is read from guest RAM; nothing runs in the guest. For Linux the
+ * first view discovers the kernel (vmcoreinfo, kallsyms, BTF, all in RAM: no
+ * profile to build) and keeps what it learned on the handle. Guest data is
+ * untrusted: every walk is bounded; a view fails as a whole (with
+ * vms_last_error) only when its anchor is unreadable, and otherwise skips
+ * or marks the entries it cannot read.
+ *
+ * The VM keeps running while a view reads it, so a view of a busy VM may mix
+ * instants; call vms_vm_pause() around it for one consistent instant.
  */
 #ifndef VMSCOPE_OS_H
 #define VMSCOPE_OS_H
@@ -27,6 +36,76 @@ struct vms_os_ident {
  * found (no Linux kernel, or not booted yet).
  */
 int vms_os_identify(struct vms_vm *vm, struct vms_os_ident *ret_ident);
+
+struct vms_kernel_info {
+	char release[65];
+	uint64_t kaslr_offset;	  /* virtual KASLR slide */
+	uint64_t page_table_root; /* physical address of init_top_pgt */
+	int paging_levels;
+	size_t symbols;		  /* decoded from kallsyms */
+};
+
+/* Discover the guest kernel (once per handle) and say what was found. */
+int vms_linux_kernel(struct vms_vm *vm, struct vms_kernel_info *ret_info);
+
+/* The address of a guest kernel symbol; -ENOENT when there is none. */
+int vms_linux_symbol(struct vms_vm *vm, const char *name, uint64_t *ret_addr);
+
+/* -- processes -- */
+
+#define VMS_COMM_MAX 16
+
+struct vms_process {
+	int pid;		 /* the thread's id (the process id unless VMS_PS_THREADS) */
+	int tgid;		 /* the process id */
+	int ppid;		 /* the parent's process id */
+	uint32_t uid, gid;	 /* real ids */
+	char comm[VMS_COMM_MAX + 1];
+	char state;		 /* as ps: R S D T t X Z P I */
+	uint64_t start_time_ns;	 /* since boot (CLOCK_BOOTTIME) */
+	int threads;		 /* in its thread group */
+	int kernel_thread;
+	char *cmdline;		 /* arguments joined by spaces; "" for kernel threads;
+				    NULL when the process's memory could not be read */
+	uint64_t task;		 /* address of its task_struct */
+};
+
+#define VMS_PS_THREADS 1u /* one entry per thread instead of per process */
+
+/* Every process (or thread) of the guest; free the array with vms_processes_free(). */
+int vms_os_processes(struct vms_vm *vm, unsigned int flags, struct vms_process **ret_procs,
+		     size_t *ret_count);
+void vms_processes_free(struct vms_process *procs, size_t count);
+
+/* -- kernel modules -- */
+
+struct vms_module {
+	char name[64];
+	uint64_t base;	/* where its code starts */
+	uint64_t size;	/* bytes, as /proc/modules counts them */
+	int refcount;
+	char state[12]; /* Live, Loading, Unloading, Unformed */
+};
+
+/* Loaded modules, newest first as /proc/modules lists them; free(*ret_mods). */
+int vms_os_modules(struct vms_vm *vm, struct vms_module **ret_mods, size_t *ret_count);
+
+/* -- system figures -- */
+
+struct vms_sysinfo {
+	char release[65];
+	double uptime_s;
+	double load[3];		   /* 1, 5 and 15 minutes */
+	uint64_t mem_total_bytes;
+	uint64_t mem_free_bytes;
+	uint64_t mem_available_bytes; /* as /proc/meminfo's MemAvailable */
+	uint64_t tasks;		   /* threads in the system */
+	uint64_t context_switches; /* since boot */
+	uint64_t forks;		   /* since boot */
+	int cpus;		   /* possible CPUs */
+};
+
+int vms_os_sysinfo(struct vms_vm *vm, struct vms_sysinfo *ret_info);
 
 #ifdef __cplusplus
 }

@@ -34,6 +34,8 @@ struct vms_vm {
 	unsigned long no_resumes;
 	int pause_depth;
 	int paused_by_us;
+	void *os_state; /* what the OS driver learned (os/linux: struct linux_kernel) */
+	void (*os_state_free)(void *os_state);
 };
 
 /*

@@ -35,6 +35,8 @@ void vms_vm_free(struct vms_vm *vm)
 		return;
 	if (vm->paused_by_us)
 		qmp_execute(vm->qmp, "cont", NULL, NULL); /* never leave a VM stopped */
+	if (vm->os_state_free)
+		vm->os_state_free(vm->os_state);
 	qmp_close(vm->qmp);
 	elfcore_release(&vm->core);
 	mem_map_release(&vm->mem);

@@ -20,6 +20,10 @@ extern const struct cli_command cmd_read;
 extern const struct cli_command cmd_regs;
 extern const struct cli_command cmd_maps;
 extern const struct cli_command cmd_translate;
+extern const struct cli_command cmd_ps;
+extern const struct cli_command cmd_pstree;
+extern const struct cli_command cmd_lsmod;
+extern const struct cli_command cmd_sysinfo;
 
 /* Print "vmscope: <message>" on stderr; returns the exit status 1. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

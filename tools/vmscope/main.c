@@ -11,6 +11,10 @@
 
 static const struct cli_command *const commands[] = {
 	&cmd_info,
+	&cmd_ps,
+	&cmd_pstree,
+	&cmd_lsmod,
+	&cmd_sysinfo,
 	&cmd_regs,
 	&cmd_read,
 	&cmd_translate,

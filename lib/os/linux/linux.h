@@ -1,9 +1,23 @@
 /* SPDX-License-Identifier: MIT */
-/* The Linux monitoring driver's internal interface. */
+/*
+ * The Linux monitoring driver's internal interface.
+ *
+ * Discovery (kernel.c) finds, from guest RAM alone: the vmcoreinfo note
+ * (vmcoreinfo.c), the kernel's own page tables and KASLR placement, every
+ * symbol (kallsyms.c, decoding the kernel's compressed tables) and every type
+ * (btf.c, the kernel's .BTF section through libbpf). Views read kernel
+ * structures with offsets found by name in BTF, never with constants.
+ */
 #ifndef VMSCOPE_OS_LINUX_H
 #define VMSCOPE_OS_LINUX_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+struct vms_vm;
+struct btf;
+
+/* -- the banner ----------------------------------------------------------- */
 
 /*
  * If buf (len bytes) starts with a well-formed kernel banner
@@ -11,5 +25,105 @@
  * the newline; otherwise 0.
  */
 size_t linux_banner_length(const char *buf, size_t len);
+
+/* -- vmcoreinfo ----------------------------------------------------------- */
+
+/* Find the note in RAM; *ret_text is malloc'ed. */
+int vmcoreinfo_find(struct vms_vm *vm, char **ret_text);
+int vmcoreinfo_symbol(const char *text, const char *name, uint64_t *ret);
+int vmcoreinfo_number(const char *text, const char *name, int64_t *ret);
+int vmcoreinfo_string(const char *text, const char *key, char *buf, size_t len);
+
+/* -- kallsyms ------------------------------------------------------------- */
+
+struct ksym {
+	const char *name;
+	uint64_t addr;
+	char type; /* nm-style: T, t, D, d, B, ... */
+};
+
+struct kallsyms {
+	struct ksym *syms; /* in the kernel's order */
+	size_t nr_syms;
+	char *names;	   /* every name, NUL-terminated, back to back */
+	uint32_t *hash;	   /* open addressing over syms, by name; 0 = empty, else index + 1 */
+	size_t hash_size;
+};
+
+/* Where the kernel's tables are, as vmcoreinfo names them. */
+struct kallsyms_tables {
+	uint64_t num_syms, names, token_table, token_index, offsets, relative_base;
+	uint64_t check_addr;	  /* a symbol's address vmcoreinfo also gives ... */
+	const char *check_name;	  /* ... and its name, to choose the address encoding */
+};
+
+typedef int (*kread_fn)(void *ctx, uint64_t va, void *buf, size_t len);
+
+/* Decode the tables; errbuf says why on failure. */
+int kallsyms_load(struct kallsyms *ks, const struct kallsyms_tables *t, kread_fn read, void *ctx,
+		  char *errbuf, size_t errbuf_len);
+void kallsyms_release(struct kallsyms *ks);
+/* The symbol's address, or 0 when the kernel has no such symbol. */
+uint64_t kallsyms_lookup(const struct kallsyms *ks, const char *name);
+
+/* -- BTF ------------------------------------------------------------------ */
+
+/* Where a member lies: byte offset and size; bit_size is 0 unless a bitfield. */
+struct kfield {
+	uint32_t offset, size;
+	uint32_t bit_offset, bit_size;
+	int found;
+};
+
+/*
+ * Find "member" of struct or union "type", looking through anonymous
+ * structs and unions; a dotted path ("uid.val") descends into embedded
+ * structs. -ENOENT when the kernel has no such member.
+ */
+int kbtf_member(const struct btf *btf, const char *type, const char *path, struct kfield *ret);
+/* sizeof(struct type), or 0 when unknown. */
+uint32_t kbtf_size(const struct btf *btf, const char *type);
+/* The value of an enumerator (enum node_stat_item's NR_ACTIVE_FILE, ...). */
+int kbtf_enum_value(const struct btf *btf, const char *name, int64_t *ret);
+
+/* -- the kernel ----------------------------------------------------------- */
+
+struct task_layout;
+struct module_layout;
+struct sysinfo_layout;
+
+struct linux_kernel {
+	struct vms_vm *vm;
+	uint64_t root;		/* physical address of init_top_pgt */
+	int levels;		/* 4 or 5 */
+	int64_t phys_base;
+	uint64_t kaslr_offset;
+	char release[65];
+	struct kallsyms ksyms;
+	struct btf *btf;
+	/* What each view found in BTF, computed on its first use. */
+	struct task_layout *tasks_layout;
+	struct module_layout *modules_layout;
+	struct sysinfo_layout *sysinfo_layout;
+};
+
+/* Discover the kernel (once per handle); -ENOENT etc. with the error set on vm. */
+int linux_kernel_get(struct vms_vm *vm, struct linux_kernel **ret);
+void linux_kernel_free(void *kernel);
+
+/* Read kernel virtual memory through init_top_pgt. */
+int kread(struct linux_kernel *k, uint64_t va, void *buf, size_t len);
+int kread_u64(struct linux_kernel *k, uint64_t va, uint64_t *ret);
+int kread_u32(struct linux_kernel *k, uint64_t va, uint32_t *ret);
+/* A NUL-terminated string of at most len - 1 bytes; always terminated. */
+int kread_string(struct linux_kernel *k, uint64_t va, char *buf, size_t len);
+
+/* Symbol or member lookups that must succeed: the error names what is missing. */
+int ksym_require(struct linux_kernel *k, const char *name, uint64_t *ret);
+int kfield_require(struct linux_kernel *k, const char *type, const char *path,
+		   struct kfield *ret);
+
+/* Read a field of a structure already copied into a buffer. */
+uint64_t kfield_get(const struct kfield *f, const void *obj);
 
 #endif

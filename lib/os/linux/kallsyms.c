@@ -1,0 +1,259 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Decoding the kernel's own symbol table (kallsyms) from its RAM: no
+ * System.map, no debug package.
+ *
+ * kallsyms_names holds one entry per symbol: a length (one byte, or two when
+ * the first has bit 7 set, since Linux 6.1) and that many token numbers; each
+ * token expands through kallsyms_token_index (256 u16 offsets) into
+ * kallsyms_token_table (NUL-terminated strings). The first character of a
+ * name is its nm-style type. Addresses are 32-bit offsets from
+ * kallsyms_relative_base, read one of two ways (x86's "absolute per-CPU"
+ * encoding or plain relative); a symbol vmcoreinfo also names decides which.
+ * The tables are guest data: counts, lengths and token offsets are bounded.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "os/linux/linux.h"
+
+#define MAX_SYMS	  (4u << 20)
+#define MAX_NAMES_BYTES	  (64u << 20)
+#define MAX_NAME	  512
+#define TOKEN_TABLE_BYTES 65536
+
+struct decoder {
+	const uint8_t *names;
+	size_t names_len, pos;
+	const char *tokens;
+	size_t tokens_len;
+	uint16_t index[256];
+};
+
+static int fail(char *errbuf, size_t len, int err, const char *what)
+{
+	snprintf(errbuf, len, "kallsyms: %s", what);
+	return err;
+}
+
+/* Expand one entry into out (NUL-terminated); returns its length or -EPROTO. */
+static int decode_one(struct decoder *d, char *out)
+{
+	size_t len, n = 0;
+
+	if (d->pos >= d->names_len)
+		return -EPROTO;
+	len = d->names[d->pos++];
+	if (len & 0x80) {
+		if (d->pos >= d->names_len)
+			return -EPROTO;
+		len = (len & 0x7f) | ((size_t)d->names[d->pos++] << 7);
+	}
+	if (!len || len > d->names_len - d->pos)
+		return -EPROTO;
+	for (size_t i = 0; i < len; i++) {
+		size_t at = d->index[d->names[d->pos + i]];
+
+		for (; at < d->tokens_len && d->tokens[at]; at++) {
+			if (n == MAX_NAME - 1)
+				return -EPROTO;
+			out[n++] = d->tokens[at];
+		}
+	}
+	d->pos += len;
+	out[n] = '\0';
+	return (int)n;
+}
+
+static uint64_t hash_name(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 1099511628211ull;
+	return h;
+}
+
+static int build_hash(struct kallsyms *ks)
+{
+	ks->hash_size = 1;
+	while (ks->hash_size < ks->nr_syms * 2)
+		ks->hash_size <<= 1;
+	ks->hash = calloc(ks->hash_size, sizeof(*ks->hash));
+	if (!ks->hash)
+		return -ENOMEM;
+	for (size_t i = 0; i < ks->nr_syms; i++) {
+		size_t slot = hash_name(ks->syms[i].name) & (ks->hash_size - 1);
+
+		/* Keep the first of duplicate names (static functions repeat). */
+		while (ks->hash[slot] && strcmp(ks->syms[ks->hash[slot] - 1].name, ks->syms[i].name))
+			slot = (slot + 1) & (ks->hash_size - 1);
+		if (!ks->hash[slot])
+			ks->hash[slot] = (uint32_t)i + 1;
+	}
+	return 0;
+}
+
+uint64_t kallsyms_lookup(const struct kallsyms *ks, const char *name)
+{
+	size_t slot;
+
+	if (!ks->hash_size)
+		return 0;
+	slot = hash_name(name) & (ks->hash_size - 1);
+	while (ks->hash[slot]) {
+		const struct ksym *s = &ks->syms[ks->hash[slot] - 1];
+
+		if (!strcmp(s->name, name))
+			return s->addr;
+		slot = (slot + 1) & (ks->hash_size - 1);
+	}
+	return 0;
+}
+
+static uint64_t address(int32_t offset, uint64_t base, int absolute_percpu)
+{
+	if (!absolute_percpu)
+		return base + (uint32_t)offset;
+	return offset >= 0 ? (uint64_t)offset : base - 1 - (uint64_t)(int64_t)offset;
+}
+
+/* Read the fixed tables: count, token index and table, base. */
+static int read_tables(struct decoder *d, const struct kallsyms_tables *t, kread_fn read,
+		       void *ctx, uint32_t *ret_num, uint64_t *ret_base, char *errbuf, size_t len)
+{
+	char *tokens = malloc(TOKEN_TABLE_BYTES);
+	uint16_t max_index = 0;
+
+	if (!tokens)
+		return -ENOMEM;
+	d->tokens = tokens;
+	if (read(ctx, t->num_syms, ret_num, 4) || read(ctx, t->relative_base, ret_base, 8) ||
+	    read(ctx, t->token_index, d->index, sizeof(d->index)))
+		return fail(errbuf, len, -EFAULT, "cannot read its tables");
+	if (!*ret_num || *ret_num > MAX_SYMS)
+		return fail(errbuf, len, -EPROTO, "implausible symbol count");
+	for (int i = 0; i < 256; i++)
+		max_index = d->index[i] > max_index ? d->index[i] : max_index;
+	d->tokens_len = (size_t)max_index + 64 < TOKEN_TABLE_BYTES ? (size_t)max_index + 64
+								    : TOKEN_TABLE_BYTES;
+	if (max_index >= TOKEN_TABLE_BYTES - 1 || read(ctx, t->token_table, tokens, d->tokens_len))
+		return fail(errbuf, len, -EPROTO, "bad token table");
+	tokens[d->tokens_len - 1] = '\0';
+	return 0;
+}
+
+/* kallsyms_names ends where the next table begins; read that span at once. */
+static int read_names(struct decoder *d, const struct kallsyms_tables *t, kread_fn read, void *ctx,
+		      char *errbuf, size_t len)
+{
+	uint64_t end = t->token_table > t->names ? t->token_table : t->token_index;
+	uint8_t *names;
+
+	if (end <= t->names || end - t->names > MAX_NAMES_BYTES)
+		return fail(errbuf, len, -EPROTO, "implausible table layout");
+	names = malloc(end - t->names);
+	if (!names)
+		return -ENOMEM;
+	d->names = names;
+	d->names_len = end - t->names;
+	if (read(ctx, t->names, names, d->names_len))
+		return fail(errbuf, len, -EFAULT, "cannot read the names");
+	return 0;
+}
+
+/* Names go into one growing buffer; pointers are fixed up once it stops moving. */
+static int decode_all(struct kallsyms *ks, struct decoder *d, char *errbuf, size_t len)
+{
+	size_t used = 0, cap = d->names_len * 2 + 4096;
+	char name[MAX_NAME];
+
+	ks->names = malloc(cap);
+	if (!ks->names)
+		return -ENOMEM;
+	for (size_t i = 0; i < ks->nr_syms; i++) {
+		int n = decode_one(d, name);
+
+		if (n < 1)
+			return fail(errbuf, len, -EPROTO, "malformed name table");
+		if (used + (size_t)n > cap) {
+			char *grown = realloc(ks->names, cap * 2);
+
+			if (!grown)
+				return -ENOMEM;
+			ks->names = grown;
+			cap *= 2;
+		}
+		memcpy(ks->names + used, name + 1, (size_t)n); /* without the type, with NUL */
+		ks->syms[i].name = (const char *)(uintptr_t)used;
+		ks->syms[i].type = name[0];
+		used += (size_t)n;
+	}
+	for (size_t i = 0; i < ks->nr_syms; i++)
+		ks->syms[i].name = ks->names + (uintptr_t)ks->syms[i].name;
+	return 0;
+}
+
+/* Choose the encoding under which the check symbol lands where vmcoreinfo says. */
+static int place_symbols(struct kallsyms *ks, const struct kallsyms_tables *t,
+			 const int32_t *offsets, uint64_t base, char *errbuf, size_t len)
+{
+	size_t i;
+	int absolute;
+
+	for (i = 0; i < ks->nr_syms && strcmp(ks->syms[i].name, t->check_name); i++)
+		;
+	if (i == ks->nr_syms)
+		return fail(errbuf, len, -EPROTO, "no symbol to check the addresses with");
+	absolute = address(offsets[i], base, 1) == t->check_addr;
+	if (!absolute && address(offsets[i], base, 0) != t->check_addr)
+		return fail(errbuf, len, -EPROTO, "decoded addresses disagree with vmcoreinfo");
+	for (i = 0; i < ks->nr_syms; i++)
+		ks->syms[i].addr = address(offsets[i], base, absolute);
+	return 0;
+}
+
+int kallsyms_load(struct kallsyms *ks, const struct kallsyms_tables *t, kread_fn read, void *ctx,
+		  char *errbuf, size_t errbuf_len)
+{
+	struct decoder d = { 0 };
+	int32_t *offsets = NULL;
+	uint32_t num = 0;
+	uint64_t base = 0;
+	int err;
+
+	memset(ks, 0, sizeof(*ks));
+	err = read_tables(&d, t, read, ctx, &num, &base, errbuf, errbuf_len);
+	if (!err)
+		err = read_names(&d, t, read, ctx, errbuf, errbuf_len);
+	if (!err) {
+		offsets = malloc((size_t)num * sizeof(*offsets));
+		ks->syms = calloc(num, sizeof(*ks->syms));
+		ks->nr_syms = num;
+		err = !offsets || !ks->syms ? -ENOMEM : 0;
+	}
+	if (!err && read(ctx, t->offsets, offsets, (size_t)num * sizeof(*offsets)))
+		err = fail(errbuf, errbuf_len, -EFAULT, "cannot read the offsets");
+	if (!err)
+		err = decode_all(ks, &d, errbuf, errbuf_len);
+	if (!err)
+		err = place_symbols(ks, t, offsets, base, errbuf, errbuf_len);
+	if (!err)
+		err = build_hash(ks);
+	free(offsets);
+	free((void *)d.names);
+	free((void *)d.tokens);
+	if (err)
+		kallsyms_release(ks);
+	return err;
+}
+
+void kallsyms_release(struct kallsyms *ks)
+{
+	free(ks->syms);
+	free(ks->names);
+	free(ks->hash);
+	memset(ks, 0, sizeof(*ks));
+}

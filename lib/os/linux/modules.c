@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Loaded modules: the "modules" list, read as /proc/modules prints it. The
+ * layout changed in Linux 6.4 (core_layout/init_layout became the mem[]
+ * array of struct module_memory); BTF says which one this kernel has.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <vmscope/os.h>
+
+#include "core/internal.h"
+#include "os/linux/linux.h"
+
+#define MAX_MODULES 65536
+#define MODULE_REF_BASE 1
+
+struct module_layout {
+	struct kfield list, name, state, refcnt;
+	/* Linux < 6.4 */
+	struct kfield core_base, core_size, init_size;
+	/* Linux >= 6.4 */
+	struct kfield mem, memory_base, memory_size;
+	uint32_t memory_bytes, memory_types;
+	uint32_t span;
+	uint64_t head;
+};
+
+static int find_layout(struct linux_kernel *k, struct module_layout *l)
+{
+	int64_t types;
+
+	if (kfield_require(k, "module", "list", &l->list) ||
+	    kfield_require(k, "module", "name", &l->name) ||
+	    kfield_require(k, "module", "state", &l->state) || ksym_require(k, "modules", &l->head))
+		return -ENOENT;
+	kbtf_member(k->btf, "module", "refcnt.counter", &l->refcnt);
+	if (!kbtf_member(k->btf, "module", "mem", &l->mem)) {
+		if (kfield_require(k, "module_memory", "base", &l->memory_base) ||
+		    kfield_require(k, "module_memory", "size", &l->memory_size))
+			return -ENOENT;
+		l->memory_bytes = kbtf_size(k->btf, "module_memory");
+		if (kbtf_enum_value(k->btf, "MOD_MEM_NUM_TYPES", &types) || !l->memory_bytes)
+			return vm_error(k->vm, -ENOENT, "the guest kernel's module layout is unknown");
+		l->memory_types = (uint32_t)types;
+	} else if (kfield_require(k, "module", "core_layout.base", &l->core_base) ||
+		   kfield_require(k, "module", "core_layout.size", &l->core_size) ||
+		   kfield_require(k, "module", "init_layout.size", &l->init_size)) {
+		return -ENOENT;
+	}
+	l->span = kbtf_size(k->btf, "module");
+	return l->span ? 0 : vm_error(k->vm, -ENOENT, "the guest kernel has no struct module");
+}
+
+static const struct module_layout *layout(struct linux_kernel *k)
+{
+	struct module_layout *l = k->modules_layout;
+
+	if (l)
+		return l;
+	l = calloc(1, sizeof(*l));
+	if (!l || find_layout(k, l)) {
+		free(l);
+		return NULL;
+	}
+	k->modules_layout = l;
+	return l;
+}
+
+static const char *state_name(uint64_t state)
+{
+	static const char *const names[] = { "Live", "Loading", "Unloading", "Unformed" };
+
+	return state < 4 ? names[state] : "Unknown";
+}
+
+static void fill(const struct module_layout *l, const uint8_t *mod, struct vms_module *m)
+{
+	memcpy(m->name, mod + l->name.offset, l->name.size < sizeof(m->name) ? l->name.size
+										: sizeof(m->name) - 1);
+	m->name[sizeof(m->name) - 1] = '\0';
+	snprintf(m->state, sizeof(m->state), "%s", state_name(kfield_get(&l->state, mod)));
+	m->refcount = l->refcnt.found ? (int)kfield_get(&l->refcnt, mod) - MODULE_REF_BASE : -1;
+	if (l->memory_types) {
+		for (uint32_t t = 0; t < l->memory_types; t++) {
+			const uint8_t *mem = mod + l->mem.offset + t * l->memory_bytes;
+
+			m->size += kfield_get(&l->memory_size, mem);
+		}
+		m->base = kfield_get(&l->memory_base, mod + l->mem.offset); /* MOD_TEXT */
+	} else {
+		m->size = kfield_get(&l->core_size, mod) + kfield_get(&l->init_size, mod);
+		m->base = kfield_get(&l->core_base, mod);
+	}
+}
+
+int vms_os_modules(struct vms_vm *vm, struct vms_module **ret_mods, size_t *ret_count)
+{
+	struct vms_module *mods = NULL;
+	const struct module_layout *l;
+	struct linux_kernel *k;
+	size_t n = 0, cap = 0, steps = 0;
+	uint64_t node;
+	uint8_t *mod;
+	int err = linux_kernel_get(vm, &k);
+
+	if (err)
+		return err;
+	l = layout(k);
+	if (!l)
+		return -ENOENT;
+	mod = malloc(l->span);
+	if (!mod)
+		return vm_error(vm, -ENOMEM, "out of memory");
+	if (kread_u64(k, l->head, &node))
+		err = vm_error(vm, -EFAULT, "the module list is unreadable");
+	while (!err && node != l->head) {
+		uint64_t addr = node - l->list.offset;
+
+		if (++steps > MAX_MODULES) {
+			err = vm_error(vm, -ELOOP, "the module list does not end (cycle?)");
+		} else if (kread(k, addr, mod, l->span)) {
+			err = vm_error(vm, -EFAULT, "module at 0x%llx is unreadable",
+				       (unsigned long long)addr);
+		} else if (kfield_get(&l->state, mod) != 3) { /* Unformed: not yet a module */
+			if (n == cap) {
+				struct vms_module *grown;
+
+				cap = cap ? cap * 2 : 64;
+				grown = realloc(mods, cap * sizeof(*mods));
+				if (!grown) {
+					err = vm_error(vm, -ENOMEM, "out of memory");
+					break;
+				}
+				mods = grown;
+			}
+			memset(&mods[n], 0, sizeof(mods[n]));
+			fill(l, mod, &mods[n++]);
+		}
+		if (!err)
+			node = kfield_get(&l->list, mod); /* list.next */
+	}
+	free(mod);
+	if (err) {
+		free(mods);
+		return err;
+	}
+	*ret_mods = mods;
+	*ret_count = n;
+	return 0;
+}

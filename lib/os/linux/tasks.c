@@ -1,0 +1,290 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Processes and threads: the task list from init_task.tasks (one entry per
+ * thread group leader), each group's threads from signal->thread_head, and
+ * each process's command line read from its own memory through its own page
+ * tables (mm->pgd).
+ *
+ * Only the span of task_struct that holds the members we use is copied, once
+ * per task. Lists are guest data: a walk stops at the head, or fails after
+ * MAX_TASKS entries (a cycle that misses the head); an entry whose task is
+ * unreadable is an error for the view, a command line that is unreadable
+ * (paged out, not yet faulted in) is NULL for that process only.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <vmscope/mem.h>
+#include <vmscope/os.h>
+
+#include "core/internal.h"
+#include "os/linux/linux.h"
+
+#define MAX_TASKS	(4u << 20)
+#define MAX_CMDLINE	65536
+#define TASK_REPORT	0x7f
+#define TASK_UNINTERRUPTIBLE 0x02
+#define TASK_NOLOAD	0x400
+
+struct task_layout {
+	struct kfield tasks, pid, tgid, comm, real_parent, cred, mm, start_time, signal, state,
+		exit_state, thread_node;
+	struct kfield cred_uid, cred_gid;
+	struct kfield mm_arg_start, mm_arg_end, mm_pgd;
+	struct kfield signal_nr_threads, signal_thread_head;
+	uint32_t span; /* bytes of task_struct to copy */
+	uint64_t init_task;
+};
+
+struct ps_walk {
+	struct linux_kernel *k;
+	const struct task_layout *l;
+	struct vms_process *procs;
+	size_t count, cap;
+	unsigned int flags;
+	uint8_t *task; /* one task's copied span */
+};
+
+static int require_all(struct linux_kernel *k, struct task_layout *l)
+{
+	struct {
+		struct kfield *f;
+		const char *type, *path;
+	} want[] = {
+		{ &l->tasks, "task_struct", "tasks" },
+		{ &l->pid, "task_struct", "pid" },
+		{ &l->tgid, "task_struct", "tgid" },
+		{ &l->comm, "task_struct", "comm" },
+		{ &l->real_parent, "task_struct", "real_parent" },
+		{ &l->cred, "task_struct", "real_cred" },
+		{ &l->mm, "task_struct", "mm" },
+		{ &l->start_time, "task_struct", "start_boottime" },
+		{ &l->signal, "task_struct", "signal" },
+		{ &l->exit_state, "task_struct", "exit_state" },
+		{ &l->thread_node, "task_struct", "thread_node" },
+		{ &l->cred_uid, "cred", "uid.val" },
+		{ &l->cred_gid, "cred", "gid.val" },
+		{ &l->mm_arg_start, "mm_struct", "arg_start" },
+		{ &l->mm_arg_end, "mm_struct", "arg_end" },
+		{ &l->mm_pgd, "mm_struct", "pgd" },
+		{ &l->signal_nr_threads, "signal_struct", "nr_threads" },
+		{ &l->signal_thread_head, "signal_struct", "thread_head" },
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(want); i++)
+		if (kfield_require(k, want[i].type, want[i].path, want[i].f))
+			return -ENOENT;
+	/* Linux 5.14 renamed state to __state. */
+	if (kbtf_member(k->btf, "task_struct", "__state", &l->state) &&
+	    kfield_require(k, "task_struct", "state", &l->state))
+		return -ENOENT;
+	return ksym_require(k, "init_task", &l->init_task);
+}
+
+static const struct task_layout *layout(struct linux_kernel *k)
+{
+	struct task_layout *l = k->tasks_layout;
+	const struct kfield *fields;
+
+	if (l)
+		return l;
+	l = calloc(1, sizeof(*l));
+	if (!l || require_all(k, l)) {
+		free(l);
+		return NULL;
+	}
+	fields = &l->tasks;
+	for (size_t i = 0; i < 12; i++) /* the task_struct members come first */
+		if (fields[i].offset + fields[i].size > l->span)
+			l->span = fields[i].offset + fields[i].size;
+	k->tasks_layout = l;
+	return l;
+}
+
+/* The letter ps shows, computed as the kernel's task_state_index() does. */
+static char state_letter(uint32_t state, uint32_t exit_state)
+{
+	static const char letters[] = "RSDTtXZP";
+	uint32_t report = (state | exit_state) & TASK_REPORT;
+	int bit = 0;
+
+	if (report == TASK_UNINTERRUPTIBLE && (state & TASK_NOLOAD))
+		return 'I';
+	while (report) {
+		bit++;
+		report >>= 1;
+	}
+	return letters[bit < 8 ? bit : 7];
+}
+
+/* The command line from the process's own memory, NULs turned into spaces. */
+static char *read_cmdline(struct linux_kernel *k, const struct task_layout *l, uint64_t mm)
+{
+	uint64_t start, end, pgd;
+	struct vms_translation root;
+	size_t len;
+	char *text;
+
+	if (kread_u64(k, mm + l->mm_arg_start.offset, &start) ||
+	    kread_u64(k, mm + l->mm_arg_end.offset, &end) ||
+	    kread_u64(k, mm + l->mm_pgd.offset, &pgd) || end < start ||
+	    vms_translate(k->vm, k->root, pgd, &root))
+		return NULL;
+	len = end - start > MAX_CMDLINE ? MAX_CMDLINE : (size_t)(end - start);
+	text = malloc(len + 1);
+	if (!text)
+		return NULL;
+	if (len && vms_virt_read(k->vm, root.gpa, start, text, len)) {
+		free(text);
+		return NULL;
+	}
+	while (len && text[len - 1] == '\0')
+		len--;
+	for (size_t i = 0; i < len; i++)
+		if (text[i] == '\0')
+			text[i] = ' ';
+	text[len] = '\0';
+	return text;
+}
+
+static struct vms_process *grow(struct ps_walk *w)
+{
+	if (w->count == w->cap) {
+		size_t cap = w->cap ? w->cap * 2 : 256;
+		struct vms_process *p = realloc(w->procs, cap * sizeof(*p));
+
+		if (!p)
+			return NULL;
+		w->procs = p;
+		w->cap = cap;
+	}
+	memset(&w->procs[w->count], 0, sizeof(w->procs[0]));
+	return &w->procs[w->count++];
+}
+
+/* Fill one entry from the task at addr; group carries the leader's shared facts. */
+static int add_task(struct ps_walk *w, uint64_t addr, const struct vms_process *group)
+{
+	const struct task_layout *l = w->l;
+	struct vms_process *p;
+	uint64_t parent, cred, mm;
+	uint32_t value;
+
+	if (kread(w->k, addr, w->task, l->span))
+		return vm_error(w->k->vm, -EFAULT, "task_struct at 0x%llx is unreadable",
+				(unsigned long long)addr);
+	p = grow(w);
+	if (!p)
+		return vm_error(w->k->vm, -ENOMEM, "out of memory");
+	p->task = addr;
+	p->pid = (int)kfield_get(&l->pid, w->task);
+	p->tgid = (int)kfield_get(&l->tgid, w->task);
+	memcpy(p->comm, w->task + l->comm.offset, l->comm.size < VMS_COMM_MAX ? l->comm.size : VMS_COMM_MAX);
+	p->state = state_letter((uint32_t)kfield_get(&l->state, w->task),
+				(uint32_t)kfield_get(&l->exit_state, w->task));
+	p->start_time_ns = kfield_get(&l->start_time, w->task);
+	parent = kfield_get(&l->real_parent, w->task);
+	cred = kfield_get(&l->cred, w->task);
+	mm = kfield_get(&l->mm, w->task);
+	if (!kread_u32(w->k, parent + l->tgid.offset, &value))
+		p->ppid = (int)value;
+	if (!kread_u32(w->k, cred + l->cred_uid.offset, &value))
+		p->uid = value;
+	if (!kread_u32(w->k, cred + l->cred_gid.offset, &value))
+		p->gid = value;
+	p->kernel_thread = mm == 0;
+	if (group) {
+		p->threads = group->threads;
+		p->cmdline = group->cmdline ? strdup(group->cmdline) : NULL;
+		return 0;
+	}
+	if (!kread_u32(w->k, kfield_get(&l->signal, w->task) + l->signal_nr_threads.offset, &value))
+		p->threads = (int)value;
+	p->cmdline = mm ? read_cmdline(w->k, l, mm) : strdup("");
+	return 0;
+}
+
+/* Every thread of the group led by the task just added, leader included. */
+static int add_threads(struct ps_walk *w, uint64_t leader)
+{
+	uint64_t signal = kfield_get(&w->l->signal, w->task), head, node;
+	struct vms_process group = w->procs[--w->count]; /* the leader's entry, redone below */
+	size_t n = 0;
+	int err = 0;
+
+	head = signal + w->l->signal_thread_head.offset;
+	if (kread_u64(w->k, head, &node))
+		err = vm_error(w->k->vm, -EFAULT, "thread list of task 0x%llx is unreadable",
+			       (unsigned long long)leader);
+	while (!err && node != head) {
+		if (++n > MAX_TASKS) {
+			err = vm_error(w->k->vm, -ELOOP, "thread list of task 0x%llx does not end",
+				       (unsigned long long)leader);
+			break;
+		}
+		err = add_task(w, node - w->l->thread_node.offset, &group);
+		if (!err && kread_u64(w->k, node, &node))
+			err = vm_error(w->k->vm, -EFAULT, "thread list of task 0x%llx breaks",
+				       (unsigned long long)leader);
+	}
+	free(group.cmdline);
+	return err;
+}
+
+static int walk(struct ps_walk *w)
+{
+	uint64_t head = w->l->init_task + w->l->tasks.offset, node;
+	size_t n = 0;
+
+	if (kread_u64(w->k, head, &node))
+		return vm_error(w->k->vm, -EFAULT, "init_task is unreadable");
+	while (node != head) {
+		uint64_t task = node - w->l->tasks.offset;
+		int err;
+
+		if (++n > MAX_TASKS)
+			return vm_error(w->k->vm, -ELOOP, "the task list does not end (cycle?)");
+		err = add_task(w, task, NULL);
+		if (!err && (w->flags & VMS_PS_THREADS))
+			err = add_threads(w, task);
+		if (!err && kread_u64(w->k, node, &node))
+			err = vm_error(w->k->vm, -EFAULT, "the task list breaks after pid %d",
+				       w->procs[w->count - 1].tgid);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+void vms_processes_free(struct vms_process *procs, size_t count)
+{
+	for (size_t i = 0; procs && i < count; i++)
+		free(procs[i].cmdline);
+	free(procs);
+}
+
+int vms_os_processes(struct vms_vm *vm, unsigned int flags, struct vms_process **ret_procs,
+		     size_t *ret_count)
+{
+	struct ps_walk w = { .flags = flags };
+	int err = linux_kernel_get(vm, &w.k);
+
+	if (err)
+		return err;
+	w.l = layout(w.k);
+	if (!w.l)
+		return -ENOENT;
+	w.task = malloc(w.l->span);
+	if (!w.task)
+		return vm_error(vm, -ENOMEM, "out of memory");
+	err = walk(&w);
+	free(w.task);
+	if (err) {
+		vms_processes_free(w.procs, w.count);
+		return err;
+	}
+	*ret_procs = w.procs;
+	*ret_count = w.count;
+	return 0;
+}
