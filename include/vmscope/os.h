@@ -53,14 +53,15 @@ int vms_linux_symbol(struct vms_vm *vm, const char *name, uint64_t *ret_addr);
 
 /* -- processes -- */
 
-#define VMS_COMM_MAX 16
+#define VMS_COMM_MAX 64
 
 struct vms_process {
 	int pid;		 /* the thread's id (the process id unless VMS_PS_THREADS) */
 	int tgid;		 /* the process id */
 	int ppid;		 /* the parent's process id */
 	uint32_t uid, gid;	 /* real ids */
-	char comm[VMS_COMM_MAX + 1];
+	char comm[VMS_COMM_MAX]; /* as /proc/PID/stat: kernel threads by their full name,
+				    workqueue workers with their current "+desc" or last "-desc" */
 	char state;		 /* as ps: R S D T t X Z P I */
 	uint64_t start_time_ns;	 /* since boot (CLOCK_BOOTTIME) */
 	int threads;		 /* in its thread group */

@@ -28,7 +28,7 @@
 #define WMARK_LOW   1
 
 struct sysinfo_layout {
-	struct kfield release, tk_base, tk_offs_boot, rq_switches;
+	struct kfield release, tk_base, tk_nsec, tk_shift, tk_offs_boot, rq_switches;
 	struct kfield zone_watermark, zone_boost, pgdat_zones;
 	uint64_t init_uts_ns, tk_core, timekeeper_offset, avenrun, totalram, zone_stat, node_stat;
 	uint64_t nr_threads, total_forks, nr_cpu_ids, per_cpu_offset, runqueues, totalreserve;
@@ -90,6 +90,8 @@ static int find_layout(struct linux_kernel *k, struct sysinfo_layout *l)
 			return -ENOENT;
 	if (kfield_require(k, "uts_namespace", "name.release", &l->release) ||
 	    kfield_require(k, "timekeeper", "tkr_mono.base", &l->tk_base) ||
+	    kfield_require(k, "timekeeper", "tkr_mono.xtime_nsec", &l->tk_nsec) ||
+	    kfield_require(k, "timekeeper", "tkr_mono.shift", &l->tk_shift) ||
 	    kfield_require(k, "timekeeper", "offs_boot", &l->tk_offs_boot) ||
 	    kfield_require(k, "rq", "nr_switches", &l->rq_switches) ||
 	    kfield_require(k, "zone", "_watermark", &l->zone_watermark) ||
@@ -198,12 +200,29 @@ static void loads(struct linux_kernel *k, const struct sysinfo_layout *l, double
 	}
 }
 
+/*
+ * CLOCK_BOOTTIME at the timekeeper's last update: whole seconds in
+ * tkr_mono.base, the rest in xtime_nsec (shifted), plus offs_boot. What
+ * passed since that update is only in the guest's clock hardware.
+ */
+static uint64_t uptime_ns(struct linux_kernel *k, const struct sysinfo_layout *l)
+{
+	uint64_t tk = l->tk_core + l->timekeeper_offset, base = 0, nsec = 0, boot = 0;
+	uint32_t shift = 0;
+
+	kread_u64(k, tk + l->tk_base.offset, &base);
+	kread_u64(k, tk + l->tk_nsec.offset, &nsec);
+	kread_u32(k, tk + l->tk_shift.offset, &shift);
+	kread_u64(k, tk + l->tk_offs_boot.offset, &boot);
+	return base + (shift < 64 ? nsec >> shift : 0) + boot;
+}
+
 int vms_os_sysinfo(struct vms_vm *vm, struct vms_sysinfo *ret_info)
 {
 	struct vms_sysinfo info = { 0 };
 	const struct sysinfo_layout *l;
 	struct linux_kernel *k;
-	uint64_t tk = 0, boot = 0, value = 0;
+	uint64_t value = 0;
 	uint32_t cpus = 0, threads = 0;
 	int err = linux_kernel_get(vm, &k);
 
@@ -216,9 +235,7 @@ int vms_os_sysinfo(struct vms_vm *vm, struct vms_sysinfo *ret_info)
 	    kread_u32(k, l->nr_cpu_ids, &cpus))
 		return vm_error(vm, -EFAULT, "the guest kernel's identity is unreadable");
 	info.cpus = cpus > MAX_CPUS ? MAX_CPUS : (int)cpus;
-	kread_u64(k, l->tk_core + l->timekeeper_offset + l->tk_base.offset, &tk);
-	kread_u64(k, l->tk_core + l->timekeeper_offset + l->tk_offs_boot.offset, &boot);
-	info.uptime_s = (double)(tk + boot) / 1e9;
+	info.uptime_s = (double)uptime_ns(k, l) / 1e9;
 	loads(k, l, info.load);
 	if (!kread_u64(k, l->totalram, &value))
 		info.mem_total_bytes = value * PAGE_BYTES;

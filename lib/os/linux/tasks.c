@@ -12,6 +12,7 @@
  * (paged out, not yet faulted in) is NULL for that process only.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +27,8 @@
 #define TASK_REPORT	0x7f
 #define TASK_UNINTERRUPTIBLE 0x02
 #define TASK_NOLOAD	0x400
+#define PF_WQ_WORKER	0x00000020
+#define PF_KTHREAD	0x00200000
 
 struct task_layout {
 	struct kfield tasks, pid, tgid, comm, real_parent, cred, mm, start_time, signal, state,
@@ -33,6 +36,9 @@ struct task_layout {
 	struct kfield cred_uid, cred_gid;
 	struct kfield mm_arg_start, mm_arg_end, mm_pgd;
 	struct kfield signal_nr_threads, signal_thread_head;
+	/* Kernel thread names (optional: older kernels lack some). */
+	struct kfield flags, worker_private, kthread_full_name, kthread_data;
+	struct kfield worker_desc, worker_current_work, worker_pool, worker_rescue_wq, wq_name;
 	uint32_t span; /* bytes of task_struct to copy */
 	uint64_t init_task;
 };
@@ -75,6 +81,15 @@ static int require_all(struct linux_kernel *k, struct task_layout *l)
 	for (size_t i = 0; i < ARRAY_SIZE(want); i++)
 		if (kfield_require(k, want[i].type, want[i].path, want[i].f))
 			return -ENOENT;
+	kbtf_member(k->btf, "task_struct", "flags", &l->flags);
+	kbtf_member(k->btf, "task_struct", "worker_private", &l->worker_private);
+	kbtf_member(k->btf, "kthread", "full_name", &l->kthread_full_name);
+	kbtf_member(k->btf, "kthread", "data", &l->kthread_data);
+	kbtf_member(k->btf, "worker", "desc", &l->worker_desc);
+	kbtf_member(k->btf, "worker", "current_work", &l->worker_current_work);
+	kbtf_member(k->btf, "worker", "pool", &l->worker_pool);
+	kbtf_member(k->btf, "worker", "rescue_wq", &l->worker_rescue_wq);
+	kbtf_member(k->btf, "workqueue_struct", "name", &l->wq_name);
 	/* Linux 5.14 renamed state to __state. */
 	if (kbtf_member(k->btf, "task_struct", "__state", &l->state) &&
 	    kfield_require(k, "task_struct", "state", &l->state))
@@ -98,6 +113,10 @@ static const struct task_layout *layout(struct linux_kernel *k)
 	for (size_t i = 0; i < 12; i++) /* the task_struct members come first */
 		if (fields[i].offset + fields[i].size > l->span)
 			l->span = fields[i].offset + fields[i].size;
+	if (l->flags.offset + l->flags.size > l->span)
+		l->span = l->flags.offset + l->flags.size;
+	if (l->worker_private.offset + l->worker_private.size > l->span)
+		l->span = l->worker_private.offset + l->worker_private.size;
 	k->tasks_layout = l;
 	return l;
 }
@@ -116,6 +135,59 @@ static char state_letter(uint32_t state, uint32_t exit_state)
 		report >>= 1;
 	}
 	return letters[bit < 8 ? bit : 7];
+}
+
+/*
+ * A workqueue worker's name as wq_worker_comm() makes it: its comm (which
+ * since Linux 6.9 names a rescuer "kworker/R-" and its workqueue, cut to 15
+ * characters that /proc shows whole), then "+desc" while it works or "-desc"
+ * after.
+ */
+static void worker_name(struct linux_kernel *k, const struct task_layout *l, uint64_t worker,
+			char *name, size_t len)
+{
+	char desc[32] = "", wq[32]; /* WORKER_DESC_LEN and WQ_NAME_LEN are 24 */
+	uint64_t rescue_wq = 0, pool = 0, current = 0;
+	size_t used;
+
+	if (!strncmp(name, "kworker/R-", 10) && l->worker_rescue_wq.found && l->wq_name.found &&
+	    !kread_u64(k, worker + l->worker_rescue_wq.offset, &rescue_wq) && rescue_wq &&
+	    !kread_string(k, rescue_wq + l->wq_name.offset, wq, sizeof(wq)))
+		snprintf(name, len, "kworker/R-%s", wq);
+	if (!l->worker_desc.found || !l->worker_pool.found ||
+	    kread_u64(k, worker + l->worker_pool.offset, &pool) || !pool ||
+	    kread_string(k, worker + l->worker_desc.offset, desc,
+			 l->worker_desc.size < sizeof(desc) ? l->worker_desc.size : sizeof(desc)) ||
+	    !desc[0])
+		return;
+	kread_u64(k, worker + l->worker_current_work.offset, &current);
+	used = strlen(name);
+	snprintf(name + used, len - used, "%c%s", current ? '+' : '-', desc);
+}
+
+/* The name /proc shows: a kernel thread's full name, a worker's description. */
+static void task_name(struct linux_kernel *k, const struct task_layout *l, const uint8_t *task,
+		      char *name, size_t len)
+{
+	uint64_t flags = l->flags.found ? kfield_get(&l->flags, task) : 0, kthread, full = 0, data = 0;
+	char full_name[64];
+
+	snprintf(name, len, "%.*s", (int)(l->comm.size < len ? l->comm.size : len - 1),
+		 (const char *)task + l->comm.offset);
+	if (!(flags & PF_KTHREAD) || !l->worker_private.found)
+		return;
+	kthread = kfield_get(&l->worker_private, task);
+	if (!kthread)
+		return;
+	if (flags & PF_WQ_WORKER) {
+		if (l->kthread_data.found && !kread_u64(k, kthread + l->kthread_data.offset, &data) &&
+		    data)
+			worker_name(k, l, data, name, len);
+		return;
+	}
+	if (l->kthread_full_name.found && !kread_u64(k, kthread + l->kthread_full_name.offset, &full) &&
+	    full && !kread_string(k, full, full_name, sizeof(full_name)))
+		snprintf(name, len, "%s", full_name);
 }
 
 /* The command line from the process's own memory, NULs turned into spaces. */
@@ -180,7 +252,7 @@ static int add_task(struct ps_walk *w, uint64_t addr, const struct vms_process *
 	p->task = addr;
 	p->pid = (int)kfield_get(&l->pid, w->task);
 	p->tgid = (int)kfield_get(&l->tgid, w->task);
-	memcpy(p->comm, w->task + l->comm.offset, l->comm.size < VMS_COMM_MAX ? l->comm.size : VMS_COMM_MAX);
+	task_name(w->k, l, w->task, p->comm, sizeof(p->comm));
 	p->state = state_letter((uint32_t)kfield_get(&l->state, w->task),
 				(uint32_t)kfield_get(&l->exit_state, w->task));
 	p->start_time_ns = kfield_get(&l->start_time, w->task);

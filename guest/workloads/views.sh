@@ -1,0 +1,41 @@
+# Long-lived processes and sockets to look at, then the guest's own answer for
+# every view, written with shell builtins where possible so that collecting
+# the truth creates as few processes as it can. The collector's pid is
+# reported: everything with a lower pid predates the truth and must still be
+# there when the test looks.
+ifconfig lo 127.0.0.1 up 2>/dev/null
+sleep 7777 &
+sh -c 'exec sleep 8888' &
+: >"/tmp/a file with spaces"
+tail -f "/tmp/a file with spaces" &
+setsid sh -c 'while :; do sleep 3600; done' &
+cat /dev/zero >/dev/null &
+kill -STOP $!
+sync
+
+dump_proc() {
+	for d in /proc/[0-9]*; do
+		p=${d#/proc/}
+		[ -r "$d/stat" ] || continue
+		read -r stat <"$d/stat"
+		echo "STAT $stat"
+		while read -r key a b c d2; do
+			case "$key" in Uid: | Gid:) echo "ID $p $key $a" ;; esac
+		done <"$d/status"
+		echo "CMD $p $(tr '\0' ' ' <"$d/cmdline")"
+	done
+}
+
+dump_file() {
+	while IFS= read -r line; do echo "$line"; done <"$1"
+}
+
+truth_section collector sh -c 'echo $$'
+truth_section procs dump_proc
+truth_section modules dump_file /proc/modules
+truth_section release dump_file /proc/sys/kernel/osrelease
+truth_section meminfo dump_file /proc/meminfo
+truth_section loadavg dump_file /proc/loadavg
+truth_section stat dump_file /proc/stat
+truth_section uptime dump_file /proc/uptime
+truth_ready

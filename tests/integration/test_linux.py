@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""The Linux driver's views against the guest's own answer at the same
+instant, on two Debian kernels (6.1 and 6.12): nothing may be tuned to one
+build. The guest (workload "views") starts long-lived processes, writes its
+/proc to the ground-truth port and goes quiet; the test then pauses it and
+asks vmscope. Processes created after the truth collector started (its pid
+and above) are left out on both sides."""
+import json
+import sys
+
+from harness import Tap, vmscope, vmguest
+
+USER_HZ = 100
+
+
+def parse_procs(text):
+    procs = {}
+    for line in text.splitlines():
+        kind, rest = line.split(" ", 1)
+        if kind == "STAT":
+            pid = int(rest.split(" ", 1)[0])
+            comm = rest[rest.index("(") + 1:rest.rindex(")")]
+            f = rest[rest.rindex(")") + 2:].split()
+            procs[pid] = {"pid": pid, "comm": comm, "state": f[0], "ppid": int(f[1]),
+                          "threads": int(f[17]), "start_ticks": int(f[19])}
+        elif kind == "ID":
+            pid, key, value = rest.split()
+            procs[int(pid)][key[:-1].lower()] = int(value)
+        elif kind == "CMD":
+            pid, _, cmd = rest.partition(" ")
+            procs[int(pid)]["cmdline"] = cmd.rstrip(" ")
+    return procs
+
+
+def precision_recall(ours, truth):
+    hit = len(ours & truth)
+    return (hit / len(ours) if ours else 1.0), (hit / len(truth) if truth else 1.0)
+
+
+def run_json(*args):
+    r = vmscope(*args)
+    if r.returncode:
+        raise RuntimeError("vmscope %s: %s" % (" ".join(args), r.stderr))
+    return json.loads(r.stdout)
+
+
+def check_ps(t, g, target, label):
+    truth_all = parse_procs(g.truth()["procs"])
+    collector = int(g.truth()["collector"].strip())
+    truth = {p: v for p, v in truth_all.items() if p < collector}
+    ours = {p["pid"]: p for p in run_json("ps", target, "--json") if p["pid"] < collector}
+    precision, recall = precision_recall(set(ours), set(truth))
+    t.ok(precision == 1.0 and recall == 1.0,
+         "%s ps: precision %.3f, recall %.3f over %d processes" % (label, precision, recall,
+                                                                   len(truth)),
+         "only vmscope: %s\nonly guest: %s" % (sorted(set(ours) - set(truth)),
+                                              sorted(set(truth) - set(ours))))
+    fields = {"ppid": "ppid", "comm": "comm", "uid": "uid", "gid": "gid", "threads": "threads"}
+    wrong = []
+    for pid, want in truth.items():
+        got = ours.get(pid)
+        if not got:
+            continue
+        for ours_key, truth_key in fields.items():
+            if got[ours_key] != want[truth_key]:
+                wrong.append("%d %s: vmscope %r, guest %r" % (pid, ours_key, got[ours_key],
+                                                              want[truth_key]))
+        if got["start_time_ns"] // (10**9 // USER_HZ) != want["start_ticks"]:
+            wrong.append("%d start: vmscope %d ns, guest %d ticks" % (pid, got["start_time_ns"],
+                                                                    want["start_ticks"]))
+        want_cmd = None if not want["cmdline"] and got["kernel_thread"] else want["cmdline"]
+        if not got["kernel_thread"] and got["cmdline"] != want_cmd:
+            wrong.append("%d cmdline: vmscope %r, guest %r" % (pid, got["cmdline"], want_cmd))
+        if got["kernel_thread"] != (want["cmdline"] == "" and pid != 1 and want["ppid"] in (0, 2)):
+            wrong.append("%d kernel_thread: %r" % (pid, got["kernel_thread"]))
+        # A state can change between the truth and the pause only through running.
+        if got["state"] != want["state"] and "R" not in (got["state"], want["state"]):
+            wrong.append("%d state: vmscope %s, guest %s" % (pid, got["state"], want["state"]))
+    t.ok(not wrong, "%s ps: pid, ppid, comm, uid, gid, threads, start time, state and command "
+         "line of each process equal the guest's /proc" % label, "\n".join(wrong[:30]))
+    special = [p for p in ours.values() if p["comm"] == "tail"]
+    t.ok(len(special) == 1 and special[0]["cmdline"] == "tail -f /tmp/a file with spaces",
+         "%s ps: a command line whose argument holds spaces" % label, special)
+    stopped = [p for p in ours.values() if p["state"] == "T"]
+    t.ok(len(stopped) == 1, "%s ps: the stopped process shows state T" % label, stopped)
+
+    threads = run_json("ps", target, "--threads", "--json")
+    t.eq(len(threads), sum(p["threads"] for p in run_json("ps", target, "--json")),
+         "%s ps --threads: one entry per thread" % label)
+    tree = vmscope("pstree", target).stdout.splitlines()
+    t.eq(len(tree), len(run_json("ps", target, "--json")), "%s pstree: every process once" % label)
+
+
+def parse_modules(text):
+    mods = {}
+    for line in text.splitlines():
+        f = line.split()
+        mods[f[0]] = {"size": int(f[1]), "refcount": int(f[2]), "state": f[4],
+                      "base": hex(int(f[5], 16))}
+    return mods
+
+
+def check_lsmod(t, g, target, label):
+    truth = parse_modules(g.truth()["modules"])
+    ours = {m["name"]: m for m in run_json("lsmod", target, "--json")}
+    precision, recall = precision_recall(set(ours), set(truth))
+    t.ok(precision == 1.0 and recall == 1.0,
+         "%s lsmod: precision %.3f, recall %.3f over %d modules" % (label, precision, recall,
+                                                                   len(truth)),
+         "vmscope %s\nguest %s" % (sorted(ours), sorted(truth)))
+    wrong = ["%s: vmscope %r, guest %r" % (n, {k: ours[n][k] for k in truth[n]}, truth[n])
+             for n in truth if n in ours and {k: ours[n][k] for k in truth[n]} != truth[n]]
+    t.ok(not wrong, "%s lsmod: size, refcount, state and base equal /proc/modules" % label,
+         "\n".join(wrong))
+
+
+def meminfo_kb(text, key):
+    for line in text.splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise KeyError(key)
+
+
+def check_sysinfo(t, g, target, label):
+    truth = g.truth()
+    ours = run_json("sysinfo", target, "--json")
+    stat = dict(l.split(" ", 1) for l in truth["stat"].splitlines())
+    load = truth["loadavg"].split()
+    uptime = float(truth["uptime"].split()[0])
+    mem = truth["meminfo"]
+    t.eq(ours["release"], truth["release"].strip(), "%s sysinfo: release" % label)
+    t.eq(ours["mem_total_bytes"] // 1024, meminfo_kb(mem, "MemTotal"), "%s sysinfo: MemTotal"
+         % label)
+    for key, name in (("mem_free_bytes", "MemFree"), ("mem_available_bytes", "MemAvailable")):
+        want = meminfo_kb(mem, name)
+        got = ours[key] // 1024
+        t.ok(abs(got - want) <= max(2048, want // 50), "%s sysinfo: %s %d kB, guest %d kB"
+             % (label, name, got, want))
+    t.ok(uptime <= ours["uptime_s"] <= uptime + 30, "%s sysinfo: uptime %.2f s after the "
+         "guest's %.2f s" % (label, ours["uptime_s"], uptime))
+    t.ok(all(abs(ours["load"][i] - float(load[i])) <= 0.1 for i in range(3)),
+         "%s sysinfo: load %s, guest %s" % (label, ours["load"], load[:3]))
+    t.ok(abs(ours["tasks"] - int(load[3].split("/")[1])) <= 5, "%s sysinfo: %d tasks, guest %s"
+         % (label, ours["tasks"], load[3]))
+    forks, ctxt = int(stat["processes"]), int(stat["ctxt"])
+    t.ok(forks <= ours["forks"] <= forks + 10, "%s sysinfo: forks %d, guest %d before"
+         % (label, ours["forks"], forks))
+    t.ok(ctxt <= ours["context_switches"] <= ctxt + 100000, "%s sysinfo: context switches %d, "
+         "guest %d before" % (label, ours["context_switches"], ctxt))
+
+
+def check_kernel(t, kernel):
+    label = kernel
+    with vmguest.Guest(workload="views", kernel=kernel, name="views") as g:
+        target = "qmp:" + g.qmp_path
+        g.qmp("stop")
+        check_ps(t, g, target, label)
+        check_lsmod(t, g, target, label)
+        check_sysinfo(t, g, target, label)
+        g.qmp("cont")
+
+
+def main():
+    t = Tap()
+    for kernel in (vmguest.pinned_kernel(), vmguest.pinned_kernel("VMSCOPE_KERNEL_ALT")):
+        t.run(kernel, check_kernel, kernel)
+    return t.done()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
