@@ -6,7 +6,13 @@ build. The guest (workload "views") starts long-lived processes, writes its
 asks vmscope. Processes created after the truth collector started (its pid
 and above) are left out on both sides."""
 import json
+import os
+import re
+import shutil
+import struct
+import subprocess
 import sys
+import tempfile
 
 from harness import Tap, vmscope, vmguest
 
@@ -32,6 +38,16 @@ def parse_procs(text):
     return procs
 
 
+def same_name(ours, guest):
+    """A workqueue worker's name ends in the work it did last ("-events"),
+    which may change between the truth and the pause; the worker is the same."""
+    if ours == guest:
+        return True
+    worker = re.compile(r"(kworker/[0-9u]+:[0-9]+H?)[+-]")
+    a, b = worker.match(ours), worker.match(guest)
+    return bool(a and b and a.group(1) == b.group(1))
+
+
 def precision_recall(ours, truth):
     hit = len(ours & truth)
     return (hit / len(ours) if ours else 1.0), (hit / len(truth) if truth else 1.0)
@@ -55,7 +71,7 @@ def check_ps(t, g, target, label):
                                                                    len(truth)),
          "only vmscope: %s\nonly guest: %s" % (sorted(set(ours) - set(truth)),
                                               sorted(set(truth) - set(ours))))
-    fields = {"ppid": "ppid", "comm": "comm", "uid": "uid", "gid": "gid", "threads": "threads"}
+    fields = {"ppid": "ppid", "uid": "uid", "gid": "gid", "threads": "threads"}
     wrong = []
     for pid, want in truth.items():
         got = ours.get(pid)
@@ -65,6 +81,8 @@ def check_ps(t, g, target, label):
             if got[ours_key] != want[truth_key]:
                 wrong.append("%d %s: vmscope %r, guest %r" % (pid, ours_key, got[ours_key],
                                                               want[truth_key]))
+        if not same_name(got["comm"], want["comm"]):
+            wrong.append("%d comm: vmscope %r, guest %r" % (pid, got["comm"], want["comm"]))
         if got["start_time_ns"] // (10**9 // USER_HZ) != want["start_ticks"]:
             wrong.append("%d start: vmscope %d ns, guest %d ticks" % (pid, got["start_time_ns"],
                                                                     want["start_ticks"]))
@@ -149,6 +167,68 @@ def check_sysinfo(t, g, target, label):
          "guest %d before" % (label, ours["context_switches"], ctxt))
 
 
+def file_offset(core, gpa):
+    """Where guest-physical gpa lies in an ELF core (its PT_LOAD segments)."""
+    with open(core, "rb") as f:
+        head = f.read(64)
+        phoff, = struct.unpack_from("<Q", head, 32)
+        phnum, = struct.unpack_from("<H", head, 56)
+        f.seek(phoff)
+        for _ in range(phnum):
+            p_type, _, p_offset, _, p_paddr, p_filesz, _, _ = struct.unpack("<IIQQQQQQ",
+                                                                            f.read(56))
+            if p_type == 1 and p_paddr <= gpa < p_paddr + p_filesz:
+                return p_offset + gpa - p_paddr
+    raise ValueError("0x%x not in the core" % gpa)
+
+
+def poke(core, va, value):
+    """Overwrite 8 bytes of guest memory at kernel address va inside a dump."""
+    r = vmscope("translate", "dump:" + core, hex(va))
+    gpa = int(r.stdout.split()[1], 16)
+    with open(core, "r+b") as f:
+        f.seek(file_offset(core, gpa))
+        f.write(struct.pack("<Q", value))
+
+
+def list_offset(target, owner, first_entry):
+    """The offset of the list_head in owner whose next points at first_entry's same member."""
+    raw = subprocess.run([os.environ["VMSCOPE_BIN"], "read", target, "--virt", hex(owner),
+                          "4096", "--raw"], stdout=subprocess.PIPE, check=True).stdout
+    for off in range(0, 4096, 8):
+        if struct.unpack_from("<Q", raw, off)[0] - off == first_entry:
+            return off
+    raise ValueError("no list offset found")
+
+
+def check_hostile(t, g, target):
+    """A guest can corrupt its own lists. In a dump of it, make the task list
+    loop without coming back to its head, and point a link at nothing: ps must
+    fail at once with a clear error, other views must still work."""
+    with tempfile.TemporaryDirectory(prefix="vmscope-test-") as d:
+        core = os.path.join(d, "vm.core")
+        r = vmscope("dump", target, core)
+        if r.returncode:
+            raise RuntimeError(r.stderr)
+        procs = run_json("ps", "dump:" + core, "--json")
+        init_task = int(run_json("kernel", "dump:" + core, "--symbol", "init_task",
+                                 "--json")["addresses"]["init_task"], 16)
+        tasks = [int(p["task"], 16) for p in procs]
+        off = list_offset("dump:" + core, init_task, tasks[0])
+        for label, value in (("loops back into itself", tasks[1] + off),
+                             ("points nowhere", 0xdead000000000100)):
+            bad = os.path.join(d, "bad.core")
+            shutil.copyfile(core, bad)
+            poke(bad, tasks[-1] + off, value)
+            r = vmscope("ps", "dump:" + bad)
+            t.one_line_error(r, "task list that %s: ps fails with a clear error" % label,
+                             "task list")
+            r = vmscope("lsmod", "dump:" + bad)
+            t.ok(r.returncode == 0 and "virtio" in r.stdout,
+                 "task list that %s: lsmod still works" % label, r.stderr)
+            os.unlink(bad)
+
+
 def check_kernel(t, kernel):
     label = kernel
     with vmguest.Guest(workload="views", kernel=kernel, name="views") as g:
@@ -157,6 +237,8 @@ def check_kernel(t, kernel):
         check_ps(t, g, target, label)
         check_lsmod(t, g, target, label)
         check_sysinfo(t, g, target, label)
+        if kernel == vmguest.pinned_kernel():
+            check_hostile(t, g, target)
         g.qmp("cont")
 
 

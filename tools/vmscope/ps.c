@@ -50,12 +50,17 @@ static int print_json(const struct vms_process *procs, size_t n)
 
 	for (size_t i = 0; list && i < n; i++) {
 		const struct vms_process *p = &procs[i];
-		json_t *obj = json_pack("{s:i,s:i,s:i,s:I,s:I,s:s,s:s#,s:I,s:i,s:b,s:s?}", "pid",
+		char task[24];
+		json_t *obj;
+
+		snprintf(task, sizeof(task), "0x%llx", (unsigned long long)p->task);
+		obj = json_pack("{s:i,s:i,s:i,s:I,s:I,s:s,s:s#,s:I,s:i,s:b,s:s?,s:s}", "pid",
 					p->tgid, "tid", p->pid, "ppid", p->ppid, "uid",
 					(json_int_t)p->uid, "gid", (json_int_t)p->gid, "comm", p->comm,
 					"state", &p->state, (size_t)1, "start_time_ns",
 					(json_int_t)p->start_time_ns, "threads", p->threads,
-					"kernel_thread", p->kernel_thread, "cmdline", p->cmdline);
+					"kernel_thread", p->kernel_thread, "cmdline", p->cmdline, "task",
+					task);
 
 		if (!obj || json_array_append_new(list, obj))
 			break;

@@ -13,6 +13,7 @@
 
 #include "core/internal.h"
 #include "os/linux/linux.h"
+#include "os/linux/list.h"
 
 #define MAX_MODULES 65536
 #define MODULE_REF_BASE 1
@@ -96,15 +97,31 @@ static void fill(const struct module_layout *l, const uint8_t *mod, struct vms_m
 	}
 }
 
+static int append(struct vms_module **mods, size_t *n, size_t *cap)
+{
+	if (*n == *cap) {
+		size_t grown_cap = *cap ? *cap * 2 : 64;
+		struct vms_module *grown = realloc(*mods, grown_cap * sizeof(**mods));
+
+		if (!grown)
+			return -ENOMEM;
+		*mods = grown;
+		*cap = grown_cap;
+	}
+	memset(&(*mods)[*n], 0, sizeof(**mods));
+	return 0;
+}
+
 int vms_os_modules(struct vms_vm *vm, struct vms_module **ret_mods, size_t *ret_count)
 {
 	struct vms_module *mods = NULL;
 	const struct module_layout *l;
 	struct linux_kernel *k;
-	size_t n = 0, cap = 0, steps = 0;
+	struct list_walk lw;
+	size_t n = 0, cap = 0;
 	uint64_t node;
 	uint8_t *mod;
-	int err = linux_kernel_get(vm, &k);
+	int more = 0, err = linux_kernel_get(vm, &k);
 
 	if (err)
 		return err;
@@ -114,34 +131,24 @@ int vms_os_modules(struct vms_vm *vm, struct vms_module **ret_mods, size_t *ret_
 	mod = malloc(l->span);
 	if (!mod)
 		return vm_error(vm, -ENOMEM, "out of memory");
-	if (kread_u64(k, l->head, &node))
+	if (list_walk_start(&lw, k, l->head, MAX_MODULES))
 		err = vm_error(vm, -EFAULT, "the module list is unreadable");
-	while (!err && node != l->head) {
+	while (!err && (more = list_walk_next(&lw, &node)) > 0) {
 		uint64_t addr = node - l->list.offset;
 
-		if (++steps > MAX_MODULES) {
-			err = vm_error(vm, -ELOOP, "the module list does not end (cycle?)");
-		} else if (kread(k, addr, mod, l->span)) {
+		if (kread(k, addr, mod, l->span))
 			err = vm_error(vm, -EFAULT, "module at 0x%llx is unreadable",
 				       (unsigned long long)addr);
-		} else if (kfield_get(&l->state, mod) != 3) { /* Unformed: not yet a module */
-			if (n == cap) {
-				struct vms_module *grown;
-
-				cap = cap ? cap * 2 : 64;
-				grown = realloc(mods, cap * sizeof(*mods));
-				if (!grown) {
-					err = vm_error(vm, -ENOMEM, "out of memory");
-					break;
-				}
-				mods = grown;
-			}
-			memset(&mods[n], 0, sizeof(mods[n]));
+		else if (kfield_get(&l->state, mod) == 3) /* Unformed: not yet a module */
+			continue;
+		else if (append(&mods, &n, &cap))
+			err = vm_error(vm, -ENOMEM, "out of memory");
+		else
 			fill(l, mod, &mods[n++]);
-		}
-		if (!err)
-			node = kfield_get(&l->list, mod); /* list.next */
 	}
+	if (!err && more < 0)
+		err = vm_error(vm, more, "the module list %s", more == -ELOOP ? "does not end (cycle?)"
+									    : "breaks");
 	free(mod);
 	if (err) {
 		free(mods);

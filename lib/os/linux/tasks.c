@@ -21,8 +21,9 @@
 
 #include "core/internal.h"
 #include "os/linux/linux.h"
+#include "os/linux/list.h"
 
-#define MAX_TASKS	(4u << 20)
+#define MAX_TASKS	(1u << 20)
 #define MAX_CMDLINE	65536
 #define TASK_REPORT	0x7f
 #define TASK_UNINTERRUPTIBLE 0x02
@@ -277,56 +278,50 @@ static int add_task(struct ps_walk *w, uint64_t addr, const struct vms_process *
 	return 0;
 }
 
-/* Every thread of the group led by the task just added, leader included. */
-static int add_threads(struct ps_walk *w, uint64_t leader)
+static int walk_error(struct ps_walk *w, int err, const char *list)
 {
-	uint64_t signal = kfield_get(&w->l->signal, w->task), head, node;
-	struct vms_process group = w->procs[--w->count]; /* the leader's entry, redone below */
-	size_t n = 0;
-	int err = 0;
+	if (err == -ELOOP)
+		return vm_error(w->k->vm, err, "%s does not end (a cycle, or over %u entries)", list,
+				MAX_TASKS);
+	return vm_error(w->k->vm, -EFAULT, "%s breaks: a link is unreadable", list);
+}
 
-	head = signal + w->l->signal_thread_head.offset;
-	if (kread_u64(w->k, head, &node))
-		err = vm_error(w->k->vm, -EFAULT, "thread list of task 0x%llx is unreadable",
-			       (unsigned long long)leader);
-	while (!err && node != head) {
-		if (++n > MAX_TASKS) {
-			err = vm_error(w->k->vm, -ELOOP, "thread list of task 0x%llx does not end",
-				       (unsigned long long)leader);
-			break;
-		}
+/* Every thread of the group led by the task just added, leader included. */
+static int add_threads(struct ps_walk *w)
+{
+	uint64_t signal = kfield_get(&w->l->signal, w->task), node;
+	struct vms_process group = w->procs[--w->count]; /* the leader's entry, redone below */
+	struct list_walk lw;
+	int more, err = 0;
+
+	if (list_walk_start(&lw, w->k, signal + w->l->signal_thread_head.offset, MAX_TASKS))
+		err = walk_error(w, -EFAULT, "a thread list");
+	while (!err && (more = list_walk_next(&lw, &node)) > 0)
 		err = add_task(w, node - w->l->thread_node.offset, &group);
-		if (!err && kread_u64(w->k, node, &node))
-			err = vm_error(w->k->vm, -EFAULT, "thread list of task 0x%llx breaks",
-				       (unsigned long long)leader);
-	}
+	if (!err && more < 0)
+		err = walk_error(w, more, "a thread list");
 	free(group.cmdline);
 	return err;
 }
 
 static int walk(struct ps_walk *w)
 {
-	uint64_t head = w->l->init_task + w->l->tasks.offset, node;
-	size_t n = 0;
+	struct list_walk lw;
+	uint64_t node;
+	int more, err = 0;
 
-	if (kread_u64(w->k, head, &node))
+	if (list_walk_start(&lw, w->k, w->l->init_task + w->l->tasks.offset, MAX_TASKS))
 		return vm_error(w->k->vm, -EFAULT, "init_task is unreadable");
-	while (node != head) {
+	while ((more = list_walk_next(&lw, &node)) > 0) {
 		uint64_t task = node - w->l->tasks.offset;
-		int err;
 
-		if (++n > MAX_TASKS)
-			return vm_error(w->k->vm, -ELOOP, "the task list does not end (cycle?)");
 		err = add_task(w, task, NULL);
 		if (!err && (w->flags & VMS_PS_THREADS))
-			err = add_threads(w, task);
-		if (!err && kread_u64(w->k, node, &node))
-			err = vm_error(w->k->vm, -EFAULT, "the task list breaks after pid %d",
-				       w->procs[w->count - 1].tgid);
+			err = add_threads(w);
 		if (err)
 			return err;
 	}
-	return 0;
+	return more < 0 ? walk_error(w, more, "the task list") : 0;
 }
 
 void vms_processes_free(struct vms_process *procs, size_t count)
