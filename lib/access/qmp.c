@@ -193,7 +193,8 @@ static int greet(struct qmp *qmp)
 
 	err = read_message(qmp, deadline, &greeting);
 	if (err == -ETIMEDOUT)
-		return set_error(qmp, err, "%s: no QMP greeting within %d ms (not a QMP socket?)",
+		return set_error(qmp, err, "%s: no QMP greeting within %d ms (not a QMP socket, or another "
+				 "client holds it: QEMU serves one at a time)",
 				 qmp->name, qmp->timeout_ms);
 	if (err)
 		return err;
