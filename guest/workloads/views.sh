@@ -33,6 +33,8 @@ dump_file() {
 truth_section collector sh -c 'echo $$'
 truth_section procs dump_proc
 truth_section modules dump_file /proc/modules
+truth_section dmesg dmesg
+truth_section mounts dump_file /proc/mounts
 truth_section release dump_file /proc/sys/kernel/osrelease
 truth_section meminfo dump_file /proc/meminfo
 truth_section loadavg dump_file /proc/loadavg

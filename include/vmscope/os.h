@@ -91,6 +91,20 @@ struct vms_module {
 /* Loaded modules, newest first as /proc/modules lists them; free(*ret_mods). */
 int vms_os_modules(struct vms_vm *vm, struct vms_module **ret_mods, size_t *ret_count);
 
+/* -- kernel log -- */
+
+struct vms_log_record {
+	uint64_t seq;	/* the kernel's sequence number */
+	uint64_t ts_ns; /* since boot, as dmesg's [seconds.micros] */
+	int level;	/* 0 (emerg) to 7 (debug) */
+	int facility;
+	char *text;	/* without a trailing newline; may hold newlines */
+};
+
+/* The records in the printk ring buffer, oldest first. */
+int vms_os_dmesg(struct vms_vm *vm, struct vms_log_record **ret_recs, size_t *ret_count);
+void vms_log_records_free(struct vms_log_record *recs, size_t count);
+
 /* -- system figures -- */
 
 struct vms_sysinfo {

@@ -229,6 +229,25 @@ def check_hostile(t, g, target):
             os.unlink(bad)
 
 
+def check_dmesg(t, g, target, label):
+    """Every line the guest's dmesg printed is in ours; ours may only add newer records."""
+    truth = [re.sub(r"^<\d+>", "", l) for l in g.truth()["dmesg"].splitlines() if l.strip()]
+    r = vmscope("dmesg", target)
+    ours = r.stdout.splitlines()
+    missing = [l for l in truth if l not in set(ours)]
+    last = max(float(l[1:l.index("]")]) for l in truth)
+    extra = [l for l in ours if l not in set(truth) and float(l[1:l.index("]")]) <= last]
+    precision = 1 - len(extra) / max(1, len(ours))
+    recall = 1 - len(missing) / max(1, len(truth))
+    t.ok(not missing and not extra, "%s dmesg: precision %.3f, recall %.3f over %d lines"
+         % (label, precision, recall, len(truth)),
+         "missing: %s\nextra: %s" % (missing[:5], extra[:5]))
+    recs = run_json("dmesg", target, "--json")
+    t.ok(all(b["seq"] == a["seq"] + 1 for a, b in zip(recs, recs[1:])) and
+         recs[0]["text"].startswith("Linux version"),
+         "%s dmesg --json: consecutive sequence numbers from the banner on" % label)
+
+
 def check_kernel(t, kernel):
     label = kernel
     with vmguest.Guest(workload="views", kernel=kernel, name="views") as g:
@@ -237,6 +256,7 @@ def check_kernel(t, kernel):
         check_ps(t, g, target, label)
         check_lsmod(t, g, target, label)
         check_sysinfo(t, g, target, label)
+        check_dmesg(t, g, target, label)
         if kernel == vmguest.pinned_kernel():
             check_hostile(t, g, target)
         g.qmp("cont")

@@ -25,6 +25,7 @@ extern const struct cli_command cmd_pstree;
 extern const struct cli_command cmd_lsmod;
 extern const struct cli_command cmd_sysinfo;
 extern const struct cli_command cmd_kernel;
+extern const struct cli_command cmd_dmesg;
 
 /* Print "vmscope: <message>" on stderr; returns the exit status 1. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
