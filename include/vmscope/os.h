@@ -91,6 +91,18 @@ struct vms_module {
 /* Loaded modules, newest first as /proc/modules lists them; free(*ret_mods). */
 int vms_os_modules(struct vms_vm *vm, struct vms_module **ret_mods, size_t *ret_count);
 
+/* -- mounts -- */
+
+struct vms_mount {
+	char device[256];
+	char mountpoint[4096];
+	char fstype[64];
+	int read_only;
+};
+
+/* Mounts of init's namespace, in /proc/mounts order; free(*ret_mounts). */
+int vms_os_mounts(struct vms_vm *vm, struct vms_mount **ret_mounts, size_t *ret_count);
+
 /* -- kernel log -- */
 
 struct vms_log_record {

@@ -248,6 +248,18 @@ def check_dmesg(t, g, target, label):
          "%s dmesg --json: consecutive sequence numbers from the banner on" % label)
 
 
+def check_mounts(t, g, target, label):
+    truth = []
+    for line in g.truth()["mounts"].splitlines():
+        dev, point, fstype, opts = line.split()[:4]
+        truth.append((dev, point, fstype, opts.split(",")[0]))
+    ours = [(m["device"], m["mountpoint"], m["fstype"], "ro" if m["read_only"] else "rw")
+            for m in run_json("mounts", target, "--json")]
+    precision, recall = precision_recall(set(ours), set(truth))
+    t.ok(ours == truth, "%s mounts: precision %.3f, recall %.3f over %d mounts, same order"
+         % (label, precision, recall, len(truth)), "vmscope %s\nguest %s" % (ours, truth))
+
+
 def check_kernel(t, kernel):
     label = kernel
     with vmguest.Guest(workload="views", kernel=kernel, name="views") as g:
@@ -257,6 +269,7 @@ def check_kernel(t, kernel):
         check_lsmod(t, g, target, label)
         check_sysinfo(t, g, target, label)
         check_dmesg(t, g, target, label)
+        check_mounts(t, g, target, label)
         if kernel == vmguest.pinned_kernel():
             check_hostile(t, g, target)
         g.qmp("cont")

@@ -212,6 +212,7 @@ void linux_kernel_free(void *kernel)
 	free(k->tasks_layout);
 	free(k->modules_layout);
 	free(k->sysinfo_layout);
+	free(k->path_layout);
 	free(k);
 }
 

@@ -91,6 +91,7 @@ int kbtf_enum_value(const struct btf *btf, const char *name, int64_t *ret);
 struct task_layout;
 struct module_layout;
 struct sysinfo_layout;
+struct path_layout;
 
 struct linux_kernel {
 	struct vms_vm *vm;
@@ -105,6 +106,7 @@ struct linux_kernel {
 	struct task_layout *tasks_layout;
 	struct module_layout *modules_layout;
 	struct sysinfo_layout *sysinfo_layout;
+	struct path_layout *path_layout;
 };
 
 /* Discover the kernel (once per handle); -ENOENT etc. with the error set on vm. */
@@ -122,6 +124,11 @@ int kread_string(struct linux_kernel *k, uint64_t va, char *buf, size_t len);
 int ksym_require(struct linux_kernel *k, const char *name, uint64_t *ret);
 int kfield_require(struct linux_kernel *k, const char *type, const char *path,
 		   struct kfield *ret);
+
+/* The path of dentry in mount, as d_path() would give it; 0 or -errno. */
+int linux_path(struct linux_kernel *k, uint64_t mount, uint64_t dentry, char *buf, size_t len);
+/* The struct mount around a struct vfsmount (0 if the layout is unknown). */
+uint64_t linux_mount_of_vfsmount(struct linux_kernel *k, uint64_t vfsmount);
 
 /* Read a field of a structure already copied into a buffer. */
 uint64_t kfield_get(const struct kfield *f, const void *obj);

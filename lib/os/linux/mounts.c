@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Mounts of init's mount namespace, as /proc/mounts lists them: device,
+ * mount point, filesystem type, read-only or not. The namespace keeps its
+ * mounts in a list (mnt_namespace.list, mount.mnt_list) up to Linux 6.7 and
+ * in a red-black tree (mnt_namespace.mounts, mount.mnt_node) since; BTF says
+ * which. Tree walks keep an explicit, bounded stack.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <vmscope/os.h>
+
+#include "core/internal.h"
+#include "os/linux/linux.h"
+#include "os/linux/list.h"
+
+#define MAX_MOUNTS    65536
+#define MAX_RB_DEPTH  128
+#define SB_RDONLY     1
+#define MNT_READONLY  0x40
+
+struct mounts_layout {
+	struct kfield task_nsproxy, nsproxy_mnt_ns, ns_list, ns_mounts, mnt_list, mnt_node;
+	struct kfield rb_left, rb_right, devname, mnt, mnt_sb, mnt_flags, mnt_root, sb_type,
+		sb_flags, type_name;
+	uint64_t init_task;
+};
+
+struct mount_walk {
+	struct linux_kernel *k;
+	const struct mounts_layout *l;
+	struct vms_mount *mounts;
+	size_t n, cap;
+};
+
+static int find_layout(struct linux_kernel *k, struct mounts_layout *l)
+{
+	if (kfield_require(k, "task_struct", "nsproxy", &l->task_nsproxy) ||
+	    kfield_require(k, "nsproxy", "mnt_ns", &l->nsproxy_mnt_ns) ||
+	    kfield_require(k, "mount", "mnt_devname", &l->devname) ||
+	    kfield_require(k, "mount", "mnt", &l->mnt) ||
+	    kfield_require(k, "vfsmount", "mnt_sb", &l->mnt_sb) ||
+	    kfield_require(k, "vfsmount", "mnt_flags", &l->mnt_flags) ||
+	    kfield_require(k, "vfsmount", "mnt_root", &l->mnt_root) ||
+	    kfield_require(k, "super_block", "s_type", &l->sb_type) ||
+	    kfield_require(k, "super_block", "s_flags", &l->sb_flags) ||
+	    kfield_require(k, "file_system_type", "name", &l->type_name) ||
+	    ksym_require(k, "init_task", &l->init_task))
+		return -ENOENT;
+	/* (Before 6.8, "mounts" is a count; the list is what tells the old layout.) */
+	if (!kbtf_member(k->btf, "mnt_namespace", "list", &l->ns_list))
+		return kfield_require(k, "mount", "mnt_list", &l->mnt_list);
+	if (kfield_require(k, "mnt_namespace", "mounts", &l->ns_mounts) ||
+	    kfield_require(k, "mount", "mnt_node", &l->mnt_node) ||
+	    kfield_require(k, "rb_node", "rb_left", &l->rb_left) ||
+	    kfield_require(k, "rb_node", "rb_right", &l->rb_right))
+		return -ENOENT;
+	return 0;
+}
+
+static int add_mount(struct mount_walk *w, uint64_t mount)
+{
+	const struct mounts_layout *l = w->l;
+	uint64_t vfs = mount + l->mnt.offset, devname = 0, sb = 0, type = 0, name = 0, root = 0;
+	uint64_t sb_flags = 0;
+	uint32_t mnt_flags = 0;
+	struct vms_mount *m;
+
+	if (w->n == w->cap) {
+		size_t cap = w->cap ? w->cap * 2 : 32;
+		struct vms_mount *grown = realloc(w->mounts, cap * sizeof(*grown));
+
+		if (!grown)
+			return vm_error(w->k->vm, -ENOMEM, "out of memory");
+		w->mounts = grown;
+		w->cap = cap;
+	}
+	m = &w->mounts[w->n];
+	memset(m, 0, sizeof(*m));
+	if (kread_u64(w->k, mount + l->devname.offset, &devname) ||
+	    kread_u64(w->k, vfs + l->mnt_sb.offset, &sb) ||
+	    kread_u64(w->k, vfs + l->mnt_root.offset, &root) ||
+	    kread_u32(w->k, vfs + l->mnt_flags.offset, &mnt_flags) ||
+	    kread_u64(w->k, sb + l->sb_type.offset, &type) ||
+	    kread_u64(w->k, sb + l->sb_flags.offset, &sb_flags) ||
+	    kread_u64(w->k, type + l->type_name.offset, &name))
+		return vm_error(w->k->vm, -EFAULT, "mount at 0x%llx is unreadable",
+				(unsigned long long)mount);
+	if (kread_string(w->k, devname, m->device, sizeof(m->device)))
+		snprintf(m->device, sizeof(m->device), "?");
+	if (kread_string(w->k, name, m->fstype, sizeof(m->fstype)))
+		snprintf(m->fstype, sizeof(m->fstype), "?");
+	if (linux_path(w->k, mount, root, m->mountpoint, sizeof(m->mountpoint)))
+		snprintf(m->mountpoint, sizeof(m->mountpoint), "?");
+	m->read_only = (mnt_flags & MNT_READONLY) || (sb_flags & SB_RDONLY);
+	w->n++;
+	return 0;
+}
+
+static int walk_list(struct mount_walk *w, uint64_t ns)
+{
+	struct list_walk lw;
+	uint64_t node;
+	int more, err = 0;
+
+	if (list_walk_start(&lw, w->k, ns + w->l->ns_list.offset, MAX_MOUNTS))
+		return vm_error(w->k->vm, -EFAULT, "the mount list is unreadable");
+	while (!err && (more = list_walk_next(&lw, &node)) > 0)
+		err = add_mount(w, node - w->l->mnt_list.offset);
+	if (!err && more < 0)
+		err = vm_error(w->k->vm, more, "the mount list %s",
+			       more == -ELOOP ? "does not end (cycle?)" : "breaks");
+	return err;
+}
+
+/* In-order walk of the tree, so mounts come out in the order /proc lists them. */
+static int walk_tree(struct mount_walk *w, uint64_t ns)
+{
+	uint64_t stack[MAX_RB_DEPTH], node = 0;
+	size_t depth = 0, visited = 0;
+	int err = 0;
+
+	if (kread_u64(w->k, ns + w->l->ns_mounts.offset, &node))
+		return vm_error(w->k->vm, -EFAULT, "the mount tree is unreadable");
+	while (!err && (node || depth)) {
+		if (node) {
+			if (depth == MAX_RB_DEPTH || ++visited > MAX_MOUNTS)
+				return vm_error(w->k->vm, -ELOOP, "the mount tree is malformed");
+			stack[depth++] = node;
+			if (kread_u64(w->k, node + w->l->rb_left.offset, &node))
+				return vm_error(w->k->vm, -EFAULT, "the mount tree is unreadable");
+			continue;
+		}
+		node = stack[--depth];
+		err = add_mount(w, node - w->l->mnt_node.offset);
+		if (!err && kread_u64(w->k, node + w->l->rb_right.offset, &node))
+			err = vm_error(w->k->vm, -EFAULT, "the mount tree is unreadable");
+	}
+	return err;
+}
+
+int vms_os_mounts(struct vms_vm *vm, struct vms_mount **ret_mounts, size_t *ret_count)
+{
+	struct mounts_layout l = { 0 };
+	struct mount_walk w = { .l = &l };
+	uint64_t nsproxy = 0, ns = 0;
+	int err = linux_kernel_get(vm, &w.k);
+
+	if (err)
+		return err;
+	if (find_layout(w.k, &l))
+		return -ENOENT;
+	if (kread_u64(w.k, l.init_task + l.task_nsproxy.offset, &nsproxy) ||
+	    kread_u64(w.k, nsproxy + l.nsproxy_mnt_ns.offset, &ns))
+		return vm_error(vm, -EFAULT, "init's mount namespace is unreadable");
+	err = l.ns_list.found ? walk_list(&w, ns) : walk_tree(&w, ns);
+	if (err) {
+		free(w.mounts);
+		return err;
+	}
+	*ret_mounts = w.mounts;
+	*ret_count = w.n;
+	return 0;
+}
