@@ -11,6 +11,15 @@ tail -f "/tmp/a file with spaces" &
 setsid sh -c 'while :; do sleep 3600; done' &
 cat /dev/zero >/dev/null &
 kill -STOP $!
+tail -f /data/docs/numbers.txt >/dev/null &
+sleep 99998 | cat >/dev/null &
+sleep 99996 | nc -l -p 7070 >/dev/null &
+httpd -p 8080 -h /tmp
+syslogd -n -R 127.0.0.1:5140 -O /dev/null &
+sleep 0.3
+logger -t vmscope "a first message makes syslogd open its UDP socket"
+sleep 99997 | nc 127.0.0.1 7070 &
+sleep 0.3
 sync
 
 dump_proc() {
@@ -26,6 +35,13 @@ dump_proc() {
 	done
 }
 
+dump_net() {
+	for f in tcp tcp6 udp udp6; do
+		echo "TABLE $f"
+		dump_file /proc/net/$f
+	done
+}
+
 dump_file() {
 	while IFS= read -r line; do echo "$line"; done <"$1"
 }
@@ -33,6 +49,8 @@ dump_file() {
 truth_section collector sh -c 'echo $$'
 truth_section procs dump_proc
 truth_section modules dump_file /proc/modules
+truth_section fds sh -c 'for d in /proc/[0-9]*/fd/*; do p=${d#/proc/}; echo "FD ${p%%/*} ${d##*/} $(readlink $d)"; done'
+truth_section net dump_net
 truth_section dmesg dmesg
 truth_section mounts dump_file /proc/mounts
 truth_section release dump_file /proc/sys/kernel/osrelease

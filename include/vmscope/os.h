@@ -91,6 +91,25 @@ struct vms_module {
 /* Loaded modules, newest first as /proc/modules lists them; free(*ret_mods). */
 int vms_os_modules(struct vms_vm *vm, struct vms_module **ret_mods, size_t *ret_count);
 
+/* -- open files -- */
+
+struct vms_open_file {
+	int pid;
+	int fd;
+	char path[4096];  /* as /proc/PID/fd shows it: a path, or socket:[INODE], pipe:[INODE],
+			     anon_inode:NAME */
+	uint64_t inode;
+	uint32_t flags;	  /* open(2) flags */
+	uint64_t pos;	  /* file offset */
+	uint64_t file;	  /* address of its struct file */
+	uint64_t private_data; /* for sockets: the struct socket */
+};
+
+/* Open descriptors of every process (pid < 0) or of one; free with vms_open_files_free(). */
+int vms_os_open_files(struct vms_vm *vm, int pid, struct vms_open_file **ret_files,
+		      size_t *ret_count);
+void vms_open_files_free(struct vms_open_file *files, size_t count);
+
 /* -- mounts -- */
 
 struct vms_mount {
