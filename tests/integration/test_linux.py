@@ -66,11 +66,13 @@ def check_ps(t, g, target, label):
     truth = {p: v for p, v in truth_all.items() if p < collector}
     ours = {p["pid"]: p for p in run_json("ps", target, "--json") if p["pid"] < collector}
     precision, recall = precision_recall(set(ours), set(truth))
-    t.ok(precision == 1.0 and recall == 1.0,
+    # Kernel threads come and go on their own (idle workers retire): one that
+    # ended between the truth and the pause is no miss. User processes are static.
+    gone = [truth[p] for p in set(truth) - set(ours)]
+    t.ok(precision == 1.0 and all(p["ppid"] == 2 for p in gone),
          "%s ps: precision %.3f, recall %.3f over %d processes" % (label, precision, recall,
                                                                    len(truth)),
-         "only vmscope: %s\nonly guest: %s" % (sorted(set(ours) - set(truth)),
-                                              sorted(set(truth) - set(ours))))
+         "only vmscope: %s\nonly guest: %s" % (sorted(set(ours) - set(truth)), gone))
     fields = {"ppid": "ppid", "uid": "uid", "gid": "gid", "threads": "threads"}
     wrong = []
     for pid, want in truth.items():
