@@ -110,6 +110,23 @@ int vms_os_open_files(struct vms_vm *vm, int pid, struct vms_open_file **ret_fil
 		      size_t *ret_count);
 void vms_open_files_free(struct vms_open_file *files, size_t count);
 
+/* -- sockets -- */
+
+struct vms_socket {
+	char protocol[8];	   /* tcp, tcp6, udp, udp6 (as the /proc/net file that lists it) */
+	char local_address[48];	   /* text: 127.0.0.1, ::, ::ffff:127.0.0.1 */
+	int local_port;
+	char remote_address[48];
+	int remote_port;
+	char state[16];		   /* LISTEN, ESTABLISHED, TIME_WAIT, ... (UDP: CLOSE, ESTABLISHED) */
+	uint64_t inode;		   /* 0 for time-wait and request sockets */
+	int pid, fd;		   /* an owning process and descriptor, or -1 */
+	uint64_t sock;		   /* address of its struct sock */
+};
+
+/* TCP and UDP sockets, IPv4 and IPv6; free(*ret_socks). */
+int vms_os_sockets(struct vms_vm *vm, struct vms_socket **ret_socks, size_t *ret_count);
+
 /* -- mounts -- */
 
 struct vms_mount {

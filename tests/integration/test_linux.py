@@ -5,6 +5,7 @@ build. The guest (workload "views") starts long-lived processes, writes its
 /proc to the ground-truth port and goes quiet; the test then pauses it and
 asks vmscope. Processes created after the truth collector started (its pid
 and above) are left out on both sides."""
+import ipaddress
 import json
 import os
 import re
@@ -284,6 +285,53 @@ def check_lsof(t, g, target, label):
     t.ok(one and all(f["pid"] == 1 for f in one), "%s lsof --pid 1: only pid 1's files" % label)
 
 
+TCP_STATES = {1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2",
+              6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN",
+              11: "CLOSING", 12: "NEW_SYN_RECV"}
+
+
+def proc_net_address(text):
+    """/proc/net prints addresses as 32-bit words in host (little-endian) order."""
+    hexaddr, port = text.split(":")
+    raw = b"".join(bytes.fromhex(hexaddr[i:i + 8])[::-1] for i in range(0, len(hexaddr), 8))
+    return str(ipaddress.ip_address(raw)), int(port, 16)
+
+
+def parse_net(text):
+    socks, table = set(), None
+    for line in text.splitlines():
+        f = line.split()
+        if f[0] == "TABLE":
+            table = f[1]
+        elif f[0].endswith(":") and f[0][:-1].isdigit():
+            local, remote = proc_net_address(f[1]), proc_net_address(f[2])
+            socks.add((table, local[0], local[1], remote[0], remote[1],
+                       TCP_STATES[int(f[3], 16)], int(f[9])))
+    return socks
+
+
+def check_sockets(t, g, target, label):
+    truth = parse_net(g.truth()["net"])
+    listed = run_json("sockets", target, "--json")
+    canon = lambda a: str(ipaddress.ip_address(a))  # one spelling for ::ffff:127.0.0.1
+    ours = {(s["protocol"], canon(s["local_address"]), s["local_port"],
+             canon(s["remote_address"]), s["remote_port"], s["state"], s["inode"])
+            for s in listed}
+    precision, recall = precision_recall(ours, truth)
+    t.ok(ours == truth, "%s sockets: precision %.3f, recall %.3f over %d sockets (tcp listen and "
+         "established, IPv4 and IPv6, udp)" % (label, precision, recall, len(truth)),
+         "only vmscope: %s\nonly guest: %s" % (ours - truth, truth - ours))
+    procs = {p["pid"]: p["cmdline"] for p in run_json("ps", target, "--json")}
+    owners = {(s["protocol"], s["local_port"] if s["state"] != "ESTABLISHED" or
+               s["local_port"] in (7070, 8080) else "client"): procs.get(s["pid"])
+              for s in listed}
+    want = {("tcp6", 8080): "httpd -p 8080 -h /tmp", ("tcp6", 7070): "nc -l -p 7070",
+            ("tcp", "client"): "nc 127.0.0.1 7070"}
+    t.ok(all(owners.get(k) == v for k, v in want.items()) and
+         any(k[0] == "udp" and v and v.startswith("syslogd") for k, v in owners.items()),
+         "%s sockets: each socket's owning process" % label, owners)
+
+
 def check_kernel(t, kernel):
     label = kernel
     with vmguest.Guest(workload="views", kernel=kernel, name="views") as g:
@@ -295,6 +343,7 @@ def check_kernel(t, kernel):
         check_dmesg(t, g, target, label)
         check_mounts(t, g, target, label)
         check_lsof(t, g, target, label)
+        check_sockets(t, g, target, label)
         if kernel == vmguest.pinned_kernel():
             check_hostile(t, g, target)
         g.qmp("cont")

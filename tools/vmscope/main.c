@@ -15,6 +15,7 @@ static const struct cli_command *const commands[] = {
 	&cmd_pstree,
 	&cmd_lsmod,
 	&cmd_sysinfo,
+	&cmd_sockets,
 	&cmd_lsof,
 	&cmd_mounts,
 	&cmd_dmesg,

@@ -1,0 +1,263 @@
+// SPDX-License-Identifier: MIT
+/*
+ * TCP and UDP sockets, IPv4 and IPv6, as /proc/net/{tcp,tcp6,udp,udp6} list
+ * them, from the kernel's own hash tables:
+ *   tcp_hashinfo.lhash2[]  listening sockets, chained through
+ *                          sock_common.skc_nulls_node (before Linux 5.19,
+ *                          icsk_listen_portaddr_node: BTF tells)
+ *   tcp_hashinfo.ehash[]   every other TCP socket (time-wait ones too),
+ *                          chained through sock_common.skc_nulls_node
+ *   udp_table.hash[]       UDP sockets, chained through sock_common.skc_node
+ * "nulls" chains end in an odd marker instead of NULL. The owning process is
+ * found from the other side: the socket inode named by an open descriptor.
+ * Chains and tables are guest data: table sizes and chain lengths are capped.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <vmscope/os.h>
+
+#include "core/internal.h"
+#include "os/linux/linux.h"
+
+#define MAX_BUCKETS   (1u << 24)
+#define MAX_CHAIN     65536
+#define MAX_SOCKETS   (1u << 20)
+#define AF_INET_GUEST  2
+#define AF_INET6_GUEST 10
+
+struct socket_layout {
+	struct kfield daddr, rcv_saddr, dport, num, family, state, v6_daddr, v6_rcv_saddr,
+		nulls_node, node, sk_socket, listen_node, vfs_inode, i_ino;
+	struct kfield ehash, ehash_mask, lhash2, lhash2_mask, lbucket_head, udp_hash, udp_mask,
+		hslot_head;
+	uint32_t ehash_bucket_bytes, lbucket_bytes, hslot_bytes;
+	uint64_t tcp_hashinfo, udp_table;
+};
+
+struct socket_walk {
+	struct linux_kernel *k;
+	const struct socket_layout *l;
+	struct vms_socket *socks;
+	size_t n, cap;
+};
+
+static const char *const tcp_states[] = {
+	"UNKNOWN",    "ESTABLISHED", "SYN_SENT", "SYN_RECV",   "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT",
+	"CLOSE",      "CLOSE_WAIT",  "LAST_ACK", "LISTEN",     "CLOSING",   "NEW_SYN_RECV",
+};
+
+static int find_layout(struct linux_kernel *k, struct socket_layout *l)
+{
+	struct {
+		struct kfield *f;
+		const char *type, *path;
+	} want[] = {
+		{ &l->daddr, "sock_common", "skc_daddr" },
+		{ &l->rcv_saddr, "sock_common", "skc_rcv_saddr" },
+		{ &l->dport, "sock_common", "skc_dport" },
+		{ &l->num, "sock_common", "skc_num" },
+		{ &l->family, "sock_common", "skc_family" },
+		{ &l->state, "sock_common", "skc_state" },
+		{ &l->v6_daddr, "sock_common", "skc_v6_daddr" },
+		{ &l->v6_rcv_saddr, "sock_common", "skc_v6_rcv_saddr" },
+		{ &l->nulls_node, "sock_common", "skc_nulls_node" },
+		{ &l->node, "sock_common", "skc_node" },
+		{ &l->sk_socket, "sock", "sk_socket" },
+		{ &l->vfs_inode, "socket_alloc", "vfs_inode" },
+		{ &l->i_ino, "inode", "i_ino" },
+		{ &l->ehash, "inet_hashinfo", "ehash" },
+		{ &l->ehash_mask, "inet_hashinfo", "ehash_mask" },
+		{ &l->lhash2, "inet_hashinfo", "lhash2" },
+		{ &l->lhash2_mask, "inet_hashinfo", "lhash2_mask" },
+		{ &l->lbucket_head, "inet_listen_hashbucket", "nulls_head" },
+		{ &l->udp_hash, "udp_table", "hash" },
+		{ &l->udp_mask, "udp_table", "mask" },
+		{ &l->hslot_head, "udp_hslot", "head" },
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(want); i++)
+		if (kfield_require(k, want[i].type, want[i].path, want[i].f))
+			return -ENOENT;
+	if (kbtf_member(k->btf, "inet_connection_sock", "icsk_listen_portaddr_node",
+			&l->listen_node))
+		l->listen_node = l->nulls_node;
+	l->ehash_bucket_bytes = kbtf_size(k->btf, "inet_ehash_bucket");
+	l->lbucket_bytes = kbtf_size(k->btf, "inet_listen_hashbucket");
+	l->hslot_bytes = kbtf_size(k->btf, "udp_hslot");
+	if (!l->ehash_bucket_bytes || !l->lbucket_bytes || !l->hslot_bytes)
+		return vm_error(k->vm, -ENOENT, "the guest kernel's socket tables are unknown");
+	if (ksym_require(k, "tcp_hashinfo", &l->tcp_hashinfo) ||
+	    ksym_require(k, "udp_table", &l->udp_table))
+		return -ENOENT;
+	return 0;
+}
+
+static void format_address(int family, const uint8_t *v4, const uint8_t *v6, char *out,
+			   size_t len)
+{
+	if (family == AF_INET6_GUEST)
+		inet_ntop(AF_INET6, v6, out, (socklen_t)len);
+	else
+		inet_ntop(AF_INET, v4, out, (socklen_t)len);
+}
+
+/* Read the sock_common at sk; 0 if added, 1 if not a socket we list. */
+static int add_socket(struct socket_walk *w, uint64_t sk, int udp)
+{
+	const struct socket_layout *l = w->l;
+	uint8_t common[256];
+	uint32_t span = l->v6_rcv_saddr.offset + 16;
+	struct vms_socket *s;
+	uint64_t family, state, sock = 0;
+	uint16_t dport;
+
+	if (span > sizeof(common) || kread(w->k, sk, common, span))
+		return -EFAULT;
+	family = kfield_get(&l->family, common);
+	state = kfield_get(&l->state, common);
+	if (family != AF_INET_GUEST && family != AF_INET6_GUEST)
+		return 1;
+	if (w->n == MAX_SOCKETS)
+		return -E2BIG;
+	if (w->n == w->cap) {
+		size_t cap = w->cap ? w->cap * 2 : 64;
+		struct vms_socket *grown = realloc(w->socks, cap * sizeof(*grown));
+
+		if (!grown)
+			return -ENOMEM;
+		w->socks = grown;
+		w->cap = cap;
+	}
+	s = &w->socks[w->n++];
+	memset(s, 0, sizeof(*s));
+	s->pid = -1;
+	s->fd = -1;
+	snprintf(s->protocol, sizeof(s->protocol), "%s%s", udp ? "udp" : "tcp",
+		 family == AF_INET6_GUEST ? "6" : "");
+	format_address((int)family, common + l->rcv_saddr.offset, common + l->v6_rcv_saddr.offset,
+		       s->local_address, sizeof(s->local_address));
+	format_address((int)family, common + l->daddr.offset, common + l->v6_daddr.offset,
+		       s->remote_address, sizeof(s->remote_address));
+	memcpy(&dport, common + l->dport.offset, 2);
+	s->remote_port = ntohs(dport);
+	s->local_port = (int)kfield_get(&l->num, common);
+	snprintf(s->state, sizeof(s->state), "%s",
+		 state < ARRAY_SIZE(tcp_states) ? tcp_states[state] : "UNKNOWN");
+	s->sock = sk;
+	/* Time-wait and request sockets are only a sock_common: no struct sock beyond. */
+	if (state != 6 && state != 12 && !kread_u64(w->k, sk + l->sk_socket.offset, &sock) && sock)
+		kread_u64(w->k, sock + l->vfs_inode.offset + l->i_ino.offset, &s->inode);
+	return 0;
+}
+
+/* Walk one chain starting at first; member is where the chain node sits in the socket. */
+static int walk_chain(struct socket_walk *w, uint64_t first, uint32_t member, int nulls, int udp)
+{
+	uint64_t node = first;
+
+	for (uint32_t n = 0; node && !(nulls && (node & 1)); n++) {
+		int err;
+
+		if (n == MAX_CHAIN)
+			return vm_error(w->k->vm, -ELOOP, "a socket hash chain does not end (cycle?)");
+		err = add_socket(w, node - member, udp);
+		if (err < 0)
+			return vm_error(w->k->vm, err, "a socket at 0x%llx is unreadable",
+					(unsigned long long)(node - member));
+		if (kread_u64(w->k, node, &node)) /* hlist node: next comes first */
+			return vm_error(w->k->vm, -EFAULT, "a socket hash chain breaks");
+	}
+	return 0;
+}
+
+static int walk_table(struct socket_walk *w, uint64_t table, uint64_t buckets,
+		      uint32_t bucket_bytes, uint32_t head_offset, uint32_t member, int nulls,
+		      int udp)
+{
+	if (buckets > MAX_BUCKETS)
+		return vm_error(w->k->vm, -E2BIG, "a socket hash table claims %llu buckets",
+				(unsigned long long)buckets);
+	for (uint64_t b = 0; b < buckets; b++) {
+		uint64_t first = 0;
+		int err;
+
+		if (kread_u64(w->k, table + b * bucket_bytes + head_offset, &first))
+			return vm_error(w->k->vm, -EFAULT, "a socket hash table is unreadable");
+		err = walk_chain(w, first, member, nulls, udp);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static int walk_all(struct socket_walk *w)
+{
+	const struct socket_layout *l = w->l;
+	uint64_t ehash = 0, lhash2 = 0, udp_hash = 0;
+	uint32_t ehash_mask = 0, lhash2_mask = 0, udp_mask = 0;
+	int err;
+
+	if (kread_u64(w->k, l->tcp_hashinfo + l->ehash.offset, &ehash) ||
+	    kread_u32(w->k, l->tcp_hashinfo + l->ehash_mask.offset, &ehash_mask) ||
+	    kread_u64(w->k, l->tcp_hashinfo + l->lhash2.offset, &lhash2) ||
+	    kread_u32(w->k, l->tcp_hashinfo + l->lhash2_mask.offset, &lhash2_mask) ||
+	    kread_u64(w->k, l->udp_table + l->udp_hash.offset, &udp_hash) ||
+	    kread_u32(w->k, l->udp_table + l->udp_mask.offset, &udp_mask))
+		return vm_error(w->k->vm, -EFAULT, "the socket hash tables are unreadable");
+	err = walk_table(w, lhash2, (uint64_t)lhash2_mask + 1, l->lbucket_bytes,
+			 l->lbucket_head.offset, l->listen_node.offset, 1, 0);
+	if (!err)
+		err = walk_table(w, ehash, (uint64_t)ehash_mask + 1, l->ehash_bucket_bytes, 0,
+				 l->nulls_node.offset, 1, 0);
+	if (!err)
+		err = walk_table(w, udp_hash, (uint64_t)udp_mask + 1, l->hslot_bytes,
+				 l->hslot_head.offset, l->node.offset, 0, 1);
+	return err;
+}
+
+/* Owners: the descriptors whose path names the socket's inode. */
+static void find_owners(struct vms_vm *vm, struct vms_socket *socks, size_t n)
+{
+	struct vms_open_file *files = NULL;
+	size_t nfiles = 0;
+
+	if (vms_os_open_files(vm, -1, &files, &nfiles))
+		return; /* sockets without owners are still sockets */
+	for (size_t f = 0; f < nfiles; f++) {
+		if (strncmp(files[f].path, "socket:[", 8))
+			continue;
+		for (size_t i = 0; i < n; i++) {
+			if (socks[i].inode && socks[i].inode == files[f].inode && socks[i].pid < 0) {
+				socks[i].pid = files[f].pid;
+				socks[i].fd = files[f].fd;
+			}
+		}
+	}
+	vms_open_files_free(files, nfiles);
+}
+
+int vms_os_sockets(struct vms_vm *vm, struct vms_socket **ret_socks, size_t *ret_count)
+{
+	struct socket_walk w = { 0 };
+	struct socket_layout l;
+	int err = linux_kernel_get(vm, &w.k);
+
+	if (err)
+		return err;
+	if (find_layout(w.k, &l))
+		return -ENOENT;
+	w.l = &l;
+	err = walk_all(&w);
+	if (err) {
+		free(w.socks);
+		return err;
+	}
+	find_owners(vm, w.socks, w.n);
+	*ret_socks = w.socks;
+	*ret_count = w.n;
+	return 0;
+}
