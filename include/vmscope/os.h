@@ -43,9 +43,16 @@ struct vms_kernel_info {
 	uint64_t page_table_root; /* physical address of init_top_pgt */
 	int paging_levels;
 	size_t symbols;		  /* decoded from kallsyms */
+	int from_cache;		  /* found through the per-build cache, without a RAM scan */
 };
 
-/* Discover the guest kernel (once per handle) and say what was found. */
+/*
+ * Discover the guest kernel (once per handle) and say what was found. What a
+ * first discovery of a kernel build learns is kept in a per-build cache
+ * ($VMSCOPE_KERNEL_CACHE, or $VMSCOPE_CACHE/kernels, or
+ * ~/.cache/vmscope/kernels; VMSCOPE_KERNEL_CACHE= turns it off), so the next
+ * attach to any VM running that build needs no scan of its RAM.
+ */
 int vms_linux_kernel(struct vms_vm *vm, struct vms_kernel_info *ret_info);
 
 /* The address of a guest kernel symbol; -ENOENT when there is none. */

@@ -56,14 +56,15 @@ class Tap:
         return 1 if self.failed else 0
 
 
-def vmscope(*args, timeout=HANG_LIMIT_S, user=None, input=None):
+def vmscope(*args, timeout=HANG_LIMIT_S, user=None, input=None, env=None):
     """Run vmscope; returns CompletedProcess (text). A hang raises TimeoutExpired.
 
     With user (a numeric uid), vmscope runs unprivileged from a copy that user
     can reach, wherever the build tree lies."""
     if not user:
         return subprocess.run([VMSCOPE] + list(args), stdout=subprocess.PIPE, input=input,
-                              stderr=subprocess.PIPE, text=True, timeout=timeout)
+                              stderr=subprocess.PIPE, text=True, timeout=timeout,
+                              env=dict(os.environ, **(env or {})))
     with tempfile.TemporaryDirectory(prefix="vmscope-test-") as d:
         os.chmod(d, 0o755)
         shutil.copy(VMSCOPE, d)

@@ -332,6 +332,31 @@ def check_sockets(t, g, target, label):
          "%s sockets: each socket's owning process" % label, owners)
 
 
+def check_cache(t, g, target, label):
+    """A second attach to the same build finds the kernel through the per-build
+    cache, without scanning RAM, and sees exactly what a scan sees; a damaged
+    cache file is ignored."""
+    symbols = ["--symbol", "init_task", "--symbol", "linux_banner", "--symbol", "modules",
+               "--symbol", "runqueues"]
+    with tempfile.TemporaryDirectory(prefix="vmscope-test-") as d:
+        env = {"VMSCOPE_KERNEL_CACHE": d}
+        first = json.loads(vmscope("kernel", target, "--json", *symbols, env=env).stdout)
+        second = json.loads(vmscope("kernel", target, "--json", *symbols, env=env).stdout)
+        t.eq((first.pop("discovery"), second.pop("discovery")), ("scan", "cache"),
+             "%s cache: a first attach scans, the second uses the per-build cache" % label)
+        t.eq(second, first, "%s cache: the same kernel, KASLR offset, page tables and symbol "
+             "addresses either way" % label)
+        t.eq(vmscope("ps", target, "--json", env=env).stdout,
+             vmscope("ps", target, "--json", env={"VMSCOPE_KERNEL_CACHE": ""}).stdout,
+             "%s cache: ps through the cache equals ps without one" % label)
+        for name in os.listdir(d):
+            with open(os.path.join(d, name), "r+b") as f:
+                f.seek(os.path.getsize(f.name) // 2)
+                f.write(b"\xff" * 64)
+        third = json.loads(vmscope("kernel", target, "--json", *symbols, env=env).stdout)
+        t.eq(third.pop("discovery"), "scan", "%s cache: a damaged cache file is ignored" % label)
+
+
 def check_kernel(t, kernel):
     label = kernel
     with vmguest.Guest(workload="views", kernel=kernel, name="views") as g:
@@ -344,6 +369,7 @@ def check_kernel(t, kernel):
         check_mounts(t, g, target, label)
         check_lsof(t, g, target, label)
         check_sockets(t, g, target, label)
+        check_cache(t, g, target, label)
         if kernel == vmguest.pinned_kernel():
             check_hostile(t, g, target)
         g.qmp("cont")

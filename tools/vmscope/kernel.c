@@ -67,9 +67,10 @@ static int run_kernel(int argc, char **argv)
 
 		snprintf(kaslr, sizeof(kaslr), "0x%" PRIx64, info.kaslr_offset);
 		snprintf(root, sizeof(root), "0x%" PRIx64, info.page_table_root);
-		obj = json_pack("{s:s,s:s,s:s,s:i,s:I,s:o}", "release", info.release, "kaslr_offset",
-				kaslr, "page_table_root", root, "paging_levels", info.paging_levels,
-				"symbols", (json_int_t)info.symbols, "addresses", syms);
+		obj = json_pack("{s:s,s:s,s:s,s:i,s:I,s:s,s:o}", "release", info.release,
+				"kaslr_offset", kaslr, "page_table_root", root, "paging_levels",
+				info.paging_levels, "symbols", (json_int_t)info.symbols, "discovery",
+				info.from_cache ? "cache" : "scan", "addresses", syms);
 		json_dumpf(obj, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		putchar('\n');
 		json_decref(obj);
@@ -80,6 +81,7 @@ static int run_kernel(int argc, char **argv)
 	printf("page-table root:  0x%" PRIx64 " (%d levels)\n", info.page_table_root,
 	       info.paging_levels);
 	printf("symbols:          %zu\n", info.symbols);
+	printf("discovery:        %s\n", info.from_cache ? "per-build cache" : "scan of RAM");
 	for (int i = 0; i < n; i++)
 		printf("%-17s %s\n", names[i], json_string_value(json_object_get(syms, names[i])));
 	json_decref(syms);

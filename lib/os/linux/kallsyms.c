@@ -76,7 +76,7 @@ static uint64_t hash_name(const char *s)
 	return h;
 }
 
-static int build_hash(struct kallsyms *ks)
+int kallsyms_index(struct kallsyms *ks)
 {
 	ks->hash_size = 1;
 	while (ks->hash_size < ks->nr_syms * 2)
@@ -241,7 +241,7 @@ int kallsyms_load(struct kallsyms *ks, const struct kallsyms_tables *t, kread_fn
 	if (!err)
 		err = place_symbols(ks, t, offsets, base, errbuf, errbuf_len);
 	if (!err)
-		err = build_hash(ks);
+		err = kallsyms_index(ks);
 	free(offsets);
 	free((void *)d.names);
 	free((void *)d.tokens);

@@ -187,17 +187,58 @@ static int load_btf(struct linux_kernel *k)
 	return err;
 }
 
+/*
+ * Where discovery results are kept between runs: $VMSCOPE_KERNEL_CACHE (empty:
+ * none), else $VMSCOPE_CACHE/kernels, $XDG_CACHE_HOME/vmscope/kernels or
+ * ~/.cache/vmscope/kernels.
+ */
+static void cache_dir(char *buf, size_t len)
+{
+	const char *v;
+
+	buf[0] = '\0';
+	if ((v = getenv("VMSCOPE_KERNEL_CACHE")))
+		snprintf(buf, len, "%s", v);
+	else if ((v = getenv("VMSCOPE_CACHE")) && *v)
+		snprintf(buf, len, "%s/kernels", v);
+	else if ((v = getenv("XDG_CACHE_HOME")) && *v)
+		snprintf(buf, len, "%s/vmscope/kernels", v);
+	else if ((v = getenv("HOME")) && *v)
+		snprintf(buf, len, "%s/.cache/vmscope/kernels", v);
+}
+
+/* Remember this build for the next attach; failing to is no error. */
+static void remember(struct linux_kernel *k, const char *dir)
+{
+	uint64_t banner = kallsyms_lookup(&k->ksyms, "linux_banner");
+	char text[VMS_BANNER_MAX];
+
+	if (!*dir || !banner || kread_string(k, banner, text, sizeof(text)))
+		return;
+	text[strcspn(text, "\n")] = '\0';
+	if (linux_banner_length(text, strlen(text)) == 0 && strncmp(text, "Linux version ", 14))
+		return;
+	linux_cache_store(k, dir, text);
+}
+
 static int discover(struct linux_kernel *k)
 {
 	_cleanup_free_ char *info = NULL;
-	int err = vmcoreinfo_find(k->vm, &info);
+	char dir[4096];
+	int err;
 
+	cache_dir(dir, sizeof(dir));
+	if (!linux_cache_load(k, dir))
+		return 0;
+	err = vmcoreinfo_find(k->vm, &info);
 	if (!err)
 		err = place_kernel(k, info);
 	if (!err)
 		err = load_kallsyms(k, info);
 	if (!err)
 		err = load_btf(k);
+	if (!err)
+		remember(k, dir);
 	return err;
 }
 
@@ -255,6 +296,7 @@ int vms_linux_kernel(struct vms_vm *vm, struct vms_kernel_info *ret_info)
 	ret_info->page_table_root = k->root;
 	ret_info->paging_levels = k->levels;
 	ret_info->symbols = k->ksyms.nr_syms;
+	ret_info->from_cache = k->from_cache;
 	return 0;
 }
 

@@ -63,6 +63,8 @@ typedef int (*kread_fn)(void *ctx, uint64_t va, void *buf, size_t len);
 int kallsyms_load(struct kallsyms *ks, const struct kallsyms_tables *t, kread_fn read, void *ctx,
 		  char *errbuf, size_t errbuf_len);
 void kallsyms_release(struct kallsyms *ks);
+/* Build the name index over ks->syms (done by kallsyms_load). */
+int kallsyms_index(struct kallsyms *ks);
 /* The symbol's address, or 0 when the kernel has no such symbol. */
 uint64_t kallsyms_lookup(const struct kallsyms *ks, const char *name);
 
@@ -100,6 +102,7 @@ struct linux_kernel {
 	int64_t phys_base;
 	uint64_t kaslr_offset;
 	char release[65];
+	int from_cache;		/* discovered from the per-build cache, not a scan */
 	struct kallsyms ksyms;
 	struct btf *btf;
 	/* What each view found in BTF, computed on its first use. */
@@ -108,6 +111,10 @@ struct linux_kernel {
 	struct sysinfo_layout *sysinfo_layout;
 	struct path_layout *path_layout;
 };
+
+/* The per-build discovery cache (cache.c). */
+int linux_cache_load(struct linux_kernel *k, const char *dir);
+void linux_cache_store(struct linux_kernel *k, const char *dir, const char *banner);
 
 /* Discover the kernel (once per handle); -ENOENT etc. with the error set on vm. */
 int linux_kernel_get(struct vms_vm *vm, struct linux_kernel **ret);
