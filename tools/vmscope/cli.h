@@ -61,6 +61,15 @@ int cli_paging_option(struct cli_paging *p, int opt, const char *arg);
 /* Apply --levels and find the CR3 to use; prints why on failure (returns 1). */
 int cli_paging_apply(struct vms_vm *vm, struct cli_paging *p);
 
+/*
+ * Parse "TARGET [--json]" for the commands that take nothing else: -1 and
+ * *ret_json to go on (argv[optind] is the target), else the exit status.
+ */
+int cli_target_args(int argc, char **argv, const struct cli_command *cmd, int *ret_json);
+
+/* Print a JSON value (stolen) on stdout, indented, with a newline. */
+int cli_print_json(void *json_value);
+
 /* Open and attach a handle to target; on failure print why and return NULL. */
 struct vms_vm *cli_attach(const char *target);
 

@@ -25,20 +25,16 @@ static void print_text(const struct vms_log_record *r)
 
 static int run_dmesg(int argc, char **argv)
 {
-	static const struct option options[] = { { "json", no_argument, NULL, 'j' }, { 0 } };
 	struct vms_log_record *recs = NULL;
-	int opt, json = 0, status = 0;
+	int json, status = 0;
 	struct vms_vm *vm;
 	json_t *list;
 	size_t n = 0;
 
-	while ((opt = getopt_long(argc, argv, "j", options, NULL)) != -1) {
-		if (opt != 'j')
-			return cli_usage(&cmd_dmesg);
-		json = 1;
-	}
-	if (optind != argc - 1)
-		return cli_usage(&cmd_dmesg);
+	status = cli_target_args(argc, argv, &cmd_dmesg, &json);
+	if (status >= 0)
+		return status;
+	status = 0;
 	vm = cli_attach(argv[optind]);
 	if (!vm)
 		return 1;
@@ -52,9 +48,7 @@ static int run_dmesg(int argc, char **argv)
 							      (json_int_t)recs[i].ts_ns, "level",
 							      recs[i].level, "facility",
 							      recs[i].facility, "text", recs[i].text));
-		json_dumpf(list, stdout, JSON_INDENT(1));
-		putchar('\n');
-		json_decref(list);
+		cli_print_json(list);
 	} else {
 		for (size_t i = 0; i < n; i++)
 			print_text(&recs[i]);

@@ -35,19 +35,15 @@ static int print_json(const struct vms_module *mods, size_t n)
 
 static int run_lsmod(int argc, char **argv)
 {
-	static const struct option options[] = { { "json", no_argument, NULL, 'j' }, { 0 } };
 	struct vms_module *mods = NULL;
-	int opt, json = 0, status = 0;
+	int json, status = 0;
 	struct vms_vm *vm;
 	size_t n;
 
-	while ((opt = getopt_long(argc, argv, "j", options, NULL)) != -1) {
-		if (opt != 'j')
-			return cli_usage(&cmd_lsmod);
-		json = 1;
-	}
-	if (optind != argc - 1)
-		return cli_usage(&cmd_lsmod);
+	status = cli_target_args(argc, argv, &cmd_lsmod, &json);
+	if (status >= 0)
+		return status;
+	status = 0;
 	vm = cli_attach(argv[optind]);
 	if (!vm)
 		return 1;

@@ -3,6 +3,8 @@
  * vmscope: the command-line tool. Dispatches to one subcommand per file; the
  * library does the work, this only parses arguments and prints.
  */
+#include <getopt.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -43,6 +45,32 @@ int cli_usage(const struct cli_command *cmd)
 {
 	fprintf(stderr, "usage: vmscope %s %s\n", cmd->name, cmd->usage);
 	return 2;
+}
+
+int cli_target_args(int argc, char **argv, const struct cli_command *cmd, int *ret_json)
+{
+	static const struct option options[] = { { "json", no_argument, NULL, 'j' }, { 0 } };
+	int opt;
+
+	*ret_json = 0;
+	while ((opt = getopt_long(argc, argv, "j", options, NULL)) != -1) {
+		if (opt != 'j')
+			return cli_usage(cmd);
+		*ret_json = 1;
+	}
+	return optind == argc - 1 ? -1 : cli_usage(cmd);
+}
+
+int cli_print_json(void *json_value)
+{
+	json_t *value = json_value;
+
+	if (!value)
+		return cli_fail("cannot build JSON output");
+	json_dumpf(value, stdout, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+	putchar('\n');
+	json_decref(value);
+	return 0;
 }
 
 struct vms_vm *cli_attach(const char *target)

@@ -11,20 +11,16 @@
 
 static int run_mounts(int argc, char **argv)
 {
-	static const struct option options[] = { { "json", no_argument, NULL, 'j' }, { 0 } };
 	struct vms_mount *mounts = NULL;
-	int opt, json = 0, status = 0;
+	int json, status = 0;
 	struct vms_vm *vm;
 	json_t *list;
 	size_t n = 0;
 
-	while ((opt = getopt_long(argc, argv, "j", options, NULL)) != -1) {
-		if (opt != 'j')
-			return cli_usage(&cmd_mounts);
-		json = 1;
-	}
-	if (optind != argc - 1)
-		return cli_usage(&cmd_mounts);
+	status = cli_target_args(argc, argv, &cmd_mounts, &json);
+	if (status >= 0)
+		return status;
+	status = 0;
 	vm = cli_attach(argv[optind]);
 	if (!vm)
 		return 1;
@@ -38,9 +34,7 @@ static int run_mounts(int argc, char **argv)
 							      mounts[i].mountpoint, "fstype",
 							      mounts[i].fstype, "read_only",
 							      mounts[i].read_only));
-		json_dumpf(list, stdout, JSON_INDENT(1));
-		putchar('\n');
-		json_decref(list);
+		cli_print_json(list);
 	} else {
 		for (size_t i = 0; i < n; i++)
 			printf("%s %s %s %s\n", mounts[i].device, mounts[i].mountpoint,

@@ -18,20 +18,16 @@ static void endpoint(char *buf, size_t len, const char *address, int port)
 
 static int run_sockets(int argc, char **argv)
 {
-	static const struct option options[] = { { "json", no_argument, NULL, 'j' }, { 0 } };
 	struct vms_socket *socks = NULL;
-	int opt, json = 0, status = 0;
+	int json, status = 0;
 	struct vms_vm *vm;
 	json_t *list;
 	size_t n = 0;
 
-	while ((opt = getopt_long(argc, argv, "j", options, NULL)) != -1) {
-		if (opt != 'j')
-			return cli_usage(&cmd_sockets);
-		json = 1;
-	}
-	if (optind != argc - 1)
-		return cli_usage(&cmd_sockets);
+	status = cli_target_args(argc, argv, &cmd_sockets, &json);
+	if (status >= 0)
+		return status;
+	status = 0;
 	vm = cli_attach(argv[optind]);
 	if (!vm)
 		return 1;
@@ -52,9 +48,7 @@ static int run_sockets(int argc, char **argv)
 							s->pid >= 0 ? json_integer(s->pid) : json_null(),
 							"fd", s->fd >= 0 ? json_integer(s->fd) : json_null()));
 		}
-		json_dumpf(list, stdout, JSON_INDENT(1));
-		putchar('\n');
-		json_decref(list);
+		cli_print_json(list);
 	} else {
 		printf("%-5s %-28s %-28s %-12s %7s\n", "PROTO", "LOCAL", "REMOTE", "STATE", "PID");
 		for (size_t i = 0; i < n; i++) {

@@ -44,18 +44,14 @@ static void print_text(const struct vms_sysinfo *s)
 
 static int run_sysinfo(int argc, char **argv)
 {
-	static const struct option options[] = { { "json", no_argument, NULL, 'j' }, { 0 } };
 	struct vms_sysinfo info;
-	int opt, json = 0, status = 0;
+	int json, status = 0;
 	struct vms_vm *vm;
 
-	while ((opt = getopt_long(argc, argv, "j", options, NULL)) != -1) {
-		if (opt != 'j')
-			return cli_usage(&cmd_sysinfo);
-		json = 1;
-	}
-	if (optind != argc - 1)
-		return cli_usage(&cmd_sysinfo);
+	status = cli_target_args(argc, argv, &cmd_sysinfo, &json);
+	if (status >= 0)
+		return status;
+	status = 0;
 	vm = cli_attach(argv[optind]);
 	if (!vm)
 		return 1;

@@ -42,12 +42,10 @@ struct prb {
 	uint64_t count, data_size, head, tail;
 };
 
-static int find_layout(struct linux_kernel *k, struct prb_layout *l)
+static int find_layout(struct linux_kernel *k, void *layout)
 {
-	struct {
-		struct kfield *f;
-		const char *type, *path;
-	} want[] = {
+	struct prb_layout *l = layout;
+	const struct kfield_want want[] = {
 		{ &l->desc_ring, "printk_ringbuffer", "desc_ring" },
 		{ &l->text_ring, "printk_ringbuffer", "text_data_ring" },
 		{ &l->count_bits, "prb_desc_ring", "count_bits" },
@@ -67,14 +65,18 @@ static int find_layout(struct linux_kernel *k, struct prb_layout *l)
 		{ &l->facility, "printk_info", "facility" },
 	};
 
-	for (size_t i = 0; i < ARRAY_SIZE(want); i++)
-		if (kfield_require(k, want[i].type, want[i].path, want[i].f))
-			return -ENOENT;
+	if (kfields_require(k, want, ARRAY_SIZE(want)))
+		return -ENOENT;
 	l->desc_bytes = kbtf_size(k->btf, "prb_desc");
 	l->info_bytes = kbtf_size(k->btf, "printk_info");
 	if (!l->desc_bytes || !l->info_bytes)
 		return vm_error(k->vm, -ENOENT, "the guest kernel's printk records are unknown");
 	return ksym_require(k, "prb", &l->prb);
+}
+
+static struct prb_layout *layout(struct linux_kernel *k)
+{
+	return linux_layout(k, &k->dmesg_layout, sizeof(struct prb_layout), find_layout);
 }
 
 static int read_ring(struct linux_kernel *k, const struct prb_layout *l, struct prb *r)
@@ -170,14 +172,18 @@ void vms_log_records_free(struct vms_log_record *recs, size_t count)
 int vms_os_dmesg(struct vms_vm *vm, struct vms_log_record **ret_recs, size_t *ret_count)
 {
 	struct vms_log_record *recs = NULL;
+	const struct prb_layout *l;
 	struct linux_kernel *k;
-	struct prb_layout l;
 	struct prb r;
 	size_t n = 0, cap = 0;
 	int err = linux_kernel_get(vm, &k);
 
-	if (!err)
-		err = find_layout(k, &l) ? -ENOENT : read_ring(k, &l, &r);
+	if (err)
+		return err;
+	l = layout(k);
+	if (!l)
+		return -ENOENT;
+	err = read_ring(k, l, &r);
 	if (err)
 		return err;
 	for (uint64_t id = r.tail & ID_MASK, steps = 0; steps < r.count;
@@ -188,7 +194,7 @@ int vms_os_dmesg(struct vms_vm *vm, struct vms_log_record **ret_recs, size_t *re
 			err = vm_error(vm, -ENOMEM, "out of memory");
 			break;
 		}
-		e = one_record(k, &l, &r, id, &recs[n]);
+		e = one_record(k, l, &r, id, &recs[n]);
 		if (e == -ENOMEM) {
 			err = vm_error(vm, e, "out of memory");
 			break;

@@ -30,17 +30,15 @@ struct files_layout {
 
 struct files_walk {
 	struct linux_kernel *k;
-	struct files_layout *l;
+	const struct files_layout *l;
 	struct vms_open_file *files;
 	size_t n, cap;
 };
 
-static int find_layout(struct linux_kernel *k, struct files_layout *l)
+static int find_layout(struct linux_kernel *k, void *layout)
 {
-	struct {
-		struct kfield *f;
-		const char *type, *path;
-	} want[] = {
+	struct files_layout *l = layout;
+	const struct kfield_want want[] = {
 		{ &l->task_files, "task_struct", "files" },
 		{ &l->files_fdt, "files_struct", "fdt" },
 		{ &l->fdt_max, "fdtable", "max_fds" },
@@ -57,13 +55,17 @@ static int find_layout(struct linux_kernel *k, struct files_layout *l)
 		{ &l->d_name, "dentry", "d_name.name" },
 	};
 
-	for (size_t i = 0; i < ARRAY_SIZE(want); i++)
-		if (kfield_require(k, want[i].type, want[i].path, want[i].f))
-			return -ENOENT;
+	if (kfields_require(k, want, ARRAY_SIZE(want)))
+		return -ENOENT;
 	l->sockfs_dname = kallsyms_lookup(&k->ksyms, "sockfs_dname");
 	l->pipefs_dname = kallsyms_lookup(&k->ksyms, "pipefs_dname");
 	l->anon_dname = kallsyms_lookup(&k->ksyms, "anon_inodefs_dname");
 	return 0;
+}
+
+static struct files_layout *layout(struct linux_kernel *k)
+{
+	return linux_layout(k, &k->files_layout, sizeof(struct files_layout), find_layout);
 }
 
 /* The name /proc/PID/fd shows for a file whose dentry names itself, or 0. */
@@ -177,7 +179,6 @@ int vms_os_open_files(struct vms_vm *vm, int pid, struct vms_open_file **ret_fil
 		      size_t *ret_count)
 {
 	struct files_walk w = { 0 };
-	struct files_layout l;
 	struct vms_process *procs = NULL;
 	size_t nprocs = 0;
 	int err = vms_os_processes(vm, 0, &procs, &nprocs);
@@ -185,9 +186,8 @@ int vms_os_open_files(struct vms_vm *vm, int pid, struct vms_open_file **ret_fil
 	if (err)
 		return err;
 	err = linux_kernel_get(vm, &w.k);
-	if (!err && find_layout(w.k, &l))
+	if (!err && !(w.l = layout(w.k)))
 		err = -ENOENT;
-	w.l = &l;
 	for (size_t i = 0; !err && i < nprocs; i++)
 		if (pid < 0 || procs[i].tgid == pid)
 			err = process_files(&w, &procs[i]);

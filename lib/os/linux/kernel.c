@@ -92,6 +92,34 @@ int kfield_require(struct linux_kernel *k, const char *type, const char *path,
 	return 0;
 }
 
+int kfields_require(struct linux_kernel *k, const struct kfield_want *want, size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		if (kfield_require(k, want[i].type, want[i].path, want[i].field))
+			return -ENOENT;
+	return 0;
+}
+
+void *linux_layout(struct linux_kernel *k, void **slot, size_t size,
+		   int (*find)(struct linux_kernel *k, void *layout))
+{
+	void *layout = *slot;
+
+	if (layout)
+		return layout;
+	layout = calloc(1, size);
+	if (!layout) {
+		vm_error(k->vm, -ENOMEM, "out of memory");
+		return NULL;
+	}
+	if (find(k, layout)) {
+		free(layout);
+		return NULL;
+	}
+	*slot = layout;
+	return layout;
+}
+
 static int read_for_kallsyms(void *ctx, uint64_t va, void *buf, size_t len)
 {
 	return kread(ctx, va, buf, len);
@@ -254,6 +282,10 @@ void linux_kernel_free(void *kernel)
 	free(k->modules_layout);
 	free(k->sysinfo_layout);
 	free(k->path_layout);
+	free(k->dmesg_layout);
+	free(k->files_layout);
+	free(k->mounts_layout);
+	free(k->sockets_layout);
 	free(k);
 }
 

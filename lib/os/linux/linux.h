@@ -90,10 +90,6 @@ int kbtf_enum_value(const struct btf *btf, const char *name, int64_t *ret);
 
 /* -- the kernel ----------------------------------------------------------- */
 
-struct task_layout;
-struct module_layout;
-struct sysinfo_layout;
-struct path_layout;
 
 struct linux_kernel {
 	struct vms_vm *vm;
@@ -105,11 +101,9 @@ struct linux_kernel {
 	int from_cache;		/* discovered from the per-build cache, not a scan */
 	struct kallsyms ksyms;
 	struct btf *btf;
-	/* What each view found in BTF, computed on its first use. */
-	struct task_layout *tasks_layout;
-	struct module_layout *modules_layout;
-	struct sysinfo_layout *sysinfo_layout;
-	struct path_layout *path_layout;
+	/* What each view found in BTF, computed on its first use (linux_layout()). */
+	void *tasks_layout, *modules_layout, *sysinfo_layout, *path_layout, *dmesg_layout,
+		*files_layout, *mounts_layout, *sockets_layout;
 };
 
 /* The per-build discovery cache (cache.c). */
@@ -136,6 +130,22 @@ int kfield_require(struct linux_kernel *k, const char *type, const char *path,
 int linux_path(struct linux_kernel *k, uint64_t mount, uint64_t dentry, char *buf, size_t len);
 /* The struct mount around a struct vfsmount (0 if the layout is unknown). */
 uint64_t linux_mount_of_vfsmount(struct linux_kernel *k, uint64_t vfsmount);
+
+/* One member a view needs: where to put it, and its struct and path. */
+struct kfield_want {
+	struct kfield *field;
+	const char *type, *path;
+};
+
+/* kfield_require() for each; the first missing one is the error. */
+int kfields_require(struct linux_kernel *k, const struct kfield_want *want, size_t count);
+
+/*
+ * A view's layout (what it found in BTF), computed by find on first use and
+ * kept in *slot until the kernel is freed. NULL (error set) if find fails.
+ */
+void *linux_layout(struct linux_kernel *k, void **slot, size_t size,
+		   int (*find)(struct linux_kernel *k, void *layout));
 
 /* Read a field of a structure already copied into a buffer. */
 uint64_t kfield_get(const struct kfield *f, const void *obj);

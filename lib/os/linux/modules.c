@@ -29,8 +29,9 @@ struct module_layout {
 	uint64_t head;
 };
 
-static int find_layout(struct linux_kernel *k, struct module_layout *l)
+static int find_layout(struct linux_kernel *k, void *layout)
 {
+	struct module_layout *l = layout;
 	int64_t types;
 
 	if (kfield_require(k, "module", "list", &l->list) ||
@@ -57,17 +58,7 @@ static int find_layout(struct linux_kernel *k, struct module_layout *l)
 
 static const struct module_layout *layout(struct linux_kernel *k)
 {
-	struct module_layout *l = k->modules_layout;
-
-	if (l)
-		return l;
-	l = calloc(1, sizeof(*l));
-	if (!l || find_layout(k, l)) {
-		free(l);
-		return NULL;
-	}
-	k->modules_layout = l;
-	return l;
+	return linux_layout(k, &k->modules_layout, sizeof(struct module_layout), find_layout);
 }
 
 static const char *state_name(uint64_t state)

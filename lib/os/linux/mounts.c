@@ -36,8 +36,9 @@ struct mount_walk {
 	size_t n, cap;
 };
 
-static int find_layout(struct linux_kernel *k, struct mounts_layout *l)
+static int find_layout(struct linux_kernel *k, void *layout)
 {
+	struct mounts_layout *l = layout;
 	if (kfield_require(k, "task_struct", "nsproxy", &l->task_nsproxy) ||
 	    kfield_require(k, "nsproxy", "mnt_ns", &l->nsproxy_mnt_ns) ||
 	    kfield_require(k, "mount", "mnt_devname", &l->devname) ||
@@ -59,6 +60,11 @@ static int find_layout(struct linux_kernel *k, struct mounts_layout *l)
 	    kfield_require(k, "rb_node", "rb_right", &l->rb_right))
 		return -ENOENT;
 	return 0;
+}
+
+static struct mounts_layout *layout(struct linux_kernel *k)
+{
+	return linux_layout(k, &k->mounts_layout, sizeof(struct mounts_layout), find_layout);
 }
 
 static int add_mount(struct mount_walk *w, uint64_t mount)
@@ -144,19 +150,19 @@ static int walk_tree(struct mount_walk *w, uint64_t ns)
 
 int vms_os_mounts(struct vms_vm *vm, struct vms_mount **ret_mounts, size_t *ret_count)
 {
-	struct mounts_layout l = { 0 };
-	struct mount_walk w = { .l = &l };
+	struct mount_walk w = { 0 };
 	uint64_t nsproxy = 0, ns = 0;
 	int err = linux_kernel_get(vm, &w.k);
 
 	if (err)
 		return err;
-	if (find_layout(w.k, &l))
+	w.l = layout(w.k);
+	if (!w.l)
 		return -ENOENT;
-	if (kread_u64(w.k, l.init_task + l.task_nsproxy.offset, &nsproxy) ||
-	    kread_u64(w.k, nsproxy + l.nsproxy_mnt_ns.offset, &ns))
+	if (kread_u64(w.k, w.l->init_task + w.l->task_nsproxy.offset, &nsproxy) ||
+	    kread_u64(w.k, nsproxy + w.l->nsproxy_mnt_ns.offset, &ns))
 		return vm_error(vm, -EFAULT, "init's mount namespace is unreadable");
-	err = l.ns_list.found ? walk_list(&w, ns) : walk_tree(&w, ns);
+	err = w.l->ns_list.found ? walk_list(&w, ns) : walk_tree(&w, ns);
 	if (err) {
 		free(w.mounts);
 		return err;

@@ -21,8 +21,9 @@ struct path_layout {
 	struct kfield d_parent, d_name, mnt_parent, mnt_mountpoint, mnt_root, mnt_in_mount;
 };
 
-static int find_layout(struct linux_kernel *k, struct path_layout *l)
+static int find_layout(struct linux_kernel *k, void *layout)
 {
+	struct path_layout *l = layout;
 	if (kfield_require(k, "dentry", "d_parent", &l->d_parent) ||
 	    kfield_require(k, "dentry", "d_name.name", &l->d_name) ||
 	    kfield_require(k, "mount", "mnt_parent", &l->mnt_parent) ||
@@ -35,17 +36,7 @@ static int find_layout(struct linux_kernel *k, struct path_layout *l)
 
 static const struct path_layout *layout(struct linux_kernel *k)
 {
-	struct path_layout *l = k->path_layout;
-
-	if (l)
-		return l;
-	l = calloc(1, sizeof(*l));
-	if (!l || find_layout(k, l)) {
-		free(l);
-		return NULL;
-	}
-	k->path_layout = l;
-	return l;
+	return linux_layout(k, &k->path_layout, sizeof(struct path_layout), find_layout);
 }
 
 uint64_t linux_mount_of_vfsmount(struct linux_kernel *k, uint64_t vfsmount)

@@ -50,12 +50,10 @@ static const char *const tcp_states[] = {
 	"CLOSE",      "CLOSE_WAIT",  "LAST_ACK", "LISTEN",     "CLOSING",   "NEW_SYN_RECV",
 };
 
-static int find_layout(struct linux_kernel *k, struct socket_layout *l)
+static int find_layout(struct linux_kernel *k, void *layout)
 {
-	struct {
-		struct kfield *f;
-		const char *type, *path;
-	} want[] = {
+	struct socket_layout *l = layout;
+	const struct kfield_want want[] = {
 		{ &l->daddr, "sock_common", "skc_daddr" },
 		{ &l->rcv_saddr, "sock_common", "skc_rcv_saddr" },
 		{ &l->dport, "sock_common", "skc_dport" },
@@ -79,9 +77,8 @@ static int find_layout(struct linux_kernel *k, struct socket_layout *l)
 		{ &l->hslot_head, "udp_hslot", "head" },
 	};
 
-	for (size_t i = 0; i < ARRAY_SIZE(want); i++)
-		if (kfield_require(k, want[i].type, want[i].path, want[i].f))
-			return -ENOENT;
+	if (kfields_require(k, want, ARRAY_SIZE(want)))
+		return -ENOENT;
 	if (kbtf_member(k->btf, "inet_connection_sock", "icsk_listen_portaddr_node",
 			&l->listen_node))
 		l->listen_node = l->nulls_node;
@@ -94,6 +91,11 @@ static int find_layout(struct linux_kernel *k, struct socket_layout *l)
 	    ksym_require(k, "udp_table", &l->udp_table))
 		return -ENOENT;
 	return 0;
+}
+
+static struct socket_layout *layout(struct linux_kernel *k)
+{
+	return linux_layout(k, &k->sockets_layout, sizeof(struct socket_layout), find_layout);
 }
 
 static void format_address(int family, const uint8_t *v4, const uint8_t *v6, char *out,
@@ -243,14 +245,13 @@ static void find_owners(struct vms_vm *vm, struct vms_socket *socks, size_t n)
 int vms_os_sockets(struct vms_vm *vm, struct vms_socket **ret_socks, size_t *ret_count)
 {
 	struct socket_walk w = { 0 };
-	struct socket_layout l;
 	int err = linux_kernel_get(vm, &w.k);
 
 	if (err)
 		return err;
-	if (find_layout(w.k, &l))
+	w.l = layout(w.k);
+	if (!w.l)
 		return -ENOENT;
-	w.l = &l;
 	err = walk_all(&w);
 	if (err) {
 		free(w.socks);

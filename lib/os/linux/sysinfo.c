@@ -74,8 +74,9 @@ static int find_enums(struct linux_kernel *k, struct sysinfo_layout *l)
 	return 0;
 }
 
-static int find_layout(struct linux_kernel *k, struct sysinfo_layout *l)
+static int find_layout(struct linux_kernel *k, void *layout)
 {
+	struct sysinfo_layout *l = layout;
 	const char *syms[] = { "init_uts_ns", "tk_core",   "avenrun",	     "_totalram_pages",
 			       "vm_zone_stat", "vm_node_stat", "nr_threads", "total_forks",
 			       "nr_cpu_ids", "__per_cpu_offset", "runqueues", "totalreserve_pages",
@@ -108,17 +109,7 @@ static int find_layout(struct linux_kernel *k, struct sysinfo_layout *l)
 
 static const struct sysinfo_layout *layout(struct linux_kernel *k)
 {
-	struct sysinfo_layout *l = k->sysinfo_layout;
-
-	if (l)
-		return l;
-	l = calloc(1, sizeof(*l));
-	if (!l || find_layout(k, l)) {
-		free(l);
-		return NULL;
-	}
-	k->sysinfo_layout = l;
-	return l;
+	return linux_layout(k, &k->sysinfo_layout, sizeof(struct sysinfo_layout), find_layout);
 }
 
 static int64_t read_stat(struct linux_kernel *k, uint64_t array, int64_t index)

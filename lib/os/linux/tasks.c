@@ -53,12 +53,23 @@ struct ps_walk {
 	uint8_t *task; /* one task's copied span */
 };
 
-static int require_all(struct linux_kernel *k, struct task_layout *l)
+static void measure_span(struct task_layout *l)
 {
-	struct {
-		struct kfield *f;
-		const char *type, *path;
-	} want[] = {
+	const struct kfield *fields = &l->tasks;
+
+	for (size_t i = 0; i < 12; i++) /* the task_struct members come first */
+		if (fields[i].offset + fields[i].size > l->span)
+			l->span = fields[i].offset + fields[i].size;
+	if (l->flags.offset + l->flags.size > l->span)
+		l->span = l->flags.offset + l->flags.size;
+	if (l->worker_private.offset + l->worker_private.size > l->span)
+		l->span = l->worker_private.offset + l->worker_private.size;
+}
+
+static int find_layout(struct linux_kernel *k, void *layout)
+{
+	struct task_layout *l = layout;
+	const struct kfield_want want[] = {
 		{ &l->tasks, "task_struct", "tasks" },
 		{ &l->pid, "task_struct", "pid" },
 		{ &l->tgid, "task_struct", "tgid" },
@@ -79,9 +90,8 @@ static int require_all(struct linux_kernel *k, struct task_layout *l)
 		{ &l->signal_thread_head, "signal_struct", "thread_head" },
 	};
 
-	for (size_t i = 0; i < ARRAY_SIZE(want); i++)
-		if (kfield_require(k, want[i].type, want[i].path, want[i].f))
-			return -ENOENT;
+	if (kfields_require(k, want, ARRAY_SIZE(want)))
+		return -ENOENT;
 	kbtf_member(k->btf, "task_struct", "flags", &l->flags);
 	kbtf_member(k->btf, "task_struct", "worker_private", &l->worker_private);
 	kbtf_member(k->btf, "kthread", "full_name", &l->kthread_full_name);
@@ -95,31 +105,15 @@ static int require_all(struct linux_kernel *k, struct task_layout *l)
 	if (kbtf_member(k->btf, "task_struct", "__state", &l->state) &&
 	    kfield_require(k, "task_struct", "state", &l->state))
 		return -ENOENT;
-	return ksym_require(k, "init_task", &l->init_task);
+	if (ksym_require(k, "init_task", &l->init_task))
+		return -ENOENT;
+	measure_span(l);
+	return 0;
 }
 
 static const struct task_layout *layout(struct linux_kernel *k)
 {
-	struct task_layout *l = k->tasks_layout;
-	const struct kfield *fields;
-
-	if (l)
-		return l;
-	l = calloc(1, sizeof(*l));
-	if (!l || require_all(k, l)) {
-		free(l);
-		return NULL;
-	}
-	fields = &l->tasks;
-	for (size_t i = 0; i < 12; i++) /* the task_struct members come first */
-		if (fields[i].offset + fields[i].size > l->span)
-			l->span = fields[i].offset + fields[i].size;
-	if (l->flags.offset + l->flags.size > l->span)
-		l->span = l->flags.offset + l->flags.size;
-	if (l->worker_private.offset + l->worker_private.size > l->span)
-		l->span = l->worker_private.offset + l->worker_private.size;
-	k->tasks_layout = l;
-	return l;
+	return linux_layout(k, &k->tasks_layout, sizeof(struct task_layout), find_layout);
 }
 
 /* The letter ps shows, computed as the kernel's task_state_index() does. */
