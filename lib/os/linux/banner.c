@@ -9,12 +9,15 @@
  * printable text, newline, NUL). Among valid candidates the text seen most
  * often wins, ties going to the lowest address; the kernel's copy and the one
  * in its init_uts_ns-derived buffers agree, stray fragments do not. A guest
- * can still plant copies: the Linux driver's kallsyms lookup of linux_banner
- * is the trustworthy anchor once discovery exists.
+ * could still plant copies, so when the kernel can be discovered (kernel.c)
+ * the banner is read where the kernel's own symbol linux_banner says, and the
+ * scan is only the fallback for kernels discovery does not understand.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+
+#include <vmscope/mem.h>
 
 #include "core/internal.h"
 #include "os/driver.h"
@@ -111,12 +114,39 @@ static void fill_ident(const struct candidate *best, struct vms_os_ident *ret)
 	ret->banner_gpa = best->gpa;
 }
 
+/* The banner at the kernel's own linux_banner symbol. */
+static int banner_from_symbol(struct vms_vm *vm, struct vms_os_ident *ret)
+{
+	struct linux_kernel *k;
+	struct candidate c = { 0 };
+	struct vms_translation t;
+	uint64_t addr;
+	size_t len;
+
+	if (linux_kernel_get(vm, &k))
+		return -ENOENT;
+	addr = kallsyms_lookup(&k->ksyms, "linux_banner");
+	if (!addr || kread_string(k, addr, c.text, sizeof(c.text)) ||
+	    vms_translate(vm, k->root, addr, &t))
+		return -ENOENT;
+	len = strcspn(c.text, "\n");
+	c.text[len] = '\0';
+	if (strncmp(c.text, BANNER_PREFIX, strlen(BANNER_PREFIX)))
+		return -ENOENT;
+	c.gpa = t.gpa;
+	fill_ident(&c, ret);
+	return 0;
+}
+
 static int linux_identify(struct vms_vm *vm, struct vms_os_ident *ret)
 {
-	struct banner_search *s = calloc(1, sizeof(*s));
+	struct banner_search *s;
 	const struct candidate *best = NULL;
 	int err;
 
+	if (!banner_from_symbol(vm, ret))
+		return 0;
+	s = calloc(1, sizeof(*s));
 	if (!s)
 		return vm_error(vm, -ENOMEM, "out of memory");
 	s->vm = vm;
