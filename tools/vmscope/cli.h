@@ -70,6 +70,20 @@ int cli_target_args(int argc, char **argv, const struct cli_command *cmd, int *r
 /* Print a JSON value (stolen) on stdout, indented, with a newline. */
 int cli_print_json(void *json_value);
 
+/*
+ * A view command: "NAME TARGET [--json]" fetches a list of items from the
+ * guest and prints them as text or JSON. One runner does the rest.
+ */
+struct cli_view {
+	const struct cli_command *cmd;
+	int (*fetch)(struct vms_vm *vm, void **ret_items, size_t *ret_count);
+	void (*print_text)(const void *items, size_t count);
+	void *(*to_json)(const void *items, size_t count); /* a new json_t */
+	void (*release)(void *items, size_t count);	    /* NULL: free() */
+};
+
+int cli_run_view(int argc, char **argv, const struct cli_view *view);
+
 /* Open and attach a handle to target; on failure print why and return NULL. */
 struct vms_vm *cli_attach(const char *target);
 

@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: MIT
 /* vmscope dmesg TARGET [--json]: the guest's kernel log, from its printk ring buffer. */
-#include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,53 +8,54 @@
 
 #include "cli.h"
 
-static void print_text(const struct vms_log_record *r)
+static int fetch(struct vms_vm *vm, void **ret_items, size_t *ret_count)
 {
-	const char *line = r->text;
-
-	/* dmesg prints each line of a record behind the record's time. */
-	do {
-		size_t len = strcspn(line, "\n");
-
-		printf("[%5llu.%06llu] %.*s\n", (unsigned long long)(r->ts_ns / 1000000000u),
-		       (unsigned long long)(r->ts_ns % 1000000000u / 1000), (int)len, line);
-		line += len;
-	} while (*line++);
+	return vms_os_dmesg(vm, (struct vms_log_record **)ret_items, ret_count);
 }
+
+static void release(void *items, size_t n)
+{
+	vms_log_records_free(items, n);
+}
+
+/* dmesg prints each line of a record behind the record's time. */
+static void print_text(const void *items, size_t n)
+{
+	const struct vms_log_record *recs = items;
+
+	for (size_t i = 0; i < n; i++) {
+		const char *line = recs[i].text;
+
+		do {
+			size_t len = strcspn(line, "\n");
+
+			printf("[%5llu.%06llu] %.*s\n",
+			       (unsigned long long)(recs[i].ts_ns / 1000000000u),
+			       (unsigned long long)(recs[i].ts_ns % 1000000000u / 1000), (int)len,
+			       line);
+			line += len;
+		} while (*line++);
+	}
+}
+
+static void *to_json(const void *items, size_t n)
+{
+	const struct vms_log_record *r = items;
+	json_t *list = json_array();
+
+	for (size_t i = 0; list && i < n; i++)
+		json_array_append_new(list, json_pack("{s:I,s:I,s:i,s:i,s:s}", "seq",
+						      (json_int_t)r[i].seq, "ts_ns",
+						      (json_int_t)r[i].ts_ns, "level", r[i].level,
+						      "facility", r[i].facility, "text", r[i].text));
+	return list;
+}
+
+static const struct cli_view view = { &cmd_dmesg, fetch, print_text, to_json, release };
 
 static int run_dmesg(int argc, char **argv)
 {
-	struct vms_log_record *recs = NULL;
-	int json, status = 0;
-	struct vms_vm *vm;
-	json_t *list;
-	size_t n = 0;
-
-	status = cli_target_args(argc, argv, &cmd_dmesg, &json);
-	if (status >= 0)
-		return status;
-	status = 0;
-	vm = cli_attach(argv[optind]);
-	if (!vm)
-		return 1;
-	if (vms_os_dmesg(vm, &recs, &n)) {
-		status = cli_fail("%s", vms_last_error(vm));
-	} else if (json) {
-		list = json_array();
-		for (size_t i = 0; i < n; i++)
-			json_array_append_new(list, json_pack("{s:I,s:I,s:i,s:i,s:s}", "seq",
-							      (json_int_t)recs[i].seq, "ts_ns",
-							      (json_int_t)recs[i].ts_ns, "level",
-							      recs[i].level, "facility",
-							      recs[i].facility, "text", recs[i].text));
-		cli_print_json(list);
-	} else {
-		for (size_t i = 0; i < n; i++)
-			print_text(&recs[i]);
-	}
-	vms_log_records_free(recs, n);
-	vms_vm_free(vm);
-	return status;
+	return cli_run_view(argc, argv, &view);
 }
 
 const struct cli_command cmd_dmesg = {

@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -71,6 +72,34 @@ int cli_print_json(void *json_value)
 	putchar('\n');
 	json_decref(value);
 	return 0;
+}
+
+int cli_run_view(int argc, char **argv, const struct cli_view *view)
+{
+	void *items = NULL;
+	struct vms_vm *vm;
+	int json, status;
+	size_t count = 0;
+
+	status = cli_target_args(argc, argv, view->cmd, &json);
+	if (status >= 0)
+		return status;
+	vm = cli_attach(argv[optind]);
+	if (!vm)
+		return 1;
+	status = 0;
+	if (view->fetch(vm, &items, &count))
+		status = cli_fail("%s", vms_last_error(vm));
+	else if (json)
+		status = cli_print_json(view->to_json(items, count));
+	else
+		view->print_text(items, count);
+	if (view->release)
+		view->release(items, count);
+	else
+		free(items);
+	vms_vm_free(vm);
+	return status;
 }
 
 struct vms_vm *cli_attach(const char *target)

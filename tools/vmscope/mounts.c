@@ -1,48 +1,43 @@
 // SPDX-License-Identifier: MIT
 /* vmscope mounts TARGET [--json]: the guest's mounts, as its /proc/mounts lists them. */
-#include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
-#include <stdlib.h>
 
 #include <vmscope/os.h>
 
 #include "cli.h"
 
+static int fetch(struct vms_vm *vm, void **ret_items, size_t *ret_count)
+{
+	return vms_os_mounts(vm, (struct vms_mount **)ret_items, ret_count);
+}
+
+static void print_text(const void *items, size_t n)
+{
+	const struct vms_mount *m = items;
+
+	for (size_t i = 0; i < n; i++)
+		printf("%s %s %s %s\n", m[i].device, m[i].mountpoint, m[i].fstype,
+		       m[i].read_only ? "ro" : "rw");
+}
+
+static void *to_json(const void *items, size_t n)
+{
+	const struct vms_mount *m = items;
+	json_t *list = json_array();
+
+	for (size_t i = 0; list && i < n; i++)
+		json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:b}", "device", m[i].device,
+						      "mountpoint", m[i].mountpoint, "fstype",
+						      m[i].fstype, "read_only", m[i].read_only));
+	return list;
+}
+
+static const struct cli_view view = { &cmd_mounts, fetch, print_text, to_json, NULL };
+
 static int run_mounts(int argc, char **argv)
 {
-	struct vms_mount *mounts = NULL;
-	int json, status = 0;
-	struct vms_vm *vm;
-	json_t *list;
-	size_t n = 0;
-
-	status = cli_target_args(argc, argv, &cmd_mounts, &json);
-	if (status >= 0)
-		return status;
-	status = 0;
-	vm = cli_attach(argv[optind]);
-	if (!vm)
-		return 1;
-	if (vms_os_mounts(vm, &mounts, &n)) {
-		status = cli_fail("%s", vms_last_error(vm));
-	} else if (json) {
-		list = json_array();
-		for (size_t i = 0; i < n; i++)
-			json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:b}", "device",
-							      mounts[i].device, "mountpoint",
-							      mounts[i].mountpoint, "fstype",
-							      mounts[i].fstype, "read_only",
-							      mounts[i].read_only));
-		cli_print_json(list);
-	} else {
-		for (size_t i = 0; i < n; i++)
-			printf("%s %s %s %s\n", mounts[i].device, mounts[i].mountpoint,
-			       mounts[i].fstype, mounts[i].read_only ? "ro" : "rw");
-	}
-	free(mounts);
-	vms_vm_free(vm);
-	return status;
+	return cli_run_view(argc, argv, &view);
 }
 
 const struct cli_command cmd_mounts = {
