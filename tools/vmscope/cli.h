@@ -29,6 +29,7 @@ extern const struct cli_command cmd_dmesg;
 extern const struct cli_command cmd_mounts;
 extern const struct cli_command cmd_lsof;
 extern const struct cli_command cmd_sockets;
+extern const struct cli_command cmd_capture;
 
 /* Print "vmscope: <message>" on stderr; returns the exit status 1. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -28,6 +28,7 @@ static const struct cli_command *const commands[] = {
 	&cmd_translate,
 	&cmd_maps,
 	&cmd_dump,
+	&cmd_capture,
 };
 
 int cli_fail(const char *fmt, ...)

@@ -1,0 +1,242 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Attaching the NBD server to a running VM as the target of an active mirror,
+ * and detaching it. The order matters: the server listens before QEMU's NBD
+ * node connects; the mirror starts with sync "none" (no bulk copy) and
+ * copy-mode "write-blocking", so from the moment the job is ready every guest
+ * write reaches us before the guest sees it complete. Detaching cancels the
+ * job (after ready, a clean end) before removing the node.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <vmscope/disk.h>
+
+#include "access/qmp.h"
+#include "core/internal.h"
+#include "disk/nbd.h"
+
+#define JOB_WAIT_MS 10000
+#define POLL_MS	    20
+
+struct vms_capture {
+	struct vms_vm *vm;
+	struct vms_ring *ring;
+	struct nbd_server *nbd;
+	char dir[64], socket[96], job[64], target[64], node[64], vm_name[VMS_NAME_MAX];
+	_Atomic uint64_t writes, write_bytes, zeroes, trims, flushes, dropped;
+	int job_started, node_added;
+};
+
+static void on_request(void *ctx, const struct nbd_request *req, const void *payload)
+{
+	static const char *const types[] = { [NBD_CMD_WRITE] = "disk_write",
+					     [NBD_CMD_FLUSH] = "disk_flush",
+					     [NBD_CMD_TRIM] = "disk_trim",
+					     [NBD_CMD_WRITE_ZEROES] = "disk_zero" };
+	struct vms_capture *c = ctx;
+	struct vms_event *ev;
+
+	(void)payload;
+	if (req->type == NBD_CMD_WRITE) {
+		c->writes++;
+		c->write_bytes += req->length;
+	} else if (req->type == NBD_CMD_WRITE_ZEROES) {
+		c->zeroes++;
+	} else if (req->type == NBD_CMD_TRIM) {
+		c->trims++;
+	} else {
+		c->flushes++;
+	}
+	ev = vms_ring_reserve(c->ring);
+	if (!ev) {
+		c->dropped++; /* the guest never waits for us */
+		return;
+	}
+	vms_event_init(ev, c->vm_name, VMS_SOURCE_DISK, types[req->type]);
+	vms_event_add_str(ev, "disk", c->node);
+	vms_event_add_uint(ev, "offset", req->offset);
+	vms_event_add_uint(ev, "length", req->length);
+	if (req->flags & 1)
+		vms_event_add_bool(ev, "fua", 1);
+	vms_ring_commit(c->ring);
+}
+
+static int qmp_fail(struct vms_vm *vm, int err)
+{
+	return vm_error(vm, err, "%s", qmp_error(vm->qmp));
+}
+
+/* The virtual size of a block node, from query-named-block-nodes. */
+static int node_size(struct vms_vm *vm, const char *node, uint64_t *ret)
+{
+	json_t *list = NULL, *entry;
+	size_t i;
+	int err = qmp_execute(vm->qmp, "query-named-block-nodes", NULL, &list);
+
+	if (err)
+		return qmp_fail(vm, err);
+	err = vm_error(vm, -ENODEV, "the VM has no block node \"%s\" (see query-named-block-nodes)",
+		       node);
+	json_array_foreach (list, i, entry) {
+		const char *name = json_string_value(json_object_get(entry, "node-name"));
+		json_t *size = json_object_get(json_object_get(entry, "image"), "virtual-size");
+
+		if (name && !strcmp(name, node) && json_is_integer(size)) {
+			*ret = (uint64_t)json_integer_value(size);
+			err = 0;
+			break;
+		}
+	}
+	json_decref(list);
+	return err;
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wait until the job is ready (want_gone 0) or has disappeared (want_gone 1). */
+static int wait_job(struct vms_capture *c, int want_gone)
+{
+	long long deadline = now_ms() + JOB_WAIT_MS;
+
+	while (now_ms() < deadline) {
+		json_t *jobs = NULL, *job;
+		int found = 0, ready = 0, err;
+		size_t i;
+
+		err = qmp_execute(c->vm->qmp, "query-block-jobs", NULL, &jobs);
+		if (err)
+			return qmp_fail(c->vm, err);
+		json_array_foreach (jobs, i, job) {
+			const char *id = json_string_value(json_object_get(job, "device"));
+
+			if (id && !strcmp(id, c->job)) {
+				found = 1;
+				ready = json_is_true(json_object_get(job, "ready"));
+			}
+		}
+		json_decref(jobs);
+		if (want_gone ? !found : ready)
+			return 0;
+		if (!want_gone && !found)
+			return vm_error(c->vm, -EIO, "the mirror job ended before it was ready");
+		usleep(POLL_MS * 1000);
+	}
+	return vm_error(c->vm, -ETIMEDOUT, "the mirror job did not %s within %d s",
+			want_gone ? "end" : "become ready", JOB_WAIT_MS / 1000);
+}
+
+static int attach(struct vms_capture *c, uint64_t size)
+{
+	struct vms_vm *vm = c->vm;
+	int err = nbd_server_start(c->socket, size, on_request, c, &c->nbd);
+
+	if (err)
+		return vm_error(vm, err, "cannot listen on %s: %s", c->socket, strerror(-err));
+	err = qmp_execute(vm->qmp, "blockdev-add",
+			  json_pack("{s:s,s:s,s:{s:s,s:s}}", "driver", "nbd", "node-name", c->target,
+				    "server", "type", "unix", "path", c->socket),
+			  NULL);
+	if (err)
+		return qmp_fail(vm, err);
+	c->node_added = 1;
+	err = qmp_execute(vm->qmp, "blockdev-mirror",
+			  json_pack("{s:s,s:s,s:s,s:s,s:s}", "job-id", c->job, "device", c->node,
+				    "target", c->target, "sync", "none", "copy-mode",
+				    "write-blocking"),
+			  NULL);
+	if (err)
+		return qmp_fail(vm, err);
+	c->job_started = 1;
+	return wait_job(c, 0);
+}
+
+int vms_capture_start(struct vms_vm *vm, const char *node, struct vms_ring *ring,
+		      struct vms_capture **ret_capture)
+{
+	struct vms_capture *c;
+	struct vms_vm_info info;
+	uint64_t size;
+	int err;
+
+	if (!vm->qmp)
+		return vm_error(vm, -EOPNOTSUPP, "disk capture needs a live VM (qmp:)");
+	err = node_size(vm, node, &size);
+	if (err)
+		return err;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return vm_error(vm, -ENOMEM, "out of memory");
+	c->vm = vm;
+	c->ring = ring;
+	snprintf(c->node, sizeof(c->node), "%s", node);
+	snprintf(c->job, sizeof(c->job), "vmscope-capture-%d", (int)getpid());
+	snprintf(c->target, sizeof(c->target), "vmscope-nbd-%d", (int)getpid());
+	if (!vms_vm_query_info(vm, &info))
+		snprintf(c->vm_name, sizeof(c->vm_name), "%s", info.name);
+	snprintf(c->dir, sizeof(c->dir), "/tmp/vmscope-nbd-%d-XXXXXX", (int)getpid());
+	if (!mkdtemp(c->dir)) {
+		free(c);
+		return vm_error(vm, -errno, "cannot make a directory for the NBD socket");
+	}
+	snprintf(c->socket, sizeof(c->socket), "%s/nbd.sock", c->dir);
+	err = attach(c, size);
+	if (err) {
+		char why[VMS_ERROR_MAX];
+
+		snprintf(why, sizeof(why), "%s", vm->error);
+		vms_capture_stop(c);
+		return vm_error(vm, err, "%s", why);
+	}
+	*ret_capture = c;
+	return 0;
+}
+
+void vms_capture_get_stats(const struct vms_capture *c, struct vms_capture_stats *ret)
+{
+	ret->writes = c->writes;
+	ret->write_bytes = c->write_bytes;
+	ret->zeroes = c->zeroes;
+	ret->trims = c->trims;
+	ret->flushes = c->flushes;
+	ret->dropped = c->dropped;
+}
+
+int vms_capture_stop(struct vms_capture *c)
+{
+	struct vms_vm *vm;
+	int err = 0;
+
+	if (!c)
+		return 0;
+	vm = c->vm;
+	if (c->job_started) {
+		err = qmp_execute(vm->qmp, "block-job-cancel", json_pack("{s:s}", "device", c->job),
+				  NULL);
+		err = err ? qmp_fail(vm, err) : wait_job(c, 1);
+	}
+	if (c->node_added) {
+		int del = qmp_execute(vm->qmp, "blockdev-del", json_pack("{s:s}", "node-name",
+									 c->target),
+				      NULL);
+
+		if (del && !err)
+			err = qmp_fail(vm, del);
+	}
+	nbd_server_stop(c->nbd);
+	rmdir(c->dir);
+	free(c);
+	return err;
+}
