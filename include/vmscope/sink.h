@@ -6,6 +6,7 @@
 #ifndef VMSCOPE_SINK_H
 #define VMSCOPE_SINK_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include <vmscope/event.h>
@@ -24,6 +25,32 @@ struct vms_sink;
  * out stays the caller's.
  */
 int vms_sink_jsonl_new(FILE *out, struct vms_sink **ret_sink);
+
+/*
+ * Redis Streams: url is redis://HOST:PORT/STREAM; "{vm}" in STREAM becomes
+ * the event's VM name (one stream per VM). Each event is an XADD capped with
+ * MAXLEN ~ maxlen; while Redis is unreachable, up to backlog_events events
+ * wait (the oldest dropped and counted beyond that) and reconnection is
+ * tried once a second. -EINVAL for a malformed url.
+ */
+struct vms_redis_opts {
+	size_t sz;
+	unsigned long maxlen;	/* 0: 100000 */
+	size_t backlog_events;	/* 0: 10000 */
+};
+
+int vms_sink_redis_new(const char *url, const struct vms_redis_opts *opts,
+		       struct vms_sink **ret_sink);
+
+struct vms_sink_stats {
+	uint64_t sent;		/* delivered (network sinks) */
+	uint64_t buffered;	/* waiting for the destination */
+	uint64_t dropped;	/* lost, counted: the backlog was full */
+	uint64_t reconnects;
+};
+
+/* Delivery figures; all zero for sinks that write locally. */
+void vms_sink_get_stats(struct vms_sink *sink, struct vms_sink_stats *ret_stats);
 
 int vms_sink_write(struct vms_sink *sink, const struct vms_event *ev);
 int vms_sink_flush(struct vms_sink *sink);

@@ -87,6 +87,11 @@ static json_t *to_json(struct jsonl *j, const struct vms_event *ev)
 	return obj;
 }
 
+void *vms_sink_jsonl_object(struct vms_sink *sink, const struct vms_event *ev)
+{
+	return to_json(sink->state, ev);
+}
+
 static int jsonl_write(struct vms_sink *sink, const struct vms_event *ev)
 {
 	struct jsonl *j = sink->state;

@@ -2,6 +2,7 @@
 /* What every sink shares: dispatch through its ops, and draining a ring into it. */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "sinks/sink.h"
 
@@ -13,6 +14,13 @@ int vms_sink_write(struct vms_sink *sink, const struct vms_event *ev)
 int vms_sink_flush(struct vms_sink *sink)
 {
 	return sink->ops->flush ? sink->ops->flush(sink) : 0;
+}
+
+void vms_sink_get_stats(struct vms_sink *sink, struct vms_sink_stats *ret_stats)
+{
+	memset(ret_stats, 0, sizeof(*ret_stats));
+	if (sink->ops->stats)
+		sink->ops->stats(sink, ret_stats);
 }
 
 void vms_sink_free(struct vms_sink *sink)

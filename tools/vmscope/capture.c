@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * vmscope capture TARGET --disk NODE [--duration S]: every write the guest
- * makes to a disk, as JSON lines, until the duration ends or SIGINT/SIGTERM;
- * then a clean detach and a one-line summary on stderr. The raw material of
+ * vmscope capture TARGET --disk NODE [--duration S] [--sink jsonl|redis://HOST:PORT/STREAM]:
+ * every write the guest makes to a disk, as JSON lines on stdout or into a
+ * Redis stream, until the duration ends or SIGINT/SIGTERM; then a clean
+ * detach and a one-line summary on stderr. The raw material of
  * file-level monitoring (fswatch, to come), and a way to watch a disk live.
  */
 #include <getopt.h>
@@ -10,6 +11,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,9 +64,11 @@ static int run_capture(int argc, char **argv)
 	static const struct option options[] = {
 		{ "disk", required_argument, NULL, 'd' },
 		{ "duration", required_argument, NULL, 't' },
+		{ "sink", required_argument, NULL, 's' },
 		{ 0 },
 	};
-	const char *disk = NULL;
+	const char *disk = NULL, *sink_url = "jsonl";
+	struct vms_sink_stats sink_stats;
 	struct vms_capture_stats st;
 	struct vms_capture *capture;
 	struct vms_ring *ring = NULL;
@@ -76,6 +80,8 @@ static int run_capture(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "d:t:", options, NULL)) != -1) {
 		if (opt == 'd')
 			disk = optarg;
+		else if (opt == 's')
+			sink_url = optarg;
 		else if (opt == 't' && (duration = atof(optarg)) > 0)
 			continue;
 		else
@@ -83,8 +89,14 @@ static int run_capture(int argc, char **argv)
 	}
 	if (!disk || optind != argc - 1)
 		return cli_usage(&cmd_capture);
-	if (vms_ring_new(RING_SLOTS, &ring) || vms_sink_jsonl_new(stdout, &sink))
+	if (vms_ring_new(RING_SLOTS, &ring))
 		return cli_fail("out of memory");
+	if (!strcmp(sink_url, "jsonl") ? vms_sink_jsonl_new(stdout, &sink)
+				       : vms_sink_redis_new(sink_url, NULL, &sink)) {
+		vms_ring_free(ring);
+		return cli_fail("bad sink \"%s\": expected jsonl or redis://HOST:PORT/STREAM",
+				sink_url);
+	}
 	vm = cli_attach(argv[optind]);
 	if (!vm) {
 		status = 1;
@@ -99,10 +111,18 @@ static int run_capture(int argc, char **argv)
 	if (vms_capture_stop(capture))
 		status = cli_fail("%s", vms_last_error(vm));
 	vms_sink_drain(sink, ring, 0, NULL);
+	vms_sink_flush(sink);
+	vms_sink_get_stats(sink, &sink_stats);
 	fprintf(stderr,
 		"vmscope: captured %" PRIu64 " writes (%" PRIu64 " bytes), %" PRIu64
-		" zeroes, %" PRIu64 " trims, %" PRIu64 " flushes; %" PRIu64 " not queued\n",
+		" zeroes, %" PRIu64 " trims, %" PRIu64 " flushes; %" PRIu64 " not queued",
 		st.writes, st.write_bytes, st.zeroes, st.trims, st.flushes, st.dropped);
+	if (strcmp(sink_url, "jsonl"))
+		fprintf(stderr, "; sink: %" PRIu64 " sent, %" PRIu64 " undelivered, %" PRIu64
+			" dropped, %" PRIu64 " connections",
+			sink_stats.sent, sink_stats.buffered, sink_stats.dropped,
+			sink_stats.reconnects);
+	fputc('\n', stderr);
 out_vm:
 	vms_vm_free(vm);
 out:
@@ -113,7 +133,7 @@ out:
 
 const struct cli_command cmd_capture = {
 	.name = "capture",
-	.usage = "TARGET --disk NODE [--duration S]",
+	.usage = "TARGET --disk NODE [--duration S] [--sink jsonl|redis://HOST:PORT/STREAM]",
 	.summary = "every write the guest makes to a disk, as JSON lines",
 	.run = run_capture,
 };
