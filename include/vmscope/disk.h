@@ -38,6 +38,18 @@ void vms_capture_get_stats(const struct vms_capture *capture, struct vms_capture
 /* Detach cleanly; NULL is allowed. Returns the first error of the detach, if any. */
 int vms_capture_stop(struct vms_capture *capture);
 
+/*
+ * Reading a live VM's disk as the guest sees it, through a read-only export
+ * of QEMU's own NBD server (whatever the image format). The VM keeps running.
+ */
+struct vms_disk_reader;
+
+int vms_disk_open(struct vms_vm *vm, const char *node, struct vms_disk_reader **ret_reader);
+uint64_t vms_disk_size(const struct vms_disk_reader *reader);
+int vms_disk_read(struct vms_disk_reader *reader, uint64_t offset, void *buf, size_t len);
+/* Remove the export and stop QEMU's NBD server; NULL is allowed. */
+int vms_disk_close(struct vms_disk_reader *reader);
+
 #ifdef __cplusplus
 }
 #endif

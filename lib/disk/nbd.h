@@ -39,4 +39,13 @@ int nbd_server_start(const char *path, uint64_t size, nbd_request_fn fn, void *c
 /* Close the socket, end the thread, remove the socket file. */
 void nbd_server_stop(struct nbd_server *server);
 
+/* -- client (nbd_client.c): reading an export of QEMU's own NBD server -- */
+
+struct nbd_client;
+
+int nbd_client_open(const char *path, const char *export_name, struct nbd_client **ret);
+uint64_t nbd_client_size(const struct nbd_client *client);
+int nbd_client_read(struct nbd_client *client, uint64_t offset, void *buf, size_t len);
+void nbd_client_close(struct nbd_client *client);
+
 #endif

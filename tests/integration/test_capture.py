@@ -91,9 +91,29 @@ def check_capture(t):
         t.one_line_error(r, "capture of an unknown disk: one-line error", "no block node")
 
 
+def check_disk_read(t):
+    """Reading a disk through QEMU's own NBD export gives the bytes the guest
+    sees: for a raw image, the image file itself (the guest is idle)."""
+    with vmguest.Guest(workload="idle", name="reader") as g:
+        image = os.path.join(g.rundir, "data.img")
+        size = os.path.getsize(image)
+        r = subprocess.run([VMSCOPE, "read", "qmp:" + g.qmp_path, "--disk", "disk0", "0",
+                            str(size), "--raw"], stdout=subprocess.PIPE, timeout=120)
+        t.ok(r.returncode == 0 and r.stdout == open(image, "rb").read(),
+             "the whole %d MiB disk read through QEMU's export equals the image" % (size >> 20))
+        t.eq(g.qmp("query-block-exports"), [], "after reading: the export is removed")
+        r = subprocess.run([VMSCOPE, "read", "qmp:" + g.qmp_path, "--disk", "disk0", "1080",
+                            "2", "--raw"], stdout=subprocess.PIPE, timeout=60)
+        t.eq(r.stdout, b"\x53\xef", "a second read works (QEMU's NBD server was stopped): "
+             "the ext4 magic")
+        r = vmscope("read", "qmp:" + g.qmp_path, "--disk", "nosuch", "0", "16")
+        t.one_line_error(r, "reading an unknown disk: one-line error", "nosuch")
+
+
 def main():
     t = Tap()
     t.run("capture", check_capture)
+    t.run("disk read", check_disk_read)
     return t.done()
 
 

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * vmscope read TARGET --phys ADDR LEN | --virt ADDR LEN [--cr3 X | --vcpu N]
- *              [--levels 4|5] [--raw]
- * Guest memory as a hex dump (hexdump -C layout), or raw bytes with --raw.
+ * vmscope read TARGET --phys ADDR LEN | --virt ADDR LEN | --disk NODE OFFSET LEN
+ *              [--cr3 X | --vcpu N] [--levels 4|5] [--raw]
+ * Guest memory, or a guest disk as the guest sees it, as a hex dump
+ * (hexdump -C layout), or raw bytes with --raw.
  */
 #include <ctype.h>
 #include <getopt.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <vmscope/disk.h>
 #include <vmscope/mem.h>
 
 #include "cli.h"
@@ -19,6 +21,8 @@
 
 struct read_args {
 	int virt, phys, raw;
+	const char *disk;
+	struct vms_disk_reader *reader;
 	uint64_t addr, len;
 	struct cli_paging paging;
 };
@@ -55,6 +59,8 @@ static void hex_line(struct hexdump *h, uint64_t addr, const uint8_t *p, size_t 
 static int read_chunk(struct vms_vm *vm, const struct read_args *a, uint64_t addr, uint8_t *buf,
 		      size_t n)
 {
+	if (a->reader)
+		return vms_disk_read(a->reader, addr, buf, n);
 	if (a->virt)
 		return vms_virt_read(vm, a->paging.cr3, addr, buf, n);
 	return vms_phys_read(vm, addr, buf, n);
@@ -90,12 +96,13 @@ static int parse_args(int argc, char **argv, struct read_args *a)
 		{ "phys", no_argument, NULL, 'p' },
 		{ "virt", no_argument, NULL, 'v' },
 		{ "raw", no_argument, NULL, 'r' },
+		{ "disk", required_argument, NULL, 'k' },
 		CLI_PAGING_OPTIONS,
 		{ 0 },
 	};
 	int opt, taken;
 
-	while ((opt = getopt_long(argc, argv, "pvr", options, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "pvrk:", options, NULL)) != -1) {
 		taken = cli_paging_option(&a->paging, opt, optarg);
 		if (taken < 0)
 			return 1;
@@ -105,10 +112,12 @@ static int parse_args(int argc, char **argv, struct read_args *a)
 			a->virt = 1;
 		else if (opt == 'r')
 			a->raw = 1;
+		else if (opt == 'k')
+			a->disk = optarg;
 		else if (!taken)
 			return cli_usage(&cmd_read);
 	}
-	if (a->phys + a->virt != 1 || optind != argc - 3)
+	if (a->phys + a->virt + !!a->disk != 1 || optind != argc - 3)
 		return cli_usage(&cmd_read);
 	if (cli_parse_u64(argv[optind + 1], "address", &a->addr) ||
 	    cli_parse_u64(argv[optind + 2], "length", &a->len))
@@ -133,15 +142,19 @@ static int run_read(int argc, char **argv)
 		return 1;
 	if (a.virt)
 		status = cli_paging_apply(vm, &a.paging);
+	if (!status && a.disk && vms_disk_open(vm, a.disk, &a.reader))
+		status = cli_fail("%s", vms_last_error(vm));
 	if (!status)
 		status = dump_range(vm, &a);
+	if (a.reader && vms_disk_close(a.reader) && !status)
+		status = cli_fail("%s", vms_last_error(vm));
 	vms_vm_free(vm);
 	return status;
 }
 
 const struct cli_command cmd_read = {
 	.name = "read",
-	.usage = "TARGET --phys|--virt ADDR LEN [--cr3 X|--vcpu N] [--levels 4|5] [--raw]",
-	.summary = "guest memory as a hex dump (or raw bytes)",
+	.usage = "TARGET --phys|--virt ADDR LEN | --disk NODE OFFSET LEN [--raw] [...]",
+	.summary = "guest memory, or a disk as the guest sees it, as a hex dump",
 	.run = run_read,
 };
