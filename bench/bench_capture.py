@@ -46,7 +46,7 @@ def main():
         before = collect(g, n)
         cap = subprocess.Popen([binary, "capture", "qmp:" + g.qmp_path, "--disk", "disk0"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        time.sleep(2.5)
+        cap.stderr.readline()  # "capturing writes ...": the mirror is in place
         during = collect(g, n)
         cap.send_signal(signal.SIGINT)
         _, summary = cap.communicate(timeout=60)

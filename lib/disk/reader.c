@@ -110,8 +110,13 @@ int vms_disk_close(struct vms_disk_reader *r)
 	if (r->export_added)
 		err = qmp_execute(r->vm->qmp, "block-export-del",
 				  json_pack("{s:s}", "id", r->export_id), NULL);
-	if (r->server_started && !qmp_execute(r->vm->qmp, "nbd-server-stop", NULL, NULL) && !err)
-		err = 0;
+	if (r->server_started) {
+		int stop = qmp_execute(r->vm->qmp, "nbd-server-stop", NULL, NULL);
+
+		err = err ? err : stop;
+	}
+	if (err)
+		qmp_fail(r->vm, err);
 	unlink(r->socket);
 	rmdir(r->dir);
 	free(r);

@@ -35,17 +35,22 @@ def pattern_offsets(image):
     return {int(m.group(1)): m.start() for m in re.finditer(rb"vmscope-pattern-(\d{6})", data)}
 
 
-def start_capture(g):
-    return subprocess.Popen([VMSCOPE, "capture", "qmp:" + g.qmp_path, "--disk", "disk0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def start_capture(g, *extra):
+    """Start vmscope capture and wait until it says the mirror is in place."""
+    cap = subprocess.Popen([VMSCOPE, "capture", "qmp:" + g.qmp_path, "--disk", "disk0"] +
+                           list(extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = cap.stderr.readline()
+    if "capturing writes" not in line:
+        cap.kill()
+        raise RuntimeError("capture did not start: " + line + cap.stderr.read())
+    return cap
 
 
 def check_capture(t):
     with vmguest.Guest(workload="writer", name="writer") as g:
         wait_for_writes(g, 2)
         cap = start_capture(g)
-        time.sleep(2.5)  # attach, and the mirror job becomes ready
-        first = len(wrote(g))
+        first = len(wrote(g)) + 1  # a write under way at the attach may be half seen
         wait_for_writes(g, first + 3)
         cap.send_signal(signal.SIGINT)
         out, err = cap.communicate(timeout=60)
@@ -75,7 +80,6 @@ def check_capture(t):
              "after detach: the NBD socket directory is removed")
 
         cap = start_capture(g)
-        time.sleep(2.5)
         cap.kill()
         cap.wait()
         # A killed vmscope cannot remove its socket directory: the test does.

@@ -13,7 +13,7 @@ import tempfile
 import time
 
 from harness import VMSCOPE, Tap, vmguest
-from test_capture import pattern_offsets, wait_for_writes, wrote
+from test_capture import pattern_offsets, start_capture, wait_for_writes, wrote
 
 
 class Redis:
@@ -79,11 +79,8 @@ def check_redis(t):
         try:
             redis.start()
             stream = "vmscope:{vm}"
-            cap = subprocess.Popen([VMSCOPE, "capture", "qmp:" + g.qmp_path, "--disk", "disk0",
-                                    "--sink", "redis://127.0.0.1:%d/%s" % (redis.port, stream)],
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            time.sleep(2.5)
-            first = len(wrote(g))
+            cap = start_capture(g, "--sink", "redis://127.0.0.1:%d/%s" % (redis.port, stream))
+            first = len(wrote(g)) + 1
             wait_for_writes(g, first + 2)
             redis.stop()                    # the outage
             during = len(wrote(g))

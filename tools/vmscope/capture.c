@@ -106,6 +106,8 @@ static int run_capture(int argc, char **argv)
 		status = cli_fail("%s", vms_last_error(vm));
 		goto out_vm;
 	}
+	fprintf(stderr, "vmscope: capturing writes to %s; stop with Ctrl-C\n", disk);
+	fflush(stderr);
 	status = pump(capture, ring, sink, duration);
 	vms_capture_get_stats(capture, &st);
 	if (vms_capture_stop(capture))
