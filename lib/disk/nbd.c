@@ -268,9 +268,13 @@ static void *serve(void *arg)
 {
 	struct nbd_server *s = arg;
 
+	int buffer = 4 << 20;
+
 	s->client_fd = accept(s->listen_fd, NULL, NULL);
 	if (s->client_fd < 0)
 		return NULL;
+	/* Room for a whole large write in flight: fewer wake-ups per request. */
+	setsockopt(s->client_fd, SOL_SOCKET, SO_RCVBUF, &buffer, sizeof(buffer));
 	if (!handshake(s))
 		while (!one_request(s))
 			;
