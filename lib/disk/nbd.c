@@ -56,7 +56,7 @@ struct nbd_server {
 	void *ctx;
 	pthread_t thread;
 	int structured;
-	uint8_t *payload;
+	uint8_t *payload; /* allocated at the first WRITE */
 };
 
 static int read_all(int fd, void *buf, size_t len)
@@ -251,6 +251,8 @@ static int one_request(struct nbd_server *s)
 	if (req.type == NBD_CMD_WRITE) {
 		if (req.length > NBD_MAX_PAYLOAD)
 			return -EPROTO; /* we could not even skip it safely */
+		if (!s->payload && !(s->payload = malloc(NBD_MAX_PAYLOAD)))
+			return -ENOMEM;
 		if (read_all(s->client_fd, s->payload, req.length))
 			return -EPIPE;
 	}
@@ -264,10 +266,17 @@ static int one_request(struct nbd_server *s)
 	return reply(s, cookie_raw, error) ? -EPIPE : 0;
 }
 
+/* The conversation with one connected client, until it leaves or misbehaves. */
+static void converse(struct nbd_server *s)
+{
+	if (!handshake(s))
+		while (!one_request(s))
+			;
+}
+
 static void *serve(void *arg)
 {
 	struct nbd_server *s = arg;
-
 	int buffer = 4 << 20;
 
 	s->client_fd = accept(s->listen_fd, NULL, NULL);
@@ -275,10 +284,18 @@ static void *serve(void *arg)
 		return NULL;
 	/* Room for a whole large write in flight: fewer wake-ups per request. */
 	setsockopt(s->client_fd, SOL_SOCKET, SO_RCVBUF, &buffer, sizeof(buffer));
-	if (!handshake(s))
-		while (!one_request(s))
-			;
+	converse(s);
 	return NULL;
+}
+
+int nbd_serve_fd(int fd, uint64_t size, nbd_request_fn fn, void *ctx)
+{
+	struct nbd_server s = { .listen_fd = -1, .size = size, .fn = fn, .ctx = ctx };
+
+	s.client_fd = fd;
+	converse(&s);
+	free(s.payload);
+	return 0;
 }
 
 int nbd_server_start(const char *path, uint64_t size, nbd_request_fn fn, void *ctx,
@@ -292,7 +309,6 @@ int nbd_server_start(const char *path, uint64_t size, nbd_request_fn fn, void *c
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	s->payload = malloc(NBD_MAX_PAYLOAD);
 	s->client_fd = -1;
 	s->size = size;
 	s->fn = fn;
@@ -300,7 +316,7 @@ int nbd_server_start(const char *path, uint64_t size, nbd_request_fn fn, void *c
 	memcpy(addr.sun_path, path, strlen(path) + 1);
 	memcpy(s->path, path, strlen(path) + 1);
 	s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (!s->payload || s->listen_fd < 0 ||
+	if (s->listen_fd < 0 ||
 	    bind(s->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) || listen(s->listen_fd, 1) ||
 	    pthread_create(&s->thread, NULL, serve, s)) {
 		int err = errno ? -errno : -ENOMEM;

@@ -36,6 +36,9 @@ struct nbd_server;
 /* Listen on a unix socket at path for an export of size bytes; serve in a thread. */
 int nbd_server_start(const char *path, uint64_t size, nbd_request_fn fn, void *ctx,
 		     struct nbd_server **ret);
+/* Serve one already connected client on fd until it leaves (tests, fuzzing). */
+int nbd_serve_fd(int fd, uint64_t size, nbd_request_fn fn, void *ctx);
+
 /* Close the socket, end the thread, remove the socket file. */
 void nbd_server_stop(struct nbd_server *server);
 
