@@ -22,25 +22,6 @@
 
 #include "disk/nbd.h"
 
-#define NBD_MAGIC		0x4e42444d41474943ull /* "NBDMAGIC" */
-#define NBD_OPTS_MAGIC		0x49484156454f5054ull /* "IHAVEOPT" */
-#define NBD_REP_MAGIC		0x0003e889045565a9ull
-#define NBD_REQUEST_MAGIC	0x25609513u
-#define NBD_SIMPLE_REPLY_MAGIC	0x67446698u
-#define NBD_STRUCT_REPLY_MAGIC	0x668e33efu
-#define NBD_FLAG_FIXED_NEWSTYLE 1u
-#define NBD_FLAG_NO_ZEROES	2u
-#define NBD_OPT_EXPORT_NAME	1
-#define NBD_OPT_ABORT		2
-#define NBD_OPT_INFO		6
-#define NBD_OPT_GO		7
-#define NBD_OPT_STRUCTURED	8
-#define NBD_REP_ACK		1u
-#define NBD_REP_INFO		3u
-#define NBD_REP_ERR_UNSUP	(1u | (1u << 31))
-#define NBD_REP_ERR_INVALID	(3u | (1u << 31))
-#define NBD_INFO_EXPORT		0
-#define NBD_INFO_BLOCK_SIZE	3
 #define NBD_REPLY_TYPE_ERROR	((1u << 15) + 1)
 #define NBD_REPLY_FLAG_DONE	1u
 #define TRANSMISSION_FLAGS	(1u | (1u << 2) | (1u << 3) | (1u << 5) | (1u << 6)) /* HAS_FLAGS, FLUSH, FUA, TRIM, WRITE_ZEROES */
@@ -59,7 +40,7 @@ struct nbd_server {
 	uint8_t *payload; /* allocated at the first WRITE */
 };
 
-static int read_all(int fd, void *buf, size_t len)
+int nbd_recv_all(int fd, void *buf, size_t len)
 {
 	uint8_t *p = buf;
 
@@ -76,7 +57,7 @@ static int read_all(int fd, void *buf, size_t len)
 	return 0;
 }
 
-static int write_all(int fd, const void *buf, size_t len)
+int nbd_send_all(int fd, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
 
@@ -106,9 +87,9 @@ static int option_reply(int fd, uint32_t option, uint32_t type, const void *data
 	memcpy(head + 12, &v, 4);
 	v = htobe32(len);
 	memcpy(head + 16, &v, 4);
-	if (write_all(fd, head, sizeof(head)))
+	if (nbd_send_all(fd, head, sizeof(head)))
 		return -EPIPE;
-	return len ? write_all(fd, data, len) : 0;
+	return len ? nbd_send_all(fd, data, len) : 0;
 }
 
 static int send_info(struct nbd_server *s, uint32_t option)
@@ -137,7 +118,7 @@ static int one_option(struct nbd_server *s)
 	uint64_t magic;
 	uint32_t option, len;
 
-	if (read_all(s->client_fd, head, sizeof(head)))
+	if (nbd_recv_all(s->client_fd, head, sizeof(head)))
 		return -EPIPE;
 	memcpy(&magic, head, 8);
 	memcpy(&option, head + 8, 4);
@@ -145,7 +126,7 @@ static int one_option(struct nbd_server *s)
 	option = be32toh(option);
 	len = be32toh(len);
 	if (be64toh(magic) != NBD_OPTS_MAGIC || len > sizeof(data) ||
-	    read_all(s->client_fd, data, len))
+	    nbd_recv_all(s->client_fd, data, len))
 		return -EPROTO;
 	switch (option) {
 	case NBD_OPT_GO:
@@ -160,7 +141,7 @@ static int one_option(struct nbd_server *s)
 
 		memcpy(reply, &size, 8);
 		memcpy(reply + 8, &flags, 2);
-		return write_all(s->client_fd, reply, sizeof(reply)) ? -EPIPE : 0;
+		return nbd_send_all(s->client_fd, reply, sizeof(reply)) ? -EPIPE : 0;
 	}
 	case NBD_OPT_STRUCTURED:
 		s->structured = len == 0;
@@ -187,8 +168,8 @@ static int handshake(struct nbd_server *s)
 	memcpy(hello, &magic, 8);
 	memcpy(hello + 8, &opts, 8);
 	memcpy(hello + 16, &flags, 2);
-	if (write_all(s->client_fd, hello, sizeof(hello)) ||
-	    read_all(s->client_fd, &client_flags, sizeof(client_flags)))
+	if (nbd_send_all(s->client_fd, hello, sizeof(hello)) ||
+	    nbd_recv_all(s->client_fd, &client_flags, sizeof(client_flags)))
 		return -EPIPE;
 	while ((ret = one_option(s)) > 0)
 		;
@@ -205,7 +186,7 @@ static int reply(struct nbd_server *s, uint64_t cookie, uint32_t error)
 		memcpy(buf, &magic, 4);
 		memcpy(buf + 4, &err, 4);
 		memcpy(buf + 8, &cookie, 8); /* the cookie goes back as it came */
-		return write_all(s->client_fd, buf, 16);
+		return nbd_send_all(s->client_fd, buf, 16);
 	} else {
 		uint32_t magic = htobe32(NBD_STRUCT_REPLY_MAGIC), len = htobe32(6),
 			 err = htobe32(error);
@@ -219,7 +200,7 @@ static int reply(struct nbd_server *s, uint64_t cookie, uint32_t error)
 		memcpy(buf + 16, &len, 4);
 		memcpy(buf + 20, &err, 4);
 		memcpy(buf + 24, &msg_len, 2);
-		return write_all(s->client_fd, buf, 26);
+		return nbd_send_all(s->client_fd, buf, 26);
 	}
 }
 
@@ -231,7 +212,7 @@ static int one_request(struct nbd_server *s)
 	uint32_t magic, error = 0;
 	uint64_t cookie_raw;
 
-	if (read_all(s->client_fd, head, sizeof(head)))
+	if (nbd_recv_all(s->client_fd, head, sizeof(head)))
 		return -EPIPE;
 	memcpy(&magic, head, 4);
 	memcpy(&req.flags, head + 4, 2);
@@ -253,7 +234,7 @@ static int one_request(struct nbd_server *s)
 			return -EPROTO; /* we could not even skip it safely */
 		if (!s->payload && !(s->payload = malloc(NBD_MAX_PAYLOAD)))
 			return -ENOMEM;
-		if (read_all(s->client_fd, s->payload, req.length))
+		if (nbd_recv_all(s->client_fd, s->payload, req.length))
 			return -EPIPE;
 	}
 	if (req.offset > s->size || req.length > s->size - req.offset)

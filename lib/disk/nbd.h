@@ -10,6 +10,27 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Protocol constants (NBD's doc/proto.md). */
+#define NBD_MAGIC		0x4e42444d41474943ull /* "NBDMAGIC" */
+#define NBD_OPTS_MAGIC		0x49484156454f5054ull /* "IHAVEOPT" */
+#define NBD_REP_MAGIC		0x0003e889045565a9ull
+#define NBD_REQUEST_MAGIC	0x25609513u
+#define NBD_SIMPLE_REPLY_MAGIC	0x67446698u
+#define NBD_STRUCT_REPLY_MAGIC	0x668e33efu
+#define NBD_FLAG_FIXED_NEWSTYLE 1u
+#define NBD_FLAG_NO_ZEROES	2u
+#define NBD_OPT_EXPORT_NAME	1
+#define NBD_OPT_ABORT		2
+#define NBD_OPT_INFO		6
+#define NBD_OPT_GO		7
+#define NBD_OPT_STRUCTURED	8
+#define NBD_REP_ACK		1u
+#define NBD_REP_INFO		3u
+#define NBD_REP_ERR_UNSUP	(1u | (1u << 31))
+#define NBD_REP_ERR_INVALID	(3u | (1u << 31))
+#define NBD_INFO_EXPORT		0
+#define NBD_INFO_BLOCK_SIZE	3
+
 #define NBD_CMD_READ	     0
 #define NBD_CMD_WRITE	     1
 #define NBD_CMD_DISC	     2
@@ -41,6 +62,10 @@ int nbd_serve_fd(int fd, uint64_t size, nbd_request_fn fn, void *ctx);
 
 /* Close the socket, end the thread, remove the socket file. */
 void nbd_server_stop(struct nbd_server *server);
+
+/* Whole-buffer socket I/O shared by server and client: 0 or -EPIPE. */
+int nbd_recv_all(int fd, void *buf, size_t len);
+int nbd_send_all(int fd, const void *buf, size_t len);
 
 /* -- client (nbd_client.c): reading an export of QEMU's own NBD server -- */
 

@@ -17,15 +17,6 @@
 
 #include "disk/nbd.h"
 
-#define NBD_MAGIC		0x4e42444d41474943ull
-#define NBD_OPTS_MAGIC		0x49484156454f5054ull
-#define NBD_REP_MAGIC		0x0003e889045565a9ull
-#define NBD_REQUEST_MAGIC	0x25609513u
-#define NBD_SIMPLE_REPLY_MAGIC	0x67446698u
-#define NBD_OPT_GO		7
-#define NBD_REP_ACK		1u
-#define NBD_REP_INFO		3u
-#define NBD_INFO_EXPORT		0
 #define MAX_READ		(32u << 20)
 
 struct nbd_client {
@@ -33,28 +24,6 @@ struct nbd_client {
 	uint64_t size;
 	uint64_t cookie;
 };
-
-static int recv_all(int fd, void *buf, size_t len)
-{
-	uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = recv(fd, p, len, 0);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -EPIPE;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int send_all(int fd, const void *buf, size_t len)
-{
-	return send(fd, buf, len, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -EPIPE;
-}
 
 /* NBD_OPT_GO for the export name; the size arrives in an NBD_INFO_EXPORT reply. */
 static int go(struct nbd_client *c, const char *name)
@@ -72,20 +41,20 @@ static int go(struct nbd_client *c, const char *name)
 	be = htobe32(4 + name_len + 2);
 	memcpy(head + 12, &be, 4);
 	be = htobe32(name_len);
-	if (send_all(c->fd, head, 16) || send_all(c->fd, &be, 4) ||
-	    send_all(c->fd, name, name_len) || send_all(c->fd, &none, 2))
+	if (nbd_send_all(c->fd, head, 16) || nbd_send_all(c->fd, &be, 4) ||
+	    nbd_send_all(c->fd, name, name_len) || nbd_send_all(c->fd, &none, 2))
 		return -EPIPE;
 	for (int replies = 0; replies < 64; replies++) {
 		uint32_t type, len;
 		uint8_t rep[20];
 
-		if (recv_all(c->fd, rep, sizeof(rep)))
+		if (nbd_recv_all(c->fd, rep, sizeof(rep)))
 			return -EPIPE;
 		memcpy(&type, rep + 12, 4);
 		memcpy(&len, rep + 16, 4);
 		type = be32toh(type);
 		len = be32toh(len);
-		if (len > sizeof(buf) || recv_all(c->fd, buf, len))
+		if (len > sizeof(buf) || nbd_recv_all(c->fd, buf, len))
 			return -EPROTO;
 		if (type == NBD_REP_ACK)
 			return c->size ? 0 : -EPROTO;
@@ -105,13 +74,13 @@ static int handshake(struct nbd_client *c, const char *name)
 	uint64_t magic, opts;
 	uint32_t flags = htobe32(1 | 2); /* FIXED_NEWSTYLE, NO_ZEROES */
 
-	if (recv_all(c->fd, hello, sizeof(hello)))
+	if (nbd_recv_all(c->fd, hello, sizeof(hello)))
 		return -EPIPE;
 	memcpy(&magic, hello, 8);
 	memcpy(&opts, hello + 8, 8);
 	if (be64toh(magic) != NBD_MAGIC || be64toh(opts) != NBD_OPTS_MAGIC)
 		return -EPROTO;
-	if (send_all(c->fd, &flags, 4))
+	if (nbd_send_all(c->fd, &flags, 4))
 		return -EPIPE;
 	return go(c, name);
 }
@@ -168,7 +137,7 @@ int nbd_client_read(struct nbd_client *c, uint64_t offset, void *buf, size_t len
 		memcpy(req + 8, &cookie, 8);
 		memcpy(req + 16, &be_off, 8);
 		memcpy(req + 24, &be_len, 4);
-		if (send_all(c->fd, req, sizeof(req)) || recv_all(c->fd, rep, sizeof(rep)))
+		if (nbd_send_all(c->fd, req, sizeof(req)) || nbd_recv_all(c->fd, rep, sizeof(rep)))
 			return -EPIPE;
 		memcpy(&rmagic, rep, 4);
 		memcpy(&error, rep + 4, 4);
@@ -177,7 +146,7 @@ int nbd_client_read(struct nbd_client *c, uint64_t offset, void *buf, size_t len
 			return -EPROTO;
 		if (error)
 			return -(int)be32toh(error);
-		if (recv_all(c->fd, buf, part))
+		if (nbd_recv_all(c->fd, buf, part))
 			return -EPIPE;
 		buf = (uint8_t *)buf + part;
 		offset += part;
