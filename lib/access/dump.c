@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "access/dump.h"
+#include "core/util.h"
 #include "access/elfcore.h"
 #include "access/qmp.h"
 #include "access/regs.h"
@@ -60,18 +61,10 @@ int dump_attach(struct vms_vm *vm, const char *path)
 	return 0;
 }
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Poll query-dump until QEMU is done; fail if it stops making progress. */
 static int wait_for_dump(struct vms_vm *vm)
 {
-	long long last_change = now_ms();
+	long long last_change = monotonic_ms();
 	json_int_t last_completed = -1;
 
 	for (;;) {
@@ -94,8 +87,8 @@ static int wait_for_dump(struct vms_vm *vm)
 			return vm_error(vm, err, "QEMU could not write the dump");
 		if (completed != last_completed) {
 			last_completed = completed;
-			last_change = now_ms();
-		} else if (now_ms() - last_change > DUMP_STALL_LIMIT_MS) {
+			last_change = monotonic_ms();
+		} else if (monotonic_ms() - last_change > DUMP_STALL_LIMIT_MS) {
 			return vm_error(vm, -ETIMEDOUT, "the dump made no progress for %d s",
 					DUMP_STALL_LIMIT_MS / 1000);
 		}

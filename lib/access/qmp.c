@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "access/qmp.h"
+#include "core/util.h"
 
 struct qmp {
 	int fd;
@@ -46,20 +47,12 @@ static int set_error(struct qmp *qmp, int err, const char *fmt, ...)
 	return err;
 }
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Wait for events on the socket until deadline; -ETIMEDOUT when it passes. */
 static int wait_fd(struct qmp *qmp, short events, long long deadline)
 {
 	for (;;) {
 		struct pollfd pfd = { .fd = qmp->fd, .events = events };
-		long long left = deadline - now_ms();
+		long long left = deadline - monotonic_ms();
 		int n;
 
 		if (left <= 0)
@@ -187,7 +180,7 @@ static int read_message(struct qmp *qmp, long long deadline, json_t **ret_msg)
 
 static int greet(struct qmp *qmp)
 {
-	long long deadline = now_ms() + qmp->timeout_ms;
+	long long deadline = monotonic_ms() + qmp->timeout_ms;
 	json_t *greeting = NULL;
 	int err;
 
@@ -393,7 +386,7 @@ static void note_event(struct qmp *qmp, json_t *event)
 int qmp_execute_fd(struct qmp *qmp, const char *command, json_t *arguments, int pass_fd,
 		   json_t **ret_return)
 {
-	long long deadline = now_ms() + qmp->timeout_ms;
+	long long deadline = monotonic_ms() + qmp->timeout_ms;
 	json_t *reply = NULL, *value;
 	int err;
 

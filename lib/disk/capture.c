@@ -19,6 +19,7 @@
 #include <vmscope/disk.h>
 
 #include "access/qmp.h"
+#include "core/util.h"
 #include "core/internal.h"
 #include "disk/nbd.h"
 
@@ -98,20 +99,12 @@ static int node_size(struct vms_vm *vm, const char *node, uint64_t *ret)
 	return err;
 }
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Wait until the job is ready (want_gone 0) or has disappeared (want_gone 1). */
 static int wait_job(struct vms_capture *c, int want_gone)
 {
-	long long deadline = now_ms() + JOB_WAIT_MS;
+	long long deadline = monotonic_ms() + JOB_WAIT_MS;
 
-	while (now_ms() < deadline) {
+	while (monotonic_ms() < deadline) {
 		json_t *jobs = NULL, *job;
 		int found = 0, ready = 0, err;
 		size_t i;

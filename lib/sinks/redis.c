@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "sinks/sink.h"
+#include "core/util.h"
 
 #define CONNECT_TIMEOUT_MS 1000
 #define RETRY_EVERY_MS	   1000
@@ -37,14 +38,6 @@ struct redis_sink {
 	struct vms_sink *json; /* formats values through the JSON-lines code */
 };
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void disconnect(struct redis_sink *r)
 {
 	if (r->conn)
@@ -58,9 +51,9 @@ static int connect_now(struct redis_sink *r)
 
 	if (r->conn)
 		return 0;
-	if (now_ms() < r->next_try_ms)
+	if (monotonic_ms() < r->next_try_ms)
 		return -EAGAIN;
-	r->next_try_ms = now_ms() + RETRY_EVERY_MS;
+	r->next_try_ms = monotonic_ms() + RETRY_EVERY_MS;
 	r->conn = redisConnectWithTimeout(r->host, r->port, tv);
 	if (!r->conn || r->conn->err) {
 		disconnect(r);

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "disk/ext4/layout.h"
+#include "core/util.h"
 
 #define SUPERBLOCK_OFFSET 1024
 #define MAX_GROUPS	  (1u << 24)
@@ -141,17 +142,14 @@ static int read_descriptors(struct ext4_layout *l, ext4_read_fn read, void *ctx,
 static int add_meta(struct ext4_layout *l, size_t *cap, uint64_t start, uint64_t blocks,
 		    uint32_t group, enum ext4_block_kind kind)
 {
+	struct ext4_extent_of_kind *m;
+
 	if (!blocks)
 		return 0;
-	if (l->nr_meta == *cap) {
-		size_t grown = *cap ? *cap * 2 : 256;
-		struct ext4_extent_of_kind *m = realloc(l->meta, grown * sizeof(*m));
-
-		if (!m)
-			return -ENOMEM;
-		l->meta = m;
-		*cap = grown;
-	}
+	m = array_grow(l->meta, cap, l->nr_meta, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	l->meta = m;
 	l->meta[l->nr_meta++] = (struct ext4_extent_of_kind){ start, blocks, group, (uint8_t)kind };
 	return 0;
 }

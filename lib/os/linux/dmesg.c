@@ -19,6 +19,7 @@
 #include <vmscope/os.h>
 
 #include "core/internal.h"
+#include "core/util.h"
 #include "os/linux/linux.h"
 
 #define MAX_COUNT_BITS 24
@@ -122,15 +123,11 @@ static int read_text(struct linux_kernel *k, const struct prb *r, uint64_t begin
 
 static int append(struct vms_log_record **recs, size_t *n, size_t *cap)
 {
-	if (*n == *cap) {
-		size_t grown_cap = *cap ? *cap * 2 : 256;
-		struct vms_log_record *grown = realloc(*recs, grown_cap * sizeof(**recs));
+	struct vms_log_record *grown = array_grow(*recs, cap, *n, sizeof(**recs));
 
-		if (!grown)
-			return -ENOMEM;
-		*recs = grown;
-		*cap = grown_cap;
-	}
+	if (!grown)
+		return -ENOMEM;
+	*recs = grown;
 	return 0;
 }
 

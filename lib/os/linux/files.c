@@ -15,6 +15,7 @@
 #include <vmscope/os.h>
 
 #include "core/internal.h"
+#include "core/util.h"
 #include "os/linux/linux.h"
 
 #define MAX_FDS	      (1u << 20)
@@ -93,17 +94,14 @@ static int pseudo_name(struct files_walk *w, uint64_t dentry, uint64_t ino, char
 
 static struct vms_open_file *grow(struct files_walk *w)
 {
+	struct vms_open_file *f;
+
 	if (w->n == MAX_OPEN_FILES)
 		return NULL;
-	if (w->n == w->cap) {
-		size_t cap = w->cap ? w->cap * 2 : 64;
-		struct vms_open_file *f = realloc(w->files, cap * sizeof(*f));
-
-		if (!f)
-			return NULL;
-		w->files = f;
-		w->cap = cap;
-	}
+	f = array_grow(w->files, &w->cap, w->n, sizeof(*f));
+	if (!f)
+		return NULL;
+	w->files = f;
 	memset(&w->files[w->n], 0, sizeof(w->files[0]));
 	return &w->files[w->n++];
 }

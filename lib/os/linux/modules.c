@@ -12,6 +12,7 @@
 #include <vmscope/os.h>
 
 #include "core/internal.h"
+#include "core/util.h"
 #include "os/linux/linux.h"
 #include "os/linux/list.h"
 
@@ -90,16 +91,12 @@ static void fill(const struct module_layout *l, const uint8_t *mod, struct vms_m
 
 static int append(struct vms_module **mods, size_t *n, size_t *cap)
 {
-	if (*n == *cap) {
-		size_t grown_cap = *cap ? *cap * 2 : 64;
-		struct vms_module *grown = realloc(*mods, grown_cap * sizeof(**mods));
+	struct vms_module *grown = array_grow(*mods, cap, *n, sizeof(**mods));
 
-		if (!grown)
-			return -ENOMEM;
-		*mods = grown;
-		*cap = grown_cap;
-	}
-	memset(&(*mods)[*n], 0, sizeof(**mods));
+	if (!grown)
+		return -ENOMEM;
+	*mods = grown;
+	memset(&grown[*n], 0, sizeof(*grown));
 	return 0;
 }
 

@@ -14,6 +14,7 @@
 #include <vmscope/os.h>
 
 #include "core/internal.h"
+#include "core/util.h"
 #include "os/linux/linux.h"
 #include "os/linux/list.h"
 
@@ -75,15 +76,10 @@ static int add_mount(struct mount_walk *w, uint64_t mount)
 	uint32_t mnt_flags = 0;
 	struct vms_mount *m;
 
-	if (w->n == w->cap) {
-		size_t cap = w->cap ? w->cap * 2 : 32;
-		struct vms_mount *grown = realloc(w->mounts, cap * sizeof(*grown));
-
-		if (!grown)
-			return vm_error(w->k->vm, -ENOMEM, "out of memory");
-		w->mounts = grown;
-		w->cap = cap;
-	}
+	m = array_grow(w->mounts, &w->cap, w->n, sizeof(*m));
+	if (!m)
+		return vm_error(w->k->vm, -ENOMEM, "out of memory");
+	w->mounts = m;
 	m = &w->mounts[w->n];
 	memset(m, 0, sizeof(*m));
 	if (kread_u64(w->k, mount + l->devname.offset, &devname) ||

@@ -21,6 +21,7 @@
 #include <vmscope/os.h>
 
 #include "core/internal.h"
+#include "core/util.h"
 #include "os/linux/linux.h"
 
 #define MAX_BUCKETS   (1u << 24)
@@ -125,15 +126,10 @@ static int add_socket(struct socket_walk *w, uint64_t sk, int udp)
 		return 1;
 	if (w->n == MAX_SOCKETS)
 		return -E2BIG;
-	if (w->n == w->cap) {
-		size_t cap = w->cap ? w->cap * 2 : 64;
-		struct vms_socket *grown = realloc(w->socks, cap * sizeof(*grown));
-
-		if (!grown)
-			return -ENOMEM;
-		w->socks = grown;
-		w->cap = cap;
-	}
+	s = array_grow(w->socks, &w->cap, w->n, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	w->socks = s;
 	s = &w->socks[w->n++];
 	memset(s, 0, sizeof(*s));
 	s->pid = -1;

@@ -20,6 +20,7 @@
 #include <vmscope/os.h>
 
 #include "core/internal.h"
+#include "core/util.h"
 #include "os/linux/linux.h"
 #include "os/linux/list.h"
 
@@ -217,15 +218,11 @@ static char *read_cmdline(struct linux_kernel *k, const struct task_layout *l, u
 
 static struct vms_process *grow(struct ps_walk *w)
 {
-	if (w->count == w->cap) {
-		size_t cap = w->cap ? w->cap * 2 : 256;
-		struct vms_process *p = realloc(w->procs, cap * sizeof(*p));
+	struct vms_process *p = array_grow(w->procs, &w->cap, w->count, sizeof(*p));
 
-		if (!p)
-			return NULL;
-		w->procs = p;
-		w->cap = cap;
-	}
+	if (!p)
+		return NULL;
+	w->procs = p;
 	memset(&w->procs[w->count], 0, sizeof(w->procs[0]));
 	return &w->procs[w->count++];
 }
