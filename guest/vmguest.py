@@ -107,7 +107,8 @@ class Guest:
     """One running guest. Use as a context manager, or call start()/stop()."""
 
     def __init__(self, workload="idle", name="vmscope-test", ram_mib=256,
-                 vcpus=1, accel="tcg", shm=True, disk=True, kernel=None, extra_args=()):
+                 vcpus=1, accel="tcg", shm=True, disk=True, kernel=None, extra_args=(),
+                 control=False):
         self.workload = workload
         self.name = name
         self.ram_mib = ram_mib
@@ -117,6 +118,8 @@ class Guest:
         self.disk = disk
         self.kernel = kernel
         self.extra_args = list(extra_args)
+        self.control = control
+        self._control_sock = None
         self.proc = None
         self.rundir = None
         self.shm_path = None
@@ -161,6 +164,11 @@ class Guest:
                "-chardev", "file,id=truth,path=%s" % self.truth_path,
                "-serial", "chardev:truth",
                "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path]
+        if self.control:
+            # A third serial port (ttyS2) the workload reads commands from.
+            self.control_path = os.path.join(self.rundir, "control.sock")
+            cmd += ["-chardev", "socket,id=control,path=%s,server=on,wait=off"
+                    % self.control_path, "-serial", "chardev:control"]
         if self.accel == "kvm":
             cmd += ["-cpu", "max"]
         if self.shm:
@@ -184,8 +192,18 @@ class Guest:
                                      preexec_fn=_die_with_parent)
         log.close()
 
+    def send(self, line):
+        """Send one line to the workload on its control port (Guest(control=True))."""
+        if self._control_sock is None:
+            self._control_sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self._control_sock.connect(self.control_path)
+        self._control_sock.sendall(line.encode() + b"\n")
+
     def stop(self):
         """Kill QEMU by pid and remove everything it used. Safe to call twice."""
+        if self._control_sock is not None:
+            self._control_sock.close()
+            self._control_sock = None
         if self.proc is not None:
             if self.proc.poll() is None:
                 self.proc.kill()

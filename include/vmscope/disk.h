@@ -50,6 +50,50 @@ int vms_disk_read(struct vms_disk_reader *reader, uint64_t offset, void *buf, si
 /* Remove the export and stop QEMU's NBD server; NULL is allowed. */
 int vms_disk_close(struct vms_disk_reader *reader);
 
+/*
+ * File events from disk writes (ext4): vms_fswatch_start() reads the
+ * filesystem on the node through QEMU (its layout, every inode, extent tree
+ * and directory, and what the journal holds), attaches a capture, and from
+ * then on turns every committed change into events on ring: "create",
+ * "mkdir", "symlink", "link", "write" (with the file offset and length),
+ * "truncate", "rename", "delete", "rmdir", "chmod", "chown". Inference runs
+ * on its own thread; the guest's writes are acknowledged at once.
+ */
+struct vms_fswatch;
+
+struct vms_fswatch_options {
+	const char *const *paths; /* fnmatch(3) globs, "*" crossing "/"; none: everything */
+	size_t nr_paths;
+	const char *mount;	   /* where the guest mounts it: prefixed to every path */
+	int hash;		   /* add "sha256" of small regular files' content */
+	uint64_t hash_max;	   /* bytes; 0: 1 MiB */
+};
+
+struct vms_fswatch_stats {
+	uint64_t events, filtered, dropped;	  /* emitted; left out by --path; ring full */
+	uint64_t writes, write_bytes, spool_dropped; /* captured; not queued for inference */
+	uint64_t transactions, unmapped, errors;  /* commits; data never owned; damage seen */
+	uint64_t pending;			  /* data writes still waiting for their commit */
+	uint64_t inodes, directories;		  /* in the model now */
+	uint64_t latency_p50_us, latency_p99_us, latency_max_us; /* arrival to event */
+	double infer_cpu_s;			  /* inference thread CPU time */
+	int journaled;
+};
+
+int vms_fswatch_start(struct vms_vm *vm, const char *node, const struct vms_fswatch_options *opts,
+		      struct vms_ring *ring, struct vms_fswatch **ret);
+void vms_fswatch_get_stats(struct vms_fswatch *fw, struct vms_fswatch_stats *ret);
+/*
+ * Inference never drops an event for a full ring: it waits, and the
+ * capture's spool absorbs the guest's writes meanwhile. To end without
+ * losing anything: vms_fswatch_detach() (no more writes are captured), keep
+ * draining the ring until vms_fswatch_idle(), then vms_fswatch_stop().
+ */
+int vms_fswatch_detach(struct vms_fswatch *fw);
+int vms_fswatch_idle(struct vms_fswatch *fw);
+/* Detach if still attached, end inference (what is left is dropped and counted), free. */
+int vms_fswatch_stop(struct vms_fswatch *fw);
+
 #ifdef __cplusplus
 }
 #endif

@@ -28,6 +28,14 @@ static inline void *array_grow(void *items, size_t *cap, size_t count, size_t el
 	return moved;
 }
 
+/* qsort(3) that accepts an empty (NULL) array, which qsort itself must not be given. */
+static inline void sort_array(void *base, size_t nr, size_t size,
+			      int (*cmp)(const void *, const void *))
+{
+	if (nr > 1)
+		qsort(base, nr, size, cmp);
+}
+
 /* Milliseconds on the monotonic clock, for deadlines and rates. */
 static inline long long monotonic_ms(void)
 {

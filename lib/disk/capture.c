@@ -21,6 +21,7 @@
 #include "access/qmp.h"
 #include "core/util.h"
 #include "core/internal.h"
+#include "disk/capture.h"
 #include "disk/nbd.h"
 
 #define JOB_WAIT_MS 10000
@@ -30,6 +31,8 @@ struct vms_capture {
 	struct vms_vm *vm;
 	struct vms_ring *ring;
 	struct nbd_server *nbd;
+	nbd_request_fn fn; /* another consumer's (fswatch), instead of the ring */
+	void *fn_ctx;
 	char dir[64], socket[96], job[64], target[64], node[64], vm_name[VMS_NAME_MAX];
 	_Atomic uint64_t writes, write_bytes, zeroes, trims, flushes, dropped;
 	int job_started, node_added;
@@ -44,7 +47,6 @@ static void on_request(void *ctx, const struct nbd_request *req, const void *pay
 	struct vms_capture *c = ctx;
 	struct vms_event *ev;
 
-	(void)payload;
 	if (req->type == NBD_CMD_WRITE) {
 		c->writes++;
 		c->write_bytes += req->length;
@@ -54,6 +56,10 @@ static void on_request(void *ctx, const struct nbd_request *req, const void *pay
 		c->trims++;
 	} else {
 		c->flushes++;
+	}
+	if (c->fn) {
+		c->fn(c->fn_ctx, req, payload);
+		return;
 	}
 	ev = vms_ring_reserve(c->ring);
 	if (!ev) {
@@ -159,6 +165,12 @@ static int attach(struct vms_capture *c, uint64_t size)
 int vms_capture_start(struct vms_vm *vm, const char *node, struct vms_ring *ring,
 		      struct vms_capture **ret_capture)
 {
+	return capture_start(vm, node, ring, NULL, NULL, ret_capture);
+}
+
+int capture_start(struct vms_vm *vm, const char *node, struct vms_ring *ring, nbd_request_fn fn,
+		  void *fn_ctx, struct vms_capture **ret_capture)
+{
 	struct vms_capture *c;
 	struct vms_vm_info info;
 	uint64_t size;
@@ -174,6 +186,8 @@ int vms_capture_start(struct vms_vm *vm, const char *node, struct vms_ring *ring
 		return vm_error(vm, -ENOMEM, "out of memory");
 	c->vm = vm;
 	c->ring = ring;
+	c->fn = fn;
+	c->fn_ctx = fn_ctx;
 	snprintf(c->node, sizeof(c->node), "%s", node);
 	snprintf(c->job, sizeof(c->job), "vmscope-capture-%d", (int)getpid());
 	snprintf(c->target, sizeof(c->target), "vmscope-nbd-%d", (int)getpid());

@@ -4,16 +4,13 @@
  * every write the guest makes to a disk, as JSON lines on stdout or into a
  * Redis stream, until the duration ends or SIGINT/SIGTERM; then a clean
  * detach and a one-line summary on stderr. The raw material of
- * file-level monitoring (fswatch, to come), and a way to watch a disk live.
+ * file-level monitoring (see fswatch), and a way to watch a disk live.
  */
 #include <getopt.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <vmscope/disk.h>
 #include <vmscope/sink.h>
@@ -21,43 +18,6 @@
 #include "cli.h"
 
 #define RING_SLOTS 8192
-
-static volatile sig_atomic_t stopping;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	stopping = 1;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int pump(struct vms_capture *capture, struct vms_ring *ring, struct vms_sink *sink,
-		double duration)
-{
-	struct sigaction sa = { .sa_handler = on_signal };
-	double end = duration > 0 ? now_s() + duration : 0;
-
-	(void)capture;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	while (!stopping && (!end || now_s() < end)) {
-		size_t moved = 0;
-
-		if (vms_sink_drain(sink, ring, 0, &moved))
-			return cli_fail("cannot write events");
-		vms_sink_flush(sink);
-		if (!moved)
-			usleep(20000);
-	}
-	return 0;
-}
 
 static int run_capture(int argc, char **argv)
 {
@@ -68,7 +28,6 @@ static int run_capture(int argc, char **argv)
 		{ 0 },
 	};
 	const char *disk = NULL, *sink_url = "jsonl";
-	struct vms_sink_stats sink_stats;
 	struct vms_capture_stats st;
 	struct vms_capture *capture;
 	struct vms_ring *ring = NULL;
@@ -91,11 +50,9 @@ static int run_capture(int argc, char **argv)
 		return cli_usage(&cmd_capture);
 	if (vms_ring_new(RING_SLOTS, &ring))
 		return cli_fail("out of memory");
-	if (!strcmp(sink_url, "jsonl") ? vms_sink_jsonl_new(stdout, &sink)
-				       : vms_sink_redis_new(sink_url, NULL, &sink)) {
+	if (cli_sink_open(sink_url, &sink)) {
 		vms_ring_free(ring);
-		return cli_fail("bad sink \"%s\": expected jsonl or redis://HOST:PORT/STREAM",
-				sink_url);
+		return 1;
 	}
 	vm = cli_attach(argv[optind]);
 	if (!vm) {
@@ -108,23 +65,15 @@ static int run_capture(int argc, char **argv)
 	}
 	fprintf(stderr, "vmscope: capturing writes to %s; stop with Ctrl-C\n", disk);
 	fflush(stderr);
-	status = pump(capture, ring, sink, duration);
+	status = cli_stream(ring, sink, duration);
 	vms_capture_get_stats(capture, &st);
 	if (vms_capture_stop(capture))
 		status = cli_fail("%s", vms_last_error(vm));
-	vms_sink_drain(sink, ring, 0, NULL);
-	vms_sink_flush(sink);
-	vms_sink_get_stats(sink, &sink_stats);
 	fprintf(stderr,
 		"vmscope: captured %" PRIu64 " writes (%" PRIu64 " bytes), %" PRIu64
 		" zeroes, %" PRIu64 " trims, %" PRIu64 " flushes; %" PRIu64 " not queued",
 		st.writes, st.write_bytes, st.zeroes, st.trims, st.flushes, st.dropped);
-	if (strcmp(sink_url, "jsonl"))
-		fprintf(stderr, "; sink: %" PRIu64 " sent, %" PRIu64 " undelivered, %" PRIu64
-			" dropped, %" PRIu64 " connections",
-			sink_stats.sent, sink_stats.buffered, sink_stats.dropped,
-			sink_stats.reconnects);
-	fputc('\n', stderr);
+	cli_stream_finish(ring, sink, sink_url);
 out_vm:
 	vms_vm_free(vm);
 out:

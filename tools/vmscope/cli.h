@@ -5,6 +5,8 @@
 
 #include <stdint.h>
 
+#include <vmscope/ring.h>
+#include <vmscope/sink.h>
 #include <vmscope/vm.h>
 
 struct cli_command {
@@ -30,6 +32,7 @@ extern const struct cli_command cmd_mounts;
 extern const struct cli_command cmd_lsof;
 extern const struct cli_command cmd_sockets;
 extern const struct cli_command cmd_capture;
+extern const struct cli_command cmd_fswatch;
 
 /* Print "vmscope: <message>" on stderr; returns the exit status 1. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -87,5 +90,17 @@ int cli_run_view(int argc, char **argv, const struct cli_view *view);
 
 /* Open and attach a handle to target; on failure print why and return NULL. */
 struct vms_vm *cli_attach(const char *target);
+
+/*
+ * Streaming commands (stream.c): a sink from "jsonl" or
+ * "redis://HOST:PORT/STREAM" (prints why on failure, returns 1); moving
+ * events from ring to sink until the duration (0: none) ends or
+ * SIGINT/SIGTERM; draining what is left and ending the summary line with
+ * the sink's figures.
+ */
+int cli_sink_open(const char *url, struct vms_sink **ret);
+void cli_stream_signals(void);
+int cli_stream(struct vms_ring *ring, struct vms_sink *sink, double duration);
+void cli_stream_finish(struct vms_ring *ring, struct vms_sink *sink, const char *url);
 
 #endif

@@ -29,6 +29,7 @@ static const struct cli_command *const commands[] = {
 	&cmd_maps,
 	&cmd_dump,
 	&cmd_capture,
+	&cmd_fswatch,
 };
 
 int cli_fail(const char *fmt, ...)

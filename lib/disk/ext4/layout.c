@@ -60,6 +60,10 @@ static int read_super(struct ext4_layout *l, uint64_t size, ext4_read_fn read, v
 	l->meta_bg = !!(sb.s_feature_incompat & EXT2_FEATURE_INCOMPAT_META_BG);
 	l->sparse_super = !!(sb.s_feature_ro_compat & EXT2_FEATURE_RO_COMPAT_SPARSE_SUPER);
 	l->metadata_csum = !!(sb.s_feature_ro_compat & EXT4_FEATURE_RO_COMPAT_METADATA_CSUM);
+	l->gdt_csum = !!(sb.s_feature_ro_compat & EXT4_FEATURE_RO_COMPAT_GDT_CSUM);
+	l->has_journal = !!(sb.s_feature_compat & EXT3_FEATURE_COMPAT_HAS_JOURNAL);
+	l->inline_data = !!(sb.s_feature_incompat & EXT4_FEATURE_INCOMPAT_INLINE_DATA);
+	l->extents = !!(sb.s_feature_incompat & EXT3_FEATURE_INCOMPAT_EXTENTS);
 	l->blocks = sb.s_blocks_count | (l->has_64bit ? (uint64_t)sb.s_blocks_count_hi << 32 : 0);
 	l->blocks_per_group = sb.s_blocks_per_group;
 	l->inodes_per_group = sb.s_inodes_per_group;
@@ -68,6 +72,8 @@ static int read_super(struct ext4_layout *l, uint64_t size, ext4_read_fn read, v
 	l->desc_size = l->has_64bit ? sb.s_desc_size : 32;
 	l->reserved_gdt_blocks = sb.s_reserved_gdt_blocks;
 	l->journal_inode = sb.s_journal_inum;
+	l->first_ino = sb.s_rev_level ? sb.s_first_ino : EXT2_GOOD_OLD_FIRST_INO;
+	l->inodes = sb.s_inodes_count;
 	if (!l->blocks_per_group || l->blocks_per_group > 8 * l->block_size ||
 	    !l->inodes_per_group || l->inodes_per_group > 8 * l->block_size ||
 	    l->inode_size < 128 || l->inode_size > l->block_size ||
@@ -128,6 +134,18 @@ static int read_descriptors(struct ext4_layout *l, ext4_read_fn read, void *ctx,
 		grp->inode_table = desc_field(d, offsetof(struct ext4_group_desc, bg_inode_table),
 					      offsetof(struct ext4_group_desc, bg_inode_table_hi),
 					      wide);
+		grp->flags = (uint16_t)desc_field(d, offsetof(struct ext4_group_desc, bg_flags), 0, 0);
+		if (l->metadata_csum || l->gdt_csum) {
+			uint16_t lo, hi = 0;
+
+			memcpy(&lo, d + offsetof(struct ext4_group_desc, bg_itable_unused), 2);
+			if (wide)
+				memcpy(&hi, d + offsetof(struct ext4_group_desc, bg_itable_unused_hi),
+				       2);
+			grp->itable_unused = lo | (uint32_t)hi << 16;
+			if (grp->itable_unused > l->inodes_per_group)
+				grp->itable_unused = 0; /* damage: read the whole table */
+		}
 		if (grp->block_bitmap >= l->blocks || grp->inode_bitmap >= l->blocks ||
 		    grp->inode_table + l->itable_blocks > l->blocks) {
 			free(table);

@@ -24,6 +24,8 @@ enum ext4_block_kind {
 
 struct ext4_group {
 	uint64_t block_bitmap, inode_bitmap, inode_table;
+	uint32_t itable_unused; /* trailing never-used inodes, when checksums vouch for it */
+	uint16_t flags;		/* EXT2_BG_INODE_UNINIT, ... */
 };
 
 struct ext4_extent_of_kind {
@@ -36,8 +38,9 @@ struct ext4_layout {
 	uint32_t block_size, blocks_per_group, inodes_per_group, inode_size, desc_size;
 	uint32_t first_data_block, groups, itable_blocks, gdt_blocks, reserved_gdt_blocks;
 	uint64_t blocks;
-	int has_64bit, flex_bg, sparse_super, meta_bg, metadata_csum;
-	uint32_t journal_inode;
+	int has_64bit, flex_bg, sparse_super, meta_bg, metadata_csum, gdt_csum, has_journal;
+	int inline_data, extents;
+	uint32_t journal_inode, first_ino, inodes;
 	struct ext4_group *group;
 	struct ext4_extent_of_kind *meta; /* sorted, non-overlapping */
 	size_t nr_meta;

@@ -1,0 +1,433 @@
+// SPDX-License-Identifier: MIT
+/*
+ * File-update streaming: the ext4 engine fed by a live capture. Three
+ * threads meet here. The NBD thread answers the guest at once and only
+ * spools each request (with its bytes when the engine needs them: journal
+ * blocks, or everything on a filesystem without a journal); the inference
+ * thread applies the spool to the engine and turns its findings into
+ * events on the caller's ring; the caller drains that ring into a sink.
+ *
+ * Bootstrap order matters: the capture starts before the filesystem is
+ * read, so whatever the guest writes while vmscope reads is spooled and
+ * applied afterwards rather than lost.
+ */
+#include <errno.h>
+#include <fnmatch.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <vmscope/disk.h>
+
+#include "core/internal.h"
+#include "disk/capture.h"
+#include "disk/ext4/engine.h"
+#include "disk/spool.h"
+
+#define SPOOL_BYTES	 (64u << 20)
+#define HASH_MAX_DEFAULT (1u << 20)
+#define LATENCY_SAMPLES	 65536u
+#define PATH_MAX_BYTES	 8192
+
+struct vms_fswatch {
+	struct vms_vm *vm;
+	struct vms_ring *ring;
+	struct vms_disk_reader *reader;
+	struct ext4_engine *engine;
+	struct vms_capture *capture;
+	struct spool spool;
+	pthread_t thread;
+	int thread_started, err;
+	_Atomic int stopping, abandon;
+	_Atomic uint64_t queued, applied;
+	char vm_name[VMS_NAME_MAX], node[64];
+	char **paths, *mount;
+	size_t nr_paths;
+	int hash;
+	uint64_t hash_max;
+	uint8_t *hash_buf;
+	struct { /* the last digest: one commit's many writes to a file hash it once */
+		uint32_t ino;
+		uint64_t size;
+		int64_t mtime, ctime;
+		uint64_t applied;
+		char hex[2 * 32 + 1];
+	} last_hash;
+	_Atomic uint64_t writes, write_bytes;
+	pthread_mutex_t lock; /* the figures below, read by vms_fswatch_get_stats() */
+	uint64_t events, filtered, dropped;
+	uint32_t latency_us[LATENCY_SAMPLES];
+	uint64_t nr_latency;
+	struct ext4_engine_stats engine_stats;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* NBD thread: the guest waits until this returns. */
+static void on_request(void *ctx, const struct nbd_request *req, const void *payload)
+{
+	struct vms_fswatch *fw = ctx;
+	struct spool_record r = { req->offset, req->length, now_ns(), 0, req->type, 0 };
+
+	if (req->type != NBD_CMD_WRITE && req->type != NBD_CMD_WRITE_ZEROES)
+		return; /* flushes carry no change; trims free blocks a commit already freed */
+	if (req->type == NBD_CMD_WRITE) {
+		fw->writes++;
+		fw->write_bytes += req->length;
+		if (ext4_engine_wants_payload(fw->engine, req->offset, req->length))
+			r.payload_len = req->length;
+	}
+	if (!spool_push(&fw->spool, &r, payload))
+		fw->queued++;
+}
+
+static int read_disk(void *ctx, uint64_t offset, void *buf, size_t len)
+{
+	struct vms_fswatch *fw = ctx;
+
+	return vms_disk_read(fw->reader, offset, buf, len);
+}
+
+static const char *file_type(uint16_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFREG: return "regular";
+	case S_IFDIR: return "directory";
+	case S_IFLNK: return "symlink";
+	case S_IFCHR: return "character";
+	case S_IFBLK: return "block";
+	case S_IFIFO: return "fifo";
+	case S_IFSOCK: return "socket";
+	default: return "unknown";
+	}
+}
+
+static void full_path(const struct vms_fswatch *fw, const char *path, char *out)
+{
+	if (fw->mount && !strcmp(path, "/"))
+		snprintf(out, PATH_MAX_BYTES, "%s", fw->mount);
+	else
+		snprintf(out, PATH_MAX_BYTES, "%s%s", fw->mount ? fw->mount : "", path);
+}
+
+static int watched(const struct vms_fswatch *fw, const char *path, const char *old_path)
+{
+	if (!fw->nr_paths)
+		return 1;
+	for (size_t i = 0; i < fw->nr_paths; i++)
+		if (!fnmatch(fw->paths[i], path, 0) || (old_path && !fnmatch(fw->paths[i], old_path, 0)))
+			return 1;
+	return 0;
+}
+
+static void add_hash(struct vms_fswatch *fw, struct vms_event *ev, const struct ext4_fs_event *fe)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	char hex[2 * EVP_MAX_MD_SIZE + 1];
+	unsigned int md_len = 0;
+	size_t len = 0;
+
+	if (!S_ISREG(fe->info->mode) || fe->info->size > fw->hash_max ||
+	    (fe->action != EXT4_CREATE && fe->action != EXT4_WRITE && fe->action != EXT4_TRUNCATE))
+		return;
+	/* Same inode, same size and times, same captured write being applied: same bytes. */
+	if (fw->last_hash.ino == fe->ino && fw->last_hash.size == fe->info->size &&
+	    fw->last_hash.mtime == fe->info->mtime && fw->last_hash.ctime == fe->info->ctime &&
+	    fw->last_hash.applied == fw->applied) {
+		vms_event_add_str(ev, "sha256", fw->last_hash.hex);
+		return;
+	}
+	if (ext4_engine_read_file(fw->engine, fe->ino, fw->hash_buf, fw->hash_max, &len) ||
+	    !EVP_Digest(fw->hash_buf, len, md, &md_len, EVP_sha256(), NULL) || md_len != 32)
+		return;
+	for (unsigned int i = 0; i < md_len; i++)
+		sprintf(hex + 2 * i, "%02x", md[i]);
+	vms_event_add_str(ev, "sha256", hex);
+	fw->last_hash.ino = fe->ino;
+	fw->last_hash.size = fe->info->size;
+	fw->last_hash.mtime = fe->info->mtime;
+	fw->last_hash.ctime = fe->info->ctime;
+	fw->last_hash.applied = fw->applied;
+	memcpy(fw->last_hash.hex, hex, sizeof(fw->last_hash.hex));
+}
+
+static void record_latency(struct vms_fswatch *fw, uint64_t seen_ns)
+{
+	uint64_t now = now_ns(), us = now > seen_ns ? (now - seen_ns) / 1000 : 0;
+
+	fw->latency_us[fw->nr_latency++ % LATENCY_SAMPLES] = us > UINT32_MAX ? UINT32_MAX
+									   : (uint32_t)us;
+}
+
+/* Inference thread: one engine finding, as an event. */
+static void on_event(void *ctx, const struct ext4_fs_event *fe)
+{
+	struct vms_fswatch *fw = ctx;
+	char path[PATH_MAX_BYTES], old_path[PATH_MAX_BYTES], mode[16];
+	const struct ext4_inode_info *i = fe->info;
+	struct vms_event *ev;
+
+	full_path(fw, fe->path, path);
+	if (fe->old_path)
+		full_path(fw, fe->old_path, old_path);
+	pthread_mutex_lock(&fw->lock);
+	if (!watched(fw, path, fe->old_path ? old_path : NULL)) {
+		fw->filtered++;
+		goto out;
+	}
+	/* Wait for the consumer rather than lose a file event; the spool buffers the guest. */
+	while (!(ev = vms_ring_reserve(fw->ring)) && !fw->abandon) {
+		pthread_mutex_unlock(&fw->lock);
+		usleep(1000);
+		pthread_mutex_lock(&fw->lock);
+	}
+	if (!ev) {
+		fw->dropped++;
+		goto out;
+	}
+	vms_event_init(ev, fw->vm_name, VMS_SOURCE_DISK, ext4_action_name(fe->action));
+	vms_event_add_str(ev, "action", ext4_action_name(fe->action));
+	vms_event_add_str(ev, "path", path);
+	if (fe->old_path)
+		vms_event_add_str(ev, "old_path", old_path);
+	if (fe->target)
+		vms_event_add_str(ev, "target", fe->target);
+	vms_event_add_uint(ev, "inode", fe->ino);
+	snprintf(mode, sizeof(mode), "%04o", i->mode & 07777);
+	vms_event_add_str(ev, "mode", mode);
+	vms_event_add_str(ev, "file_type", file_type(i->mode));
+	vms_event_add_uint(ev, "uid", i->uid);
+	vms_event_add_uint(ev, "gid", i->gid);
+	vms_event_add_uint(ev, "size", i->size);
+	vms_event_add_int(ev, "mtime", i->mtime);
+	vms_event_add_int(ev, "ctime", i->ctime);
+	if (fe->action == EXT4_WRITE) {
+		vms_event_add_uint(ev, "offset", fe->offset);
+		vms_event_add_uint(ev, "length", fe->length);
+	}
+	vms_event_add_str(ev, "disk", fw->node);
+	if (fw->hash)
+		add_hash(fw, ev, fe);
+	vms_ring_commit(fw->ring);
+	fw->events++;
+	record_latency(fw, fe->seen_ns);
+out:
+	pthread_mutex_unlock(&fw->lock);
+}
+
+static void *infer_thread(void *arg)
+{
+	struct vms_fswatch *fw = arg;
+
+	for (;;) {
+		const struct spool_record *r = spool_peek(&fw->spool);
+		int err;
+
+		if (!r) {
+			if (fw->stopping)
+				break;
+			spool_wait(&fw->spool, 50);
+			continue;
+		}
+		err = ext4_engine_write(fw->engine, r->offset, r->length,
+					r->payload_len ? r->payload : NULL,
+					r->type == NBD_CMD_WRITE_ZEROES, r->seen_ns);
+		spool_pop(&fw->spool);
+		fw->applied++;
+		pthread_mutex_lock(&fw->lock);
+		if (err && !fw->err)
+			fw->err = err;
+		ext4_engine_get_stats(fw->engine, &fw->engine_stats);
+		pthread_mutex_unlock(&fw->lock);
+	}
+	return NULL;
+}
+
+static int copy_options(struct vms_fswatch *fw, const struct vms_fswatch_options *o)
+{
+	if (!o)
+		return 0;
+	fw->hash = o->hash;
+	fw->hash_max = o->hash_max ? o->hash_max : HASH_MAX_DEFAULT;
+	if (o->mount && strcmp(o->mount, "/")) {
+		size_t len = strlen(o->mount);
+
+		fw->mount = strdup(o->mount);
+		if (!fw->mount)
+			return -ENOMEM;
+		while (len > 1 && fw->mount[len - 1] == '/')
+			fw->mount[--len] = 0;
+	}
+	if (fw->hash && !(fw->hash_buf = malloc(fw->hash_max)))
+		return -ENOMEM;
+	fw->paths = calloc(o->nr_paths + 1, sizeof(*fw->paths));
+	if (!fw->paths)
+		return -ENOMEM;
+	for (size_t i = 0; i < o->nr_paths; i++)
+		if (!(fw->paths[fw->nr_paths++] = strdup(o->paths[i])))
+			return -ENOMEM;
+	return 0;
+}
+
+static int start(struct vms_fswatch *fw, const char *node, const struct vms_fswatch_options *o)
+{
+	struct vms_vm *vm = fw->vm;
+	struct vms_vm_info info;
+	char why[256] = "";
+	int err;
+
+	if (!vms_vm_query_info(vm, &info))
+		snprintf(fw->vm_name, sizeof(fw->vm_name), "%s", info.name);
+	snprintf(fw->node, sizeof(fw->node), "%s", node);
+	if (copy_options(fw, o) || spool_init(&fw->spool, SPOOL_BYTES))
+		return vm_error(vm, -ENOMEM, "out of memory");
+	err = vms_disk_open(vm, node, &fw->reader);
+	if (err)
+		return err;
+	err = ext4_engine_probe(&fw->engine, vms_disk_size(fw->reader), read_disk, fw, why,
+				sizeof(why));
+	if (err)
+		return vm_error(vm, err, "disk %s: %s", node, why[0] ? why : strerror(-err));
+	err = capture_start(vm, node, NULL, on_request, fw, &fw->capture);
+	if (err)
+		return err;
+	err = ext4_engine_bootstrap(fw->engine, why, sizeof(why));
+	if (err)
+		return vm_error(vm, err, "disk %s: %s", node, why);
+	ext4_engine_set_emit(fw->engine, on_event, fw);
+	ext4_engine_get_stats(fw->engine, &fw->engine_stats);
+	err = -pthread_create(&fw->thread, NULL, infer_thread, fw);
+	if (err)
+		return vm_error(vm, err, "cannot start the inference thread");
+	fw->thread_started = 1;
+	return 0;
+}
+
+int vms_fswatch_start(struct vms_vm *vm, const char *node, const struct vms_fswatch_options *opts,
+		      struct vms_ring *ring, struct vms_fswatch **ret)
+{
+	struct vms_fswatch *fw;
+	int err;
+
+	if (!vm->qmp)
+		return vm_error(vm, -EOPNOTSUPP, "watching files needs a live VM (qmp:)");
+	fw = calloc(1, sizeof(*fw));
+	if (!fw)
+		return vm_error(vm, -ENOMEM, "out of memory");
+	fw->vm = vm;
+	fw->ring = ring;
+	pthread_mutex_init(&fw->lock, NULL);
+	err = start(fw, node, opts);
+	if (err) {
+		char why[VMS_ERROR_MAX];
+
+		snprintf(why, sizeof(why), "%s", vm->error);
+		vms_fswatch_stop(fw);
+		return vm_error(vm, err, "%s", why);
+	}
+	*ret = fw;
+	return 0;
+}
+
+static int by_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+void vms_fswatch_get_stats(struct vms_fswatch *fw, struct vms_fswatch_stats *ret)
+{
+	static uint32_t sorted[LATENCY_SAMPLES];
+	static pthread_mutex_t sorting = PTHREAD_MUTEX_INITIALIZER;
+	struct timespec cpu = { 0 };
+	clockid_t clock;
+	size_t n;
+
+	memset(ret, 0, sizeof(*ret));
+	ret->writes = fw->writes;
+	ret->write_bytes = fw->write_bytes;
+	ret->spool_dropped = fw->spool.dropped;
+	if (fw->thread_started && !pthread_getcpuclockid(fw->thread, &clock))
+		clock_gettime(clock, &cpu);
+	ret->infer_cpu_s = (double)cpu.tv_sec + (double)cpu.tv_nsec / 1e9;
+	pthread_mutex_lock(&sorting);
+	pthread_mutex_lock(&fw->lock);
+	ret->events = fw->events;
+	ret->filtered = fw->filtered;
+	ret->dropped = fw->dropped;
+	ret->transactions = fw->engine_stats.transactions;
+	ret->unmapped = fw->engine_stats.unmapped;
+	ret->pending = fw->engine_stats.pending;
+	ret->errors = fw->engine_stats.errors + (fw->err ? 1 : 0);
+	ret->inodes = fw->engine_stats.inodes;
+	ret->directories = fw->engine_stats.directories;
+	ret->journaled = fw->engine ? ext4_engine_journaled(fw->engine) : 0;
+	n = fw->nr_latency < LATENCY_SAMPLES ? fw->nr_latency : LATENCY_SAMPLES;
+	memcpy(sorted, fw->latency_us, n * sizeof(*sorted));
+	pthread_mutex_unlock(&fw->lock);
+	if (n) {
+		qsort(sorted, n, sizeof(*sorted), by_u32);
+		ret->latency_p50_us = sorted[n / 2];
+		ret->latency_p99_us = sorted[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1];
+		ret->latency_max_us = sorted[n - 1];
+	}
+	pthread_mutex_unlock(&sorting);
+}
+
+int vms_fswatch_detach(struct vms_fswatch *fw)
+{
+	int err = vms_capture_stop(fw->capture);
+
+	fw->capture = NULL;
+	return err;
+}
+
+int vms_fswatch_idle(struct vms_fswatch *fw)
+{
+	return !fw->capture && fw->applied == fw->queued;
+}
+
+int vms_fswatch_stop(struct vms_fswatch *fw)
+{
+	int err = 0;
+
+	if (!fw)
+		return 0;
+	if (fw->capture)
+		err = vms_fswatch_detach(fw);
+	if (fw->thread_started) {
+		fw->stopping = 1;
+		fw->abandon = 1;
+		spool_kick(&fw->spool);
+		pthread_join(fw->thread, NULL);
+		fw->thread_started = 0;
+	}
+	ext4_engine_free(fw->engine);
+	fw->engine = NULL;
+	if (fw->reader) {
+		int closed = vms_disk_close(fw->reader);
+
+		err = err ? err : closed;
+	}
+	spool_destroy(&fw->spool);
+	for (size_t i = 0; i < fw->nr_paths; i++)
+		free(fw->paths[i]);
+	free(fw->paths);
+	free(fw->mount);
+	free(fw->hash_buf);
+	pthread_mutex_destroy(&fw->lock);
+	free(fw);
+	return err;
+}

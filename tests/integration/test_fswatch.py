@@ -1,0 +1,193 @@
+#!/usr/bin/env python3
+"""File events inferred from a live guest's ext4 writes (vmscope fswatch),
+against the guest's own log of the file operations it performed
+("OP <action> <path> [<new path>]" on the ground-truth port). Every action
+kind, nested directories, an htree directory, a 4 MiB file, a file of 400
+extents (a two-level extent tree), renames across directories, a burst of
+2000 files created and deleted (streamed into a real redis-server and read
+back with XRANGE), --path filtering, --hash, and clean detach."""
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+from harness import VMSCOPE, Tap, vmscope, vmguest
+from test_redis import Redis, entries, free_port
+
+ACTIONS = ["create", "mkdir", "symlink", "link", "rename", "delete", "rmdir", "chmod", "chown",
+           "truncate"]
+
+
+def truth_ops(g, since=0):
+    ops = []
+    for line in g._read(g.truth_path).split("\n")[since:]:
+        m = re.match(r"^OP (\S+) (\S+)(?: (\S+))?$", line)
+        if m:
+            ops.append(m.groups())
+    return ops
+
+
+def start_fswatch(g, *extra):
+    fw = subprocess.Popen([VMSCOPE, "fswatch", "qmp:" + g.qmp_path, "--disk", "disk0",
+                           "--mount", "/data"] + list(extra),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = fw.stderr.readline()
+    if "watching" not in line:
+        fw.kill()
+        raise RuntimeError("fswatch did not start: " + line + fw.stderr.read())
+    return fw, line
+
+
+def run_round(g, name, timeout=600):
+    before = len(g._read(g.truth_path).split("\n")) - 1
+    g.send(name)
+    g.wait_for("DONE %s" % name, timeout)
+    return truth_ops(g, before)
+
+
+def stop_fswatch(fw, settle=2.0):
+    # The last sync's commit is on disk when DONE is logged; give inference a moment.
+    time.sleep(settle)
+    fw.send_signal(signal.SIGINT)
+    out, err = fw.communicate(timeout=120)
+    return [json.loads(l) for l in out.splitlines()], err, fw.returncode
+
+
+def key(action, path, new=None):
+    """(action, path, old path): renames keyed by the new path, like the events."""
+    return (action, new, path) if action == "rename" else (action, path, None)
+
+
+def score(t, ops, events, label):
+    """Precision and recall per action, all but writes; returns the figures."""
+    truth = {key(*op) for op in ops if op[0] != "write"}
+    seen = {(e["action"], e["path"], e.get("old_path")) for e in events if e["action"] != "write"}
+    figures = {}
+    for action in ACTIONS:
+        want = {k for k in truth if k[0] == action}
+        got = {k for k in seen if k[0] == action}
+        if not want and not got:
+            continue
+        hit = len(want & got)
+        figures[action] = (hit / len(got) if got else 1.0, hit / len(want) if want else 1.0,
+                           len(want))
+        t.ok(want == got, "%s: %s events match the guest's log, precision %.3f recall %.3f "
+             "(%d operations)" % (label, action, figures[action][0], figures[action][1],
+                                  len(want)),
+             "missing %s\ninvented %s" % (sorted(want - got)[:10], sorted(got - want)[:10]))
+    return figures
+
+
+def covered(events, path):
+    """Bytes of a file covered by its write events, as a set of 1 KiB blocks."""
+    blocks = set()
+    for e in events:
+        if e["action"] == "write" and e["path"] == path:
+            blocks.update(range(e["offset"] // 1024, (e["offset"] + e["length"] + 1023) // 1024))
+    return blocks
+
+
+def check_basic(t):
+    with vmguest.Guest(workload="fsops", name="fsops", control=True) as g:
+        fw, banner = start_fswatch(g, "--hash")
+        t.ok(re.search(r"watching \d+ files in \d+ directories on disk0 \(ext4, events from "
+                       r"journal commits\)", banner), "fswatch says what it watches", banner)
+        ops = run_round(g, "basic")
+        events, err, rc = stop_fswatch(fw)
+        t.eq(rc, 0, "fswatch exits 0 after SIGINT")
+        t.ok(re.search(r"\b0 not queued\).* 0 writes not queued for inference, 0 never "
+                       r"mapped to a file, 0 waiting for a commit, 0 damaged", err),
+             "summary: nothing dropped, nothing left unmapped", err)
+        score(t, ops, events, "basic")
+
+        written = {op[1] for op in ops if op[0] == "write"}
+        got = {e["path"] for e in events if e["action"] == "write"}
+        truncated = {op[1] for op in ops if op[0] == "truncate"}
+        t.ok(written <= got, "every file the guest wrote has write events (%d files)"
+             % len(written), "missing %s" % sorted(written - got))
+        t.ok(got <= written | truncated, "write events only for files written or truncated",
+             "invented %s" % sorted(got - written - truncated))
+        t.eq(len(covered(events, "/data/w/a/b/big")), 4096,
+             "the 4 MiB file: write events cover every one of its 4096 KiB")
+        frag = covered(events, "/data/w/a/frag")
+        t.ok(frag == set(range(0, 800, 2)), "the 400-extent file (two-level extent tree): "
+             "write events at exactly the 400 blocks written, at their file offsets",
+             "missing %s, extra %s\n%s" % (sorted(set(range(0, 800, 2)) - frag),
+                                           sorted(frag - set(range(0, 800, 2))), err))
+        by = {}
+        for e in events:
+            by.setdefault((e["action"], e["path"]), e)
+        chmod = by.get(("chmod", "/data/w/a/f1"), {})
+        chown = by.get(("chown", "/data/w/a/f1"), {})
+        t.ok(chmod.get("mode") == "0600" and chmod.get("file_type") == "regular",
+             "chmod carries the new mode", chmod)
+        t.ok(chown.get("uid") == 1000 and chown.get("gid") == 1000, "chown carries uid and gid",
+             chown)
+        sym = by.get(("symlink", "/data/w/sym"), {})
+        t.eq(sym.get("target"), "a/b/big", "symlink carries its target")
+        create = by.get(("create", "/data/w/a/f1"), {})
+        t.eq(create.get("sha256"), hashlib.sha256(b"hello\n").hexdigest(),
+             "--hash: SHA-256 of the new file's content")
+        trunc = by.get(("truncate", "/data/w/a/b/big"), {})
+        t.eq(trunc.get("size"), 1000, "truncate carries the new size")
+        t.ok(all(e["vm"] == "fsops" and e["source"] == "disk" and e["disk"] == "disk0" and
+                 e["type"] == e["action"] and isinstance(e["mtime"], int) and
+                 isinstance(e["inode"], int) for e in events),
+             "every event names the VM, source, disk, action, inode and times")
+
+        fw, _ = start_fswatch(g, "--path", "*.txt")
+        ops = run_round(g, "small")
+        events, err, rc = stop_fswatch(fw)
+        paths = {(e["action"], e["path"]) for e in events}
+        t.eq(paths, {("create", "/data/s/keep.txt"), ("write", "/data/s/keep.txt")},
+             "--path '*.txt': only the watched file's events")
+        t.ok(re.search(r"\(\d*[1-9]\d* outside --path", err), "the summary counts what "
+             "--path left out", err)
+
+        t.eq(g.qmp("query-block-jobs"), [], "after fswatch: no block job is left")
+        t.eq(g.qmp("query-block-exports"), [], "after fswatch: no export is left")
+        t.eq(g.qmp("query-status")["status"], "running", "after fswatch: the VM runs")
+        r = vmscope("fswatch", "qmp:" + g.qmp_path, "--disk", "nosuchdisk", "--duration", "1")
+        t.one_line_error(r, "fswatch of an unknown disk: one-line error", "nosuch")
+
+
+def check_burst(t):
+    """2000 files created, written and deleted, streamed through Redis."""
+    with tempfile.TemporaryDirectory(prefix="vmscope-test-") as d, \
+            vmguest.Guest(workload="fsops", name="burst", control=True) as g:
+        redis = Redis(free_port(), d)
+        try:
+            redis.start()
+            fw, _ = start_fswatch(g, "--sink", "redis://127.0.0.1:%d/files:{vm}" % redis.port)
+            ops = run_round(g, "burst")
+            _, err, rc = stop_fswatch(fw)
+            got = entries(redis.xrange("files:burst"))
+            events = [dict(e, offset=int(e.get("offset", 0)), length=int(e.get("length", 0)))
+                      for e in got]
+            t.eq(rc, 0, "fswatch into Redis exits 0")
+            figures = score(t, ops, events, "burst")
+            t.ok(figures.get("create", (0, 0, 0))[2] == 2000 and
+                 figures.get("delete", (0, 0, 0))[2] == 2000, "the burst: 2000 creates, 2000 "
+                 "deletes", figures)
+            writes = {e["path"] for e in events if e["action"] == "write"}
+            t.eq(len(writes), 2000, "a write event for each of the 2000 small files")
+            t.ok(re.search(r"sink: \d+ sent, 0 undelivered, 0 dropped", err),
+                 "the Redis sink delivered everything", err)
+        finally:
+            redis.stop()
+
+
+def main():
+    t = Tap()
+    t.run("fswatch basic", check_basic)
+    t.run("fswatch burst", check_burst)
+    return t.done()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
