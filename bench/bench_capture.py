@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""Guest disk write throughput with vmscope's capture attached versus without,
-in one run on one guest (workload ddbench: 1 MiB and 4 KiB direct writes,
-timed inside the guest). Rounds alternate: ROUNDS without capture, ROUNDS
-with it (events to /dev/null), ROUNDS without again.
+"""Guest disk write throughput with vmscope attached versus without, in one
+run on one guest (workload ddbench: 1 MiB and 4 KiB direct writes, timed
+inside the guest). Rounds alternate: ROUNDS without, ROUNDS with `vmscope
+capture` (events to /dev/null), ROUNDS without, ROUNDS with `vmscope
+fswatch` (the ext4 engine on every write), ROUNDS without again; each
+attached figure is compared with the mean of the rounds either side.
 
 Usage: bench/bench_capture.py [VMSCOPE_BINARY] [ROUNDS]
 """
@@ -43,24 +45,32 @@ def main():
                                                                   "vmscope", "vmscope")
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 5
     with vmguest.Guest(workload="ddbench", name="ddbench") as g:
-        before = collect(g, n)
-        cap = subprocess.Popen([binary, "capture", "qmp:" + g.qmp_path, "--disk", "disk0"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        cap.stderr.readline()  # "capturing writes ...": the mirror is in place
-        during = collect(g, n)
-        cap.send_signal(signal.SIGINT)
-        _, summary = cap.communicate(timeout=60)
-        after = collect(g, n)
+        base = [collect(g, n)]
+        attached, summaries = [], []
+        for tool, ready in (("capture", "capturing"), ("fswatch", "watching")):
+            proc = subprocess.Popen([binary, tool, "qmp:" + g.qmp_path, "--disk", "disk0"],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                    text=True)
+            line = proc.stderr.readline()  # the mirror is in place
+            if ready not in line:
+                raise SystemExit("%s did not start: %s" % (tool, line))
+            attached.append(collect(g, n))
+            proc.send_signal(signal.SIGINT)
+            summaries.append(proc.communicate(timeout=120)[1].strip())
+            base.append(collect(g, n))
     print("guest: 256 MiB, TCG, virtio-blk, raw image; median of %d rounds each" % n)
-    print("%-28s %12s %12s %12s %8s" % ("writes", "without MB/s", "with MB/s", "again MB/s",
-                                         "ratio"))
+    print("%-28s %8s %10s %8s %10s %8s %8s %8s" % ("writes", "base", "capture", "base",
+                                                    "fswatch", "base", "capture", "fswatch"))
+    print("%-28s %8s %10s %8s %10s %8s %8s %8s" % ("", "MB/s", "MB/s", "MB/s", "MB/s", "MB/s",
+                                                    "ratio", "ratio"))
     for kind, label in (("seq", "1 MiB direct, sequential"), ("4k", "4 KiB direct")):
-        base = (rate(before, kind) + rate(after, kind)) / 2
-        print("%-28s %12.2f %12.2f %12.2f %8.2f" % (label, rate(before, kind),
-                                                    rate(during, kind), rate(after, kind),
-                                                    rate(during, kind) / base))
-    print("capture: " + summary.strip())
-
+        b = [rate(x, kind) for x in base]
+        a = [rate(x, kind) for x in attached]
+        print("%-28s %8.2f %10.2f %8.2f %10.2f %8.2f %8.2f %8.2f" % (
+            label, b[0], a[0], b[1], a[1], b[2], a[0] / ((b[0] + b[1]) / 2),
+            a[1] / ((b[1] + b[2]) / 2)))
+    for tool, summary in zip(("capture", "fswatch"), summaries):
+        print("%s: %s" % (tool, summary))
 
 if __name__ == "__main__":
     main()

@@ -25,39 +25,18 @@
 #include <cmocka.h>
 
 #include "disk/ext4/engine.h"
+#include "ext4_image.h"
 
 #define MAX_EVENTS 4096
 
 struct fixture {
-	char dir[64], image[96], tree[96];
-	int fd;
-	uint64_t size;
+	struct ext4_image img;
 	char *events[MAX_EVENTS];
 	size_t nr_events;
 	uint64_t write_bytes; /* summed over write events */
 };
 
-static void run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void run(const char *fmt, ...)
-{
-	char command[4096];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(command, sizeof(command), fmt, ap);
-	va_end(ap);
-	if (system(command)) {
-		fprintf(stderr, "failed: %s\n", command);
-		fail();
-	}
-}
-
-static int read_image(void *ctx, uint64_t offset, void *buf, size_t len)
-{
-	struct fixture *f = ctx;
-
-	return pread(f->fd, buf, len, (off_t)offset) == (ssize_t)len ? 0 : -EIO;
-}
+static int csum_v3; /* the journal's tag format: CSUM_V3, or the 12-byte 64bit tags */
 
 static void on_event(void *ctx, const struct ext4_fs_event *ev)
 {
@@ -88,50 +67,15 @@ static void clear_events(struct fixture *f)
 	f->write_bytes = 0;
 }
 
-/* A tree for mke2fs -d: nested directories, files, a big directory. */
 static void make_fs(struct fixture *f, const char *features, int big_dir)
 {
-	snprintf(f->dir, sizeof(f->dir), "/tmp/vmscope-test-engine.XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->image, sizeof(f->image), "%s/fs.img", f->dir);
-	snprintf(f->tree, sizeof(f->tree), "%s/tree", f->dir);
-	run("mkdir -p %s/etc %s/docs/deep/er %s/emptydir %s/big && echo motd >%s/etc/motd && "
-	    "seq 1 3000 >%s/docs/numbers.txt && echo x >%s/docs/deep/er/leaf && "
-	    "echo gone >%s/docs/old.txt",
-	    f->tree, f->tree, f->tree, f->tree, f->tree, f->tree, f->tree, f->tree);
-	for (int i = 0; i < big_dir; i++)
-		run("echo %d >%s/big/a-long-enough-name-to-fill-blocks-%04d", i, f->tree, i);
-	run("E2FSPROGS_FAKE_TIME=1000 mke2fs -q -F -t ext4 -b 1024 -O %s "
-	    "-U 5c0d1e55-0000-4000-8000-000000000001 -E hash_seed=5c0d1e55-0000-4000-8000-"
-	    "000000000002 -d %s %s 32M >/dev/null",
-	    features, f->tree, f->image);
-	f->fd = open(f->image, O_RDWR);
-	assert_true(f->fd >= 0);
-	f->size = (uint64_t)lseek(f->fd, 0, SEEK_END);
+	assert_int_equal(ext4_image_make(&f->img, features, big_dir), 0);
 }
 
 static void drop_fs(struct fixture *f)
 {
 	clear_events(f);
-	close(f->fd);
-	run("rm -rf %s", f->dir);
-}
-
-static uint64_t journal_start(struct fixture *f);
-static int csum_v3; /* the journal's tag format: CSUM_V3, or the 12-byte 64bit tags */
-
-/*
- * mke2fs leaves the journal's features to the kernel, which sets 64BIT at
- * mount on a 64bit filesystem and CSUM_V3 with metadata_csum: do the same.
- */
-static void mount_journal(struct fixture *f)
-{
-	uint32_t incompat;
-	uint64_t at = journal_start(f) * 1024 + 40;
-
-	assert_int_equal(pread(f->fd, &incompat, 4, (off_t)at), 4);
-	incompat = htobe32(be32toh(incompat) | 0x2u | (csum_v3 ? 0x10u : 0)); /* 64bit, CSUM_V3 */
-	assert_int_equal(pwrite(f->fd, &incompat, 4, (off_t)at), 4);
+	ext4_image_drop(&f->img);
 }
 
 static struct ext4_engine *open_engine(struct fixture *f)
@@ -139,147 +83,27 @@ static struct ext4_engine *open_engine(struct fixture *f)
 	struct ext4_engine *e;
 	char why[256] = "";
 
-	assert_int_equal(ext4_engine_probe(&e, f->size, read_image, f, why, sizeof(why)), 0);
+	assert_int_equal(ext4_engine_probe(&e, f->img.size, ext4_image_read, &f->img, why,
+					   sizeof(why)), 0);
 	assert_int_equal(ext4_engine_bootstrap(e, why, sizeof(why)), 0);
 	ext4_engine_set_emit(e, on_event, f);
 	return e;
 }
 
-/*
- * Change the image with debugfs, keeping a copy of before; return the
- * numbers and new contents of the blocks that differ.
- */
-static size_t debugfs_change(struct fixture *f, const char *commands, uint64_t **ret_blocks,
-			     uint8_t **ret_data)
+static size_t change(struct fixture *f, const char *commands, uint64_t **blocks, uint8_t **data)
 {
-	char before[128];
-	uint32_t bs = 1024;
-	size_t nr = 0, n = (size_t)(f->size / bs);
-	uint8_t *a = malloc(bs), *b = malloc(bs);
-	FILE *cmd;
-	int old;
+	long nr = ext4_image_change(&f->img, commands, blocks, data);
 
-	snprintf(before, sizeof(before), "%s/before.img", f->dir);
-	run("cp %s %s", f->image, before);
-	snprintf(before + strlen(before), 8, ".cmd");
-	cmd = fopen(before, "w");
-	assert_non_null(cmd);
-	fputs(commands, cmd);
-	fclose(cmd);
-	run("cd %s && E2FSPROGS_FAKE_TIME=2000 debugfs -w -f %s %s >/dev/null 2>&1", f->dir, before,
-	    f->image);
-	before[strlen(before) - 4] = 0;
-	old = open(before, O_RDONLY);
-	assert_true(old >= 0);
-	*ret_blocks = malloc(n * sizeof(**ret_blocks));
-	*ret_data = malloc(n * bs);
-	for (size_t i = 0; i < n; i++) {
-		assert_int_equal(pread(old, a, bs, (off_t)i * bs), bs);
-		assert_int_equal(pread(f->fd, b, bs, (off_t)i * bs), bs);
-		if (memcmp(a, b, bs)) {
-			(*ret_blocks)[nr] = i;
-			memcpy(*ret_data + nr * bs, b, bs);
-			nr++;
-		}
-	}
-	close(old);
-	free(a);
-	free(b);
-	return nr;
-}
-
-/* The journal's first physical block, by debugfs (mke2fs lays it out contiguously). */
-static uint64_t journal_start(struct fixture *f)
-{
-	char command[256];
-	uint64_t block = 0;
-	FILE *p;
-
-	snprintf(command, sizeof(command), "debugfs -R 'bmap <8> 0' %s 2>/dev/null", f->image);
-	p = popen(command, "r");
-	assert_non_null(p);
-	assert_int_equal(fscanf(p, "%" SCNu64, &block), 1);
-	pclose(p);
-	return block;
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-	v = htobe32(v);
-	memcpy(p, &v, 4);
-}
-
-/*
- * Write blocks into the journal as jbd2 would, as transaction seq at
- * journal position 1 onward: descriptors of CSUM_V3 tags (a UUID after the
- * first, the last flagged), copies escaped when they begin with the magic,
- * then the commit block. Each journal block goes to the engine as a write.
- */
-static void feed_transaction(struct ext4_engine *e, uint64_t jstart, uint32_t seq,
-			     const uint64_t *blocks, const uint8_t *data, size_t nr, int commit)
-{
-	const uint32_t bs = 1024, tag = csum_v3 ? 16 : 12;
-	const uint32_t per_desc = (bs - 12 - 16 - (csum_v3 ? 4 : 0)) / tag;
-	uint8_t block[1024];
-	uint32_t pos = 1;
-
-	for (size_t first = 0; first < nr; first += per_desc) {
-		size_t count = nr - first < per_desc ? nr - first : per_desc, off = 12;
-
-		memset(block, 0, bs);
-		put_be32(block, 0xc03b3998u);
-		put_be32(block + 4, 1);
-		put_be32(block + 8, seq);
-		for (size_t i = 0; i < count; i++) {
-			const uint8_t *copy = data + (first + i) * bs;
-			uint32_t flags = (i ? 0x2 : 0) | (i == count - 1 ? 0x8 : 0);
-
-			if (be32toh(*(const uint32_t *)copy) == 0xc03b3998u)
-				flags |= 0x1;
-			put_be32(block + off, (uint32_t)blocks[first + i]);
-			if (csum_v3) {
-				put_be32(block + off + 4, flags);
-			} else {
-				uint16_t be = htobe16((uint16_t)flags);
-
-				memcpy(block + off + 6, &be, 2);
-			}
-			put_be32(block + off + 8, (uint32_t)(blocks[first + i] >> 32));
-			off += tag + (i ? 0 : 16);
-		}
-		assert_int_equal(ext4_engine_write(e, (jstart + pos++) * bs, bs, block, 0, 1), 0);
-		for (size_t i = 0; i < count; i++) {
-			memcpy(block, data + (first + i) * bs, bs);
-			if (be32toh(*(uint32_t *)block) == 0xc03b3998u)
-				memset(block, 0, 4);
-			assert_int_equal(ext4_engine_write(e, (jstart + pos++) * bs, bs, block, 0, 1),
-					 0);
-		}
-	}
-	if (!commit)
-		return;
-	memset(block, 0, bs);
-	put_be32(block, 0xc03b3998u);
-	put_be32(block + 4, 2);
-	put_be32(block + 8, seq);
-	assert_int_equal(ext4_engine_write(e, (jstart + pos) * bs, bs, block, 0, 1), 0);
-}
-
-/* The journal superblock's sequence: the next transaction's number. */
-static uint32_t journal_sequence(struct fixture *f, uint64_t jstart)
-{
-	uint32_t seq;
-
-	assert_int_equal(pread(f->fd, &seq, 4, (off_t)(jstart * 1024 + 24)), 4);
-	return be32toh(seq);
+	assert_true(nr > 0);
+	return (size_t)nr;
 }
 
 /* Apply one debugfs change through the journal: data as home writes first, then the commit. */
 static void change_journaled(struct fixture *f, struct ext4_engine *e, const char *commands)
 {
-	uint64_t *blocks, jstart = journal_start(f);
+	uint64_t *blocks, jstart = ext4_image_journal_start(&f->img);
 	uint8_t *data;
-	size_t nr = debugfs_change(f, commands, &blocks, &data);
+	size_t nr = change(f, commands, &blocks, &data);
 
 	clear_events(f);
 	for (size_t i = 0; i < nr; i++)
@@ -288,7 +112,8 @@ static void change_journaled(struct fixture *f, struct ext4_engine *e, const cha
 	for (size_t i = 0; i < f->nr_events; i++)
 		fprintf(stderr, "# before the commit: %s\n", f->events[i]);
 	assert_int_equal(f->nr_events, 0); /* nothing counts before the commit */
-	feed_transaction(e, jstart, journal_sequence(f, jstart), blocks, data, nr, 1);
+	assert_int_equal(ext4_image_log(e, jstart, ext4_image_journal_sequence(&f->img), csum_v3,
+					blocks, data, nr, 1), 0);
 	free(blocks);
 	free(data);
 }
@@ -297,7 +122,7 @@ static void change_unjournaled(struct fixture *f, struct ext4_engine *e, const c
 {
 	uint64_t *blocks;
 	uint8_t *data;
-	size_t nr = debugfs_change(f, commands, &blocks, &data);
+	size_t nr = change(f, commands, &blocks, &data);
 
 	clear_events(f);
 	assert_int_equal(ext4_engine_apply(e, blocks, data, nr, 1), 0);
@@ -335,6 +160,12 @@ static void expect_only(struct fixture *f, const char *const *lines, size_t nr)
 	}
 }
 
+static void put_be32(uint8_t *p, uint32_t v)
+{
+	v = htobe32(v);
+	memcpy(p, &v, 4);
+}
+
 static const char STAGE1[] = "mkdir /w\nmkdir /w/sub\nwrite /etc/services /w/file\n"
 			     "symlink /w/sym ../etc/motd\n";
 static const char *const STAGE1_EVENTS[] = { "mkdir /w", "mkdir /w/sub", "create /w/file",
@@ -358,10 +189,13 @@ static void check_stages(int journaled, const char *features)
 	struct ext4_engine_stats st;
 
 	make_fs(&f, features, 300);
-	/* With checksums, as right after mount: the kernel has not written the journal's new
-	 * features yet, the engine must know them from the filesystem's. */
+	/*
+	 * The kernel sets the journal's 64BIT (and with metadata_csum CSUM_V3)
+	 * at mount and writes its superblock lazily: with checksums, leave it
+	 * as mke2fs made it, as right after mount; the engine must know.
+	 */
 	if (journaled && !csum_v3)
-		mount_journal(&f);
+		assert_int_equal(ext4_image_journal_features(&f.img, 0x2), 0);
 	e = open_engine(&f);
 	(journaled ? change_journaled : change_unjournaled)(&f, e, STAGE1);
 	expect_only(&f, STAGE1_EVENTS, sizeof(STAGE1_EVENTS) / sizeof(*STAGE1_EVENTS));
@@ -423,12 +257,11 @@ static void test_uncommitted(void **state)
 
 	(void)state;
 	make_fs(&f, "64bit,metadata_csum", 0);
-	csum_v3 = 1;
-	mount_journal(&f);
 	e = open_engine(&f);
-	jstart = journal_start(&f);
-	nr = debugfs_change(&f, "mkdir /never\n", &blocks, &data);
-	feed_transaction(e, jstart, journal_sequence(&f, jstart), blocks, data, nr, 0);
+	jstart = ext4_image_journal_start(&f.img);
+	nr = change(&f, "mkdir /never\n", &blocks, &data);
+	assert_int_equal(ext4_image_log(e, jstart, ext4_image_journal_sequence(&f.img), 1, blocks,
+					data, nr, 0), 0);
 	assert_int_equal(f.nr_events, 0);
 	free(blocks);
 	free(data);
@@ -447,14 +280,14 @@ static void test_hostile_journal(void **state)
 	(void)state;
 	make_fs(&f, "64bit,metadata_csum", 0);
 	e = open_engine(&f);
-	jstart = journal_start(&f);
+	jstart = ext4_image_journal_start(&f.img);
 	srand(7);
 	for (int round = 0; round < 200; round++) {
 		for (size_t i = 0; i < sizeof(block); i++)
 			block[i] = (uint8_t)rand();
 		put_be32(block, 0xc03b3998u);
 		put_be32(block + 4, 1 + (uint32_t)(round % 5));
-		put_be32(block + 8, journal_sequence(&f, jstart) + (uint32_t)(round % 2));
+		put_be32(block + 8, ext4_image_journal_sequence(&f.img) + (uint32_t)(round % 2));
 		ext4_engine_write(e, (jstart + 1 + (uint64_t)(round % 40)) * 1024, 1024, block, 0, 1);
 	}
 	/* Whatever was applied, the engine still works and the disk is unchanged. */
