@@ -87,9 +87,16 @@ small() {
 	sync
 }
 
+# Changes to the files "small" made, for a watcher attached after them.
+small2() {
+	chmod 600 /data/s/keep.txt && op chmod /data/s/keep.txt
+	echo more >>/data/s/skip.bin && op write /data/s/skip.bin
+	sync
+}
+
 while read -r round <&3; do
 	case "$round" in
-	basic | burst | small) $round ;;
+	basic | burst | small | small2) $round ;;
 	*) echo "=== ERROR unknown round $round ===" >"$TRUTH" ;;
 	esac
 	echo "DONE $round" >"$TRUTH"

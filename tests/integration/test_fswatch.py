@@ -94,6 +94,7 @@ def covered(events, path):
 
 def check_basic(t):
     with vmguest.Guest(workload="fsops", name="fsops", control=True) as g:
+        run_round(g, "small")  # before vmscope looks: its changes sit in the journal
         fw, banner = start_fswatch(g, "--hash")
         t.ok(re.search(r"watching \d+ files in \d+ directories on disk0 \(ext4, events from "
                        r"journal commits\)", banner), "fswatch says what it watches", banner)
@@ -141,11 +142,11 @@ def check_basic(t):
              "every event names the VM, source, disk, action, inode and times")
 
         fw, _ = start_fswatch(g, "--path", "*.txt")
-        ops = run_round(g, "small")
+        ops = run_round(g, "small2")
         events, err, rc = stop_fswatch(fw)
         paths = {(e["action"], e["path"]) for e in events}
-        t.eq(paths, {("create", "/data/s/keep.txt"), ("write", "/data/s/keep.txt")},
-             "--path '*.txt': only the watched file's events")
+        t.eq(paths, {("chmod", "/data/s/keep.txt")}, "--path '*.txt': only the watched file's "
+             "events; files made before vmscope attached (known from the journal) have paths")
         t.ok(re.search(r"\(\d*[1-9]\d* outside --path", err), "the summary counts what "
              "--path left out", err)
 

@@ -183,13 +183,25 @@ static void header(uint8_t *block, uint32_t type, uint32_t seq)
 	put_be32(block + 8, seq);
 }
 
-static int write_block(struct ext4_engine *e, uint64_t block, const uint8_t *content)
+typedef int (*write_fn)(void *ctx, uint64_t block, const uint8_t *content);
+
+static int to_engine(void *e, uint64_t block, const uint8_t *content)
 {
 	return ext4_engine_write(e, block * EXT4_IMAGE_BLOCK, EXT4_IMAGE_BLOCK, content, 0, 1);
 }
 
-int ext4_image_log(struct ext4_engine *e, uint64_t jstart, uint32_t seq, int csum_v3,
-		   const uint64_t *blocks, const uint8_t *data, size_t nr, int commit)
+static int to_image(void *img, uint64_t block, const uint8_t *content)
+{
+	struct ext4_image *i = img;
+
+	return pwrite(i->fd, content, EXT4_IMAGE_BLOCK, (off_t)(block * EXT4_IMAGE_BLOCK)) ==
+			       EXT4_IMAGE_BLOCK
+		       ? 0
+		       : -EIO;
+}
+
+static int log_blocks(write_fn write_block, void *e, uint64_t jstart, uint32_t seq, int csum_v3,
+		      const uint64_t *blocks, const uint8_t *data, size_t nr, int commit)
 {
 	const uint32_t bs = EXT4_IMAGE_BLOCK, tag = csum_v3 ? 16 : 12;
 	const uint32_t per_desc = (bs - 12 - 16 - (csum_v3 ? 4 : 0)) / tag;
@@ -234,4 +246,28 @@ int ext4_image_log(struct ext4_engine *e, uint64_t jstart, uint32_t seq, int csu
 		return err;
 	header(block, 2, seq);
 	return write_block(e, jstart + pos, block);
+}
+
+int ext4_image_log(struct ext4_engine *e, uint64_t jstart, uint32_t seq, int csum_v3,
+		   const uint64_t *blocks, const uint8_t *data, size_t nr, int commit)
+{
+	return log_blocks(to_engine, e, jstart, seq, csum_v3, blocks, data, nr, commit);
+}
+
+int ext4_image_log_to_disk(struct ext4_image *img, int csum_v3, const uint64_t *blocks,
+			   const uint8_t *data, size_t nr)
+{
+	uint64_t jstart = ext4_image_journal_start(img);
+	uint32_t seq = ext4_image_journal_sequence(img), start = htobe32(1), be_seq = htobe32(seq);
+
+	if (!jstart || log_blocks(to_image, img, jstart, seq, csum_v3, blocks, data, nr, 1) ||
+	    pwrite(img->fd, &start, 4, (off_t)(jstart * EXT4_IMAGE_BLOCK + 28)) != 4 ||
+	    pwrite(img->fd, &be_seq, 4, (off_t)(jstart * EXT4_IMAGE_BLOCK + 24)) != 4)
+		return -1;
+	return ext4_image_journal_features(img, 0x2u | (csum_v3 ? 0x10u : 0));
+}
+
+int ext4_image_restore(struct ext4_image *img)
+{
+	return run("cp %s/before.img %s", img->dir, img->path);
 }

@@ -246,6 +246,42 @@ static void test_without_journal(void **state)
 	check_stages(0, "^has_journal,64bit,metadata_csum");
 }
 
+/*
+ * Bootstrap while the latest changes exist only in the journal, their home
+ * blocks (inode table, group descriptors, directory) still old: what a
+ * guest that created files since its last checkpoint looks like.
+ */
+static void test_bootstrap_replays_journal(void **state)
+{
+	struct fixture f = { 0 };
+	struct ext4_engine *e;
+	struct ext4_engine_stats before, after;
+	uint64_t *blocks;
+	uint8_t *data;
+	size_t nr;
+
+	(void)state;
+	make_fs(&f, "64bit,metadata_csum,flex_bg", 0);
+	e = open_engine(&f);
+	ext4_engine_get_stats(e, &before);
+	ext4_engine_free(e);
+	nr = change(&f, "mkdir /j\nwrite /etc/motd /j/f\nsif /etc/motd mode 0100600\n", &blocks,
+		    &data);
+	assert_int_equal(ext4_image_restore(&f.img), 0);
+	assert_int_equal(ext4_image_log_to_disk(&f.img, 1, blocks, data, nr), 0);
+	e = open_engine(&f);
+	ext4_engine_get_stats(e, &after);
+	assert_int_equal(after.inodes, before.inodes + 2);
+	assert_int_equal(after.directories, before.directories + 1);
+	/* And the replayed state is the one later changes are diffed against. */
+	assert_int_equal(ext4_engine_apply(e, blocks, data, nr, 1), 0);
+	assert_int_equal(f.nr_events, 0);
+	free(blocks);
+	free(data);
+	ext4_engine_free(e);
+	drop_fs(&f);
+}
+
 /* A transaction whose commit block never comes changes nothing. */
 static void test_uncommitted(void **state)
 {
@@ -301,6 +337,7 @@ int main(void)
 		cmocka_unit_test(test_journaled),
 		cmocka_unit_test(test_journaled_without_checksums),
 		cmocka_unit_test(test_without_journal),
+		cmocka_unit_test(test_bootstrap_replays_journal),
 		cmocka_unit_test(test_uncommitted),
 		cmocka_unit_test(test_hostile_journal),
 	};

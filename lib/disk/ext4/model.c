@@ -509,6 +509,47 @@ static void prune_cache(const void *node, VISIT which, void *ctx)
 	grown[w->nr++] = b->block;
 }
 
+/* Device bytes with the replayed journal laid over them. */
+static int read_replayed(void *engine, uint64_t offset, void *buf, size_t len)
+{
+	struct ext4_engine *e = engine;
+	uint64_t bs = e->l.block_size;
+	int err = e->read(e->read_ctx, offset, buf, len);
+
+	for (uint64_t b = offset / bs; !err && b * bs < offset + len; b++) {
+		const struct fs_block *c = model_cached(e, b);
+		uint64_t from = b * bs > offset ? b * bs : offset;
+		uint64_t to = (b + 1) * bs < offset + len ? (b + 1) * bs : offset + len;
+
+		if (c)
+			memcpy((uint8_t *)buf + (from - offset), c->data + (from - b * bs), to - from);
+	}
+	return err;
+}
+
+/*
+ * The group descriptors again, as the replayed journal has them: the copy at
+ * home may predate files created since mount (bg_itable_unused, flags).
+ */
+static int reload_layout(struct ext4_engine *e, char *errbuf, size_t errbuf_len)
+{
+	struct ext4_layout fresh;
+	int err = ext4_layout_load(&fresh, e->size, read_replayed, e, errbuf, errbuf_len);
+
+	if (err)
+		return err;
+	/* The geometry cannot change under a mounted filesystem; the descriptors can. */
+	if (fresh.blocks != e->l.blocks || fresh.groups != e->l.groups ||
+	    fresh.block_size != e->l.block_size) {
+		ext4_layout_release(&fresh);
+		snprintf(errbuf, errbuf_len, "ext4: the journal changes the filesystem's geometry");
+		return -EINVAL;
+	}
+	ext4_layout_release(&e->l);
+	e->l = fresh;
+	return 0;
+}
+
 int ext4_engine_bootstrap(struct ext4_engine *e, char *errbuf, size_t errbuf_len)
 {
 	struct walk_ctx w = { .e = e };
@@ -517,6 +558,8 @@ int ext4_engine_bootstrap(struct ext4_engine *e, char *errbuf, size_t errbuf_len
 
 	if (!err && e->journaled)
 		err = jbd2_replay(&e->j, model_block, e, replay_into_cache, e);
+	if (!err && e->journaled)
+		err = reload_layout(e, errbuf, errbuf_len);
 	for (uint32_t g = 0; !err && g < e->l.groups; g++)
 		err = scan_group(e, g, chunk);
 	if (!err && !model_inode(e, EXT4_ROOT_INO))
