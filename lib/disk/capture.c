@@ -32,6 +32,7 @@ struct vms_capture {
 	struct vms_ring *ring;
 	struct nbd_server *nbd;
 	nbd_request_fn fn; /* another consumer's (fswatch), instead of the ring */
+	nbd_want_fn want;
 	void *fn_ctx;
 	char dir[64], socket[96], job[64], target[64], node[64], vm_name[VMS_NAME_MAX];
 	_Atomic uint64_t writes, write_bytes, zeroes, trims, flushes, dropped;
@@ -73,6 +74,14 @@ static void on_request(void *ctx, const struct nbd_request *req, const void *pay
 	if (req->flags & 1)
 		vms_event_add_bool(ev, "fua", 1);
 	vms_ring_commit(c->ring);
+}
+
+/* Events carry offsets and lengths, not bytes: only another consumer may want them. */
+static int want_payload(void *ctx, const struct nbd_request *req)
+{
+	struct vms_capture *c = ctx;
+
+	return c->want ? c->want(c->fn_ctx, req) : 0;
 }
 
 static int qmp_fail(struct vms_vm *vm, int err)
@@ -140,7 +149,7 @@ static int wait_job(struct vms_capture *c, int want_gone)
 static int attach(struct vms_capture *c, uint64_t size)
 {
 	struct vms_vm *vm = c->vm;
-	int err = nbd_server_start(c->socket, size, on_request, c, &c->nbd);
+	int err = nbd_server_start(c->socket, size, on_request, want_payload, c, &c->nbd);
 
 	if (err)
 		return vm_error(vm, err, "cannot listen on %s: %s", c->socket, strerror(-err));
@@ -165,11 +174,11 @@ static int attach(struct vms_capture *c, uint64_t size)
 int vms_capture_start(struct vms_vm *vm, const char *node, struct vms_ring *ring,
 		      struct vms_capture **ret_capture)
 {
-	return capture_start(vm, node, ring, NULL, NULL, ret_capture);
+	return capture_start(vm, node, ring, NULL, NULL, NULL, ret_capture);
 }
 
 int capture_start(struct vms_vm *vm, const char *node, struct vms_ring *ring, nbd_request_fn fn,
-		  void *fn_ctx, struct vms_capture **ret_capture)
+		  nbd_want_fn want, void *fn_ctx, struct vms_capture **ret_capture)
 {
 	struct vms_capture *c;
 	struct vms_vm_info info;
@@ -187,6 +196,7 @@ int capture_start(struct vms_vm *vm, const char *node, struct vms_ring *ring, nb
 	c->vm = vm;
 	c->ring = ring;
 	c->fn = fn;
+	c->want = want;
 	c->fn_ctx = fn_ctx;
 	snprintf(c->node, sizeof(c->node), "%s", node);
 	snprintf(c->job, sizeof(c->job), "vmscope-capture-%d", (int)getpid());

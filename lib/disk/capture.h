@@ -9,9 +9,10 @@
 
 /*
  * vms_capture_start(), with every request handed to fn (on the NBD thread,
- * before the guest's write completes: fn must be quick) when fn is set.
+ * before the guest's write completes: fn must be quick) when fn is set;
+ * want says which payloads fn needs (see nbd_want_fn).
  */
 int capture_start(struct vms_vm *vm, const char *node, struct vms_ring *ring, nbd_request_fn fn,
-		  void *fn_ctx, struct vms_capture **ret_capture);
+		  nbd_want_fn want, void *fn_ctx, struct vms_capture **ret_capture);
 
 #endif

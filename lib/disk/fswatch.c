@@ -85,11 +85,18 @@ static void on_request(void *ctx, const struct nbd_request *req, const void *pay
 	if (req->type == NBD_CMD_WRITE) {
 		fw->writes++;
 		fw->write_bytes += req->length;
-		if (ext4_engine_wants_payload(fw->engine, req->offset, req->length))
+		if (payload)
 			r.payload_len = req->length;
 	}
 	if (!spool_push(&fw->spool, &r, payload))
 		fw->queued++;
+}
+
+static int want_payload(void *ctx, const struct nbd_request *req)
+{
+	struct vms_fswatch *fw = ctx;
+
+	return ext4_engine_wants_payload(fw->engine, req->offset, req->length);
 }
 
 static int read_disk(void *ctx, uint64_t offset, void *buf, size_t len)
@@ -299,7 +306,7 @@ static int start(struct vms_fswatch *fw, const char *node, const struct vms_fswa
 				sizeof(why));
 	if (err)
 		return vm_error(vm, err, "disk %s: %s", node, why[0] ? why : strerror(-err));
-	err = capture_start(vm, node, NULL, on_request, fw, &fw->capture);
+	err = capture_start(vm, node, NULL, on_request, want_payload, fw, &fw->capture);
 	if (err)
 		return err;
 	err = ext4_engine_bootstrap(fw->engine, why, sizeof(why));

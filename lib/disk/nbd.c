@@ -12,6 +12,7 @@
  */
 #include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -34,11 +35,73 @@ struct nbd_server {
 	char path[108];
 	uint64_t size;
 	nbd_request_fn fn;
+	nbd_want_fn want;
 	void *ctx;
 	pthread_t thread;
 	int structured;
 	uint8_t *payload; /* allocated at the first WRITE */
+	int pipe[2], null_fd; /* for discarding payloads; -1 until needed, or if splice fails */
+	int no_splice;
 };
+
+static void release_discard(struct nbd_server *s)
+{
+	if (s->pipe[0] >= 0)
+		close(s->pipe[0]);
+	if (s->pipe[1] >= 0)
+		close(s->pipe[1]);
+	if (s->null_fd >= 0)
+		close(s->null_fd);
+	s->pipe[0] = s->pipe[1] = s->null_fd = -1;
+}
+
+static int receive_payload(struct nbd_server *s, uint32_t len)
+{
+	if (!s->payload && !(s->payload = malloc(NBD_MAX_PAYLOAD)))
+		return -ENOMEM;
+	return nbd_recv_all(s->client_fd, s->payload, len) ? -EPIPE : 0;
+}
+
+/*
+ * Skip a payload without copying it to user space: socket -> pipe -> /dev/null.
+ * Falls back to reading it when splice is not possible here.
+ */
+static int discard_payload(struct nbd_server *s, uint32_t len)
+{
+	if (!s->no_splice && s->null_fd < 0) {
+		s->null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+		if (s->null_fd < 0 || pipe2(s->pipe, O_CLOEXEC)) {
+			release_discard(s);
+			s->no_splice = 1;
+		} else {
+			fcntl(s->pipe[1], F_SETPIPE_SZ, 1 << 20);
+		}
+	}
+	while (!s->no_splice && len) {
+		ssize_t in = splice(s->client_fd, NULL, s->pipe[1], NULL, len, SPLICE_F_MOVE);
+
+		if (in < 0 && errno == EINTR)
+			continue;
+		if (in < 0 && errno == EINVAL && s->pipe[0] >= 0) {
+			s->no_splice = 1; /* a socket splice cannot read from */
+			break;
+		}
+		if (in <= 0)
+			return -EPIPE;
+		len -= (uint32_t)in;
+		while (in > 0) {
+			ssize_t out = splice(s->pipe[0], NULL, s->null_fd, NULL, (size_t)in,
+					     SPLICE_F_MOVE);
+
+			if (out < 0 && errno == EINTR)
+				continue;
+			if (out <= 0)
+				return -EPIPE;
+			in -= out;
+		}
+	}
+	return len ? receive_payload(s, len) : 0;
+}
 
 int nbd_recv_all(int fd, void *buf, size_t len)
 {
@@ -211,6 +274,7 @@ static int one_request(struct nbd_server *s)
 	struct nbd_request req;
 	uint32_t magic, error = 0;
 	uint64_t cookie_raw;
+	int wanted = 0;
 
 	if (nbd_recv_all(s->client_fd, head, sizeof(head)))
 		return -EPIPE;
@@ -230,18 +294,20 @@ static int one_request(struct nbd_server *s)
 	if (req.type == NBD_CMD_DISC)
 		return 1;
 	if (req.type == NBD_CMD_WRITE) {
+		int err;
+
 		if (req.length > NBD_MAX_PAYLOAD)
 			return -EPROTO; /* we could not even skip it safely */
-		if (!s->payload && !(s->payload = malloc(NBD_MAX_PAYLOAD)))
-			return -ENOMEM;
-		if (nbd_recv_all(s->client_fd, s->payload, req.length))
-			return -EPIPE;
+		wanted = !s->want || s->want(s->ctx, &req);
+		err = wanted ? receive_payload(s, req.length) : discard_payload(s, req.length);
+		if (err)
+			return err;
 	}
 	if (req.offset > s->size || req.length > s->size - req.offset)
 		error = NBD_EINVAL;
 	else if (req.type == NBD_CMD_WRITE || req.type == NBD_CMD_WRITE_ZEROES ||
 		 req.type == NBD_CMD_TRIM || req.type == NBD_CMD_FLUSH)
-		s->fn(s->ctx, &req, req.type == NBD_CMD_WRITE ? s->payload : NULL);
+		s->fn(s->ctx, &req, req.type == NBD_CMD_WRITE && wanted ? s->payload : NULL);
 	else
 		error = NBD_EINVAL; /* READ, CACHE, BLOCK_STATUS: nothing is stored here */
 	return reply(s, cookie_raw, error) ? -EPIPE : 0;
@@ -269,18 +335,20 @@ static void *serve(void *arg)
 	return NULL;
 }
 
-int nbd_serve_fd(int fd, uint64_t size, nbd_request_fn fn, void *ctx)
+int nbd_serve_fd(int fd, uint64_t size, nbd_request_fn fn, nbd_want_fn want, void *ctx)
 {
-	struct nbd_server s = { .listen_fd = -1, .size = size, .fn = fn, .ctx = ctx };
+	struct nbd_server s = { .listen_fd = -1, .size = size, .fn = fn, .want = want, .ctx = ctx,
+				.pipe = { -1, -1 }, .null_fd = -1 };
 
 	s.client_fd = fd;
 	converse(&s);
+	release_discard(&s);
 	free(s.payload);
 	return 0;
 }
 
-int nbd_server_start(const char *path, uint64_t size, nbd_request_fn fn, void *ctx,
-		     struct nbd_server **ret)
+int nbd_server_start(const char *path, uint64_t size, nbd_request_fn fn, nbd_want_fn want,
+		     void *ctx, struct nbd_server **ret)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	struct nbd_server *s;
@@ -293,7 +361,9 @@ int nbd_server_start(const char *path, uint64_t size, nbd_request_fn fn, void *c
 	s->client_fd = -1;
 	s->size = size;
 	s->fn = fn;
+	s->want = want;
 	s->ctx = ctx;
+	s->pipe[0] = s->pipe[1] = s->null_fd = -1;
 	memcpy(addr.sun_path, path, strlen(path) + 1);
 	memcpy(s->path, path, strlen(path) + 1);
 	s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -325,6 +395,7 @@ void nbd_server_stop(struct nbd_server *s)
 	if (s->client_fd >= 0)
 		close(s->client_fd);
 	unlink(s->path);
+	release_discard(s);
 	free(s->payload);
 	free(s);
 }

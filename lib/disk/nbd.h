@@ -51,14 +51,21 @@ struct nbd_request {
  * quick: the guest's write waits for the reply.
  */
 typedef void (*nbd_request_fn)(void *ctx, const struct nbd_request *req, const void *payload);
+/*
+ * Asked, when set, before a WRITE's payload is read: 0 when the callback
+ * has no use for it. The server then moves the bytes from the socket to
+ * /dev/null inside the kernel (splice) instead of copying them out, and
+ * the callback gets a NULL payload.
+ */
+typedef int (*nbd_want_fn)(void *ctx, const struct nbd_request *req);
 
 struct nbd_server;
 
 /* Listen on a unix socket at path for an export of size bytes; serve in a thread. */
-int nbd_server_start(const char *path, uint64_t size, nbd_request_fn fn, void *ctx,
-		     struct nbd_server **ret);
+int nbd_server_start(const char *path, uint64_t size, nbd_request_fn fn, nbd_want_fn want,
+		     void *ctx, struct nbd_server **ret);
 /* Serve one already connected client on fd until it leaves (tests, fuzzing). */
-int nbd_serve_fd(int fd, uint64_t size, nbd_request_fn fn, void *ctx);
+int nbd_serve_fd(int fd, uint64_t size, nbd_request_fn fn, nbd_want_fn want, void *ctx);
 
 /* Close the socket, end the thread, remove the socket file. */
 void nbd_server_stop(struct nbd_server *server);

@@ -6,31 +6,16 @@
  * each choosing where: journal blocks, inode tables and directories all get
  * rewritten with hostile contents, committed or not.
  */
-#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_disk.h"
 #include "disk/ext4/engine.h"
 
 #define MAX_WRITES 256
 
-struct disk {
-	const uint8_t *data;
-	size_t size;
-};
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static int read_disk(void *ctx, uint64_t offset, void *buf, size_t len)
-{
-	const struct disk *d = ctx;
-
-	if (offset > d->size || len > d->size - offset)
-		return -EIO;
-	memcpy(buf, d->data + offset, len);
-	return 0;
-}
 
 static void ignore(void *ctx, const struct ext4_fs_event *ev)
 {
@@ -41,14 +26,14 @@ static void ignore(void *ctx, const struct ext4_fs_event *ev)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct disk d = { data, size };
+	struct fuzz_disk d = { data, size };
 	struct ext4_engine *e;
 	char why[256];
 	size_t sink = 0;
 	uint64_t blocks;
 	uint32_t bs;
 
-	if (ext4_engine_probe(&e, size, read_disk, &d, why, sizeof(why)))
+	if (ext4_engine_probe(&e, size, fuzz_disk_read, &d, why, sizeof(why)))
 		return 0;
 	if (ext4_engine_bootstrap(e, why, sizeof(why))) {
 		ext4_engine_free(e);

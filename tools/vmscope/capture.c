@@ -17,8 +17,6 @@
 
 #include "cli.h"
 
-#define RING_SLOTS 8192
-
 static int run_capture(int argc, char **argv)
 {
 	static const struct option options[] = {
@@ -30,10 +28,8 @@ static int run_capture(int argc, char **argv)
 	const char *disk = NULL, *sink_url = "jsonl";
 	struct vms_capture_stats st;
 	struct vms_capture *capture;
-	struct vms_ring *ring = NULL;
-	struct vms_sink *sink = NULL;
+	struct cli_stream stream;
 	double duration = 0;
-	struct vms_vm *vm;
 	int opt, status;
 
 	while ((opt = getopt_long(argc, argv, "d:t:", options, NULL)) != -1) {
@@ -48,37 +44,25 @@ static int run_capture(int argc, char **argv)
 	}
 	if (!disk || optind != argc - 1)
 		return cli_usage(&cmd_capture);
-	if (vms_ring_new(RING_SLOTS, &ring))
-		return cli_fail("out of memory");
-	if (cli_sink_open(sink_url, &sink)) {
-		vms_ring_free(ring);
+	if (cli_stream_open(&stream, argv[optind], sink_url))
 		return 1;
-	}
-	vm = cli_attach(argv[optind]);
-	if (!vm) {
-		status = 1;
+	if (vms_capture_start(stream.vm, disk, stream.ring, &capture)) {
+		status = cli_fail("%s", vms_last_error(stream.vm));
 		goto out;
-	}
-	if (vms_capture_start(vm, disk, ring, &capture)) {
-		status = cli_fail("%s", vms_last_error(vm));
-		goto out_vm;
 	}
 	fprintf(stderr, "vmscope: capturing writes to %s; stop with Ctrl-C\n", disk);
 	fflush(stderr);
-	status = cli_stream(ring, sink, duration);
+	status = cli_stream(&stream, duration);
 	vms_capture_get_stats(capture, &st);
 	if (vms_capture_stop(capture))
-		status = cli_fail("%s", vms_last_error(vm));
+		status = cli_fail("%s", vms_last_error(stream.vm));
 	fprintf(stderr,
 		"vmscope: captured %" PRIu64 " writes (%" PRIu64 " bytes), %" PRIu64
 		" zeroes, %" PRIu64 " trims, %" PRIu64 " flushes; %" PRIu64 " not queued",
 		st.writes, st.write_bytes, st.zeroes, st.trims, st.flushes, st.dropped);
-	cli_stream_finish(ring, sink, sink_url);
-out_vm:
-	vms_vm_free(vm);
+	cli_stream_finish(&stream);
 out:
-	vms_sink_free(sink);
-	vms_ring_free(ring);
+	cli_stream_close(&stream);
 	return status;
 }
 

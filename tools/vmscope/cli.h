@@ -92,15 +92,22 @@ int cli_run_view(int argc, char **argv, const struct cli_view *view);
 struct vms_vm *cli_attach(const char *target);
 
 /*
- * Streaming commands (stream.c): a sink from "jsonl" or
- * "redis://HOST:PORT/STREAM" (prints why on failure, returns 1); moving
- * events from ring to sink until the duration (0: none) ends or
- * SIGINT/SIGTERM; draining what is left and ending the summary line with
- * the sink's figures.
+ * Streaming commands (stream.c). cli_stream_open: an event ring, a sink
+ * from "jsonl" or "redis://HOST:PORT/STREAM" and the VM (prints why on
+ * failure and returns 1). cli_stream: move events from ring to sink until
+ * the duration (0: none) ends or SIGINT/SIGTERM. cli_stream_finish: drain
+ * what is left and end the summary line with the sink's figures.
  */
-int cli_sink_open(const char *url, struct vms_sink **ret);
-void cli_stream_signals(void);
-int cli_stream(struct vms_ring *ring, struct vms_sink *sink, double duration);
-void cli_stream_finish(struct vms_ring *ring, struct vms_sink *sink, const char *url);
+struct cli_stream {
+	struct vms_ring *ring;
+	struct vms_sink *sink;
+	struct vms_vm *vm;
+	const char *sink_url;
+};
+
+int cli_stream_open(struct cli_stream *st, const char *target, const char *sink_url);
+void cli_stream_close(struct cli_stream *st);
+int cli_stream(struct cli_stream *st, double duration);
+void cli_stream_finish(struct cli_stream *st);
 
 #endif

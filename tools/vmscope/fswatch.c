@@ -17,7 +17,6 @@
 
 #include "cli.h"
 
-#define RING_SLOTS 8192
 #define MAX_GLOBS  64
 
 static void summary(struct vms_fswatch *fw)
@@ -51,11 +50,9 @@ static int run_fswatch(int argc, char **argv)
 	const char *disk = NULL, *sink_url = "jsonl", *globs[MAX_GLOBS];
 	struct vms_fswatch_options o = { .paths = globs };
 	struct vms_fswatch_stats st;
-	struct vms_ring *ring = NULL;
-	struct vms_sink *sink = NULL;
+	struct cli_stream stream;
 	struct vms_fswatch *fw;
 	double duration = 0;
-	struct vms_vm *vm;
 	int opt, status;
 
 	while ((opt = getopt_long(argc, argv, "d:p:", options, NULL)) != -1) {
@@ -80,44 +77,32 @@ static int run_fswatch(int argc, char **argv)
 	}
 	if (!disk || optind != argc - 1)
 		return cli_usage(&cmd_fswatch);
-	if (vms_ring_new(RING_SLOTS, &ring))
-		return cli_fail("out of memory");
-	if (cli_sink_open(sink_url, &sink)) {
-		vms_ring_free(ring);
+	if (cli_stream_open(&stream, argv[optind], sink_url))
 		return 1;
-	}
-	vm = cli_attach(argv[optind]);
-	if (!vm) {
-		status = 1;
+	if (vms_fswatch_start(stream.vm, disk, &o, stream.ring, &fw)) {
+		status = cli_fail("%s", vms_last_error(stream.vm));
 		goto out;
-	}
-	if (vms_fswatch_start(vm, disk, &o, ring, &fw)) {
-		status = cli_fail("%s", vms_last_error(vm));
-		goto out_vm;
 	}
 	vms_fswatch_get_stats(fw, &st);
 	fprintf(stderr, "vmscope: watching %" PRIu64 " files in %" PRIu64 " directories on %s (%s); "
 		"stop with Ctrl-C\n", st.inodes, st.directories, disk,
 		st.journaled ? "ext4, events from journal commits" : "ext4 without a journal");
 	fflush(stderr);
-	status = cli_stream(ring, sink, duration);
+	status = cli_stream(&stream, duration);
 	/* Detach, then deliver every event inferred from what was captured. */
 	if (vms_fswatch_detach(fw))
-		status = cli_fail("%s", vms_last_error(vm));
+		status = cli_fail("%s", vms_last_error(stream.vm));
 	while (!vms_fswatch_idle(fw)) {
-		vms_sink_drain(sink, ring, 0, NULL);
+		vms_sink_drain(stream.sink, stream.ring, 0, NULL);
 		usleep(5000);
 	}
-	vms_sink_drain(sink, ring, 0, NULL);
+	vms_sink_drain(stream.sink, stream.ring, 0, NULL);
 	summary(fw);
 	if (vms_fswatch_stop(fw))
-		status = cli_fail("%s", vms_last_error(vm));
-	cli_stream_finish(ring, sink, sink_url);
-out_vm:
-	vms_vm_free(vm);
+		status = cli_fail("%s", vms_last_error(stream.vm));
+	cli_stream_finish(&stream);
 out:
-	vms_sink_free(sink);
-	vms_ring_free(ring);
+	cli_stream_close(&stream);
 	return status;
 }
 

@@ -29,15 +29,37 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-int cli_sink_open(const char *url, struct vms_sink **ret)
+#define RING_SLOTS 8192
+
+int cli_stream_open(struct cli_stream *st, const char *target, const char *sink_url)
 {
-	if (!strcmp(url, "jsonl") ? vms_sink_jsonl_new(stdout, ret)
-				  : vms_sink_redis_new(url, NULL, ret))
-		return cli_fail("bad sink \"%s\": expected jsonl or redis://HOST:PORT/STREAM", url);
+	memset(st, 0, sizeof(*st));
+	st->sink_url = sink_url;
+	if (vms_ring_new(RING_SLOTS, &st->ring))
+		return cli_fail("out of memory");
+	if (!strcmp(sink_url, "jsonl") ? vms_sink_jsonl_new(stdout, &st->sink)
+				       : vms_sink_redis_new(sink_url, NULL, &st->sink)) {
+		cli_stream_close(st);
+		return cli_fail("bad sink \"%s\": expected jsonl or redis://HOST:PORT/STREAM",
+				sink_url);
+	}
+	st->vm = cli_attach(target);
+	if (!st->vm) {
+		cli_stream_close(st);
+		return 1;
+	}
 	return 0;
 }
 
-void cli_stream_signals(void)
+void cli_stream_close(struct cli_stream *st)
+{
+	vms_vm_free(st->vm);
+	vms_sink_free(st->sink);
+	vms_ring_free(st->ring);
+	memset(st, 0, sizeof(*st));
+}
+
+static void stream_signals(void)
 {
 	/* SA_RESTART: a write to a full stdout pipe must resume, not lose half a line. */
 	struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
@@ -46,11 +68,13 @@ void cli_stream_signals(void)
 	sigaction(SIGTERM, &sa, NULL);
 }
 
-int cli_stream(struct vms_ring *ring, struct vms_sink *sink, double duration)
+int cli_stream(struct cli_stream *st, double duration)
 {
+	struct vms_ring *ring = st->ring;
+	struct vms_sink *sink = st->sink;
 	double end = duration > 0 ? now_s() + duration : 0;
 
-	cli_stream_signals();
+	stream_signals();
 	while (!stopping && (!end || now_s() < end)) {
 		size_t moved = 0;
 
@@ -63,17 +87,17 @@ int cli_stream(struct vms_ring *ring, struct vms_sink *sink, double duration)
 	return 0;
 }
 
-void cli_stream_finish(struct vms_ring *ring, struct vms_sink *sink, const char *url)
+void cli_stream_finish(struct cli_stream *st)
 {
-	struct vms_sink_stats st;
+	struct vms_sink_stats ss;
 
-	vms_sink_drain(sink, ring, 0, NULL);
-	vms_sink_flush(sink);
-	vms_sink_get_stats(sink, &st);
-	if (strcmp(url, "jsonl"))
+	vms_sink_drain(st->sink, st->ring, 0, NULL);
+	vms_sink_flush(st->sink);
+	vms_sink_get_stats(st->sink, &ss);
+	if (strcmp(st->sink_url, "jsonl"))
 		fprintf(stderr,
 			"; sink: %" PRIu64 " sent, %" PRIu64 " undelivered, %" PRIu64
 			" dropped, %" PRIu64 " connections",
-			st.sent, st.buffered, st.dropped, st.reconnects);
+			ss.sent, ss.buffered, ss.dropped, ss.reconnects);
 	fputc('\n', stderr);
 }
