@@ -5,7 +5,8 @@ against the guest's own log of the file operations it performed
 kind, nested directories, an htree directory, a 4 MiB file, a file of 400
 extents (a two-level extent tree), renames across directories, a burst of
 2000 files created and deleted (streamed into a real redis-server and read
-back with XRANGE), --path filtering, --hash, and clean detach."""
+back with XRANGE), --path filtering, --hash, files made before vmscope
+attached, clean detach; the basic round again on the second pinned kernel."""
 import hashlib
 import json
 import os
@@ -157,6 +158,19 @@ def check_basic(t):
         t.one_line_error(r, "fswatch of an unknown disk: one-line error", "nosuch")
 
 
+def check_other_kernel(t):
+    """The basic round on the second pinned kernel: jbd2 and ext4 of another release."""
+    kernel = vmguest.pinned_kernel("VMSCOPE_KERNEL_ALT")
+    with vmguest.Guest(workload="fsops", name="fsops-alt", kernel=kernel, control=True) as g:
+        fw, _ = start_fswatch(g)
+        ops = run_round(g, "basic")
+        events, err, rc = stop_fswatch(fw)
+        t.eq(rc, 0, "%s: fswatch exits 0" % kernel)
+        score(t, ops, events, kernel)
+        t.eq(covered(events, "/data/w/a/frag"), set(range(0, 800, 2)),
+             "%s: the 400-extent file's writes at their file offsets" % kernel)
+
+
 def check_burst(t):
     """2000 files created, written and deleted, streamed through Redis."""
     with tempfile.TemporaryDirectory(prefix="vmscope-test-") as d, \
@@ -187,6 +201,7 @@ def main():
     t = Tap()
     t.run("fswatch basic", check_basic)
     t.run("fswatch burst", check_burst)
+    t.run("fswatch on the other kernel", check_other_kernel)
     return t.done()
 
 

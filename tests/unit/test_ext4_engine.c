@@ -240,6 +240,14 @@ static void test_journaled_without_checksums(void **state)
 	check_stages(1, "64bit,^metadata_csum,flex_bg");
 }
 
+/* Inline data: small directories keep their entries in the inode itself. */
+static void test_inline_data(void **state)
+{
+	(void)state;
+	csum_v3 = 1;
+	check_stages(1, "64bit,metadata_csum,inline_data");
+}
+
 static void test_without_journal(void **state)
 {
 	(void)state;
@@ -336,6 +344,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_journaled),
 		cmocka_unit_test(test_journaled_without_checksums),
+		cmocka_unit_test(test_inline_data),
 		cmocka_unit_test(test_without_journal),
 		cmocka_unit_test(test_bootstrap_replays_journal),
 		cmocka_unit_test(test_uncommitted),
