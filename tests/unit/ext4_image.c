@@ -200,13 +200,15 @@ static int to_image(void *img, uint64_t block, const uint8_t *content)
 		       : -EIO;
 }
 
+/* One transaction from journal position *pos, which is left after it. */
 static int log_blocks(write_fn write_block, void *e, uint64_t jstart, uint32_t seq, int csum_v3,
-		      const uint64_t *blocks, const uint8_t *data, size_t nr, int commit)
+		      const uint64_t *blocks, const uint8_t *data, size_t nr, int commit,
+		      uint32_t *at)
 {
 	const uint32_t bs = EXT4_IMAGE_BLOCK, tag = csum_v3 ? 16 : 12;
 	const uint32_t per_desc = (bs - 12 - 16 - (csum_v3 ? 4 : 0)) / tag;
 	uint8_t block[EXT4_IMAGE_BLOCK];
-	uint32_t pos = 1;
+	uint32_t pos = *at;
 	int err = 0;
 
 	for (size_t first = 0; !err && first < nr; first += per_desc) {
@@ -245,22 +247,40 @@ static int log_blocks(write_fn write_block, void *e, uint64_t jstart, uint32_t s
 	if (err || !commit)
 		return err;
 	header(block, 2, seq);
+	*at = pos + 1;
 	return write_block(e, jstart + pos, block);
 }
 
 int ext4_image_log(struct ext4_engine *e, uint64_t jstart, uint32_t seq, int csum_v3,
 		   const uint64_t *blocks, const uint8_t *data, size_t nr, int commit)
 {
-	return log_blocks(to_engine, e, jstart, seq, csum_v3, blocks, data, nr, commit);
+	uint32_t pos = 1;
+
+	return log_blocks(to_engine, e, jstart, seq, csum_v3, blocks, data, nr, commit, &pos);
 }
 
 int ext4_image_log_to_disk(struct ext4_image *img, int csum_v3, const uint64_t *blocks,
-			   const uint8_t *data, size_t nr)
+			   const uint8_t *data, size_t nr, const uint64_t *revoke)
 {
 	uint64_t jstart = ext4_image_journal_start(img);
 	uint32_t seq = ext4_image_journal_sequence(img), start = htobe32(1), be_seq = htobe32(seq);
+	uint8_t block[EXT4_IMAGE_BLOCK];
+	uint32_t pos = 1;
 
-	if (!jstart || log_blocks(to_image, img, jstart, seq, csum_v3, blocks, data, nr, 1) ||
+	if (!jstart || log_blocks(to_image, img, jstart, seq, csum_v3, blocks, data, nr, 1, &pos))
+		return -1;
+	if (revoke) { /* a second transaction revoking one block: 64bit records */
+		header(block, 5, seq + 1);
+		put_be32(block + 12, 16 + 8);
+		put_be32(block + 16, (uint32_t)(*revoke >> 32));
+		put_be32(block + 20, (uint32_t)*revoke);
+		if (to_image(img, jstart + pos++, block))
+			return -1;
+		header(block, 2, seq + 1);
+		if (to_image(img, jstart + pos, block))
+			return -1;
+	}
+	if (
 	    pwrite(img->fd, &start, 4, (off_t)(jstart * EXT4_IMAGE_BLOCK + 28)) != 4 ||
 	    pwrite(img->fd, &be_seq, 4, (off_t)(jstart * EXT4_IMAGE_BLOCK + 24)) != 4)
 		return -1;

@@ -51,12 +51,13 @@ int ext4_image_log(struct ext4_engine *e, uint64_t jstart, uint32_t seq, int csu
 		   const uint64_t *blocks, const uint8_t *data, size_t nr, int commit);
 
 /*
- * The same, written into the image's journal area as the only live
- * transaction (the journal superblock's start and sequence point at it), the
- * way a crash or a lazy checkpoint leaves it.
+ * The same, written into the image's journal area as its live transactions
+ * (the journal superblock's start and sequence point at them), the way a
+ * crash or a lazy checkpoint leaves them; with revoke, a second transaction
+ * revokes that block.
  */
 int ext4_image_log_to_disk(struct ext4_image *img, int csum_v3, const uint64_t *blocks,
-			   const uint8_t *data, size_t nr);
+			   const uint8_t *data, size_t nr, const uint64_t *revoke);
 /* Put back the image as it was before the last ext4_image_change(). */
 int ext4_image_restore(struct ext4_image *img);
 

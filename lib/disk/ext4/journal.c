@@ -122,6 +122,7 @@ int jbd2_open(struct jbd2_journal *j, const uint8_t *sb, uint32_t block_size,
 
 void jbd2_close(struct jbd2_journal *j)
 {
+	free(j->revokes);
 	free(j->phys);
 	free(j->slot);
 	free(j->runs);
@@ -211,7 +212,27 @@ struct apply_one {
 	jbd2_apply_fn apply;
 	void *apply_ctx;
 	uint8_t *scratch;
+	uint32_t seq; /* the transaction being applied */
 };
+
+static int by_revoked_block(const void *a, const void *b)
+{
+	const struct jbd2_revoke *x = a, *y = b;
+
+	return x->block < y->block ? -1 : x->block > y->block;
+}
+
+/* Replay only: a later transaction revoked this block, so older copies must not land. */
+static int revoked(const struct jbd2_journal *j, uint64_t block, uint32_t seq)
+{
+	struct jbd2_revoke key = { block, 0 };
+	const struct jbd2_revoke *r;
+
+	if (!j->nr_revokes)
+		return 0;
+	r = bsearch(&key, j->revokes, j->nr_revokes, sizeof(key), by_revoked_block);
+	return r && (int32_t)(r->seq - seq) >= 0;
+}
 
 /* Hand over the copies one descriptor announces; returns the position after them. */
 static int apply_descriptor(struct apply_one *a, uint32_t dpos, const uint8_t *desc)
@@ -238,6 +259,8 @@ static int apply_descriptor(struct apply_one *a, uint32_t dpos, const uint8_t *d
 		}
 		if (err)
 			break;
+		if (revoked(j, tags[i].home, a->seq))
+			continue;
 		if (tags[i].flags & TAG_ESCAPE) {
 			uint32_t magic = htobe32(JBD2_MAGIC);
 
@@ -294,7 +317,7 @@ static int apply_transaction(struct apply_one *a, uint32_t cpos, uint32_t seq)
 int jbd2_log_block(struct jbd2_journal *j, uint32_t pos, const uint8_t *content,
 		   ext4_block_fn read, void *ctx, jbd2_apply_fn apply, void *apply_ctx)
 {
-	struct apply_one a = { j, read, ctx, apply, apply_ctx, NULL };
+	struct apply_one a = { j, read, ctx, apply, apply_ctx, NULL, 0 };
 	uint32_t seq;
 	int err;
 
@@ -311,21 +334,64 @@ int jbd2_log_block(struct jbd2_journal *j, uint32_t pos, const uint8_t *content,
 	a.scratch = malloc(j->block_size);
 	if (!a.scratch)
 		return -ENOMEM;
+	a.seq = seq;
 	err = apply_transaction(&a, pos, seq);
 	free(a.scratch);
 	forget_logged(j);
 	return err;
 }
 
-int jbd2_replay(struct jbd2_journal *j, ext4_block_fn read, void *ctx, jbd2_apply_fn apply,
-		void *apply_ctx)
+/* The records of a revoke block: filesystem blocks whose older copies are void. */
+static int note_revokes(struct jbd2_journal *j, const uint8_t *block, uint32_t seq,
+			size_t *cap)
 {
-	uint8_t *block = malloc(j->block_size);
+	size_t used = be32_at(block, HEADER_BYTES), width = j->incompat & INCOMPAT_64BIT ? 8 : 4;
+
+	if (used > j->tags_end)
+		return 0; /* damaged: ignore it rather than trust its length */
+	for (size_t off = HEADER_BYTES + 4; off + width <= used; off += width) {
+		struct jbd2_revoke *grown = array_grow(j->revokes, cap, j->nr_revokes,
+						       sizeof(*grown));
+		uint64_t b = width == 8 ? (uint64_t)be32_at(block, off) << 32 | be32_at(block, off + 4)
+					: be32_at(block, off);
+
+		if (!grown)
+			return -ENOMEM;
+		j->revokes = grown;
+		j->revokes[j->nr_revokes++] = (struct jbd2_revoke){ b, seq };
+	}
+	return 0;
+}
+
+/* Keep, per block, the latest transaction that revoked it; sorted for bsearch. */
+static void settle_revokes(struct jbd2_journal *j)
+{
+	size_t out = 0;
+
+	sort_array(j->revokes, j->nr_revokes, sizeof(*j->revokes), by_revoked_block);
+	for (size_t i = 0; i < j->nr_revokes; i++) {
+		if (out && j->revokes[out - 1].block == j->revokes[i].block) {
+			if ((int32_t)(j->revokes[i].seq - j->revokes[out - 1].seq) > 0)
+				j->revokes[out - 1].seq = j->revokes[i].seq;
+			continue;
+		}
+		j->revokes[out++] = j->revokes[i];
+	}
+	j->nr_revokes = out;
+}
+
+/*
+ * One walk of the log from its tail, as recovery does: pass 0 gathers the
+ * revoke records of committed transactions, pass 1 applies the copies
+ * they leave valid. Stops at the first block that does not continue the log.
+ */
+static int replay_pass(struct jbd2_journal *j, int pass, ext4_block_fn read, void *ctx,
+		       jbd2_apply_fn apply, void *apply_ctx, uint8_t *block)
+{
 	uint32_t pos = j->start, seq = j->sequence;
+	size_t cap = j->nr_revokes, committed = 0;
 	int err = 0;
 
-	if (!block)
-		return -ENOMEM;
 	/* s_start 0: the journal is empty, everything is home already. */
 	for (uint32_t walked = 0; pos && !err && walked < j->maxlen; walked++) {
 		uint32_t type, s;
@@ -341,24 +407,49 @@ int jbd2_replay(struct jbd2_journal *j, ext4_block_fn read, void *ctx, jbd2_appl
 			int n = tags ? read_tags(j, block, tags, j->block_size / 8) : -ENOMEM;
 
 			free(tags);
-			err = keep_logged(j, pos, block);
+			err = pass ? keep_logged(j, pos, block) : 0;
 			for (int i = 0; !err && i < n; i++) {
 				pos = next_pos(j, pos);
 				walked++;
-				err = read(ctx, j->phys[pos], block);
-				err = err ?: keep_logged(j, pos, block);
+				if (pass) {
+					err = read(ctx, j->phys[pos], block);
+					err = err ?: keep_logged(j, pos, block);
+				}
 			}
 			if (n < 0)
 				break;
 		} else if (type == JBD2_COMMIT_BLOCK) {
-			err = jbd2_log_block(j, pos, block, read, ctx, apply, apply_ctx);
+			if (pass)
+				err = jbd2_log_block(j, pos, block, read, ctx, apply, apply_ctx);
+			committed = j->nr_revokes;
 			seq++;
-		} else if (type != JBD2_REVOKE_BLOCK) {
+		} else if (type == JBD2_REVOKE_BLOCK) {
+			err = pass ? 0 : note_revokes(j, block, seq, &cap);
+		} else {
 			break;
 		}
 		pos = next_pos(j, pos);
 	}
-	forget_logged(j); /* an uncommitted tail does not count */
+	if (!pass)
+		j->nr_revokes = committed; /* an uncommitted tail revokes nothing */
+	forget_logged(j);		   /* nor does it apply anything */
+	return err;
+}
+
+int jbd2_replay(struct jbd2_journal *j, ext4_block_fn read, void *ctx, jbd2_apply_fn apply,
+		void *apply_ctx)
+{
+	uint8_t *block = malloc(j->block_size);
+	int err = block ? 0 : -ENOMEM;
+
+	err = err ?: replay_pass(j, 0, read, ctx, apply, apply_ctx, block);
+	if (!err)
+		settle_revokes(j);
+	err = err ?: replay_pass(j, 1, read, ctx, apply, apply_ctx, block);
+	/* Live, transactions are applied in order as they commit: revokes need no memory. */
+	free(j->revokes);
+	j->revokes = NULL;
+	j->nr_revokes = 0;
 	free(block);
 	return err;
 }

@@ -22,6 +22,11 @@
 #define JBD2_SUPERBLOCK_V2    4
 #define JBD2_REVOKE_BLOCK     5
 
+struct jbd2_revoke {
+	uint64_t block;
+	uint32_t seq;
+};
+
 struct jbd2_journal {
 	uint32_t block_size, maxlen, first, incompat, implied, tag_bytes, tags_end;
 	uint32_t start, sequence; /* the oldest live transaction, from the superblock */
@@ -34,6 +39,8 @@ struct jbd2_journal {
 	uint32_t *pos_of;
 	size_t nr, cap;
 	uint64_t commits, incomplete;
+	struct jbd2_revoke *revokes; /* during replay only */
+	size_t nr_revokes;
 };
 
 /* The home block of one logged copy and the copy, escapes undone. */
@@ -67,8 +74,10 @@ int jbd2_log_block(struct jbd2_journal *j, uint32_t pos, const uint8_t *content,
 /*
  * Replay what the journal on disk holds past its tail (committed
  * transactions not yet written home), oldest first, through apply: how the
- * filesystem looks right now, before the first captured write. read
- * fetches filesystem blocks.
+ * filesystem looks right now, before the first captured write. As in
+ * recovery, a copy is skipped when a later committed transaction revoked
+ * its block (freed, perhaps reused as file data). read fetches filesystem
+ * blocks.
  */
 int jbd2_replay(struct jbd2_journal *j, ext4_block_fn read, void *ctx, jbd2_apply_fn apply,
 		void *apply_ctx);

@@ -82,8 +82,23 @@ const char *model_path(struct ext4_engine *e, uint32_t ino, char *buf);
 int model_is_dir(const struct ext4_inode_info *i);
 int model_has_blocks(const struct ext4_inode_info *i);
 
-/* infer.c */
+/* Append value to a growing array: 0 or -ENOMEM (the array then unchanged). */
+#define PUSH(arr, nr, cap, value)                                                  \
+	({                                                                         \
+		__typeof__(arr) grown_ = array_grow(arr, &(cap), nr, sizeof(*(arr))); \
+		int err_ = grown_ ? 0 : -ENOMEM;                                   \
+		if (grown_) {                                                      \
+			(arr) = grown_;                                            \
+			(arr)[(nr)++] = (value);                                   \
+		}                                                                  \
+		err_;                                                              \
+	})
+
+/* infer.c: apply the blocks gathered in e->batch as one transaction, emitting events. */
 int infer_commit(struct ext4_engine *e);
 int infer_batch_add(struct ext4_engine *e, uint64_t block, const uint8_t *data);
+
+/* write.c: data writes held for their commit, tried again after each. */
+int write_retry_pending(struct ext4_engine *e);
 
 #endif
