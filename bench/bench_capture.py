@@ -2,9 +2,11 @@
 """Guest disk write throughput with vmscope attached versus without, in one
 run on one guest (workload ddbench: 1 MiB and 4 KiB direct writes, timed
 inside the guest). CYCLES times over: ROUNDS rounds without vmscope, ROUNDS
-with `vmscope capture` (events to /dev/null), ROUNDS with `vmscope fswatch`
-(the ext4 engine on every write); interleaving spreads the machine's drift
-over all three. Figures: the median over all rounds of each condition.
+mirrored by the same active mirror to QEMU's own qemu-nbd serving a null
+device (the floor: what the mirror costs with the leanest target QEMU ships),
+ROUNDS with `vmscope capture` (events to /dev/null), ROUNDS with `vmscope
+fswatch` (the ext4 engine on every write); interleaving spreads the
+machine's drift over all four. Figures: the median over all rounds of each condition.
 
 Usage: bench/bench_capture.py [VMSCOPE_BINARY] [ROUNDS] [CYCLES]
 """
@@ -53,28 +55,63 @@ def attached(binary, g, tool, n):
     return samples, proc.communicate(timeout=120)[1].strip()
 
 
+def reference(g, n, workdir):
+    """n rounds mirrored to QEMU's own NBD server (qemu-nbd over a null device):
+    the same active mirror with the leanest target QEMU itself ships."""
+    sock = os.path.join(workdir, "ref.sock")
+    size = [x for x in g.qmp("query-named-block-nodes")
+            if x["node-name"] == "disk0"][0]["image"]["virtual-size"]
+    srv = subprocess.Popen(["qemu-nbd", "--socket=" + sock, "--persistent",
+                            "--image-opts", "driver=null-co,size=%d" % size],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while not os.path.exists(sock):
+            if time.monotonic() > deadline:
+                raise SystemExit("qemu-nbd did not start")
+            time.sleep(0.05)
+        g.qmp("blockdev-add", driver="nbd", **{"node-name": "ref-nbd"},
+              server={"type": "unix", "path": sock})
+        g.qmp("blockdev-mirror", **{"job-id": "ref-mirror", "device": "disk0",
+                                    "target": "ref-nbd", "sync": "none",
+                                    "copy-mode": "write-blocking"})
+        while not [j for j in g.qmp("query-block-jobs") if j.get("ready")]:
+            time.sleep(0.05)
+        samples = collect(g, n)
+        g.qmp("block-job-cancel", device="ref-mirror")
+        while g.qmp("query-block-jobs"):
+            time.sleep(0.05)
+        g.qmp("blockdev-del", **{"node-name": "ref-nbd"})
+        return samples
+    finally:
+        srv.terminate()
+        srv.wait()
+
+
 def main():
     binary = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build-bench", "tools",
                                                                   "vmscope", "vmscope")
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     cycles = int(sys.argv[3]) if len(sys.argv) > 3 else 3
-    runs = {"none": [], "capture": [], "fswatch": []}
+    runs = {"none": [], "qemu-nbd": [], "capture": [], "fswatch": []}
     summaries = {}
     with vmguest.Guest(workload="ddbench", name="ddbench") as g:
         for _ in range(cycles):
             runs["none"] += collect(g, n)
+            runs["qemu-nbd"] += reference(g, n, g.rundir)
             for tool in ("capture", "fswatch"):
                 samples, summaries[tool] = attached(binary, g, tool, n)
                 runs[tool] += samples
     print("guest: 256 MiB, TCG, virtio-blk, raw image; %d cycles of %d rounds per condition, "
           "medians" % (cycles, n))
-    print("%-28s %10s %10s %10s %8s %8s" % ("writes", "none MB/s", "capture", "fswatch",
-                                            "capture", "fswatch"))
+    print("MB/s, and in brackets the ratio to none; qemu-nbd: the same mirror to QEMU's own "
+          "NBD server on a null device, the floor for any target")
+    print("%-26s %9s %16s %16s %16s" % ("writes", "none", "qemu-nbd", "capture", "fswatch"))
     for kind, label in (("seq", "1 MiB direct, sequential"), ("4k", "4 KiB direct")):
         base = rate(runs["none"], kind)
-        print("%-28s %10.2f %10.2f %10.2f %8.2f %8.2f" % (
-            label, base, rate(runs["capture"], kind), rate(runs["fswatch"], kind),
-            rate(runs["capture"], kind) / base, rate(runs["fswatch"], kind) / base))
+        print("%-26s %9.2f" % (label, base) + "".join(
+            " %9.2f (%.2f)" % (rate(runs[c], kind), rate(runs[c], kind) / base)
+            for c in ("qemu-nbd", "capture", "fswatch")))
     for tool in ("capture", "fswatch"):
         print("%s (last cycle): %s" % (tool, summaries[tool]))
 
