@@ -66,8 +66,8 @@ static double feed(struct ext4_engine *e, struct ext4_image *img, const struct c
 int main(int argc, char **argv)
 {
 	int files = argc > 1 ? atoi(argv[1]) : 2000, rounds = argc > 2 ? atoi(argv[2]) : 5;
-	size_t len = (size_t)files * 64 + 64;
-	char *create = malloc(len), *remove = malloc(len), why[256];
+	size_t len = (size_t)files * 192 + 64;
+	char *create = malloc(len), *remove = malloc(len), why[256], small[128];
 	struct change made = { 0 }, gone = { 0 };
 	double best[2] = { 1e9, 1e9 }, copy = 1e9;
 	size_t events[2] = { 0, 0 };
@@ -76,14 +76,17 @@ int main(int argc, char **argv)
 
 	if (!create || !remove || ext4_image_make(&img, "64bit,metadata_csum,flex_bg", 0))
 		return 1;
-	f = fopen("/tmp/vmscope-bench-small", "w");
+	snprintf(small, sizeof(small), "%s/small", img.dir);
+	f = fopen(small, "w");
+	if (!f)
+		return 1;
 	fputs("a small file\n", f);
 	fclose(f);
 	strcpy(create, "mkdir /burst\n");
 	remove[0] = 0;
 	for (int i = 0; i < files; i++) {
 		snprintf(create + strlen(create), len - strlen(create),
-			 "write /tmp/vmscope-bench-small /burst/f%d\n", i);
+			 "write %s /burst/f%d\n", small, i);
 		snprintf(remove + strlen(remove), len - strlen(remove), "rm /burst/f%d\n", i);
 	}
 	/* Images: before, after creating, after deleting; each round replays both changes. */
