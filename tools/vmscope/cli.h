@@ -33,6 +33,7 @@ extern const struct cli_command cmd_lsof;
 extern const struct cli_command cmd_sockets;
 extern const struct cli_command cmd_capture;
 extern const struct cli_command cmd_fswatch;
+extern const struct cli_command cmd_trace;
 
 /* Print "vmscope: <message>" on stderr; returns the exit status 1. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -30,6 +30,7 @@ static const struct cli_command *const commands[] = {
 	&cmd_dump,
 	&cmd_capture,
 	&cmd_fswatch,
+	&cmd_trace,
 };
 
 int cli_fail(const char *fmt, ...)

@@ -150,4 +150,12 @@ void *linux_layout(struct linux_kernel *k, void **slot, size_t size,
 /* Read a field of a structure already copied into a buffer. */
 uint64_t kfield_get(const struct kfield *f, const void *obj);
 
+/* One task or module at a kernel address, as the views decode them (tracing). */
+struct vms_process;
+struct vms_module;
+int linux_task_read(struct linux_kernel *k, uint64_t addr, struct vms_process *ret);
+int linux_module_read(struct linux_kernel *k, uint64_t addr, struct vms_module *ret);
+/* The task running on the CPU whose per-CPU area starts at gs_base (kernel mode). */
+int linux_current_task(struct linux_kernel *k, uint64_t gs_base, uint64_t *ret);
+
 #endif

@@ -146,3 +146,24 @@ int vms_os_modules(struct vms_vm *vm, struct vms_module **ret_mods, size_t *ret_
 	*ret_count = n;
 	return 0;
 }
+
+int linux_module_read(struct linux_kernel *k, uint64_t addr, struct vms_module *ret)
+{
+	const struct module_layout *l = layout(k);
+	uint8_t *mod;
+	int err = 0;
+
+	if (!l)
+		return -ENOENT;
+	mod = malloc(l->span);
+	if (!mod)
+		return vm_error(k->vm, -ENOMEM, "out of memory");
+	memset(ret, 0, sizeof(*ret));
+	if (kread(k, addr, mod, l->span))
+		err = vm_error(k->vm, -EFAULT, "module at 0x%llx is unreadable",
+			       (unsigned long long)addr);
+	else
+		fill(l, mod, ret);
+	free(mod);
+	return err;
+}

@@ -346,3 +346,22 @@ int vms_os_processes(struct vms_vm *vm, unsigned int flags, struct vms_process *
 	*ret_count = w.count;
 	return 0;
 }
+
+int linux_task_read(struct linux_kernel *k, uint64_t addr, struct vms_process *ret)
+{
+	struct ps_walk w = { .k = k };
+	int err;
+
+	w.l = layout(k);
+	if (!w.l)
+		return -ENOENT;
+	w.task = malloc(w.l->span);
+	if (!w.task)
+		return vm_error(k->vm, -ENOMEM, "out of memory");
+	err = add_task(&w, addr, NULL);
+	free(w.task);
+	if (!err)
+		*ret = w.procs[0];
+	free(w.procs);
+	return err;
+}

@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Tracing's cost to the guest. One TCG guest (workload tracer) runs its
+"bench" round (100 forks that exec /bin/true and 100 forks that exit with a
+code: a fork/exec-heavy shell loop), timed from the host: ROUNDS times
+without tracing, with `vmscope trace --events exec,exit,fork`, and with
+every probe (open included), interleaved. From vmscope's summary: events,
+breakpoint hits and the time the VM spent stopped, hence the cost of one
+intercepted event.
+
+Usage: bench/bench_trace.py [VMSCOPE_BINARY] [ROUNDS]
+"""
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.join(ROOT, "guest"))
+import vmguest  # noqa: E402
+
+SETS = {"exec,exit,fork": "exec,exit,fork",
+        "all": "exec,fork,exit,module_load,module_unload,open,connect"}
+
+
+def timed_round(g, name="bench"):
+    done = "DONE %s" % name
+    before = g._read(g.truth_path).count(done)
+    t0 = time.monotonic()
+    g.send(name)
+    while g._read(g.truth_path).count(done) == before:
+        if time.monotonic() - t0 > 600:
+            raise SystemExit("the guest did not finish")
+        time.sleep(0.01)
+    return time.monotonic() - t0
+
+
+def traced_round(binary, g, events):
+    out = open(os.path.join(g.rundir, "bench-trace.jsonl"), "w")
+    tr = subprocess.Popen([binary, "trace", "qmp:" + g.qmp_path, "--json", "--events", events],
+                          stdout=out, stderr=subprocess.PIPE, text=True)
+    if "tracing" not in tr.stderr.readline():
+        raise SystemExit("trace did not start")
+    took = timed_round(g)
+    tr.send_signal(signal.SIGINT)
+    summary = tr.communicate(timeout=120)[1].strip()
+    out.close()
+    m = re.search(r"(\d+) events from (\d+) breakpoint hits.*VM stopped ([\d.]+) s", summary)
+    return took, int(m.group(1)), float(m.group(3)), summary
+
+
+def main():
+    binary = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build-bench", "tools",
+                                                                  "vmscope", "vmscope")
+    n = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    times = {"none": [], "exec,exit,fork": [], "all": []}
+    per_event, summaries = {}, {}
+    with vmguest.Guest(workload="tracer", name="tracebench", control=True) as g:
+        timed_round(g)  # warm the page cache
+        for _ in range(n):
+            times["none"].append(timed_round(g))
+            for label, events in SETS.items():
+                took, count, stopped, summaries[label] = traced_round(binary, g, events)
+                times[label].append(took)
+                per_event.setdefault(label, []).append((count, stopped, took))
+    base = statistics.median(times["none"])
+    print("guest: 256 MiB, TCG; round: 100 fork+exec+exit and 100 fork+exit; median of %d" % n)
+    print("%-16s %10s %8s %10s %14s %14s" % ("tracing", "round s", "ratio", "events",
+                                            "events/s", "us per event"))
+    print("%-16s %10.3f %8.2f" % ("none", base, 1.0))
+    for label in SETS:
+        took = statistics.median(times[label])
+        count = statistics.median(c for c, _, _ in per_event[label])
+        stopped = statistics.median(s for _, s, _ in per_event[label])
+        print("%-16s %10.3f %8.2f %10d %14.0f %14.0f" % (label, took, base / took, count,
+                                                         count / took, stopped / count * 1e6))
+    for label in SETS:
+        print("%s: %s" % (label, summaries[label]))
+
+
+if __name__ == "__main__":
+    main()

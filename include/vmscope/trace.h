@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vmscope: events from inside a live guest, two ways.
+ *
+ * Breakpoints (vms_trace_start): QEMU's gdbstub is switched on in the
+ * running VM (HMP gdbserver) and vmscope sets breakpoints on kernel
+ * functions found by name (kallsyms); at each hit the VM is stopped, the
+ * arguments are decoded with the Linux driver's knowledge (BTF layouts, the
+ * x86-64 calling convention) and the VM continues. Nothing is lost or
+ * invented, at the cost of a stop per event. Under TCG the breakpoints live
+ * in QEMU, not in guest memory.
+ *
+ * Polling (vms_poll_start): the process, module and socket views are read
+ * at a chosen rate and diffed. The guest is never stopped; what lives
+ * shorter than the period may be missed.
+ */
+#ifndef VMSCOPE_TRACE_H
+#define VMSCOPE_TRACE_H
+
+#include <stdint.h>
+
+#include <vmscope/ring.h>
+#include <vmscope/vm.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum vms_probe {
+	VMS_PROBE_EXEC,
+	VMS_PROBE_FORK,
+	VMS_PROBE_EXIT,
+	VMS_PROBE_MODULE_LOAD,
+	VMS_PROBE_MODULE_UNLOAD,
+	VMS_PROBE_OPEN,
+	VMS_PROBE_CONNECT,
+	VMS_PROBE__COUNT,
+};
+
+/* "exec", "fork", ...; NULL out of range. */
+const char *vms_probe_name(enum vms_probe probe);
+/* The probe called name, or -1. */
+int vms_probe_by_name(const char *name);
+
+#define VMS_PROBES_DEFAULT                                                        \
+	((1u << VMS_PROBE_EXEC) | (1u << VMS_PROBE_FORK) | (1u << VMS_PROBE_EXIT) | \
+	 (1u << VMS_PROBE_MODULE_LOAD) | (1u << VMS_PROBE_MODULE_UNLOAD) |         \
+	 (1u << VMS_PROBE_CONNECT))
+
+struct vms_trace;
+
+struct vms_trace_stats {
+	uint64_t hits, events, dropped, errors;
+	double stopped_s; /* wall time the VM spent stopped on our account */
+	unsigned int probes_set, probes_unavailable;
+};
+
+/*
+ * Attach: gdbstub on, one breakpoint per wanted probe (a bit per enum
+ * vms_probe). A probe whose function the kernel lacks is left out and
+ * reported by vms_trace_probe_status(); the others work.
+ */
+int vms_trace_start(struct vms_vm *vm, unsigned int probes, struct vms_ring *ring,
+		    struct vms_trace **ret);
+/* Why a wanted probe is not set (NULL when it is set or was not wanted). */
+const char *vms_trace_probe_status(const struct vms_trace *t, enum vms_probe probe);
+/*
+ * Let the guest run up to timeout_ms, handling each breakpoint hit (at most
+ * max_events; events go to the ring, which must have room: the caller
+ * drains it between calls). Returns events emitted, or a negative errno.
+ */
+int vms_trace_run(struct vms_trace *t, int timeout_ms, unsigned int max_events);
+void vms_trace_get_stats(const struct vms_trace *t, struct vms_trace_stats *ret);
+/* Remove every breakpoint, detach, switch the gdbstub off; the VM runs on. NULL ok. */
+int vms_trace_stop(struct vms_trace *t);
+
+/* -- polling -- */
+
+struct vms_poll;
+
+/* Take the first snapshot; later ones are diffed against the last. */
+int vms_poll_start(struct vms_vm *vm, struct vms_ring *ring, struct vms_poll **ret);
+/*
+ * One poll: process_start, process_exit, module_load, module_unload,
+ * socket_open, socket_close events for what changed. Returns events emitted.
+ */
+int vms_poll_once(struct vms_poll *p);
+void vms_poll_free(struct vms_poll *p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A client of QEMU's gdbstub (the GDB remote serial protocol) over a unix
+ * socket: no-ack mode, registers, memory, software and hardware
+ * breakpoints, continue, interrupt, detach. One connection, one thread.
+ */
+#ifndef VMSCOPE_ACCESS_GDB_H
+#define VMSCOPE_ACCESS_GDB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define GDB_PACKET_MAX 4096
+
+struct gdb_conn;
+
+/* The x86-64 registers a probe decodes, as QEMU's 'g' packet orders them. */
+struct gdb_regs {
+	uint64_t rax, rbx, rcx, rdx, rsi, rdi, rbp, rsp;
+	uint64_t r8, r9, r10, r11, r12, r13, r14, r15;
+	uint64_t rip;
+	uint32_t eflags;
+	uint64_t fs_base, gs_base, kernel_gs_base;
+	uint64_t cr0, cr2, cr3, cr4;
+};
+
+/* Connect and negotiate (no-ack mode). The VM stops when a debugger connects. */
+int gdb_connect(const char *path, struct gdb_conn **ret);
+/* Detach (QEMU resumes the VM) and close; NULL is allowed. */
+int gdb_detach(struct gdb_conn *g);
+
+/* type 0: software breakpoint, 1: hardware; set or remove. */
+int gdb_breakpoint(struct gdb_conn *g, int type, uint64_t addr, int set);
+int gdb_read_regs(struct gdb_conn *g, struct gdb_regs *ret);
+/* Guest-virtual memory as the stopped vCPU sees it (its current page tables). */
+int gdb_read_mem(struct gdb_conn *g, uint64_t addr, void *buf, size_t len);
+
+/* Execute one instruction (interrupts held off) and wait for the stop after it. */
+int gdb_step(struct gdb_conn *g, int timeout_ms);
+/* Resume; the next stop is collected with gdb_wait_stop(). */
+int gdb_continue(struct gdb_conn *g);
+/*
+ * Wait up to timeout_ms for the VM to stop: 1 when it did (*ret_signal
+ * set), 0 on timeout, <0 on error.
+ */
+int gdb_wait_stop(struct gdb_conn *g, int timeout_ms, int *ret_signal);
+/* Ask a running VM to stop (the stop still has to be waited for). */
+int gdb_interrupt(struct gdb_conn *g);
+
+/* Round trips and the bytes moved, for figures. */
+uint64_t gdb_round_trips(const struct gdb_conn *g);
+
+/* For fuzzing and tests: decode a 'g' reply (hex) into regs. */
+int gdb_parse_regs(const char *hex, size_t len, struct gdb_regs *ret);
+
+#endif

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Linux probes: which kernel function each event stops at, and how its
+ * arguments are decoded at the stop (the x86-64 calling convention puts the
+ * first arguments in rdi, rsi, rdx, rcx).
+ */
+#ifndef VMSCOPE_TRACE_PROBE_H
+#define VMSCOPE_TRACE_PROBE_H
+
+#include <vmscope/event.h>
+#include <vmscope/trace.h>
+
+#include "access/gdb.h"
+
+struct linux_kernel;
+
+struct probe_ctx {
+	struct vms_vm *vm;
+	struct linux_kernel *k;
+	const struct gdb_regs *regs;
+	struct vms_event *ev;
+};
+
+struct probe_def {
+	const char *name;
+	const char *const *functions; /* candidates, the first the kernel has wins */
+	int (*decode)(struct probe_ctx *c);
+};
+
+extern const struct probe_def probe_defs[VMS_PROBE__COUNT];
+
+#endif

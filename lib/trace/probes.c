@@ -1,0 +1,236 @@
+// SPDX-License-Identifier: MIT
+/*
+ * What each probe reads at its stop. Kernel memory comes through the Linux
+ * driver (init_top_pgt, BTF layouts); user memory (a path, argv, a socket
+ * address) through the stopped vCPU's own page tables (CR3 from the stop),
+ * which in kernel mode map the calling process. Every read is bounded; a
+ * field that cannot be read is left out of the event, never guessed.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <vmscope/mem.h>
+#include <vmscope/os.h>
+
+#include "core/internal.h"
+#include "os/linux/linux.h"
+#include "trace/probe.h"
+
+#define ARGV_MAX     64
+#define ARG_BYTES    256
+#define ARGV_BYTES   4096
+#define CR3_ADDRESS  0x000ffffffffff000ull /* without PCID and the no-flush bit */
+#define AF_INET_     2
+#define AF_INET6_    10
+#define EXIT_SIGNAL  0x7f
+
+static uint64_t cr3(const struct probe_ctx *c)
+{
+	return c->regs->cr3 & CR3_ADDRESS;
+}
+
+/* A NUL-terminated user string; 0 or -errno. */
+static int user_string(struct probe_ctx *c, uint64_t va, char *buf, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len - 1) {
+		/* Page by page: a string may end just before an unmapped page. */
+		size_t chunk = 4096 - ((va + got) & 4095);
+
+		if (chunk > len - 1 - got)
+			chunk = len - 1 - got;
+		if (vms_virt_read(c->vm, cr3(c), va + got, buf + got, chunk))
+			return got ? 0 : -EFAULT;
+		if (memchr(buf + got, 0, chunk))
+			return 0;
+		got += chunk;
+	}
+	buf[len - 1] = 0;
+	return 0;
+}
+
+/* The running task: pid, tgid, ppid, uid, comm on the event; its tgid returned. */
+static int add_current(struct probe_ctx *c, struct vms_process *ret)
+{
+	uint64_t task;
+	int err = linux_current_task(c->k, c->regs->gs_base, &task);
+
+	err = err ?: linux_task_read(c->k, task, ret);
+	if (err)
+		return err;
+	free(ret->cmdline);
+	ret->cmdline = NULL;
+	vms_event_add_int(c->ev, "pid", ret->tgid);
+	vms_event_add_int(c->ev, "tid", ret->pid);
+	vms_event_add_int(c->ev, "ppid", ret->ppid);
+	vms_event_add_uint(c->ev, "uid", ret->uid);
+	vms_event_add_str(c->ev, "comm", ret->comm);
+	return 0;
+}
+
+/* __x64_sys_execve(const struct pt_regs *regs): the filename and argv the caller passed. */
+static int decode_exec(struct probe_ctx *c)
+{
+	char filename[ARG_BYTES], argv[ARGV_BYTES] = "", arg[ARG_BYTES];
+	struct kfield di, si;
+	struct vms_process cur;
+	uint64_t file_ptr, argv_ptr;
+	size_t used = 0;
+	int argc = 0, err = add_current(c, &cur);
+
+	if (err)
+		return err;
+	if (kfield_require(c->k, "pt_regs", "di", &di) || kfield_require(c->k, "pt_regs", "si", &si) ||
+	    kread_u64(c->k, c->regs->rdi + di.offset, &file_ptr) ||
+	    kread_u64(c->k, c->regs->rdi + si.offset, &argv_ptr))
+		return -EFAULT;
+	if (!user_string(c, file_ptr, filename, sizeof(filename)))
+		vms_event_add_str(c->ev, "filename", filename);
+	for (; argc < ARGV_MAX; argc++) {
+		uint64_t p;
+		int w;
+
+		if (vms_virt_read(c->vm, cr3(c), argv_ptr + 8 * (uint64_t)argc, &p, sizeof(p)) || !p ||
+		    user_string(c, p, arg, sizeof(arg)))
+			break;
+		w = snprintf(argv + used, sizeof(argv) - used, "%s%s", argc ? " " : "", arg);
+		if (w < 0 || (size_t)w >= sizeof(argv) - used)
+			break;
+		used += (size_t)w;
+	}
+	vms_event_add_str(c->ev, "argv", argv);
+	vms_event_add_int(c->ev, "argc", argc);
+	return 0;
+}
+
+/* wake_up_new_task(struct task_struct *p): a new task, its parent running. */
+static int decode_fork(struct probe_ctx *c)
+{
+	struct vms_process parent, child;
+	int err = linux_task_read(c->k, c->regs->rdi, &child);
+
+	if (err)
+		return err;
+	free(child.cmdline);
+	err = add_current(c, &parent);
+	vms_event_add_int(c->ev, "child_pid", child.tgid);
+	vms_event_add_int(c->ev, "child_tid", child.pid);
+	vms_event_add_bool(c->ev, "thread", child.pid != child.tgid);
+	return err;
+}
+
+/* do_exit(long code): code is the wait status (exit code << 8, or the signal). */
+static int decode_exit(struct probe_ctx *c)
+{
+	struct vms_process cur;
+	int err = add_current(c, &cur);
+
+	if (err)
+		return err;
+	vms_event_add_int(c->ev, "exit_code", (int64_t)((c->regs->rdi >> 8) & 0xff));
+	vms_event_add_int(c->ev, "signal", (int64_t)(c->regs->rdi & EXIT_SIGNAL));
+	vms_event_add_bool(c->ev, "thread", cur.pid != cur.tgid);
+	return 0;
+}
+
+/* do_init_module(struct module *mod) and free_module(struct module *mod). */
+static int decode_module(struct probe_ctx *c)
+{
+	struct vms_module m;
+	struct vms_process cur;
+	int err = linux_module_read(c->k, c->regs->rdi, &m);
+
+	if (err)
+		return err;
+	vms_event_add_str(c->ev, "name", m.name);
+	vms_event_add_uint(c->ev, "base", m.base);
+	vms_event_add_uint(c->ev, "size", m.size);
+	return add_current(c, &cur);
+}
+
+/* do_sys_openat2(int dfd, const char __user *filename, struct open_how *how). */
+static int decode_open(struct probe_ctx *c)
+{
+	char path[ARG_BYTES * 4];
+	struct vms_process cur;
+	struct kfield flags;
+	uint64_t value;
+	int err = add_current(c, &cur);
+
+	if (err)
+		return err;
+	if (!user_string(c, c->regs->rsi, path, sizeof(path)))
+		vms_event_add_str(c->ev, "path", path);
+	if (!kfield_require(c->k, "open_how", "flags", &flags) &&
+	    !kread_u64(c->k, c->regs->rdx + flags.offset, &value))
+		vms_event_add_uint(c->ev, "flags", value);
+	vms_event_add_int(c->ev, "dfd", (int32_t)c->regs->rdi);
+	return 0;
+}
+
+/* __sys_connect(int fd, struct sockaddr __user *addr, int addrlen). */
+static int decode_connect(struct probe_ctx *c)
+{
+	uint8_t sa[28] = { 0 };
+	char text[64];
+	size_t len = c->regs->rdx < sizeof(sa) ? (size_t)c->regs->rdx : sizeof(sa);
+	struct vms_process cur;
+	uint16_t family;
+	int err = add_current(c, &cur);
+
+	if (err)
+		return err;
+	vms_event_add_int(c->ev, "fd", (int32_t)c->regs->rdi);
+	if (len < 4 || vms_virt_read(c->vm, cr3(c), c->regs->rsi, sa, len))
+		return 0;
+	memcpy(&family, sa, 2);
+	vms_event_add_str(c->ev, "family", family == AF_INET_	 ? "inet"
+					  : family == AF_INET6_ ? "inet6"
+								: "other");
+	if (family == AF_INET_ && len >= 8)
+		snprintf(text, sizeof(text), "%u.%u.%u.%u", sa[4], sa[5], sa[6], sa[7]);
+	else if (family == AF_INET6_ && len >= 24)
+		snprintf(text, sizeof(text), "%x:%x:%x:%x:%x:%x:%x:%x", sa[8] << 8 | sa[9],
+			 sa[10] << 8 | sa[11], sa[12] << 8 | sa[13], sa[14] << 8 | sa[15],
+			 sa[16] << 8 | sa[17], sa[18] << 8 | sa[19], sa[20] << 8 | sa[21],
+			 sa[22] << 8 | sa[23]);
+	else
+		return 0;
+	vms_event_add_str(c->ev, "daddr", text);
+	vms_event_add_int(c->ev, "dport", sa[2] << 8 | sa[3]);
+	return 0;
+}
+
+static const char *const exec_fns[] = { "__x64_sys_execve", NULL };
+static const char *const fork_fns[] = { "wake_up_new_task", NULL };
+static const char *const exit_fns[] = { "do_exit", NULL };
+static const char *const load_fns[] = { "do_init_module", NULL };
+static const char *const unload_fns[] = { "free_module", NULL };
+static const char *const open_fns[] = { "do_sys_openat2", NULL };
+static const char *const connect_fns[] = { "__sys_connect", NULL };
+
+const struct probe_def probe_defs[VMS_PROBE__COUNT] = {
+	[VMS_PROBE_EXEC] = { "exec", exec_fns, decode_exec },
+	[VMS_PROBE_FORK] = { "fork", fork_fns, decode_fork },
+	[VMS_PROBE_EXIT] = { "exit", exit_fns, decode_exit },
+	[VMS_PROBE_MODULE_LOAD] = { "module_load", load_fns, decode_module },
+	[VMS_PROBE_MODULE_UNLOAD] = { "module_unload", unload_fns, decode_module },
+	[VMS_PROBE_OPEN] = { "open", open_fns, decode_open },
+	[VMS_PROBE_CONNECT] = { "connect", connect_fns, decode_connect },
+};
+
+const char *vms_probe_name(enum vms_probe probe)
+{
+	return (unsigned int)probe < VMS_PROBE__COUNT ? probe_defs[probe].name : NULL;
+}
+
+int vms_probe_by_name(const char *name)
+{
+	for (int i = 0; i < VMS_PROBE__COUNT; i++)
+		if (!strcmp(probe_defs[i].name, name))
+			return i;
+	return -1;
+}

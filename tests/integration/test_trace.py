@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""vmscope trace against the guest's own account of what it did. The
+tracer guest's shell logs every exec, subshell exit code, module unload and
+load and TCP connect it performs; with breakpoints, the events must match
+that log exactly (nothing lost, nothing invented, fields right). Then
+polling, whose recall depends on how long a process lives; clean detach
+(the VM runs on, the gdbstub is off); bad input."""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+from harness import VMSCOPE, Tap, vmscope, vmguest
+
+
+def truth_lines(g, since=0):
+    return g._read(g.truth_path).split("\n")[since:]
+
+
+def run_round(g, name, timeout=300):
+    before = len(truth_lines(g))
+    g.send(name)
+    g.wait_for("DONE %s" % name, timeout)
+    return truth_lines(g, before - 1)
+
+
+def start_trace(g, *extra):
+    # Events go to a file: a breakpoint waits for its event to be written, so
+    # an undrained pipe would hold the guest (by design: nothing is dropped).
+    out = open(os.path.join(g.rundir, "trace.jsonl"), "w")
+    tr = subprocess.Popen([VMSCOPE, "trace", "qmp:" + g.qmp_path, "--json"] + list(extra),
+                          stdout=out, stderr=subprocess.PIPE, text=True)
+    tr.out_path = out.name
+    out.close()
+    line = tr.stderr.readline()
+    while "unavailable" in line:
+        line = tr.stderr.readline()
+    if "tracing" not in line and "polling" not in line:
+        tr.kill()
+        raise RuntimeError("trace did not start: " + line + tr.stderr.read())
+    return tr
+
+
+def stop_trace(tr):
+    tr.send_signal(signal.SIGINT)
+    _, err = tr.communicate(timeout=120)
+    with open(tr.out_path) as f:
+        return [json.loads(l) for l in f], err, tr.returncode
+
+
+def check_breakpoints(t, kernel=None):
+    label = kernel or "6.1"
+    with vmguest.Guest(workload="tracer", name="tracer", kernel=kernel, control=True) as g:
+        shell = int(re.search(r"^SHELL (\d+)$", g._read(g.truth_path), re.M).group(1))
+        tr = start_trace(g, "--events", "exec,fork,exit,module_load,module_unload,connect")
+        lines = run_round(g, "round")
+        events, err, rc = stop_trace(tr)
+        t.eq(rc, 0, "%s: trace exits 0 after SIGINT" % label)
+        t.ok(re.search(r"\d+ events from \d+ breakpoint hits \(6 probes set, 0 unavailable\), "
+                       r"0 not queued, 0 partly decoded", err), "%s: summary: every probe "
+             "set, nothing dropped or half-decoded" % label, err)
+
+        execs = [l.split()[1] for l in lines if l.startswith("EXEC ")]
+        codes = sorted(int(l.split()[1]) for l in lines if l.startswith("SUBSHELL "))
+        forks = [e for e in events if e["type"] == "fork" and e["pid"] == shell]
+        children = {e["child_pid"] for e in forks}
+        got_execs = [e for e in events if e["type"] == "exec" and e["pid"] in children and
+                     e.get("filename") == "/bin/true"]
+        exits = [e for e in events if e["type"] == "exit" and e["pid"] in children]
+        others = [l for l in lines if l.startswith("OTHER ")]
+        # Each exec, subshell and other command is one fork of the shell.
+        t.eq(len(forks), len(execs) + len(codes) + len(others),
+             "%s: fork: one event per child the shell made (%d)" % (label, len(forks)))
+        t.eq(len(got_execs), len(execs), "%s: exec: every /bin/true exec, no more (%d)"
+             % (label, len(execs)))
+        t.ok(all(e.get("argv") == "/bin/true" and e.get("argc") == 1 and e["ppid"] == shell
+                 for e in got_execs), "%s: exec carries filename, argv, argc and the parent"
+             % label, got_execs[:2])
+        t.eq(sorted(e["exit_code"] for e in exits if e["comm"] == "init"), codes,
+             "%s: exit: the subshells' exit codes, each once (%d)" % (label, len(codes)))
+        t.eq(sorted(e["exit_code"] for e in exits if e["comm"] == "true"), [0] * len(execs),
+             "%s: exit: every /bin/true exits 0, each once" % label)
+        t.ok(all(not e["thread"] for e in exits + forks), "%s: no thread events from the "
+             "shell's single-threaded children" % label)
+        unload = [e for e in events if e["type"] == "module_unload"]
+        load = [e for e in events if e["type"] == "module_load"]
+        t.ok([e["name"] for e in unload] == ["virtio_net"] and
+             [e["name"] for e in load] == ["virtio_net"] and load[0]["size"] > 0 and
+             int(load[0]["base"]) >= 0xffffffff00000000 and load[0]["comm"] == "insmod",
+             "%s: module_unload and module_load of virtio_net, with base, size and the "
+             "loading process" % label, unload + load)
+        conns = [e for e in events if e["type"] == "connect"]
+        t.ok(len(conns) == 1 and conns[0].get("daddr") == "127.0.0.1" and
+             conns[0].get("dport") == 7000 and conns[0]["comm"] == "nc",
+             "%s: connect: the one TCP connect, to 127.0.0.1:7000, by nc" % label, conns)
+        t.eq(g.qmp("query-status")["status"], "running",
+             "%s: after detach the VM runs" % label)
+        t.ok(not [p for p in os.listdir("/tmp") if p.startswith("vmscope-gdb-%d-" % tr.pid)],
+             "%s: the gdbstub socket is gone" % label)
+        if kernel is None:
+            r = vmscope("trace", "qmp:" + g.qmp_path, "--events", "exec,bogus")
+            t.one_line_error(r, "an unknown event name: one-line error", "bogus")
+            r = vmscope("trace", "qmp:" + g.qmp_path, "--poll", "0")
+            t.one_line_error(r, "a bad poll rate: one-line error", "--poll")
+
+
+def check_polling(t):
+    """Recall as a function of lifetime, at 10 polls a second."""
+    with vmguest.Guest(workload="tracer", name="poller", control=True) as g:
+        tr = start_trace(g, "--poll", "10")
+        lines = run_round(g, "lifetimes", timeout=600)
+        time.sleep(0.5)
+        events, err, rc = stop_trace(tr)
+        t.eq(rc, 0, "polling: trace exits 0")
+        spawned = [(int(l.split()[1]), l.split()[2]) for l in lines if l.startswith("SPAWN ")]
+        started = {e["pid"] for e in events if e["type"] == "process_start"}
+        ended = {e["pid"] for e in events if e["type"] == "process_exit"}
+        recall = {}
+        for pid, life in spawned:
+            seen = pid in started and pid in ended
+            recall.setdefault(life, []).append(seen)
+        figures = ", ".join("%s s: %.1f" % (life, sum(v) / len(v)) for life, v in
+                            sorted(recall.items(), key=lambda x: float(x[0])))
+        t.ok(all(recall.get("2", [False])) and all(recall.get("1", [False])),
+             "polling at 10 Hz sees every process living 1 s or more start and end "
+             "(recall by lifetime: %s)" % figures)
+        # A poll may catch a child between fork and exec: then it is still "init".
+        starts = [e for e in events if e["type"] == "process_start" and e["pid"] in
+                  dict(spawned)]
+        bad = [e for e in starts if e["ppid"] != 1 or e["comm"] not in ("sleep", "init")]
+        t.ok(starts and not bad, "process_start carries the parent and the command", bad[:3])
+        t.eq(g.qmp("query-status")["status"], "running", "polling: the VM runs")
+
+
+def main():
+    t = Tap()
+    t.run("trace with breakpoints", check_breakpoints)
+    t.run("trace with breakpoints, other kernel", check_breakpoints,
+          vmguest.pinned_kernel("VMSCOPE_KERNEL_ALT"))
+    t.run("trace by polling", check_polling)
+    return t.done()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
