@@ -51,6 +51,7 @@ struct vms_trace;
 
 struct vms_trace_stats {
 	uint64_t hits, events, dropped, errors;
+	uint64_t single_steps; /* hits stepped over the slow way (prologue not skippable) */
 	double stopped_s; /* wall time the VM spent stopped on our account */
 	unsigned int probes_set, probes_unavailable;
 };

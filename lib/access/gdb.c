@@ -28,6 +28,7 @@ struct gdb_conn {
 	int fd;
 	int no_ack;
 	int pending_stop, stop_signal;
+	long stop_thread; /* from the last stop reply's "thread:" field, or -1 */
 	uint8_t in[GDB_PACKET_MAX * 2];
 	size_t in_len, in_pos;
 	char packet[GDB_PACKET_MAX * 2 + 1];
@@ -140,6 +141,21 @@ static int is_stop(const char *p, int *ret_signal)
 	return 1;
 }
 
+/* The stopped thread ("thread:p1.2;" or "thread:2;"), or -1. */
+static long stop_thread(const char *p)
+{
+	const char *t = strstr(p, "thread:");
+	const char *dot;
+
+	if (!t)
+		return -1;
+	t += 7;
+	dot = strchr(t, '.');
+	if (dot && dot < strchr(t, ';'))
+		t = dot + 1;
+	return strtol(t, NULL, 16);
+}
+
 /* Send a request and read its reply into g->packet (stop notices skipped). */
 static int request(struct gdb_conn *g, const char *data)
 {
@@ -154,6 +170,7 @@ static int request(struct gdb_conn *g, const char *data)
 			return 0;
 		g->pending_stop = 1;
 		g->stop_signal = sig;
+		g->stop_thread = stop_thread(g->packet);
 	}
 	return err;
 }
@@ -169,26 +186,62 @@ static int expect_ok(struct gdb_conn *g, const char *data)
 	return g->packet[0] == 'E' || !g->packet[0] ? -EINVAL : -EPROTO;
 }
 
+/* Read target.xml to its end ("l" marks the last part); the contents are not needed. */
+static void read_target_xml(struct gdb_conn *g)
+{
+	char cmd[64];
+	size_t offset = 0;
+
+	for (int parts = 0; parts < 64; parts++) {
+		snprintf(cmd, sizeof(cmd), "qXfer:features:read:target.xml:%zx,%x", offset,
+			 GDB_PACKET_MAX / 2);
+		if (request(g, cmd) || (g->packet[0] != 'm' && g->packet[0] != 'l'))
+			return;
+		if (g->packet[0] == 'l')
+			return;
+		offset += strlen(g->packet) - 1;
+	}
+}
+
 int gdb_connect(const char *path, struct gdb_conn **ret)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	struct gdb_conn *g;
-	int err;
+	int fd, err;
 
 	if (strlen(path) >= sizeof(addr.sun_path))
 		return -ENAMETOOLONG;
-	g = calloc(1, sizeof(*g));
-	if (!g)
-		return -ENOMEM;
 	memcpy(addr.sun_path, path, strlen(path) + 1);
-	g->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (g->fd < 0 || connect(g->fd, (struct sockaddr *)&addr, sizeof(addr))) {
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr))) {
 		err = -errno;
-		goto fail;
+		close(fd);
+		return err;
 	}
+	return gdb_attach_fd(fd, ret);
+}
+
+int gdb_attach_fd(int fd, struct gdb_conn **ret)
+{
+	struct gdb_conn *g = calloc(1, sizeof(*g));
+	int err;
+
+	if (!g) {
+		close(fd);
+		return -ENOMEM;
+	}
+	g->fd = fd;
+	g->stop_thread = -1;
 	err = request(g, "qSupported:swbreak+;hwbreak+");
 	if (err)
 		goto fail;
+	/*
+	 * Fetch the target description as gdb does: QEMU answers register
+	 * writes ('P') only for a client that has read it.
+	 */
+	if (strstr(g->packet, "qXfer:features:read+"))
+		read_target_xml(g);
 	/* No-ack mode where the stub offers it (QEMU 7.2 does not: it answers ""). */
 	if (strstr(g->packet, "QStartNoAckMode+")) {
 		err = expect_ok(g, "QStartNoAckMode");
@@ -199,8 +252,7 @@ int gdb_connect(const char *path, struct gdb_conn **ret)
 	*ret = g;
 	return 0;
 fail:
-	if (g->fd >= 0)
-		close(g->fd);
+	close(g->fd);
 	free(g);
 	return err;
 }
@@ -264,6 +316,17 @@ int gdb_read_regs(struct gdb_conn *g, struct gdb_regs *ret)
 	return err ?: gdb_parse_regs(g->packet, strlen(g->packet), ret);
 }
 
+int gdb_write_reg(struct gdb_conn *g, unsigned int regnum, uint64_t value)
+{
+	char cmd[64];
+	int n = snprintf(cmd, sizeof(cmd), "P%x=", regnum);
+
+	for (int i = 0; i < 8; i++)
+		n += snprintf(cmd + n, sizeof(cmd) - (size_t)n, "%02x",
+			      (unsigned int)(value >> (8 * i)) & 0xff);
+	return expect_ok(g, cmd);
+}
+
 int gdb_read_mem(struct gdb_conn *g, uint64_t addr, void *buf, size_t len)
 {
 	uint8_t *out = buf;
@@ -325,10 +388,28 @@ int gdb_wait_stop(struct gdb_conn *g, int timeout_ms, int *ret_signal)
 
 		if (r <= 0)
 			return r;
-		if (is_stop(g->packet, ret_signal))
+		if (is_stop(g->packet, ret_signal)) {
+			g->stop_thread = stop_thread(g->packet);
 			return 1;
+		}
 		/* "O" console output and the like: not a stop */
 	}
+}
+
+int gdb_continue_thread(struct gdb_conn *g, long thread)
+{
+	char cmd[48];
+
+	if (thread <= 0)
+		return gdb_continue(g);
+	g->pending_stop = 0;
+	snprintf(cmd, sizeof(cmd), "vCont;c:%lx", thread);
+	return send_packet(g, cmd);
+}
+
+long gdb_stopped_thread(const struct gdb_conn *g)
+{
+	return g->stop_thread;
 }
 
 int gdb_interrupt(struct gdb_conn *g)

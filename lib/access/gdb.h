@@ -26,12 +26,17 @@ struct gdb_regs {
 
 /* Connect and negotiate (no-ack mode). The VM stops when a debugger connects. */
 int gdb_connect(const char *path, struct gdb_conn **ret);
+/* The same over an already connected socket, which it then owns (tests, fuzzing). */
+int gdb_attach_fd(int fd, struct gdb_conn **ret);
 /* Detach (QEMU resumes the VM) and close; NULL is allowed. */
 int gdb_detach(struct gdb_conn *g);
 
 /* type 0: software breakpoint, 1: hardware; set or remove. */
 int gdb_breakpoint(struct gdb_conn *g, int type, uint64_t addr, int set);
 int gdb_read_regs(struct gdb_conn *g, struct gdb_regs *ret);
+/* Set one 64-bit register of the stopped vCPU ('P'); GDB_REG_RIP is the program counter. */
+#define GDB_REG_RIP 16
+int gdb_write_reg(struct gdb_conn *g, unsigned int regnum, uint64_t value);
 /* Guest-virtual memory as the stopped vCPU sees it (its current page tables). */
 int gdb_read_mem(struct gdb_conn *g, uint64_t addr, void *buf, size_t len);
 
@@ -44,6 +49,10 @@ int gdb_continue(struct gdb_conn *g);
  * set), 0 on timeout, <0 on error.
  */
 int gdb_wait_stop(struct gdb_conn *g, int timeout_ms, int *ret_signal);
+/* Resume one vCPU only (its gdb thread id), the others staying stopped. */
+int gdb_continue_thread(struct gdb_conn *g, long thread);
+/* The vCPU (gdb thread id) of the last stop, or -1 when the stub did not say. */
+long gdb_stopped_thread(const struct gdb_conn *g);
 /* Ask a running VM to stop (the stop still has to be waited for). */
 int gdb_interrupt(struct gdb_conn *g);
 

@@ -29,6 +29,7 @@
 
 struct probe_state {
 	uint64_t addr;
+	unsigned int skip; /* bytes of a first instruction without effect, or 0 */
 	int set;
 	char why[128];
 };
@@ -64,6 +65,25 @@ static int hmp(struct vms_trace *t, const char *command)
 	return 0;
 }
 
+/*
+ * The length of a function's first instruction when executing it changes
+ * nothing we must reproduce: endbr64 (TCG enforces no indirect-branch
+ * tracking), the 5-byte NOP ftrace patches in, short NOPs; else 0.
+ */
+static unsigned int no_effect_len(const uint8_t *b)
+{
+	static const uint8_t endbr64[] = { 0xf3, 0x0f, 0x1e, 0xfa };
+	static const uint8_t nop5[] = { 0x0f, 0x1f, 0x44, 0x00, 0x00 };
+
+	if (!memcmp(b, endbr64, sizeof(endbr64)))
+		return 4;
+	if (!memcmp(b, nop5, sizeof(nop5)))
+		return 5;
+	if (b[0] == 0x66 && b[1] == 0x90)
+		return 2;
+	return b[0] == 0x90 ? 1 : 0;
+}
+
 static void resolve(struct vms_trace *t)
 {
 	for (int p = 0; p < VMS_PROBE__COUNT; p++) {
@@ -73,9 +93,14 @@ static void resolve(struct vms_trace *t)
 			continue;
 		for (const char *const *fn = probe_defs[p].functions; *fn && !s->addr; fn++)
 			s->addr = kallsyms_lookup(&t->k->ksyms, *fn);
-		if (!s->addr)
+		if (!s->addr) {
 			snprintf(s->why, sizeof(s->why), "the guest kernel has no %s",
 				 probe_defs[p].functions[0]);
+		} else {
+			uint8_t code[8];
+
+			s->skip = kread(t->k, s->addr, code, sizeof(code)) ? 0 : no_effect_len(code);
+		}
 	}
 }
 
@@ -166,15 +191,25 @@ const char *vms_trace_probe_status(const struct vms_trace *t, enum vms_probe pro
 }
 
 /*
- * Resuming at a breakpoint would hit it again: take it out, execute the one
- * instruction, put it back (what gdb itself does).
+ * Resuming at a breakpoint would hit it again. gdb takes it out, single-
+ * steps and puts it back; but under TCG every breakpoint inserted or
+ * removed, and every single step, flushes all translated code, and the
+ * guest crawls for a while after each event. Most kernel functions begin
+ * with an instruction that does nothing (endbr64, the NOP that ftrace left
+ * in place of its call): then the vCPU simply resumes after it, and the
+ * breakpoint is never touched. Other prologues take the slow way.
  */
-static int step_over(struct vms_trace *t, uint64_t addr)
+static int step_over(struct vms_trace *t, struct probe_state *s)
 {
-	int err = gdb_breakpoint(t->g, 0, addr, 0);
+	int err;
 
+	if (s->skip && !gdb_write_reg(t->g, GDB_REG_RIP, s->addr + s->skip))
+		return gdb_continue(t->g);
+	t->st.single_steps++;
+	err = gdb_breakpoint(t->g, 0, s->addr, 0);
 	err = err ?: gdb_step(t->g, STOP_WAIT_MS);
-	return err ?: gdb_breakpoint(t->g, 0, addr, 1);
+	err = err ?: gdb_breakpoint(t->g, 0, s->addr, 1);
+	return err ?: gdb_continue(t->g);
 }
 
 /* One stop: which probe, decode, queue the event; then past the breakpoint. */
@@ -192,7 +227,8 @@ static int handle_stop(struct vms_trace *t)
 		if (t->probes[p].set && t->probes[p].addr == regs.rip)
 			break;
 	if (p == VMS_PROBE__COUNT)
-		return 0; /* not ours (a spurious stop): just go on */
+		return gdb_continue(t->g); /* not ours (a spurious stop): just go on */
+	t->st.hits++;
 	c.regs = &regs;
 	c.ev = vms_ring_reserve(t->ring);
 	if (!c.ev) {
@@ -204,12 +240,13 @@ static int handle_stop(struct vms_trace *t)
 		vms_ring_commit(t->ring);
 		t->st.events++;
 	}
-	return step_over(t, regs.rip);
+	return step_over(t, &t->probes[p]);
 }
 
 int vms_trace_run(struct vms_trace *t, int timeout_ms, unsigned int max_events)
 {
 	long long deadline = monotonic_ms() + timeout_ms;
+	uint64_t before = t->st.events;
 	unsigned int done = 0;
 
 	while (t->running && done < max_events) {
@@ -224,15 +261,14 @@ int vms_trace_run(struct vms_trace *t, int timeout_ms, unsigned int max_events)
 			return vm_error(t->vm, r, "the gdbstub connection broke: %s", strerror(-r));
 		}
 		t0 = now_s();
-		t->st.hits++;
 		done++;
-		if (handle_stop(t) || gdb_continue(t->g)) {
+		if (handle_stop(t)) {
 			t->running = 0;
 			return vm_error(t->vm, -EPIPE, "cannot resume the VM through the gdbstub");
 		}
 		t->st.stopped_s += now_s() - t0;
 	}
-	return (int)done;
+	return (int)(t->st.events - before);
 }
 
 void vms_trace_get_stats(const struct vms_trace *t, struct vms_trace_stats *ret)

@@ -125,10 +125,10 @@ static int trace_loop(struct vms_vm *vm, unsigned int probes, struct vms_ring *r
 	drain(ring, json);
 	fprintf(stderr,
 		"vmscope: %" PRIu64 " events from %" PRIu64 " breakpoint hits (%u probes set, %u "
-		"unavailable), %" PRIu64 " not queued, %" PRIu64 " partly decoded; VM stopped "
-		"%.3f s in all\n",
+		"unavailable), %" PRIu64 " not queued, %" PRIu64 " partly decoded, %" PRIu64
+		" single-stepped; VM stopped %.3f s in all\n",
 		st.events, st.hits, st.probes_set, st.probes_unavailable, st.dropped, st.errors,
-		st.stopped_s);
+		st.single_steps, st.stopped_s);
 	return status;
 }
 
