@@ -20,21 +20,10 @@ import time
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(ROOT, "guest"))
 import vmguest  # noqa: E402
+from bench_fswatch import timed_round  # noqa: E402
 
 SETS = {"exec,exit,fork": "exec,exit,fork",
         "all": "exec,fork,exit,module_load,module_unload,open,connect"}
-
-
-def timed_round(g, name="bench"):
-    done = "DONE %s" % name
-    before = g._read(g.truth_path).count(done)
-    t0 = time.monotonic()
-    g.send(name)
-    while g._read(g.truth_path).count(done) == before:
-        if time.monotonic() - t0 > 600:
-            raise SystemExit("the guest did not finish")
-        time.sleep(0.01)
-    return time.monotonic() - t0
 
 
 def traced_round(binary, g, events):
@@ -43,7 +32,7 @@ def traced_round(binary, g, events):
                           stdout=out, stderr=subprocess.PIPE, text=True)
     if "tracing" not in tr.stderr.readline():
         raise SystemExit("trace did not start")
-    took = timed_round(g)
+    took = timed_round(g, "bench")
     tr.send_signal(signal.SIGINT)
     summary = tr.communicate(timeout=120)[1].strip()
     out.close()
@@ -58,9 +47,9 @@ def main():
     times = {"none": [], "exec,exit,fork": [], "all": []}
     per_event, summaries = {}, {}
     with vmguest.Guest(workload="tracer", name="tracebench", control=True) as g:
-        timed_round(g)  # warm the page cache
+        timed_round(g, "bench")  # warm the page cache
         for _ in range(n):
-            times["none"].append(timed_round(g))
+            times["none"].append(timed_round(g, "bench"))
             for label, events in SETS.items():
                 took, count, stopped, summaries[label] = traced_round(binary, g, events)
                 times[label].append(took)

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "access/gdb.h"
+#include "core/sockio.h"
 #include "core/util.h"
 
 #define IO_TIMEOUT_MS 10000
@@ -46,23 +47,6 @@ static int hexval(char c)
 	return -1;
 }
 
-static int send_all(struct gdb_conn *g, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = send(g->fd, p, len, MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -EPIPE;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static int send_packet(struct gdb_conn *g, const char *data)
 {
 	char frame[GDB_PACKET_MAX + 8];
@@ -75,7 +59,7 @@ static int send_packet(struct gdb_conn *g, const char *data)
 		sum += (uint8_t)data[i];
 	snprintf(frame, sizeof(frame), "$%s#%02x", data, sum & 0xff);
 	g->round_trips++;
-	return send_all(g, frame, len + 4);
+	return sock_send_all(g->fd, frame, len + 4);
 }
 
 /* One byte of input; 1, 0 on timeout, <0 on error. */
@@ -128,7 +112,7 @@ static int read_packet(struct gdb_conn *g, int timeout_ms)
 		return r < 0 ? r : -EPROTO;
 	if (((hi << 4) | lo) != sum)
 		return -EPROTO;
-	if (!g->no_ack && send_all(g, "+", 1))
+	if (!g->no_ack && sock_send_all(g->fd, "+", 1))
 		return -EPIPE;
 	return 1;
 }
@@ -414,7 +398,7 @@ long gdb_stopped_thread(const struct gdb_conn *g)
 
 int gdb_interrupt(struct gdb_conn *g)
 {
-	return send_all(g, "\x03", 1);
+	return sock_send_all(g->fd, "\x03", 1);
 }
 
 uint64_t gdb_round_trips(const struct gdb_conn *g)

@@ -21,6 +21,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "core/sockio.h"
 #include "disk/nbd.h"
 
 #define NBD_REPLY_TYPE_ERROR	((1u << 15) + 1)
@@ -59,7 +60,7 @@ static int receive_payload(struct nbd_server *s, uint32_t len)
 {
 	if (!s->payload && !(s->payload = malloc(NBD_MAX_PAYLOAD)))
 		return -ENOMEM;
-	return nbd_recv_all(s->client_fd, s->payload, len) ? -EPIPE : 0;
+	return sock_recv_all(s->client_fd, s->payload, len) ? -EPIPE : 0;
 }
 
 /*
@@ -103,40 +104,6 @@ static int discard_payload(struct nbd_server *s, uint32_t len)
 	return len ? receive_payload(s, len) : 0;
 }
 
-int nbd_recv_all(int fd, void *buf, size_t len)
-{
-	uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = read(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -EPIPE;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-int nbd_send_all(int fd, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -EPIPE;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static int option_reply(int fd, uint32_t option, uint32_t type, const void *data, uint32_t len)
 {
 	uint8_t head[20];
@@ -150,9 +117,9 @@ static int option_reply(int fd, uint32_t option, uint32_t type, const void *data
 	memcpy(head + 12, &v, 4);
 	v = htobe32(len);
 	memcpy(head + 16, &v, 4);
-	if (nbd_send_all(fd, head, sizeof(head)))
+	if (sock_send_all(fd, head, sizeof(head)))
 		return -EPIPE;
-	return len ? nbd_send_all(fd, data, len) : 0;
+	return len ? sock_send_all(fd, data, len) : 0;
 }
 
 static int send_info(struct nbd_server *s, uint32_t option)
@@ -181,7 +148,7 @@ static int one_option(struct nbd_server *s)
 	uint64_t magic;
 	uint32_t option, len;
 
-	if (nbd_recv_all(s->client_fd, head, sizeof(head)))
+	if (sock_recv_all(s->client_fd, head, sizeof(head)))
 		return -EPIPE;
 	memcpy(&magic, head, 8);
 	memcpy(&option, head + 8, 4);
@@ -189,7 +156,7 @@ static int one_option(struct nbd_server *s)
 	option = be32toh(option);
 	len = be32toh(len);
 	if (be64toh(magic) != NBD_OPTS_MAGIC || len > sizeof(data) ||
-	    nbd_recv_all(s->client_fd, data, len))
+	    sock_recv_all(s->client_fd, data, len))
 		return -EPROTO;
 	switch (option) {
 	case NBD_OPT_GO:
@@ -204,7 +171,7 @@ static int one_option(struct nbd_server *s)
 
 		memcpy(reply, &size, 8);
 		memcpy(reply + 8, &flags, 2);
-		return nbd_send_all(s->client_fd, reply, sizeof(reply)) ? -EPIPE : 0;
+		return sock_send_all(s->client_fd, reply, sizeof(reply)) ? -EPIPE : 0;
 	}
 	case NBD_OPT_STRUCTURED:
 		s->structured = len == 0;
@@ -231,8 +198,8 @@ static int handshake(struct nbd_server *s)
 	memcpy(hello, &magic, 8);
 	memcpy(hello + 8, &opts, 8);
 	memcpy(hello + 16, &flags, 2);
-	if (nbd_send_all(s->client_fd, hello, sizeof(hello)) ||
-	    nbd_recv_all(s->client_fd, &client_flags, sizeof(client_flags)))
+	if (sock_send_all(s->client_fd, hello, sizeof(hello)) ||
+	    sock_recv_all(s->client_fd, &client_flags, sizeof(client_flags)))
 		return -EPIPE;
 	while ((ret = one_option(s)) > 0)
 		;
@@ -249,7 +216,7 @@ static int reply(struct nbd_server *s, uint64_t cookie, uint32_t error)
 		memcpy(buf, &magic, 4);
 		memcpy(buf + 4, &err, 4);
 		memcpy(buf + 8, &cookie, 8); /* the cookie goes back as it came */
-		return nbd_send_all(s->client_fd, buf, 16);
+		return sock_send_all(s->client_fd, buf, 16);
 	} else {
 		uint32_t magic = htobe32(NBD_STRUCT_REPLY_MAGIC), len = htobe32(6),
 			 err = htobe32(error);
@@ -263,7 +230,7 @@ static int reply(struct nbd_server *s, uint64_t cookie, uint32_t error)
 		memcpy(buf + 16, &len, 4);
 		memcpy(buf + 20, &err, 4);
 		memcpy(buf + 24, &msg_len, 2);
-		return nbd_send_all(s->client_fd, buf, 26);
+		return sock_send_all(s->client_fd, buf, 26);
 	}
 }
 
@@ -276,7 +243,7 @@ static int one_request(struct nbd_server *s)
 	uint64_t cookie_raw;
 	int wanted = 0;
 
-	if (nbd_recv_all(s->client_fd, head, sizeof(head)))
+	if (sock_recv_all(s->client_fd, head, sizeof(head)))
 		return -EPIPE;
 	memcpy(&magic, head, 4);
 	memcpy(&req.flags, head + 4, 2);

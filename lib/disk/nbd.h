@@ -70,9 +70,6 @@ int nbd_serve_fd(int fd, uint64_t size, nbd_request_fn fn, nbd_want_fn want, voi
 /* Close the socket, end the thread, remove the socket file. */
 void nbd_server_stop(struct nbd_server *server);
 
-/* Whole-buffer socket I/O shared by server and client: 0 or -EPIPE. */
-int nbd_recv_all(int fd, void *buf, size_t len);
-int nbd_send_all(int fd, const void *buf, size_t len);
 
 /* -- client (nbd_client.c): reading an export of QEMU's own NBD server -- */
 

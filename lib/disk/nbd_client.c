@@ -15,6 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "core/sockio.h"
 #include "disk/nbd.h"
 
 #define MAX_READ		(32u << 20)
@@ -41,20 +42,20 @@ static int go(struct nbd_client *c, const char *name)
 	be = htobe32(4 + name_len + 2);
 	memcpy(head + 12, &be, 4);
 	be = htobe32(name_len);
-	if (nbd_send_all(c->fd, head, 16) || nbd_send_all(c->fd, &be, 4) ||
-	    nbd_send_all(c->fd, name, name_len) || nbd_send_all(c->fd, &none, 2))
+	if (sock_send_all(c->fd, head, 16) || sock_send_all(c->fd, &be, 4) ||
+	    sock_send_all(c->fd, name, name_len) || sock_send_all(c->fd, &none, 2))
 		return -EPIPE;
 	for (int replies = 0; replies < 64; replies++) {
 		uint32_t type, len;
 		uint8_t rep[20];
 
-		if (nbd_recv_all(c->fd, rep, sizeof(rep)))
+		if (sock_recv_all(c->fd, rep, sizeof(rep)))
 			return -EPIPE;
 		memcpy(&type, rep + 12, 4);
 		memcpy(&len, rep + 16, 4);
 		type = be32toh(type);
 		len = be32toh(len);
-		if (len > sizeof(buf) || nbd_recv_all(c->fd, buf, len))
+		if (len > sizeof(buf) || sock_recv_all(c->fd, buf, len))
 			return -EPROTO;
 		if (type == NBD_REP_ACK)
 			return c->size ? 0 : -EPROTO;
@@ -74,13 +75,13 @@ static int handshake(struct nbd_client *c, const char *name)
 	uint64_t magic, opts;
 	uint32_t flags = htobe32(1 | 2); /* FIXED_NEWSTYLE, NO_ZEROES */
 
-	if (nbd_recv_all(c->fd, hello, sizeof(hello)))
+	if (sock_recv_all(c->fd, hello, sizeof(hello)))
 		return -EPIPE;
 	memcpy(&magic, hello, 8);
 	memcpy(&opts, hello + 8, 8);
 	if (be64toh(magic) != NBD_MAGIC || be64toh(opts) != NBD_OPTS_MAGIC)
 		return -EPROTO;
-	if (nbd_send_all(c->fd, &flags, 4))
+	if (sock_send_all(c->fd, &flags, 4))
 		return -EPIPE;
 	return go(c, name);
 }
@@ -137,7 +138,7 @@ int nbd_client_read(struct nbd_client *c, uint64_t offset, void *buf, size_t len
 		memcpy(req + 8, &cookie, 8);
 		memcpy(req + 16, &be_off, 8);
 		memcpy(req + 24, &be_len, 4);
-		if (nbd_send_all(c->fd, req, sizeof(req)) || nbd_recv_all(c->fd, rep, sizeof(rep)))
+		if (sock_send_all(c->fd, req, sizeof(req)) || sock_recv_all(c->fd, rep, sizeof(rep)))
 			return -EPIPE;
 		memcpy(&rmagic, rep, 4);
 		memcpy(&error, rep + 4, 4);
@@ -146,7 +147,7 @@ int nbd_client_read(struct nbd_client *c, uint64_t offset, void *buf, size_t len
 			return -EPROTO;
 		if (error)
 			return -(int)be32toh(error);
-		if (nbd_recv_all(c->fd, buf, part))
+		if (sock_recv_all(c->fd, buf, part))
 			return -EPIPE;
 		buf = (uint8_t *)buf + part;
 		offset += part;
