@@ -8,9 +8,12 @@
  * breakpoint, detaches (QEMU resumes the VM) and switches the gdbstub off.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,6 +44,8 @@ struct vms_trace {
 	struct gdb_conn *g;
 	char dir[64], socket[96], vm_name[VMS_NAME_MAX];
 	int server_on, running;
+	int guardian_fd; /* write end: a byte says "clean stop" */
+	pid_t guardian;
 	unsigned int wanted;
 	struct probe_state probes[VMS_PROBE__COUNT];
 	struct vms_trace_stats st;
@@ -138,6 +143,70 @@ static int attach(struct vms_trace *t)
 	return 0;
 }
 
+/*
+ * Breakpoints outlive their debugger in QEMU: were vmscope killed, the next
+ * hit would stop the VM for good. So a small child process waits on a pipe
+ * from the moment the breakpoints go in; if the pipe closes without the
+ * "clean stop" byte, vmscope died: the child connects to the gdbstub (still
+ * listening), removes every breakpoint and detaches, and the VM runs on.
+ */
+static void guard(struct vms_trace *t, int fd)
+{
+	struct gdb_conn *g;
+	ssize_t n;
+	char c;
+
+	/* Hold nothing of the parent's: its gdbstub and QMP connections must close with it. */
+	close_range(3, (unsigned int)fd - 1, 0);
+	close_range((unsigned int)fd + 1, ~0u, 0);
+	do
+		n = read(fd, &c, 1);
+	while (n < 0 && errno == EINTR);
+	if (n == 1 || gdb_connect(t->socket, &g))
+		_exit(0);
+	/* Forked before the breakpoints went in: remove every one that may have. */
+	for (int p = 0; p < VMS_PROBE__COUNT; p++)
+		if (t->probes[p].addr)
+			gdb_breakpoint(g, 0, t->probes[p].addr, 0);
+	gdb_detach(g);
+	unlink(t->socket);
+	rmdir(t->dir);
+	_exit(0);
+}
+
+static int start_guardian(struct vms_trace *t)
+{
+	int fds[2];
+
+	if (pipe2(fds, O_CLOEXEC))
+		return -errno;
+	fflush(NULL);
+	t->guardian = fork();
+	if (t->guardian < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return -errno;
+	}
+	if (!t->guardian) {
+		close(fds[1]);
+		guard(t, fds[0]);
+	}
+	close(fds[0]);
+	t->guardian_fd = fds[1];
+	return 0;
+}
+
+static void stop_guardian(struct vms_trace *t)
+{
+	if (t->guardian <= 0)
+		return;
+	if (write(t->guardian_fd, "x", 1) != 1)
+		kill(t->guardian, SIGKILL);
+	close(t->guardian_fd);
+	waitpid(t->guardian, NULL, 0);
+	t->guardian = 0;
+}
+
 int vms_trace_start(struct vms_vm *vm, unsigned int probes, struct vms_ring *ring,
 		    struct vms_trace **ret)
 {
@@ -165,6 +234,11 @@ int vms_trace_start(struct vms_vm *vm, unsigned int probes, struct vms_ring *rin
 		goto fail;
 	}
 	snprintf(t->socket, sizeof(t->socket), "%s/gdb.sock", t->dir);
+	err = start_guardian(t);
+	if (err) {
+		err = vm_error(vm, err, "cannot start the process that guards the breakpoints");
+		goto fail;
+	}
 	err = attach(t);
 	if (err)
 		goto fail;
@@ -305,6 +379,7 @@ int vms_trace_stop(struct vms_trace *t)
 		if (gdb_detach(t->g) && !err)
 			err = -EPIPE;
 	}
+	stop_guardian(t);
 	if (t->server_on && hmp(t, "gdbserver none") && !err)
 		err = -EIO;
 	if (err)

@@ -101,6 +101,18 @@ def check_breakpoints(t, kernel=None):
         t.ok(not [p for p in os.listdir("/tmp") if p.startswith("vmscope-gdb-%d-" % tr.pid)],
              "%s: the gdbstub socket is gone" % label)
         if kernel is None:
+            # Breakpoints outlive a killed debugger in QEMU: vmscope's guard removes them.
+            tr = start_trace(g)
+            tr.kill()
+            tr.wait()
+            try:
+                run_round(g, "bench", timeout=60)
+                finished = True
+            except vmguest.GuestError:
+                finished = False
+            t.ok(finished and g.qmp("query-status")["status"] == "running",
+                 "vmscope killed with SIGKILL while tracing: the guest keeps running its "
+                 "fork/exec loop (no breakpoint is left behind)")
             r = vmscope("trace", "qmp:" + g.qmp_path, "--events", "exec,bogus")
             t.one_line_error(r, "an unknown event name: one-line error", "bogus")
             r = vmscope("trace", "qmp:" + g.qmp_path, "--poll", "0")
