@@ -8,6 +8,8 @@
 truth_section version cat /proc/version
 CONTROL=/dev/ttyS2
 stty -F "$CONTROL" raw -echo 2>/dev/null
+# Open before saying READY: bytes that reach a closed tty are lost.
+exec 3<"$CONTROL"
 truth_ready
 
 op() {
@@ -78,7 +80,6 @@ burst() {
 	sync
 }
 
-exec 3<"$CONTROL"
 # Two files, one watched: for --path.
 small() {
 	mkdir /data/s && op mkdir /data/s

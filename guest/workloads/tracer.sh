@@ -11,6 +11,8 @@
 truth_section version cat /proc/version
 CONTROL=/dev/ttyS2
 stty -F "$CONTROL" raw -echo 2>/dev/null
+# Open before saying READY: bytes that reach a closed tty are lost.
+exec 3<"$CONTROL"
 echo "SHELL $$" >"$TRUTH"
 truth_ready
 
@@ -75,7 +77,6 @@ bench() {
 	procs 100
 }
 
-exec 3<"$CONTROL"
 while read -r cmd <&3; do
 	case "$cmd" in
 	round | lifetimes | bench) $cmd ;;
