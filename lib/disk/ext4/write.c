@@ -186,11 +186,16 @@ int ext4_engine_write(struct ext4_engine *e, uint64_t offset, uint64_t length,
 		free(z);
 		return err;
 	}
-	/* Journal blocks go to the journal parser; runs of other blocks are data. */
-	for (b = offset / bs; !err && b * bs < offset + length; b++) {
+	/*
+	 * Journal blocks go to the journal parser; runs of other blocks are
+	 * data. Only a write that touches the journal is looked at block by block.
+	 */
+	b = e->journaled && ext4_engine_wants_payload(e, offset, length) ? offset / bs
+									   : UINT64_MAX;
+	for (; !err && b != UINT64_MAX && b * bs < offset + length; b++) {
 		uint64_t at = b * bs;
 
-		if (!e->journaled || jbd2_position(&e->j, b) < 0)
+		if (jbd2_position(&e->j, b) < 0)
 			continue;
 		if (data_from < at)
 			err = data_write(e, data_from, at - data_from, p ? p + (data_from - offset) : NULL,
