@@ -23,7 +23,7 @@ import vmguest  # noqa: E402
 from bench_fswatch import timed_round  # noqa: E402
 
 SETS = {"exec,exit,fork": "exec,exit,fork",
-        "all": "exec,fork,exit,module_load,module_unload,open,connect"}
+        "all": "exec,fork,exit,module_load,module_unload,open,connect,accept"}
 
 
 def traced_round(binary, g, events):

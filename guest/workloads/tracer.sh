@@ -5,10 +5,14 @@
 #   SUBSHELL <code>    the shell forks a child that exits with code
 #   MODULE_UNLOAD <m>  / MODULE_LOAD <m>
 #   CONNECT <addr> <port>
+#   ACCEPT <pid> <port>  the listener (pid) accepted that connection
 #   OTHER <what>       any other child the shell forks (so forks can be counted)
 #   SPAWN <pid> <seconds>   a process that lives that long (polling tests)
-# and "DONE <round>".
+# and "DONE <round>". Rounds "listen" and "connect" are round's last two
+# steps on their own.
 truth_section version cat /proc/version
+# Loopback up, or a connect to 127.0.0.1 fails at once and nothing is accepted.
+ip link set lo up
 CONTROL=/dev/ttyS2
 stty -F "$CONTROL" raw -echo 2>/dev/null
 # Open before saying READY: bytes that reach a closed tty are lost.
@@ -42,11 +46,8 @@ listening() {
 	return 1
 }
 
-round() {
-	procs 20
-	# virtio_net: a module on every pinned kernel, with no device here to serve.
-	rmmod virtio_net && say OTHER rmmod && say MODULE_UNLOAD virtio_net
-	insmod /lib/modules/virtio_net.ko && say OTHER insmod && say MODULE_LOAD virtio_net
+# A TCP listener on port 7000 in the background ($listener), once listening.
+listen() {
 	nc -l -p 7000 </dev/null >/dev/null 2>&1 &
 	listener=$!
 	say OTHER nc -l
@@ -54,11 +55,38 @@ round() {
 		sleep 0.1
 		say OTHER sleep
 	done
+}
+
+# Connect to the listener; it exits by itself once it has accepted and read
+# the connection to its end (a zombie until waited for). Killed before, it
+# may never have accepted.
+connect() {
 	nc 127.0.0.1 7000 </dev/null >/dev/null 2>&1
 	say OTHER nc
 	say CONNECT 127.0.0.1 7000
-	kill $listener 2>/dev/null
-	wait $listener
+	n=0
+	while [ $n -lt 100 ]; do
+		read -r _ _ state _ <"/proc/$listener/stat" || break
+		[ "$state" = Z ] && break
+		sleep 0.1
+		say OTHER sleep
+		n=$((n + 1))
+	done
+	[ $n -lt 100 ] || kill "$listener"
+	if wait "$listener"; then
+		say ACCEPT "$listener" 7000
+	else
+		say LISTENER_FAILED
+	fi
+}
+
+round() {
+	procs 20
+	# virtio_net: a module on every pinned kernel, with no device here to serve.
+	rmmod virtio_net && say OTHER rmmod && say MODULE_UNLOAD virtio_net
+	insmod /lib/modules/virtio_net.ko && say OTHER insmod && say MODULE_LOAD virtio_net
+	listen
+	connect
 }
 
 # Processes of known lifetimes, five of each, one after another.
@@ -72,14 +100,18 @@ lifetimes() {
 	done
 }
 
-# For the slowdown benchmark: many short processes, timed by the host.
+# For the slowdown benchmark: many short processes, timed by the host and
+# by the guest's own clock (which stands still while the VM is stopped).
 bench() {
+	read -r start _ </proc/uptime
 	procs 100
+	read -r end _ </proc/uptime
+	say UPTIME "$start" "$end"
 }
 
 while read -r cmd <&3; do
 	case "$cmd" in
-	round | lifetimes | bench) $cmd ;;
+	round | lifetimes | bench | listen | connect) $cmd ;;
 	*) echo "=== ERROR unknown round $cmd ===" >"$TRUTH" ;;
 	esac
 	say DONE "$cmd"

@@ -34,6 +34,7 @@ enum vms_probe {
 	VMS_PROBE_MODULE_UNLOAD,
 	VMS_PROBE_OPEN,
 	VMS_PROBE_CONNECT,
+	VMS_PROBE_ACCEPT,
 	VMS_PROBE__COUNT,
 };
 
@@ -45,13 +46,14 @@ int vms_probe_by_name(const char *name);
 #define VMS_PROBES_DEFAULT                                                        \
 	((1u << VMS_PROBE_EXEC) | (1u << VMS_PROBE_FORK) | (1u << VMS_PROBE_EXIT) | \
 	 (1u << VMS_PROBE_MODULE_LOAD) | (1u << VMS_PROBE_MODULE_UNLOAD) |         \
-	 (1u << VMS_PROBE_CONNECT))
+	 (1u << VMS_PROBE_CONNECT) | (1u << VMS_PROBE_ACCEPT))
 
 struct vms_trace;
 
 struct vms_trace_stats {
 	uint64_t hits, events, dropped, errors;
 	uint64_t single_steps; /* hits stepped over the slow way (prologue not skippable) */
+	uint64_t returns_lost; /* return probes whose return could not be watched */
 	double stopped_s; /* wall time the VM spent stopped on our account */
 	unsigned int probes_set, probes_unavailable;
 };

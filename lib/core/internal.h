@@ -23,6 +23,7 @@ struct vms_vm {
 	char error[VMS_ERROR_MAX];
 	int timeout_ms;
 	struct qmp *qmp;     /* NULL unless the target is a live QEMU */
+	char qmp_path[108];  /* its socket (a helper process may need its own connection) */
 	struct mem_map mem;  /* guest-physical memory, every target has one */
 	struct elfcore core; /* vCPU state of a dump: target */
 	int has_core;

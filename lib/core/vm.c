@@ -50,6 +50,7 @@ static int attach_qmp(struct vms_vm *vm, const char *path)
 	err = qmp_connect(path, vm->timeout_ms, &vm->qmp, vm->error, sizeof(vm->error));
 	if (err)
 		return err;
+	snprintf(vm->qmp_path, sizeof(vm->qmp_path), "%s", path);
 	vm->resumes = qmp_resumes(vm->qmp);
 	vm->resumes_seen = *vm->resumes;
 	return ram_attach_qemu(vm);

@@ -25,6 +25,8 @@ struct probe_def {
 	const char *name;
 	const char *const *functions; /* candidates, the first the kernel has wins */
 	int (*decode)(struct probe_ctx *c);
+	/* Decode at the function's return (regs->rax is its result), not its entry. */
+	int at_return;
 };
 
 extern const struct probe_def probe_defs[VMS_PROBE__COUNT];

@@ -204,6 +204,27 @@ static int decode_connect(struct probe_ctx *c)
 	return 0;
 }
 
+/*
+ * inet_csk_accept() returns the accepted connection's struct sock: decoded
+ * at the return, in the accepting task (a NULL or error result is no event).
+ */
+static int decode_accept(struct probe_ctx *c)
+{
+	struct vms_process cur;
+	struct vms_socket s;
+	int err = add_current(c, &cur);
+
+	err = err ?: linux_sock_read(c->k, c->regs->rax, 0, &s);
+	if (err)
+		return err;
+	vms_event_add_str(c->ev, "family", strcmp(s.protocol, "tcp6") ? "inet" : "inet6");
+	vms_event_add_str(c->ev, "local_address", s.local_address);
+	vms_event_add_int(c->ev, "local_port", s.local_port);
+	vms_event_add_str(c->ev, "remote_address", s.remote_address);
+	vms_event_add_int(c->ev, "remote_port", s.remote_port);
+	return 0;
+}
+
 static const char *const exec_fns[] = { "__x64_sys_execve", NULL };
 static const char *const fork_fns[] = { "wake_up_new_task", NULL };
 static const char *const exit_fns[] = { "do_exit", NULL };
@@ -211,6 +232,7 @@ static const char *const load_fns[] = { "do_init_module", NULL };
 static const char *const unload_fns[] = { "free_module", NULL };
 static const char *const open_fns[] = { "do_sys_openat2", NULL };
 static const char *const connect_fns[] = { "__sys_connect", NULL };
+static const char *const accept_fns[] = { "inet_csk_accept", NULL };
 
 const struct probe_def probe_defs[VMS_PROBE__COUNT] = {
 	[VMS_PROBE_EXEC] = { "exec", exec_fns, decode_exec },
@@ -220,6 +242,7 @@ const struct probe_def probe_defs[VMS_PROBE__COUNT] = {
 	[VMS_PROBE_MODULE_UNLOAD] = { "module_unload", unload_fns, decode_module },
 	[VMS_PROBE_OPEN] = { "open", open_fns, decode_open },
 	[VMS_PROBE_CONNECT] = { "connect", connect_fns, decode_connect },
+	[VMS_PROBE_ACCEPT] = { "accept", accept_fns, decode_accept, 1 },
 };
 
 const char *vms_probe_name(enum vms_probe probe)

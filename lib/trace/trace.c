@@ -24,17 +24,35 @@
 #include "access/gdb.h"
 #include "access/qmp.h"
 #include "core/internal.h"
+#include "core/sockio.h"
 #include "core/util.h"
 #include "os/linux/linux.h"
 #include "trace/probe.h"
 
 #define STOP_WAIT_MS 5000
+#define RET_SITES    8	 /* distinct return addresses watched at once */
+#define PENDING_MAX  256 /* calls awaiting their return (tasks blocked in accept) */
+#define KERNEL_HALF  0xffff800000000000ull
+#define MAX_ERRNO    4095
 
 struct probe_state {
 	uint64_t addr;
 	unsigned int skip; /* bytes of a first instruction without effect, or 0 */
 	int set;
 	char why[128];
+};
+
+/* A breakpoint at an address functions return to, while calls are awaited there. */
+struct ret_site {
+	uint64_t addr;
+	unsigned int waiting;
+	int set;
+};
+
+/* A call whose return is awaited: the stack pointer once it has returned. */
+struct pending {
+	uint64_t rsp, site;
+	int probe;
 };
 
 struct vms_trace {
@@ -48,6 +66,9 @@ struct vms_trace {
 	pid_t guardian;
 	unsigned int wanted;
 	struct probe_state probes[VMS_PROBE__COUNT];
+	struct ret_site sites[RET_SITES];
+	struct pending pending[PENDING_MAX];
+	unsigned int n_pending;
 	struct vms_trace_stats st;
 };
 
@@ -59,15 +80,22 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int hmp(struct vms_trace *t, const char *command)
+/* An HMP command; its text answer must begin with expect (NULL: anything). */
+static int hmp(struct vms_trace *t, const char *command, const char *expect)
 {
 	char *out = NULL;
 	int err = qmp_hmp(t->vm->qmp, command, &out);
 
 	if (err)
 		return vm_error(t->vm, err, "%s", qmp_error(t->vm->qmp));
+	if (expect && strncmp(out, expect, strlen(expect))) {
+		out[strcspn(out, "\r\n")] = 0;
+		err = vm_error(t->vm, -EBUSY,
+			       "QEMU's gdbstub is taken (another debugger, or one that left it "
+			       "on; HMP \"gdbserver none\" frees it): QEMU said \"%s\"", out);
+	}
 	free(out);
-	return 0;
+	return err;
 }
 
 /*
@@ -115,7 +143,7 @@ static int attach(struct vms_trace *t)
 	int err;
 
 	snprintf(command, sizeof(command), "gdbserver unix:%s,server=on,wait=off", t->socket);
-	err = hmp(t, command);
+	err = hmp(t, command, "Waiting for gdb connection");
 	if (err)
 		return err;
 	t->server_on = 1;
@@ -146,32 +174,60 @@ static int attach(struct vms_trace *t)
 /*
  * Breakpoints outlive their debugger in QEMU: were vmscope killed, the next
  * hit would stop the VM for good. So a small child process waits on a pipe
- * from the moment the breakpoints go in; if the pipe closes without the
- * "clean stop" byte, vmscope died: the child connects to the gdbstub (still
- * listening), removes every breakpoint and detaches, and the VM runs on.
+ * from the moment the breakpoints go in, told of each return breakpoint set
+ * later (8-byte addresses; 0 says "clean stop"). If the pipe closes without
+ * that, vmscope died: the child connects to the gdbstub (still listening),
+ * removes every breakpoint it knows of and detaches, and the VM runs on;
+ * then it switches the gdbstub off (QEMU keeps one, and would refuse the
+ * next session's).
  */
+/* What vms_trace_stop() does last, over a QMP connection of our own. */
+static void switch_gdbstub_off(const char *qmp_path)
+{
+	char why[VMS_ERROR_MAX], *out = NULL;
+	struct qmp *q;
+
+	if (qmp_connect(qmp_path, STOP_WAIT_MS, &q, why, sizeof(why)))
+		return;
+	if (!qmp_hmp(q, "gdbserver none", &out))
+		free(out);
+	qmp_close(q);
+}
+
 static void guard(struct vms_trace *t, int fd)
 {
+	uint64_t extra[RET_SITES * 4], addr;
+	unsigned int n_extra = 0;
 	struct gdb_conn *g;
-	ssize_t n;
-	char c;
 
 	/* Hold nothing of the parent's: its gdbstub and QMP connections must close with it. */
 	close_range(3, (unsigned int)fd - 1, 0);
 	close_range((unsigned int)fd + 1, ~0u, 0);
-	do
-		n = read(fd, &c, 1);
-	while (n < 0 && errno == EINTR);
-	if (n == 1 || gdb_connect(t->socket, &g))
+	while (sock_recv_all(fd, &addr, sizeof(addr)) == 0) {
+		if (!addr)
+			_exit(0);
+		if (n_extra < ARRAY_SIZE(extra))
+			extra[n_extra++] = addr;
+	}
+	if (gdb_connect(t->socket, &g))
 		_exit(0);
 	/* Forked before the breakpoints went in: remove every one that may have. */
 	for (int p = 0; p < VMS_PROBE__COUNT; p++)
 		if (t->probes[p].addr)
 			gdb_breakpoint(g, 0, t->probes[p].addr, 0);
+	for (unsigned int i = 0; i < n_extra; i++)
+		gdb_breakpoint(g, 0, extra[i], 0);
 	gdb_detach(g);
+	switch_gdbstub_off(t->vm->qmp_path);
 	unlink(t->socket);
 	rmdir(t->dir);
 	_exit(0);
+}
+
+static void tell_guardian(struct vms_trace *t, uint64_t addr)
+{
+	if (t->guardian > 0 && write(t->guardian_fd, &addr, sizeof(addr)) != sizeof(addr))
+		t->st.errors++;
 }
 
 static int start_guardian(struct vms_trace *t)
@@ -198,9 +254,11 @@ static int start_guardian(struct vms_trace *t)
 
 static void stop_guardian(struct vms_trace *t)
 {
+	uint64_t clean = 0;
+
 	if (t->guardian <= 0)
 		return;
-	if (write(t->guardian_fd, "x", 1) != 1)
+	if (write(t->guardian_fd, &clean, sizeof(clean)) != sizeof(clean))
 		kill(t->guardian, SIGKILL);
 	close(t->guardian_fd);
 	waitpid(t->guardian, NULL, 0);
@@ -286,10 +344,117 @@ static int step_over(struct vms_trace *t, struct probe_state *s)
 	return err ?: gdb_continue(t->g);
 }
 
+/* Decode probe p at this stop and queue the event. */
+static void emit(struct vms_trace *t, int p, const struct gdb_regs *regs)
+{
+	struct probe_ctx c = { t->vm, t->k, regs, vms_ring_reserve(t->ring) };
+
+	if (!c.ev) {
+		t->st.dropped++;
+		return;
+	}
+	vms_event_init(c.ev, t->vm_name, VMS_SOURCE_TRACE, probe_defs[p].name);
+	if (probe_defs[p].decode(&c))
+		t->st.errors++; /* what was read is kept */
+	vms_ring_commit(t->ring);
+	t->st.events++;
+}
+
+static struct ret_site *site_for(struct vms_trace *t, uint64_t addr, int add)
+{
+	struct ret_site *free_site = NULL;
+
+	for (int i = 0; i < RET_SITES; i++) {
+		if (t->sites[i].addr == addr)
+			return &t->sites[i];
+		if (!free_site && !t->sites[i].set && !t->sites[i].waiting)
+			free_site = &t->sites[i];
+	}
+	if (!add || !free_site)
+		return NULL;
+	*free_site = (struct ret_site){ .addr = addr };
+	return free_site;
+}
+
+/*
+ * A return probe's entry: the return address is on top of the stack. A
+ * breakpoint goes there (one per distinct address, while calls are awaited),
+ * and the call is remembered by the stack pointer it will return with: a
+ * task blocked in accept() may return long after, and others may return to
+ * the same place in between.
+ */
+static void watch_return(struct vms_trace *t, int p, const struct gdb_regs *regs)
+{
+	struct ret_site *site;
+	uint64_t ret_addr;
+	unsigned int i;
+
+	if (kread_u64(t->k, regs->rsp, &ret_addr) || ret_addr < KERNEL_HALF ||
+	    !(site = site_for(t, ret_addr, 1)))
+		goto lost;
+	if (!site->set) {
+		if (gdb_breakpoint(t->g, 0, ret_addr, 1))
+			goto lost;
+		site->set = 1;
+		tell_guardian(t, ret_addr);
+	}
+	/* A call at this stack pointer that never came back to us is stale. */
+	for (i = 0; i < t->n_pending && t->pending[i].rsp != regs->rsp + 8; i++)
+		;
+	if (i == t->n_pending) {
+		if (t->n_pending == PENDING_MAX)
+			goto lost;
+		t->n_pending++;
+		site->waiting++;
+	} else if (t->pending[i].site != ret_addr) {
+		struct ret_site *old = site_for(t, t->pending[i].site, 0);
+
+		if (old)
+			old->waiting--;
+		site->waiting++;
+	}
+	t->pending[i] = (struct pending){ regs->rsp + 8, ret_addr, p };
+	return;
+lost:
+	t->st.returns_lost++;
+}
+
+/* A stop at a return breakpoint: the awaited call's event, then on past it. */
+static int handle_return(struct vms_trace *t, struct ret_site *site, const struct gdb_regs *regs)
+{
+	int err;
+
+	t->st.hits++;
+	for (unsigned int i = 0; i < t->n_pending; i++) {
+		struct pending call = t->pending[i];
+
+		if (call.site != site->addr || call.rsp != regs->rsp)
+			continue;
+		t->pending[i] = t->pending[--t->n_pending];
+		site->waiting--;
+		/* NULL or an error pointer: the call failed (accept() interrupted, say). */
+		if (regs->rax && regs->rax < (uint64_t)-MAX_ERRNO)
+			emit(t, call.probe, regs);
+		break;
+	}
+	/* The instruction returned to has effects: no skipping it. */
+	err = gdb_breakpoint(t->g, 0, site->addr, 0);
+	if (err)
+		return err;
+	site->set = 0;
+	if (!site->waiting)
+		return gdb_continue(t->g);
+	t->st.single_steps++;
+	err = gdb_step(t->g, STOP_WAIT_MS);
+	err = err ?: gdb_breakpoint(t->g, 0, site->addr, 1);
+	if (!err)
+		site->set = 1;
+	return err ?: gdb_continue(t->g);
+}
+
 /* One stop: which probe, decode, queue the event; then past the breakpoint. */
 static int handle_stop(struct vms_trace *t)
 {
-	struct probe_ctx c = { t->vm, t->k, NULL, NULL };
 	struct gdb_regs regs;
 	int p;
 
@@ -300,20 +465,17 @@ static int handle_stop(struct vms_trace *t)
 	for (p = 0; p < VMS_PROBE__COUNT; p++)
 		if (t->probes[p].set && t->probes[p].addr == regs.rip)
 			break;
-	if (p == VMS_PROBE__COUNT)
+	if (p == VMS_PROBE__COUNT) {
+		for (int i = 0; i < RET_SITES; i++)
+			if (t->sites[i].set && t->sites[i].addr == regs.rip)
+				return handle_return(t, &t->sites[i], &regs);
 		return gdb_continue(t->g); /* not ours (a spurious stop): just go on */
-	t->st.hits++;
-	c.regs = &regs;
-	c.ev = vms_ring_reserve(t->ring);
-	if (!c.ev) {
-		t->st.dropped++;
-	} else {
-		vms_event_init(c.ev, t->vm_name, VMS_SOURCE_TRACE, probe_defs[p].name);
-		if (probe_defs[p].decode(&c))
-			t->st.errors++; /* what was read is kept */
-		vms_ring_commit(t->ring);
-		t->st.events++;
 	}
+	t->st.hits++;
+	if (probe_defs[p].at_return)
+		watch_return(t, p, &regs);
+	else
+		emit(t, p, &regs);
 	return step_over(t, &t->probes[p]);
 }
 
@@ -375,12 +537,15 @@ int vms_trace_stop(struct vms_trace *t)
 		for (int p = 0; p < VMS_PROBE__COUNT; p++)
 			if (t->probes[p].set && gdb_breakpoint(t->g, 0, t->probes[p].addr, 0) && !err)
 				err = -EIO;
+		for (int i = 0; i < RET_SITES; i++)
+			if (t->sites[i].set && gdb_breakpoint(t->g, 0, t->sites[i].addr, 0) && !err)
+				err = -EIO;
 		/* Detaching resumes the VM, also after the errors above. */
 		if (gdb_detach(t->g) && !err)
 			err = -EPIPE;
 	}
 	stop_guardian(t);
-	if (t->server_on && hmp(t, "gdbserver none") && !err)
+	if (t->server_on && hmp(t, "gdbserver none", NULL) && !err)
 		err = -EIO;
 	if (err)
 		vm_error(t->vm, err, "detaching from the gdbstub: %s", strerror(-err));

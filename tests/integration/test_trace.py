@@ -51,16 +51,31 @@ def stop_trace(tr):
         return [json.loads(l) for l in f], err, tr.returncode
 
 
+def kill_trace(tr, timeout=30):
+    """SIGKILL vmscope, then wait for its guard process to clean up after it
+    (its last act removes the gdbstub socket's directory): True when it did."""
+    tr.kill()
+    tr.wait()
+    prefix = "vmscope-gdb-%d-" % tr.pid
+    deadline = time.monotonic() + timeout
+    while [p for p in os.listdir("/tmp") if p.startswith(prefix)]:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def check_breakpoints(t, kernel=None):
     label = kernel or "6.1"
     with vmguest.Guest(workload="tracer", name="tracer", kernel=kernel, control=True) as g:
         shell = int(re.search(r"^SHELL (\d+)$", g._read(g.truth_path), re.M).group(1))
-        tr = start_trace(g, "--events", "exec,fork,exit,module_load,module_unload,connect")
+        tr = start_trace(g, "--events", "exec,fork,exit,module_load,module_unload,connect,accept")
         lines = run_round(g, "round")
         events, err, rc = stop_trace(tr)
         t.eq(rc, 0, "%s: trace exits 0 after SIGINT" % label)
-        t.ok(re.search(r"\d+ events from \d+ breakpoint hits \(6 probes set, 0 unavailable\), "
-                       r"0 not queued, 0 partly decoded", err), "%s: summary: every probe "
+        t.ok(re.search(r"\d+ events from \d+ breakpoint hits \(7 probes set, 0 unavailable\), "
+                       r"0 not queued, 0 partly decoded, \d+ single-stepped, 0 returns not "
+                       r"watched", err), "%s: summary: every probe "
              "set, nothing dropped or half-decoded" % label, err)
 
         execs = [l.split()[1] for l in lines if l.startswith("EXEC ")]
@@ -96,6 +111,17 @@ def check_breakpoints(t, kernel=None):
         t.ok(len(conns) == 1 and conns[0].get("daddr") == "127.0.0.1" and
              conns[0].get("dport") == 7000 and conns[0]["comm"] == "nc",
              "%s: connect: the one TCP connect, to 127.0.0.1:7000, by nc" % label, conns)
+        listener = [int(l.split()[1]) for l in lines if l.startswith("ACCEPT ")]
+        accepts = [e for e in events if e["type"] == "accept"]
+        # nc listens dual-stack: an IPv4 peer shows as an IPv4-mapped IPv6 address.
+        loopback = ("127.0.0.1", "::ffff:127.0.0.1")
+        t.ok(len(accepts) == 1 and [accepts[0]["pid"]] == listener and
+             accepts[0].get("local_address") in loopback and
+             accepts[0].get("local_port") == 7000 and
+             accepts[0].get("remote_address") in loopback and
+             0 < accepts[0].get("remote_port", 0) != 7000 and accepts[0]["comm"] == "nc",
+             "%s: accept: the listener's one accepted connection, 127.0.0.1:7000 from "
+             "127.0.0.1, decoded at inet_csk_accept's return" % label, accepts)
         t.eq(g.qmp("query-status")["status"], "running",
              "%s: after detach the VM runs" % label)
         t.ok(not [p for p in os.listdir("/tmp") if p.startswith("vmscope-gdb-%d-" % tr.pid)],
@@ -103,16 +129,41 @@ def check_breakpoints(t, kernel=None):
         if kernel is None:
             # Breakpoints outlive a killed debugger in QEMU: vmscope's guard removes them.
             tr = start_trace(g)
-            tr.kill()
-            tr.wait()
+            cleaned = kill_trace(tr)
             try:
                 run_round(g, "bench", timeout=60)
                 finished = True
             except vmguest.GuestError:
                 finished = False
-            t.ok(finished and g.qmp("query-status")["status"] == "running",
+            t.ok(cleaned and finished and g.qmp("query-status")["status"] == "running",
                  "vmscope killed with SIGKILL while tracing: the guest keeps running its "
                  "fork/exec loop (no breakpoint is left behind)")
+            # A return breakpoint, set while a listener blocks in accept, goes too.
+            tr = start_trace(g, "--events", "accept")
+            run_round(g, "listen")
+            cleaned = kill_trace(tr)
+            try:
+                lines = run_round(g, "connect", timeout=60)
+                finished = any(l.startswith("ACCEPT ") for l in lines)
+            except vmguest.GuestError:
+                finished = False
+            t.ok(cleaned and finished and g.qmp("query-status")["status"] == "running",
+                 "vmscope killed while a listener waits in accept: the accept returns past "
+                 "the return breakpoint's address and the guest runs on")
+            tr = start_trace(g, "--events", "exec")
+            lines = run_round(g, "bench")
+            events, err, rc = stop_trace(tr)
+            t.ok(rc == 0 and len([e for e in events if e["type"] == "exec"]) ==
+                 len([l for l in lines if l.startswith("EXEC ")]),
+                 "after a killed vmscope's guard has cleaned up, a new session traces again",
+                 err)
+            # Someone else's gdbstub session: refused in one line, and left alone.
+            other = os.path.join(g.rundir, "other-gdb.sock")
+            g.hmp("gdbserver unix:%s,server=on,wait=off" % other)
+            r = vmscope("trace", "qmp:" + g.qmp_path, "--duration", "1")
+            t.one_line_error(r, "the gdbstub already taken: one-line error", "gdbstub is taken")
+            t.ok(os.path.exists(other), "... and the other session's gdbstub is left on")
+            g.hmp("gdbserver none")
             r = vmscope("trace", "qmp:" + g.qmp_path, "--events", "exec,bogus")
             t.one_line_error(r, "an unknown event name: one-line error", "bogus")
             r = vmscope("trace", "qmp:" + g.qmp_path, "--poll", "0")

@@ -85,7 +85,7 @@ static int parse_events(const char *list, unsigned int *ret)
 
 		if (p < 0) {
 			int status = cli_fail("unknown event \"%s\" (exec, fork, exit, module_load, "
-					      "module_unload, open, connect)", name);
+					      "module_unload, open, connect, accept)", name);
 
 			free(copy);
 			return status;
@@ -126,9 +126,9 @@ static int trace_loop(struct vms_vm *vm, unsigned int probes, struct vms_ring *r
 	fprintf(stderr,
 		"vmscope: %" PRIu64 " events from %" PRIu64 " breakpoint hits (%u probes set, %u "
 		"unavailable), %" PRIu64 " not queued, %" PRIu64 " partly decoded, %" PRIu64
-		" single-stepped; VM stopped %.3f s in all\n",
+		" single-stepped, %" PRIu64 " returns not watched; VM stopped %.3f s in all\n",
 		st.events, st.hits, st.probes_set, st.probes_unavailable, st.dropped, st.errors,
-		st.single_steps, st.stopped_s);
+		st.single_steps, st.returns_lost, st.stopped_s);
 	return status;
 }
 
@@ -213,7 +213,7 @@ static int run_trace(int argc, char **argv)
 
 const struct cli_command cmd_trace = {
 	.name = "trace",
-	.usage = "TARGET [--events exec,fork,exit,module_load,module_unload,open,connect] "
+	.usage = "TARGET [--events exec,fork,exit,module_load,module_unload,open,connect,accept] "
 		 "[--poll HZ] [--duration S] [--json]",
 	.summary = "process, module, file and network events inside the guest, live",
 	.run = run_trace,

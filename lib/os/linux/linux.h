@@ -153,8 +153,11 @@ uint64_t kfield_get(const struct kfield *f, const void *obj);
 /* One task or module at a kernel address, as the views decode them (tracing). */
 struct vms_process;
 struct vms_module;
+struct vms_socket;
 int linux_task_read(struct linux_kernel *k, uint64_t addr, struct vms_process *ret);
 int linux_module_read(struct linux_kernel *k, uint64_t addr, struct vms_module *ret);
+/* The struct sock at sk (TCP unless udp): addresses, ports, state, inode. */
+int linux_sock_read(struct linux_kernel *k, uint64_t sk, int udp, struct vms_socket *ret);
 /* The task running on the CPU whose per-CPU area starts at gs_base (kernel mode). */
 int linux_current_task(struct linux_kernel *k, uint64_t gs_base, uint64_t *ret);
 

@@ -108,29 +108,21 @@ static void format_address(int family, const uint8_t *v4, const uint8_t *v6, cha
 		inet_ntop(AF_INET, v4, out, (socklen_t)len);
 }
 
-/* Read the sock_common at sk; 0 if added, 1 if not a socket we list. */
-static int add_socket(struct socket_walk *w, uint64_t sk, int udp)
+/* The sock_common at sk into *s; 1 if not an IPv4 or IPv6 socket. */
+static int read_sock(struct linux_kernel *k, const struct socket_layout *l, uint64_t sk, int udp,
+		     struct vms_socket *s)
 {
-	const struct socket_layout *l = w->l;
 	uint8_t common[256];
 	uint32_t span = l->v6_rcv_saddr.offset + 16;
-	struct vms_socket *s;
 	uint64_t family, state, sock = 0;
 	uint16_t dport;
 
-	if (span > sizeof(common) || kread(w->k, sk, common, span))
+	if (span > sizeof(common) || kread(k, sk, common, span))
 		return -EFAULT;
 	family = kfield_get(&l->family, common);
 	state = kfield_get(&l->state, common);
 	if (family != AF_INET_GUEST && family != AF_INET6_GUEST)
 		return 1;
-	if (w->n == MAX_SOCKETS)
-		return -E2BIG;
-	s = array_grow(w->socks, &w->cap, w->n, sizeof(*s));
-	if (!s)
-		return -ENOMEM;
-	w->socks = s;
-	s = &w->socks[w->n++];
 	memset(s, 0, sizeof(*s));
 	s->pid = -1;
 	s->fd = -1;
@@ -147,8 +139,37 @@ static int add_socket(struct socket_walk *w, uint64_t sk, int udp)
 		 state < ARRAY_SIZE(tcp_states) ? tcp_states[state] : "UNKNOWN");
 	s->sock = sk;
 	/* Time-wait and request sockets are only a sock_common: no struct sock beyond. */
-	if (state != 6 && state != 12 && !kread_u64(w->k, sk + l->sk_socket.offset, &sock) && sock)
-		kread_u64(w->k, sock + l->vfs_inode.offset + l->i_ino.offset, &s->inode);
+	if (state != 6 && state != 12 && !kread_u64(k, sk + l->sk_socket.offset, &sock) && sock)
+		kread_u64(k, sock + l->vfs_inode.offset + l->i_ino.offset, &s->inode);
+	return 0;
+}
+
+int linux_sock_read(struct linux_kernel *k, uint64_t sk, int udp, struct vms_socket *ret)
+{
+	const struct socket_layout *l = layout(k);
+	int r;
+
+	if (!l)
+		return -ENOENT;
+	r = read_sock(k, l, sk, udp, ret);
+	return r > 0 ? -EAFNOSUPPORT : r;
+}
+
+/* Read the sock_common at sk; 0 if added, 1 if not a socket we list. */
+static int add_socket(struct socket_walk *w, uint64_t sk, int udp)
+{
+	struct vms_socket *s, one;
+	int r = read_sock(w->k, w->l, sk, udp, &one);
+
+	if (r)
+		return r;
+	if (w->n == MAX_SOCKETS)
+		return -E2BIG;
+	s = array_grow(w->socks, &w->cap, w->n, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	w->socks = s;
+	w->socks[w->n++] = one;
 	return 0;
 }
 
