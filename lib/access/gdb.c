@@ -9,6 +9,7 @@
  * noted and skipped.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -355,6 +356,15 @@ int gdb_continue(struct gdb_conn *g)
 {
 	g->pending_stop = 0;
 	return send_packet(g, "c");
+}
+
+int gdb_continue_at(struct gdb_conn *g, uint64_t addr)
+{
+	char cmd[24];
+
+	g->pending_stop = 0;
+	snprintf(cmd, sizeof(cmd), "c%" PRIx64, addr);
+	return send_packet(g, cmd);
 }
 
 int gdb_wait_stop(struct gdb_conn *g, int timeout_ms, int *ret_signal)

@@ -44,6 +44,8 @@ int gdb_read_mem(struct gdb_conn *g, uint64_t addr, void *buf, size_t len);
 int gdb_step(struct gdb_conn *g, int timeout_ms);
 /* Resume; the next stop is collected with gdb_wait_stop(). */
 int gdb_continue(struct gdb_conn *g);
+/* Resume at addr (the 'c ADDR' form: one packet instead of a 'P' and a 'c'). */
+int gdb_continue_at(struct gdb_conn *g, uint64_t addr);
 /*
  * Wait up to timeout_ms for the VM to stop: 1 when it did (*ret_signal
  * set), 0 on timeout, <0 on error.

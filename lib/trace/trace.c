@@ -335,8 +335,8 @@ static int step_over(struct vms_trace *t, struct probe_state *s)
 {
 	int err;
 
-	if (s->skip && !gdb_write_reg(t->g, GDB_REG_RIP, s->addr + s->skip))
-		return gdb_continue(t->g);
+	if (s->skip)
+		return gdb_continue_at(t->g, s->addr + s->skip);
 	t->st.single_steps++;
 	err = gdb_breakpoint(t->g, 0, s->addr, 0);
 	err = err ?: gdb_step(t->g, STOP_WAIT_MS);

@@ -34,8 +34,8 @@ class Tap:
                 print("# " + line, flush=True)
         return cond
 
-    def eq(self, got, want, name):
-        return self.ok(got == want, name, "got:  %r\nwant: %r" % (got, want))
+    def eq(self, got, want, name, diag=""):
+        return self.ok(got == want, name, "got:  %r\nwant: %r\n%s" % (got, want, diag))
 
     def one_line_error(self, r, name, cause):
         """vmscope failed with exit 1 and one line on stderr that names the cause."""

@@ -170,6 +170,42 @@ def check_breakpoints(t, kernel=None):
             t.one_line_error(r, "a bad poll rate: one-line error", "--poll")
 
 
+def check_gdb_client(t):
+    """The gdbstub client itself, step by step (tests/integration/gdb_client.c)."""
+    client = os.environ.get("GDB_CLIENT_BIN", os.path.join(os.path.dirname(VMSCOPE), "..", "..",
+                                                           "tests", "integration", "gdb_client"))
+    with vmguest.Guest(workload="tracer", name="gdbclient", control=True) as g:
+        proc = subprocess.Popen([client, g.qmp_path], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        facts = {}
+        for line in proc.stdout:
+            words = line.split()
+            facts[words[0]] = words[1:]
+            if words[0] == "armed":
+                g.send("bench")  # execs, to hit the breakpoints
+        err = proc.stderr.read()
+        proc.wait(timeout=120)
+        t.eq(proc.returncode, 0, "gdb client: attached, gdbstub on", err)
+        t.eq(facts.get("regs"), ["rip_kernel", "1", "cr3_set", "1"],
+             "gdb client: registers of the stopped vCPU (rip in the kernel, CR3 set)")
+        t.eq(facts.get("memory"), ["equal", "1", "banner", "1"],
+             "gdb client: memory read through the gdbstub equals vmscope's direct read "
+             "(linux_banner)")
+        t.eq(facts.get("hw_hit"), ["1", "signal", "5"], "gdb client: a hardware breakpoint "
+             "stops the VM at __x64_sys_execve (SIGTRAP)", facts)
+        t.eq(facts.get("step"), ["moved", "1"], "gdb client: one single step moves rip "
+             "past the first instruction", facts)
+        t.eq(facts.get("sw_hit"), ["1", "signal", "5"], "gdb client: a software breakpoint "
+             "stops there too", facts)
+        t.ok(facts.get("hw_set") == facts.get("hw_removed") == facts.get("sw_set") ==
+             facts.get("sw_removed") == ["1"], "gdb client: breakpoints set and removed", facts)
+        t.eq(facts.get("interrupt"), ["1"], "gdb client: a running VM stops on interrupt")
+        t.eq(facts.get("detached"), ["1"], "gdb client: clean detach")
+        g.wait_for("DONE bench", 120)
+        t.eq(g.qmp("query-status")["status"], "running",
+             "gdb client: after detach the VM runs and finishes its round")
+
+
 def check_polling(t):
     """Recall as a function of lifetime, at 10 polls a second."""
     with vmguest.Guest(workload="tracer", name="poller", control=True) as g:
@@ -206,6 +242,7 @@ def main():
     t.run("trace with breakpoints, other kernel", check_breakpoints,
           vmguest.pinned_kernel("VMSCOPE_KERNEL_ALT"))
     t.run("trace by polling", check_polling)
+    t.run("gdbstub client", check_gdb_client)
     return t.done()
 
 

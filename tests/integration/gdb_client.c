@@ -1,0 +1,102 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The gdbstub client against a live QEMU, step by step, for test_trace.py:
+ *   gdb_client QMP_SOCKET
+ * switches the gdbstub on, then reads registers and memory (compared with
+ * what vmscope reads from guest RAM directly), stops on a hardware and then
+ * a software breakpoint at __x64_sys_execve (the test makes the guest exec
+ * once "armed" is printed), single-steps, interrupts a running VM, removes
+ * every breakpoint and detaches. Each fact is printed as "name value"; the
+ * Python side judges them. Exit status 0 unless the set-up failed.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <vmscope/vm.h>
+
+#include "access/gdb.h"
+#include "access/qmp.h"
+#include "core/internal.h"
+#include "os/linux/linux.h"
+
+#define HIT_WAIT_MS 60000
+#define HW 1
+#define SW 0
+
+/* Continue, wait for a stop at addr; print whether it came there. */
+static int stop_at(struct gdb_conn *g, const char *name, uint64_t addr)
+{
+	struct gdb_regs r;
+	int sig = 0, got = gdb_continue(g) ?: gdb_wait_stop(g, HIT_WAIT_MS, &sig);
+
+	if (got != 1 || gdb_read_regs(g, &r))
+		return printf("%s none\n", name), -1;
+	printf("%s %d signal %d\n", name, r.rip == addr, sig);
+	return 0;
+}
+
+static void check(struct gdb_conn *g, struct linux_kernel *k)
+{
+	uint64_t execve = kallsyms_lookup(&k->ksyms, "__x64_sys_execve");
+	uint64_t banner = kallsyms_lookup(&k->ksyms, "linux_banner");
+	uint8_t direct[64], via_gdb[64];
+	struct gdb_regs r;
+	int sig;
+
+	if (!gdb_read_regs(g, &r))
+		printf("regs rip_kernel %d cr3_set %d\n", r.rip >= 0xffff800000000000ull, r.cr3 != 0);
+	if (!kread(k, banner, direct, sizeof(direct)) &&
+	    !gdb_read_mem(g, banner, via_gdb, sizeof(via_gdb)))
+		printf("memory equal %d banner %d\n", !memcmp(direct, via_gdb, sizeof(direct)),
+		       !memcmp(via_gdb, "Linux version", 13));
+	printf("hw_set %d\n", !gdb_breakpoint(g, HW, execve, 1));
+	printf("armed\n");
+	fflush(stdout);
+	if (stop_at(g, "hw_hit", execve))
+		return;
+	if (!gdb_step(g, HIT_WAIT_MS) && !gdb_read_regs(g, &r))
+		printf("step moved %d\n", r.rip != execve && r.rip - execve < 16);
+	printf("hw_removed %d\n", !gdb_breakpoint(g, HW, execve, 0));
+	printf("sw_set %d\n", !gdb_breakpoint(g, SW, execve, 1));
+	if (stop_at(g, "sw_hit", execve))
+		return;
+	printf("sw_removed %d\n", !gdb_breakpoint(g, SW, execve, 0));
+	/* The guest keeps exec'ing: a running VM is stopped on request. */
+	gdb_continue(g);
+	usleep(200 * 1000);
+	printf("interrupt %d\n", !gdb_interrupt(g) && gdb_wait_stop(g, HIT_WAIT_MS, &sig) == 1);
+}
+
+int main(int argc, char **argv)
+{
+	char command[160], dir[] = "/tmp/vmscope-gdbclient-XXXXXX", path[96], *out = NULL;
+	struct linux_kernel *k;
+	struct gdb_conn *g;
+	struct vms_vm *vm;
+
+	if (argc != 2 || !mkdtemp(dir))
+		return 2;
+	snprintf(path, sizeof(path), "%s/gdb.sock", dir);
+	snprintf(command, sizeof(command), "qmp:%s", argv[1]);
+	if (vms_vm_new(&vm) || vms_vm_attach(vm, command, NULL) || linux_kernel_get(vm, &k)) {
+		fprintf(stderr, "gdb_client: cannot attach: %s\n", vm ? vm->error : "");
+		return 1;
+	}
+	snprintf(command, sizeof(command), "gdbserver unix:%s,server=on,wait=off", path);
+	if (qmp_hmp(vm->qmp, command, &out) || gdb_connect(path, &g)) {
+		fprintf(stderr, "gdb_client: no gdbstub at %s\n", path);
+		return 1;
+	}
+	free(out);
+	check(g, k);
+	printf("detached %d\n", !gdb_detach(g));
+	if (!qmp_hmp(vm->qmp, "gdbserver none", &out))
+		free(out);
+	unlink(path);
+	rmdir(dir);
+	vms_vm_free(vm);
+	return 0;
+}
