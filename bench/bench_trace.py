@@ -30,8 +30,11 @@ def traced_round(binary, g, events):
     out = open(os.path.join(g.rundir, "bench-trace.jsonl"), "w")
     tr = subprocess.Popen([binary, "trace", "qmp:" + g.qmp_path, "--json", "--events", events],
                           stdout=out, stderr=subprocess.PIPE, text=True)
-    if "tracing" not in tr.stderr.readline():
-        raise SystemExit("trace did not start")
+    line = tr.stderr.readline()
+    while line.startswith("vmscope: ") and "tracing" not in line:
+        line = tr.stderr.readline()
+    if "tracing" not in line:
+        raise SystemExit("trace did not start: " + line)
     took = timed_round(g, "bench")
     tr.send_signal(signal.SIGINT)
     summary = tr.communicate(timeout=120)[1].strip()

@@ -1,6 +1,6 @@
 # Process, module and network activity for tracing tests, run on command
 # from the control port (ttyS2). Every action is logged on the ground-truth
-# port: "SHELL <pid>" once, then per round
+# port: "TRUE_EXE <path>" and "SHELL <pid>" once, then per round
 #   EXEC <path>        the shell forks and the child execs path (then exits 0)
 #   SUBSHELL <code>    the shell forks a child that exits with code
 #   MODULE_UNLOAD <m>  / MODULE_LOAD <m>
@@ -17,6 +17,8 @@ CONTROL=/dev/ttyS2
 stty -F "$CONTROL" raw -echo 2>/dev/null
 # Open before saying READY: bytes that reach a closed tty are lost.
 exec 3<"$CONTROL"
+# What an exec of /bin/true really runs (a busybox link, resolved).
+echo "TRUE_EXE $(readlink -f /bin/true)" >"$TRUTH"
 echo "SHELL $$" >"$TRUTH"
 truth_ready
 

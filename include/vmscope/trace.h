@@ -59,12 +59,25 @@ struct vms_trace_stats {
 };
 
 /*
- * Attach: gdbstub on, one breakpoint per wanted probe (a bit per enum
- * vms_probe). A probe whose function the kernel lacks is left out and
- * reported by vms_trace_probe_status(); the others work.
+ * exec, fork and exit stop, by default, in the kernel's process-events
+ * connector (cn_proc): one access watchpoint on its listener counter, which
+ * each of its hooks reads first. Stopping there is much cheaper than at a
+ * breakpoint (under TCG, QEMU before 10.2 discards all translated code at
+ * every breakpoint stop). There exec is seen once it succeeded, its filename
+ * the executable as resolved. VMS_TRACE_BREAKPOINTS stops at the functions
+ * instead (exec: at the call, failed ones too, the filename as passed).
  */
-int vms_trace_start(struct vms_vm *vm, unsigned int probes, struct vms_ring *ring,
-		    struct vms_trace **ret);
+#define VMS_TRACE_BREAKPOINTS 1u
+
+/*
+ * Attach: gdbstub on; the watchpoint and one breakpoint per other wanted
+ * probe (a bit per enum vms_probe). A probe whose function the kernel lacks
+ * is left out and reported by vms_trace_probe_status(); the others work.
+ */
+int vms_trace_start(struct vms_vm *vm, unsigned int probes, unsigned int flags,
+		    struct vms_ring *ring, struct vms_trace **ret);
+/* How a probe works: "connector", "breakpoint", or NULL when it is not set. */
+const char *vms_trace_probe_method(const struct vms_trace *t, enum vms_probe probe);
 /* Why a wanted probe is not set (NULL when it is set or was not wanted). */
 const char *vms_trace_probe_status(const struct vms_trace *t, enum vms_probe probe);
 /*

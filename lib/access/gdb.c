@@ -254,12 +254,17 @@ int gdb_detach(struct gdb_conn *g)
 	return err;
 }
 
-int gdb_breakpoint(struct gdb_conn *g, int type, uint64_t addr, int set)
+int gdb_watchpoint(struct gdb_conn *g, int type, uint64_t addr, unsigned int len, int set)
 {
 	char cmd[64];
 
-	snprintf(cmd, sizeof(cmd), "%c%d,%llx,1", set ? 'Z' : 'z', type, (unsigned long long)addr);
+	snprintf(cmd, sizeof(cmd), "%c%d,%" PRIx64 ",%x", set ? 'Z' : 'z', type, addr, len);
 	return expect_ok(g, cmd);
+}
+
+int gdb_breakpoint(struct gdb_conn *g, int type, uint64_t addr, int set)
+{
+	return gdb_watchpoint(g, type, addr, 1, set);
 }
 
 static uint64_t le_hex(const char *p, size_t bytes)

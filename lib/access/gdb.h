@@ -33,6 +33,15 @@ int gdb_detach(struct gdb_conn *g);
 
 /* type 0: software breakpoint, 1: hardware; set or remove. */
 int gdb_breakpoint(struct gdb_conn *g, int type, uint64_t addr, int set);
+/*
+ * Watch len bytes at addr: GDB_WATCH_WRITE, _READ or _ACCESS (x86 hardware,
+ * hence KVM, has no read-only kind: use access). The stop comes after the
+ * instruction that touched them.
+ */
+#define GDB_WATCH_WRITE	 2
+#define GDB_WATCH_READ	 3
+#define GDB_WATCH_ACCESS 4
+int gdb_watchpoint(struct gdb_conn *g, int type, uint64_t addr, unsigned int len, int set);
 int gdb_read_regs(struct gdb_conn *g, struct gdb_regs *ret);
 /* Set one 64-bit register of the stopped vCPU ('P'); GDB_REG_RIP is the program counter. */
 #define GDB_REG_RIP 16

@@ -27,7 +27,17 @@ struct probe_def {
 	int (*decode)(struct probe_ctx *c);
 	/* Decode at the function's return (regs->rax is its result), not its entry. */
 	int at_return;
+	/*
+	 * The process-events connector's hook for this event, if it has one: a
+	 * function whose first act is to read PROBE_CN_COUNTER, so one access
+	 * watchpoint on that counter stops the VM inside the hook (rdi still its
+	 * argument), and decode_cn decodes there.
+	 */
+	const char *connector;
+	int (*decode_cn)(struct probe_ctx *c);
 };
+
+#define PROBE_CN_COUNTER "proc_event_num_listeners"
 
 extern const struct probe_def probe_defs[VMS_PROBE__COUNT];
 

@@ -25,6 +25,7 @@
 #define AF_INET_     2
 #define AF_INET6_    10
 #define EXIT_SIGNAL  0x7f
+#define KERNEL_HALF  0xffff800000000000ull
 
 static uint64_t cr3(const struct probe_ctx *c)
 {
@@ -225,6 +226,136 @@ static int decode_accept(struct probe_ctx *c)
 	return 0;
 }
 
+/* -- at the process-events connector's hooks (cn_proc) -- */
+
+/* The path of the task's executable (mm->exe_file), as d_path() gives it. */
+static int exe_path(struct probe_ctx *c, uint64_t task, char *buf, size_t len)
+{
+	struct kfield mm_f, exe_f, mnt_f, dentry_f;
+	uint64_t mm, file, mnt, dentry;
+
+	if (kfield_require(c->k, "task_struct", "mm", &mm_f) ||
+	    kfield_require(c->k, "mm_struct", "exe_file", &exe_f) ||
+	    kfield_require(c->k, "file", "f_path.mnt", &mnt_f) ||
+	    kfield_require(c->k, "file", "f_path.dentry", &dentry_f) ||
+	    kread_u64(c->k, task + mm_f.offset, &mm) || !mm ||
+	    kread_u64(c->k, mm + exe_f.offset, &file) || !file ||
+	    kread_u64(c->k, file + mnt_f.offset, &mnt) ||
+	    kread_u64(c->k, file + dentry_f.offset, &dentry))
+		return -EFAULT;
+	return linux_path(c->k, linux_mount_of_vfsmount(c->k, mnt), dentry, buf, len);
+}
+
+/* The new image's arguments (mm->arg_start..arg_end, NUL-separated): joined by spaces. */
+static int arg_area(struct probe_ctx *c, uint64_t task, char *buf, size_t len, int *argc)
+{
+	struct kfield mm_f, start_f, end_f;
+	uint64_t mm, start, end;
+	size_t n;
+
+	if (kfield_require(c->k, "task_struct", "mm", &mm_f) ||
+	    kfield_require(c->k, "mm_struct", "arg_start", &start_f) ||
+	    kfield_require(c->k, "mm_struct", "arg_end", &end_f) ||
+	    kread_u64(c->k, task + mm_f.offset, &mm) || !mm ||
+	    kread_u64(c->k, mm + start_f.offset, &start) ||
+	    kread_u64(c->k, mm + end_f.offset, &end) || end <= start)
+		return -EFAULT;
+	n = end - start < len - 1 ? (size_t)(end - start) : len - 1;
+	if (vms_virt_read(c->vm, cr3(c), start, buf, n))
+		return -EFAULT;
+	while (n && !buf[n - 1])
+		n--;
+	buf[n] = 0;
+	*argc = 1;
+	for (size_t i = 0; i < n; i++)
+		if (!buf[i]) {
+			buf[i] = ' ';
+			(*argc)++;
+		}
+	return 0;
+}
+
+/* proc_exec_connector(current), once the new image is in place. */
+static int decode_exec_cn(struct probe_ctx *c)
+{
+	char path[ARG_BYTES * 4], argv[ARGV_BYTES];
+	struct vms_process cur;
+	int argc = 0, err = add_current(c, &cur);
+
+	if (err)
+		return err;
+	if (!exe_path(c, cur.task, path, sizeof(path)))
+		vms_event_add_str(c->ev, "filename", path);
+	err = arg_area(c, cur.task, argv, sizeof(argv), &argc);
+	if (err)
+		return err;
+	vms_event_add_str(c->ev, "argv", argv);
+	vms_event_add_int(c->ev, "argc", argc);
+	return 0;
+}
+
+/* Is the task at addr a new child (or thread) of the running task parent? */
+static int child_of(struct probe_ctx *c, uint64_t addr, const struct vms_process *parent,
+		    struct vms_process *ret)
+{
+	if (addr < KERNEL_HALF || addr == parent->task || linux_task_read(c->k, addr, ret))
+		return 0;
+	free(ret->cmdline);
+	ret->cmdline = NULL;
+	/* A thread of it, a child, or a child of its parent (CLONE_PARENT, never from pid 1). */
+	return ret->pid > 0 && ret->tgid > 0 && ret->start_time_ns >= parent->start_time_ns &&
+	       (ret->tgid == parent->tgid || ret->ppid == parent->tgid ||
+		(ret->ppid > 0 && ret->ppid == parent->ppid));
+}
+
+/*
+ * proc_fork_connector(struct task_struct *task): the new task, its parent
+ * running. The hook reads the counter early, but the compiler may have moved
+ * its argument out of rdi by then (a callee-saved register, before clearing
+ * a buffer with rdi): the registers are tried, and the task in one that is
+ * the running task's youngest child or thread is it.
+ */
+static int decode_fork_cn(struct probe_ctx *c)
+{
+	const struct gdb_regs *r = c->regs;
+	const uint64_t candidates[] = { r->rdi, r->rbx, r->r12, r->r13, r->r14, r->r15,
+					r->rbp, r->rsi, r->rdx, r->rcx, r->r8,	r->r9 };
+	struct vms_process parent, child = { 0 }, one;
+	int err = add_current(c, &parent);
+
+	if (err)
+		return err;
+	/* Another child may sit in a register too: the new one started last. */
+	for (size_t i = 0; i < ARRAY_SIZE(candidates); i++)
+		if (child_of(c, candidates[i], &parent, &one) &&
+		    (!child.task || one.start_time_ns > child.start_time_ns))
+			child = one;
+	if (!child.task)
+		return -ESRCH;
+	vms_event_add_int(c->ev, "child_pid", child.tgid);
+	vms_event_add_int(c->ev, "child_tid", child.pid);
+	vms_event_add_bool(c->ev, "thread", child.pid != child.tgid);
+	return 0;
+}
+
+/* proc_exit_connector(current): exit_code holds the wait status do_exit() was given. */
+static int decode_exit_cn(struct probe_ctx *c)
+{
+	struct vms_process cur;
+	struct kfield code_f;
+	uint32_t code;
+	int err = add_current(c, &cur);
+
+	err = err ?: kfield_require(c->k, "task_struct", "exit_code", &code_f);
+	err = err ?: kread_u32(c->k, cur.task + code_f.offset, &code);
+	if (err)
+		return err;
+	vms_event_add_int(c->ev, "exit_code", (code >> 8) & 0xff);
+	vms_event_add_int(c->ev, "signal", code & EXIT_SIGNAL);
+	vms_event_add_bool(c->ev, "thread", cur.pid != cur.tgid);
+	return 0;
+}
+
 static const char *const exec_fns[] = { "__x64_sys_execve", NULL };
 static const char *const fork_fns[] = { "wake_up_new_task", NULL };
 static const char *const exit_fns[] = { "do_exit", NULL };
@@ -235,9 +366,12 @@ static const char *const connect_fns[] = { "__sys_connect", NULL };
 static const char *const accept_fns[] = { "inet_csk_accept", NULL };
 
 const struct probe_def probe_defs[VMS_PROBE__COUNT] = {
-	[VMS_PROBE_EXEC] = { "exec", exec_fns, decode_exec },
-	[VMS_PROBE_FORK] = { "fork", fork_fns, decode_fork },
-	[VMS_PROBE_EXIT] = { "exit", exit_fns, decode_exit },
+	[VMS_PROBE_EXEC] = { "exec", exec_fns, decode_exec, 0, "proc_exec_connector",
+			     decode_exec_cn },
+	[VMS_PROBE_FORK] = { "fork", fork_fns, decode_fork, 0, "proc_fork_connector",
+			     decode_fork_cn },
+	[VMS_PROBE_EXIT] = { "exit", exit_fns, decode_exit, 0, "proc_exit_connector",
+			     decode_exit_cn },
 	[VMS_PROBE_MODULE_LOAD] = { "module_load", load_fns, decode_module },
 	[VMS_PROBE_MODULE_UNLOAD] = { "module_unload", unload_fns, decode_module },
 	[VMS_PROBE_OPEN] = { "open", open_fns, decode_open },

@@ -38,7 +38,9 @@
 struct probe_state {
 	uint64_t addr;
 	unsigned int skip; /* bytes of a first instruction without effect, or 0 */
-	int set;
+	int set;	   /* working: by breakpoint, or through the connector */
+	int via_cn;	   /* through the process-events connector's hook ... */
+	uint64_t cn_start, cn_end; /* ... which spans these addresses */
 	char why[128];
 };
 
@@ -64,7 +66,9 @@ struct vms_trace {
 	int server_on, running;
 	int guardian_fd; /* write end: a byte says "clean stop" */
 	pid_t guardian;
-	unsigned int wanted;
+	unsigned int wanted, flags;
+	uint64_t cn_addr; /* the connector's listener counter, watched when cn_set */
+	int cn_set;
 	struct probe_state probes[VMS_PROBE__COUNT];
 	struct ret_site sites[RET_SITES];
 	struct pending pending[PENDING_MAX];
@@ -117,13 +121,30 @@ static unsigned int no_effect_len(const uint8_t *b)
 	return b[0] == 0x90 ? 1 : 0;
 }
 
+#define HOOK_MAX_BYTES 65536 /* a hook's span beyond this means the symbols are wrong */
+
+/* Where the connector's hook for p lies, if the kernel has the connector. */
+static void resolve_hook(struct vms_trace *t, int p)
+{
+	struct probe_state *s = &t->probes[p];
+
+	if (!t->cn_addr || !probe_defs[p].connector)
+		return;
+	s->cn_start = kallsyms_lookup(&t->k->ksyms, probe_defs[p].connector);
+	s->cn_end = s->cn_start ? kallsyms_end(&t->k->ksyms, s->cn_start) : 0;
+	s->via_cn = s->cn_end > s->cn_start && s->cn_end - s->cn_start < HOOK_MAX_BYTES;
+}
+
 static void resolve(struct vms_trace *t)
 {
+	if (!(t->flags & VMS_TRACE_BREAKPOINTS))
+		t->cn_addr = kallsyms_lookup(&t->k->ksyms, PROBE_CN_COUNTER);
 	for (int p = 0; p < VMS_PROBE__COUNT; p++) {
 		struct probe_state *s = &t->probes[p];
 
 		if (!(t->wanted & (1u << p)))
 			continue;
+		resolve_hook(t, p);
 		for (const char *const *fn = probe_defs[p].functions; *fn && !s->addr; fn++)
 			s->addr = kallsyms_lookup(&t->k->ksyms, *fn);
 		if (!s->addr) {
@@ -135,6 +156,26 @@ static void resolve(struct vms_trace *t)
 			s->skip = kread(t->k, s->addr, code, sizeof(code)) ? 0 : no_effect_len(code);
 		}
 	}
+}
+
+/*
+ * One access watchpoint on the connector's counter serves every probe with
+ * a hook: a stop there costs QEMU far less than a breakpoint's, which under
+ * TCG (QEMU before 10.2) throws away all translated code. Refused (say, no
+ * hardware slot left under KVM), the probes fall back to breakpoints.
+ */
+static void watch_connector(struct vms_trace *t)
+{
+	int any = 0;
+
+	for (int p = 0; p < VMS_PROBE__COUNT; p++)
+		any |= t->probes[p].via_cn;
+	if (any && !gdb_watchpoint(t->g, GDB_WATCH_ACCESS, t->cn_addr, 4, 1)) {
+		t->cn_set = 1;
+		return;
+	}
+	for (int p = 0; p < VMS_PROBE__COUNT; p++)
+		t->probes[p].via_cn = 0;
 }
 
 static int attach(struct vms_trace *t)
@@ -151,9 +192,15 @@ static int attach(struct vms_trace *t)
 	if (err)
 		return vm_error(t->vm, err, "cannot talk to QEMU's gdbstub at %s: %s", t->socket,
 				strerror(-err));
+	watch_connector(t);
 	for (int p = 0; p < VMS_PROBE__COUNT; p++) {
 		struct probe_state *s = &t->probes[p];
 
+		if (s->via_cn) {
+			s->set = 1;
+			t->st.probes_set++;
+			continue;
+		}
 		if (!s->addr)
 			continue;
 		if (gdb_breakpoint(t->g, 0, s->addr, 1)) {
@@ -217,6 +264,8 @@ static void guard(struct vms_trace *t, int fd)
 			gdb_breakpoint(g, 0, t->probes[p].addr, 0);
 	for (unsigned int i = 0; i < n_extra; i++)
 		gdb_breakpoint(g, 0, extra[i], 0);
+	if (t->cn_addr)
+		gdb_watchpoint(g, GDB_WATCH_ACCESS, t->cn_addr, 4, 0);
 	gdb_detach(g);
 	switch_gdbstub_off(t->vm->qmp_path);
 	unlink(t->socket);
@@ -265,8 +314,8 @@ static void stop_guardian(struct vms_trace *t)
 	t->guardian = 0;
 }
 
-int vms_trace_start(struct vms_vm *vm, unsigned int probes, struct vms_ring *ring,
-		    struct vms_trace **ret)
+int vms_trace_start(struct vms_vm *vm, unsigned int probes, unsigned int flags,
+		    struct vms_ring *ring, struct vms_trace **ret)
 {
 	struct vms_vm_info info;
 	struct vms_trace *t;
@@ -280,6 +329,7 @@ int vms_trace_start(struct vms_vm *vm, unsigned int probes, struct vms_ring *rin
 	t->vm = vm;
 	t->ring = ring;
 	t->wanted = probes & ((1u << VMS_PROBE__COUNT) - 1);
+	t->flags = flags;
 	if (!vms_vm_query_info(vm, &info))
 		snprintf(t->vm_name, sizeof(t->vm_name), "%s", info.name);
 	err = linux_kernel_get(vm, &t->k);
@@ -314,6 +364,13 @@ fail: {
 }
 }
 
+const char *vms_trace_probe_method(const struct vms_trace *t, enum vms_probe probe)
+{
+	if ((unsigned int)probe >= VMS_PROBE__COUNT || !t->probes[probe].set)
+		return NULL;
+	return t->probes[probe].via_cn ? "connector" : "breakpoint";
+}
+
 const char *vms_trace_probe_status(const struct vms_trace *t, enum vms_probe probe)
 {
 	if ((unsigned int)probe >= VMS_PROBE__COUNT || !(t->wanted & (1u << probe)) ||
@@ -344,9 +401,11 @@ static int step_over(struct vms_trace *t, struct probe_state *s)
 	return err ?: gdb_continue(t->g);
 }
 
-/* Decode probe p at this stop and queue the event. */
+/* Decode probe p at this stop (at its function, or in its connector hook) and queue the event. */
 static void emit(struct vms_trace *t, int p, const struct gdb_regs *regs)
 {
+	int (*decode)(struct probe_ctx *c) =
+		t->probes[p].via_cn ? probe_defs[p].decode_cn : probe_defs[p].decode;
 	struct probe_ctx c = { t->vm, t->k, regs, vms_ring_reserve(t->ring) };
 
 	if (!c.ev) {
@@ -354,7 +413,7 @@ static void emit(struct vms_trace *t, int p, const struct gdb_regs *regs)
 		return;
 	}
 	vms_event_init(c.ev, t->vm_name, VMS_SOURCE_TRACE, probe_defs[p].name);
-	if (probe_defs[p].decode(&c))
+	if (decode(&c))
 		t->st.errors++; /* what was read is kept */
 	vms_ring_commit(t->ring);
 	t->st.events++;
@@ -452,6 +511,24 @@ static int handle_return(struct vms_trace *t, struct ret_site *site, const struc
 	return err ?: gdb_continue(t->g);
 }
 
+/*
+ * A stop after an access to the connector's counter: inside one of its
+ * hooks; ours if it is a wanted probe's (others: uid changes, ptrace, ...).
+ */
+static int handle_hook(struct vms_trace *t, const struct gdb_regs *regs)
+{
+	for (int p = 0; p < VMS_PROBE__COUNT; p++) {
+		struct probe_state *s = &t->probes[p];
+
+		if (s->via_cn && regs->rip >= s->cn_start && regs->rip < s->cn_end) {
+			t->st.hits++;
+			emit(t, p, regs);
+			break;
+		}
+	}
+	return gdb_continue(t->g);
+}
+
 /* One stop: which probe, decode, queue the event; then past the breakpoint. */
 static int handle_stop(struct vms_trace *t)
 {
@@ -463,12 +540,14 @@ static int handle_stop(struct vms_trace *t)
 	if (gdb_read_regs(t->g, &regs))
 		return -EPIPE;
 	for (p = 0; p < VMS_PROBE__COUNT; p++)
-		if (t->probes[p].set && t->probes[p].addr == regs.rip)
+		if (t->probes[p].set && !t->probes[p].via_cn && t->probes[p].addr == regs.rip)
 			break;
 	if (p == VMS_PROBE__COUNT) {
 		for (int i = 0; i < RET_SITES; i++)
 			if (t->sites[i].set && t->sites[i].addr == regs.rip)
 				return handle_return(t, &t->sites[i], &regs);
+		if (t->cn_set)
+			return handle_hook(t, &regs);
 		return gdb_continue(t->g); /* not ours (a spurious stop): just go on */
 	}
 	t->st.hits++;
@@ -535,8 +614,11 @@ int vms_trace_stop(struct vms_trace *t)
 	if (t->g) {
 		err = halt(t);
 		for (int p = 0; p < VMS_PROBE__COUNT; p++)
-			if (t->probes[p].set && gdb_breakpoint(t->g, 0, t->probes[p].addr, 0) && !err)
+			if (t->probes[p].set && !t->probes[p].via_cn &&
+			    gdb_breakpoint(t->g, 0, t->probes[p].addr, 0) && !err)
 				err = -EIO;
+		if (t->cn_set && gdb_watchpoint(t->g, GDB_WATCH_ACCESS, t->cn_addr, 4, 0) && !err)
+			err = -EIO;
 		for (int i = 0; i < RET_SITES; i++)
 			if (t->sites[i].set && gdb_breakpoint(t->g, 0, t->sites[i].addr, 0) && !err)
 				err = -EIO;

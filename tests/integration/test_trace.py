@@ -35,8 +35,11 @@ def start_trace(g, *extra):
                           stdout=out, stderr=subprocess.PIPE, text=True)
     tr.out_path = out.name
     out.close()
+    tr.preamble = []
     line = tr.stderr.readline()
-    while "unavailable" in line:
+    while line.startswith("vmscope: ") and ("unavailable" in line or "through" in line or
+                                            "at breakpoints" in line):
+        tr.preamble.append(line.strip())
         line = tr.stderr.readline()
     if "tracing" not in line and "polling" not in line:
         tr.kill()
@@ -65,11 +68,21 @@ def kill_trace(tr, timeout=30):
     return True
 
 
-def check_breakpoints(t, kernel=None):
-    label = kernel or "6.1"
+def check_breakpoints(t, kernel=None, breakpoints=False):
+    """exec, fork and exit through the process-events connector (default) or
+    at breakpoints on their functions (--breakpoints); the rest at breakpoints."""
+    label = (kernel or "6.1") + (" --breakpoints" if breakpoints else "")
     with vmguest.Guest(workload="tracer", name="tracer", kernel=kernel, control=True) as g:
-        shell = int(re.search(r"^SHELL (\d+)$", g._read(g.truth_path), re.M).group(1))
-        tr = start_trace(g, "--events", "exec,fork,exit,module_load,module_unload,connect,accept")
+        truth = g._read(g.truth_path)
+        shell = int(re.search(r"^SHELL (\d+)$", truth, re.M).group(1))
+        true_exe = re.search(r"^TRUE_EXE (\S+)$", truth, re.M).group(1)
+        tr = start_trace(g, "--events", "exec,fork,exit,module_load,module_unload,connect,accept",
+                         *(["--breakpoints"] if breakpoints else []))
+        t.eq([l for l in tr.preamble if "connector" in l],
+             [] if breakpoints else
+             ["vmscope: through the process-events connector: exec, fork, exit"],
+             "%s: exec, fork, exit %s" % (label, "at breakpoints" if breakpoints else
+                                          "through the process-events connector"), tr.preamble)
         lines = run_round(g, "round")
         events, err, rc = stop_trace(tr)
         t.eq(rc, 0, "%s: trace exits 0 after SIGINT" % label)
@@ -82,15 +95,18 @@ def check_breakpoints(t, kernel=None):
         codes = sorted(int(l.split()[1]) for l in lines if l.startswith("SUBSHELL "))
         forks = [e for e in events if e["type"] == "fork" and e["pid"] == shell]
         children = {e["child_pid"] for e in forks}
+        # At the call, the filename as passed; through the connector, after the exec
+        # succeeded, the file it runs (busybox: /bin/true is a link to it).
+        filename = "/bin/true" if breakpoints else true_exe
         got_execs = [e for e in events if e["type"] == "exec" and e["pid"] in children and
-                     e.get("filename") == "/bin/true"]
+                     e.get("filename") == filename and e.get("argv", "").startswith("/bin/true")]
         exits = [e for e in events if e["type"] == "exit" and e["pid"] in children]
         others = [l for l in lines if l.startswith("OTHER ")]
         # Each exec, subshell and other command is one fork of the shell.
         t.eq(len(forks), len(execs) + len(codes) + len(others),
              "%s: fork: one event per child the shell made (%d)" % (label, len(forks)))
-        t.eq(len(got_execs), len(execs), "%s: exec: every /bin/true exec, no more (%d)"
-             % (label, len(execs)))
+        t.eq(len(got_execs), len(execs), "%s: exec: every /bin/true exec, no more (%d), "
+             "filename %s" % (label, len(execs), filename))
         t.ok(all(e.get("argv") == "/bin/true" and e.get("argc") == 1 and e["ppid"] == shell
                  for e in got_execs), "%s: exec carries filename, argv, argc and the parent"
              % label, got_execs[:2])
@@ -126,7 +142,7 @@ def check_breakpoints(t, kernel=None):
              "%s: after detach the VM runs" % label)
         t.ok(not [p for p in os.listdir("/tmp") if p.startswith("vmscope-gdb-%d-" % tr.pid)],
              "%s: the gdbstub socket is gone" % label)
-        if kernel is None:
+        if kernel is None and not breakpoints:
             # Breakpoints outlive a killed debugger in QEMU: vmscope's guard removes them.
             tr = start_trace(g)
             cleaned = kill_trace(tr)
@@ -239,6 +255,7 @@ def check_polling(t):
 def main():
     t = Tap()
     t.run("trace with breakpoints", check_breakpoints)
+    t.run("trace with breakpoints only", check_breakpoints, None, True)
     t.run("trace with breakpoints, other kernel", check_breakpoints,
           vmguest.pinned_kernel("VMSCOPE_KERNEL_ALT"))
     t.run("trace by polling", check_polling)

@@ -96,21 +96,47 @@ static int parse_events(const char *list, unsigned int *ret)
 	return *ret ? 0 : cli_fail("--events names no event");
 }
 
-static int trace_loop(struct vms_vm *vm, unsigned int probes, struct vms_ring *ring,
-		      struct vms_sink *json, double duration)
+/* "vmscope: through the process-events connector: exec, fork, exit" and likewise. */
+static void print_methods(const struct vms_trace *t)
+{
+	static const char *const methods[] = { "connector", "breakpoint" };
+	static const char *const says[] = { "through the process-events connector",
+					    "at breakpoints" };
+
+	for (int m = 0; m < 2; m++) {
+		const char *sep = ": ";
+
+		for (int p = 0; p < VMS_PROBE__COUNT; p++) {
+			const char *how = vms_trace_probe_method(t, p);
+
+			if (!how || strcmp(how, methods[m]))
+				continue;
+			if (*sep == ':')
+				fprintf(stderr, "vmscope: %s", says[m]);
+			fprintf(stderr, "%s%s", sep, vms_probe_name(p));
+			sep = ", ";
+		}
+		if (*sep == ',')
+			fputc('\n', stderr);
+	}
+}
+
+static int trace_loop(struct vms_vm *vm, unsigned int probes, unsigned int flags,
+		      struct vms_ring *ring, struct vms_sink *json, double duration)
 {
 	long long end = duration > 0 ? now_ms() + (long long)(duration * 1000) : 0;
 	struct vms_trace_stats st;
 	struct vms_trace *t;
 	int status = 0;
 
-	if (vms_trace_start(vm, probes, ring, &t))
+	if (vms_trace_start(vm, probes, flags, ring, &t))
 		return cli_fail("%s", vms_last_error(vm));
 	for (int p = 0; p < VMS_PROBE__COUNT; p++)
 		if (vms_trace_probe_status(t, p))
 			fprintf(stderr, "vmscope: %s unavailable: %s\n", vms_probe_name(p),
 				vms_trace_probe_status(t, p));
-	fprintf(stderr, "vmscope: tracing with breakpoints; stop with Ctrl-C\n");
+	print_methods(t);
+	fprintf(stderr, "vmscope: tracing; stop with Ctrl-C\n");
 	fflush(stderr);
 	while (!stopping && (!end || now_ms() < end)) {
 		if (vms_trace_run(t, RUN_SLICE_MS, RUN_EVENTS) < 0) {
@@ -173,10 +199,11 @@ static int run_trace(int argc, char **argv)
 		{ "poll", required_argument, NULL, 'p' },
 		{ "duration", required_argument, NULL, 't' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "breakpoints", no_argument, NULL, 'b' },
 		{ 0 },
 	};
 	struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
-	unsigned int probes = VMS_PROBES_DEFAULT;
+	unsigned int probes = VMS_PROBES_DEFAULT, flags = 0;
 	double duration = 0, hz = 0;
 	struct cli_stream stream;
 	int opt, status, want_json = 0;
@@ -194,6 +221,8 @@ static int run_trace(int argc, char **argv)
 			continue;
 		else if (opt == 'j')
 			want_json = 1;
+		else if (opt == 'b')
+			flags |= VMS_TRACE_BREAKPOINTS;
 		else
 			return cli_usage(&cmd_trace);
 	}
@@ -205,8 +234,8 @@ static int run_trace(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	status = hz > 0 ? poll_loop(stream.vm, hz, stream.ring, want_json ? stream.sink : NULL,
 				    duration)
-			: trace_loop(stream.vm, probes, stream.ring, want_json ? stream.sink : NULL,
-				     duration);
+			: trace_loop(stream.vm, probes, flags, stream.ring,
+				     want_json ? stream.sink : NULL, duration);
 	cli_stream_close(&stream);
 	return status;
 }
@@ -214,7 +243,7 @@ static int run_trace(int argc, char **argv)
 const struct cli_command cmd_trace = {
 	.name = "trace",
 	.usage = "TARGET [--events exec,fork,exit,module_load,module_unload,open,connect,accept] "
-		 "[--poll HZ] [--duration S] [--json]",
+		 "[--breakpoints] [--poll HZ] [--duration S] [--json]",
 	.summary = "process, module, file and network events inside the guest, live",
 	.run = run_trace,
 };

@@ -113,6 +113,16 @@ uint64_t kallsyms_lookup(const struct kallsyms *ks, const char *name)
 	return 0;
 }
 
+uint64_t kallsyms_end(const struct kallsyms *ks, uint64_t addr)
+{
+	uint64_t end = 0;
+
+	for (size_t i = 0; i < ks->nr_syms; i++)
+		if (ks->syms[i].addr > addr && (!end || ks->syms[i].addr < end))
+			end = ks->syms[i].addr;
+	return end;
+}
+
 static uint64_t address(int32_t offset, uint64_t base, int absolute_percpu)
 {
 	if (!absolute_percpu)

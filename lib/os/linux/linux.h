@@ -67,6 +67,8 @@ void kallsyms_release(struct kallsyms *ks);
 int kallsyms_index(struct kallsyms *ks);
 /* The symbol's address, or 0 when the kernel has no such symbol. */
 uint64_t kallsyms_lookup(const struct kallsyms *ks, const char *name);
+/* Where the symbol at addr ends: the next symbol's address (0 if none follows). */
+uint64_t kallsyms_end(const struct kallsyms *ks, uint64_t addr);
 
 /* -- BTF ------------------------------------------------------------------ */
 
