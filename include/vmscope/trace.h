@@ -2,13 +2,13 @@
 /*
  * vmscope: events from inside a live guest, two ways.
  *
- * Breakpoints (vms_trace_start): QEMU's gdbstub is switched on in the
- * running VM (HMP gdbserver) and vmscope sets breakpoints on kernel
- * functions found by name (kallsyms); at each hit the VM is stopped, the
- * arguments are decoded with the Linux driver's knowledge (BTF layouts, the
- * x86-64 calling convention) and the VM continues. Nothing is lost or
- * invented, at the cost of a stop per event. Under TCG the breakpoints live
- * in QEMU, not in guest memory.
+ * Stops (vms_trace_start): QEMU's gdbstub is switched on in the running VM
+ * (HMP gdbserver); vmscope watches the kernel's process-events connector
+ * and sets breakpoints on kernel functions found by name (kallsyms); at each
+ * stop the arguments are decoded with the Linux driver's knowledge (BTF
+ * layouts, the x86-64 calling convention) and the VM continues. Nothing is
+ * lost or invented, at the cost of a stop per event. Under TCG the
+ * breakpoints live in QEMU, not in guest memory.
  *
  * Polling (vms_poll_start): the process, module and socket views are read
  * at a chosen rate and diffed. The guest is never stopped; what lives

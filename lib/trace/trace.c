@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT
 /*
- * A breakpoint tracing session. QEMU's gdbstub is switched on in the running
- * VM over HMP ("gdbserver unix:..."), and vmscope connects to it: the VM
- * stops, breakpoints go in at the resolved functions, the VM continues. At
- * each hit the VM is stopped; the registers are read, the probe decodes,
- * and the VM continues. Stopping interrupts the VM, removes every
- * breakpoint, detaches (QEMU resumes the VM) and switches the gdbstub off.
+ * A tracing session through QEMU's gdbstub, switched on in the running VM
+ * over HMP ("gdbserver unix:..."): the VM stops when vmscope connects; an
+ * access watchpoint on the process-events connector's counter (exec, fork,
+ * exit) and breakpoints at the resolved functions go in; the VM continues.
+ * At each stop the registers are read, the probe decodes, and the VM
+ * continues. Stopping interrupts the VM, removes every breakpoint and the
+ * watchpoint, detaches (QEMU resumes the VM) and switches the gdbstub off.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -104,21 +105,38 @@ static int hmp(struct vms_trace *t, const char *command, const char *expect)
 
 /*
  * The length of a function's first instruction when executing it changes
- * nothing we must reproduce: endbr64 (TCG enforces no indirect-branch
- * tracking), the 5-byte NOP ftrace patches in, short NOPs; else 0.
+ * nothing we must reproduce, else 0: endbr64 (TCG enforces no indirect-
+ * branch tracking), and NOPs of any length: the 5-byte one ftrace leaves in
+ * place of its call, the 4-byte one Linux puts over endbr64 when the CPU
+ * has no IBT, "66 90", "90". A NOP is "0f 1f /0" with any operand (never
+ * accessed) behind optional 66 prefixes.
  */
 static unsigned int no_effect_len(const uint8_t *b)
 {
 	static const uint8_t endbr64[] = { 0xf3, 0x0f, 0x1e, 0xfa };
-	static const uint8_t nop5[] = { 0x0f, 0x1f, 0x44, 0x00, 0x00 };
+	unsigned int i = 0, mod, rm, len;
 
 	if (!memcmp(b, endbr64, sizeof(endbr64)))
 		return 4;
-	if (!memcmp(b, nop5, sizeof(nop5)))
-		return 5;
-	if (b[0] == 0x66 && b[1] == 0x90)
-		return 2;
-	return b[0] == 0x90 ? 1 : 0;
+	while (i < 4 && b[i] == 0x66)
+		i++;
+	if (b[i] == 0x90)
+		return i + 1;
+	if (b[i] != 0x0f || b[i + 1] != 0x1f || (b[i + 2] >> 3 & 7))
+		return 0;
+	i += 2;
+	mod = b[i] >> 6;
+	rm = b[i] & 7;
+	len = i + 1;
+	if (mod == 3)
+		return len;
+	if (rm == 4)
+		len++; /* SIB */
+	if (mod == 1)
+		len += 1;
+	else if (mod == 2 || (mod == 0 && rm == 5) || (mod == 0 && rm == 4 && (b[i + 1] & 7) == 5))
+		len += 4;
+	return len;
 }
 
 #define HOOK_MAX_BYTES 65536 /* a hook's span beyond this means the symbols are wrong */
@@ -151,7 +169,7 @@ static void resolve(struct vms_trace *t)
 			snprintf(s->why, sizeof(s->why), "the guest kernel has no %s",
 				 probe_defs[p].functions[0]);
 		} else {
-			uint8_t code[8];
+			uint8_t code[16];
 
 			s->skip = kread(t->k, s->addr, code, sizeof(code)) ? 0 : no_effect_len(code);
 		}
