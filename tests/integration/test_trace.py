@@ -68,6 +68,16 @@ def kill_trace(tr, timeout=30):
     return True
 
 
+def round_finishes(g, name):
+    """The round's ground-truth lines if it finishes within a minute and the
+    VM still runs after it; None if it hangs (say, held at a breakpoint)."""
+    try:
+        lines = run_round(g, name, timeout=60)
+    except vmguest.GuestError:
+        return None
+    return lines if g.qmp("query-status")["status"] == "running" else None
+
+
 def check_breakpoints(t, kernel=None, breakpoints=False):
     """exec, fork and exit through the process-events connector (default) or
     at breakpoints on their functions (--breakpoints); the rest at breakpoints."""
@@ -146,24 +156,15 @@ def check_breakpoints(t, kernel=None, breakpoints=False):
             # Breakpoints outlive a killed debugger in QEMU: vmscope's guard removes them.
             tr = start_trace(g)
             cleaned = kill_trace(tr)
-            try:
-                run_round(g, "bench", timeout=60)
-                finished = True
-            except vmguest.GuestError:
-                finished = False
-            t.ok(cleaned and finished and g.qmp("query-status")["status"] == "running",
+            t.ok(cleaned and round_finishes(g, "bench"),
                  "vmscope killed with SIGKILL while tracing: the guest keeps running its "
-                 "fork/exec loop (no breakpoint is left behind)")
+                 "fork/exec loop (no breakpoint or watchpoint is left behind)")
             # A return breakpoint, set while a listener blocks in accept, goes too.
             tr = start_trace(g, "--events", "accept")
             run_round(g, "listen")
             cleaned = kill_trace(tr)
-            try:
-                lines = run_round(g, "connect", timeout=60)
-                finished = any(l.startswith("ACCEPT ") for l in lines)
-            except vmguest.GuestError:
-                finished = False
-            t.ok(cleaned and finished and g.qmp("query-status")["status"] == "running",
+            lines = round_finishes(g, "connect")
+            t.ok(cleaned and lines and any(l.startswith("ACCEPT ") for l in lines),
                  "vmscope killed while a listener waits in accept: the accept returns past "
                  "the return breakpoint's address and the guest runs on")
             tr = start_trace(g, "--events", "exec")
