@@ -383,6 +383,30 @@ static void note_event(struct qmp *qmp, json_t *event)
 		qmp->resumes++;
 }
 
+int qmp_read_events(struct qmp *qmp)
+{
+	for (;;) {
+		struct pollfd pfd = { .fd = qmp->fd, .events = POLLIN };
+		json_t *msg;
+		int err;
+
+		if (!(qmp->len && memchr(qmp->buf, '\n', qmp->len))) {
+			if (poll(&pfd, 1, 0) <= 0)
+				return 0;
+			/* Readable: one more second to finish the line is plenty. */
+			err = fill_buffer(qmp, monotonic_ms() + 1000);
+			if (err)
+				return set_error(qmp, err, "%s: %s", qmp->name, describe(err));
+			continue;
+		}
+		err = read_message(qmp, monotonic_ms() + 1000, &msg);
+		if (err)
+			return err;
+		note_event(qmp, msg);
+		json_decref(msg);
+	}
+}
+
 int qmp_execute_fd(struct qmp *qmp, const char *command, json_t *arguments, int pass_fd,
 		   json_t **ret_return)
 {

@@ -46,6 +46,14 @@ int qmp_pass_fd(struct qmp *qmp, const char *name, int fd);
  */
 const unsigned long *qmp_resumes(const struct qmp *qmp);
 
+/*
+ * Consume the events QEMU has sent meanwhile, without waiting: a client that
+ * holds the connection for long must, or QEMU buffers them for it without
+ * bound (a traced VM stops and resumes, each an event, thousands of times a
+ * second). 0 or -errno.
+ */
+int qmp_read_events(struct qmp *qmp);
+
 /* Run an HMP command line; *ret_output is malloc'ed text owned by the caller. */
 int qmp_hmp(struct qmp *qmp, const char *command_line, char **ret_output);
 

@@ -40,6 +40,13 @@ struct vms_vm {
 };
 
 /*
+ * Forget cached translations only, keeping what is known of which RAM pages
+ * exist: for many short stops in a row (a page the guest fills meanwhile is
+ * still read right, through pread()).
+ */
+void vm_flush_translations(struct vms_vm *vm);
+
+/*
  * Record a sentence about the failure on the handle and return err (a negative
  * errno), so callers can write: return vm_error(vm, -EIO, "...", ...);
  */

@@ -23,6 +23,12 @@ void vms_vm_flush_caches(struct vms_vm *vm)
 	vm->resumes_seen = *vm->resumes;
 }
 
+void vm_flush_translations(struct vms_vm *vm)
+{
+	tlb_flush(&vm->tlb);
+	vm->resumes_seen = *vm->resumes;
+}
+
 /* vCPU 0's CR4.LA57, read without stopping the VM. */
 static int detect_levels(struct vms_vm *vm)
 {

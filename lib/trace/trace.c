@@ -35,6 +35,8 @@
 #define PENDING_MAX  256 /* calls awaiting their return (tasks blocked in accept) */
 #define KERNEL_HALF  0xffff800000000000ull
 #define MAX_ERRNO    4095
+#define RESIDENCY_KEEP_MS 1000
+#define QMP_EVENTS_EVERY_MS 100
 
 struct probe_state {
 	uint64_t addr;
@@ -74,6 +76,7 @@ struct vms_trace {
 	struct ret_site sites[RET_SITES];
 	struct pending pending[PENDING_MAX];
 	unsigned int n_pending;
+	long long caches_flushed_ms, events_read_ms;
 	struct vms_trace_stats st;
 };
 
@@ -553,8 +556,17 @@ static int handle_stop(struct vms_trace *t)
 	struct gdb_regs regs;
 	int p;
 
-	/* The guest ran since the last look: page tables may have changed. */
-	vms_vm_flush_caches(t->vm);
+	/*
+	 * The guest ran since the last look: page tables may have changed. What
+	 * is known of which RAM pages exist is kept a second (relearning it
+	 * costs more than the rest of a stop).
+	 */
+	if (monotonic_ms() - t->caches_flushed_ms > RESIDENCY_KEEP_MS) {
+		vms_vm_flush_caches(t->vm);
+		t->caches_flushed_ms = monotonic_ms();
+	} else {
+		vm_flush_translations(t->vm);
+	}
 	if (gdb_read_regs(t->g, &regs))
 		return -EPIPE;
 	for (p = 0; p < VMS_PROBE__COUNT; p++)
@@ -585,7 +597,15 @@ int vms_trace_run(struct vms_trace *t, int timeout_ms, unsigned int max_events)
 	while (t->running && done < max_events) {
 		long long left = deadline - monotonic_ms();
 		double t0;
-		int sig, r = gdb_wait_stop(t->g, left > 0 ? (int)left : 0, &sig);
+		int sig, r;
+
+		/* Every stop and resume is a QMP event too: QEMU must not hoard them. */
+		if (monotonic_ms() - t->events_read_ms >= QMP_EVENTS_EVERY_MS) {
+			if (qmp_read_events(t->vm->qmp))
+				return vm_error(t->vm, -EPIPE, "%s", qmp_error(t->vm->qmp));
+			t->events_read_ms = monotonic_ms();
+		}
+		r = gdb_wait_stop(t->g, left > 0 ? (int)left : 0, &sig);
 
 		if (r == 0)
 			break;
