@@ -2,10 +2,11 @@
 """Tracing's cost to the guest. One TCG guest (workload tracer) runs its
 "bench" round (100 forks that exec /bin/true and 100 forks that exit with a
 code: a fork/exec-heavy shell loop), timed from the host: ROUNDS times
-without tracing, with `vmscope trace --events exec,exit,fork`, and with
-every probe (open included), interleaved. From vmscope's summary: events,
-breakpoint hits and the time the VM spent stopped, hence the cost of one
-intercepted event.
+without tracing, with `vmscope trace --events exec,exit,fork` (through the
+process-events connector), the same with --breakpoints, and with every probe
+(open included), interleaved. From vmscope's summary: events, stops and the
+time the VM spent stopped on vmscope's account; per event, that time and the
+whole cost to the guest (the round's extra time over untraced).
 
 Usage: bench/bench_trace.py [VMSCOPE_BINARY] [ROUNDS]
 """
@@ -42,7 +43,7 @@ def traced_round(binary, g, args):
     tr.send_signal(signal.SIGINT)
     summary = tr.communicate(timeout=120)[1].strip()
     out.close()
-    m = re.search(r"(\d+) events from (\d+) breakpoint hits.*VM stopped ([\d.]+) s", summary)
+    m = re.search(r"(\d+) events from (\d+) stops.*VM stopped ([\d.]+) s", summary)
     return took, int(m.group(1)), float(m.group(3)), summary
 
 

@@ -96,7 +96,7 @@ def check_breakpoints(t, kernel=None, breakpoints=False):
         lines = run_round(g, "round")
         events, err, rc = stop_trace(tr)
         t.eq(rc, 0, "%s: trace exits 0 after SIGINT" % label)
-        t.ok(re.search(r"\d+ events from \d+ breakpoint hits \(7 probes set, 0 unavailable\), "
+        t.ok(re.search(r"\d+ events from \d+ stops \(7 probes set, 0 unavailable\), "
                        r"0 not queued, 0 partly decoded, 0 single-stepped, 0 returns not "
                        r"watched", err), "%s: summary: every probe "
              "set, nothing dropped, half-decoded or single-stepped" % label, err)

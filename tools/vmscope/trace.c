@@ -150,7 +150,7 @@ static int trace_loop(struct vms_vm *vm, unsigned int probes, unsigned int flags
 		status = cli_fail("%s", vms_last_error(vm));
 	drain(ring, json);
 	fprintf(stderr,
-		"vmscope: %" PRIu64 " events from %" PRIu64 " breakpoint hits (%u probes set, %u "
+		"vmscope: %" PRIu64 " events from %" PRIu64 " stops (%u probes set, %u "
 		"unavailable), %" PRIu64 " not queued, %" PRIu64 " partly decoded, %" PRIu64
 		" single-stepped, %" PRIu64 " returns not watched; VM stopped %.3f s in all\n",
 		st.events, st.hits, st.probes_set, st.probes_unavailable, st.dropped, st.errors,
