@@ -62,7 +62,7 @@ struct vms_trace_stats {
  * exec, fork and exit stop, by default, in the kernel's process-events
  * connector (cn_proc): one access watchpoint on its listener counter, which
  * each of its hooks reads first. Stopping there is much cheaper than at a
- * breakpoint (under TCG, QEMU before 10.2 discards all translated code at
+ * breakpoint (under TCG, QEMU 7.2 discards all translated code at
  * every breakpoint stop). There exec is seen once it succeeded, its filename
  * the executable as resolved. VMS_TRACE_BREAKPOINTS stops at the functions
  * instead (exec: at the call, failed ones too, the filename as passed).

@@ -182,7 +182,7 @@ static void resolve(struct vms_trace *t)
 /*
  * One access watchpoint on the connector's counter serves every probe with
  * a hook: a stop there costs QEMU far less than a breakpoint's, which under
- * TCG (QEMU before 10.2) throws away all translated code. Refused (say, no
+ * TCG throws away all translated code (QEMU 7.2 on). Refused (say, no
  * hardware slot left under KVM), the probes fall back to breakpoints.
  */
 static void watch_connector(struct vms_trace *t)

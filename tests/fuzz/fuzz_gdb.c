@@ -2,7 +2,7 @@
 /*
  * libFuzzer target: the gdbstub client, the input being what the stub
  * sends: the handshake, then replies to a register read, a memory read and
- * a breakpoint, and a stop.
+ * a breakpoint and a watchpoint, and a stop.
  */
 #include <stdint.h>
 #include <sys/socket.h>
@@ -32,6 +32,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		gdb_read_regs(g, &regs);
 		gdb_read_mem(g, 0xffffffff81000000ull, mem, sizeof(mem));
 		gdb_breakpoint(g, 0, 0xffffffff81000000ull, 1);
+		gdb_watchpoint(g, GDB_WATCH_ACCESS, 0xffffffff82000000ull, 4, 1);
+		gdb_continue_at(g, 0xffffffff81000004ull);
 		gdb_wait_stop(g, 0, &sig);
 		gdb_detach(g);
 	}
