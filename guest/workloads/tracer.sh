@@ -8,6 +8,7 @@
 #   ACCEPT <pid> <port>  the listener (pid) accepted that connection
 #   OTHER <what>       any other child the shell forks (so forks can be counted)
 #   SPAWN <pid> <seconds>   a process that lives that long (polling tests)
+#   OPEN_WRITE <path> / OPEN_READ <path>   the shell opened path to write / read
 # and "DONE <round>". Rounds "listen" and "connect" are round's last two
 # steps on their own.
 truth_section version cat /proc/version
@@ -91,6 +92,17 @@ round() {
 	connect
 }
 
+# Opens by the shell itself (redirections, no forks): three files written
+# (O_WRONLY|O_CREAT|O_TRUNC) and read back (O_RDONLY).
+opens() {
+	for n in 1 2 3; do
+		: >"/tmp/open-$n"
+		say OPEN_WRITE "/tmp/open-$n"
+		read -r _ <"/tmp/open-$n"
+		say OPEN_READ "/tmp/open-$n"
+	done
+}
+
 # Processes of known lifetimes, five of each, one after another.
 lifetimes() {
 	for t in 0.05 0.2 0.5 1 2; do
@@ -113,7 +125,7 @@ bench() {
 
 while read -r cmd <&3; do
 	case "$cmd" in
-	round | lifetimes | bench | listen | connect) $cmd ;;
+	round | lifetimes | bench | listen | connect | opens) $cmd ;;
 	*) echo "=== ERROR unknown round $cmd ===" >"$TRUTH" ;;
 	esac
 	say DONE "$cmd"

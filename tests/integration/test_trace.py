@@ -68,6 +68,30 @@ def kill_trace(tr, timeout=30):
     return True
 
 
+O_ACCMODE, O_WRONLY, O_CREAT, O_TRUNC = 0o3, 0o1, 0o100, 0o1000
+
+
+def check_open(t, g, label, shell):
+    """open (off by default): the shell's own opens of its files, with flags."""
+    tr = start_trace(g, "--events", "open")
+    lines = run_round(g, "opens")
+    events, err, rc = stop_trace(tr)
+    want = sorted((l.split()[1], l.split()[0]) for l in lines if l.startswith("OPEN_"))
+    got = sorted((e["path"], "OPEN_WRITE" if e["flags"] & O_ACCMODE == O_WRONLY else
+                  "OPEN_READ" if e["flags"] & O_ACCMODE == 0 else "other")
+                 for e in events if e["type"] == "open" and e["pid"] == shell and
+                 e.get("path", "").startswith("/tmp/open-"))
+    t.ok(rc == 0 and len(want) == 6 and got == want,
+         "%s: open: the shell's 3 writes and 3 reads of its files, each once, with the "
+         "access mode" % label, "got %r\nwant %r\n%s" % (got, want, err))
+    writes = [e for e in events if e["type"] == "open" and e.get("path", "").startswith(
+        "/tmp/open-") and e["flags"] & O_ACCMODE == O_WRONLY]
+    t.ok(writes and all(e["flags"] & (O_CREAT | O_TRUNC) == O_CREAT | O_TRUNC and
+                        e["dfd"] == -100 for e in writes),
+         "%s: open: '>' opens with O_CREAT|O_TRUNC, relative to the cwd (AT_FDCWD)" % label,
+         writes[:2])
+
+
 def round_finishes(g, name):
     """The round's ground-truth lines if it finishes within a minute and the
     VM still runs after it; None if it hangs (say, held at a breakpoint)."""
@@ -148,6 +172,8 @@ def check_breakpoints(t, kernel=None, breakpoints=False):
              0 < accepts[0].get("remote_port", 0) != 7000 and accepts[0]["comm"] == "nc",
              "%s: accept: the listener's one accepted connection, 127.0.0.1:7000 from "
              "127.0.0.1, decoded at inet_csk_accept's return" % label, accepts)
+        if not breakpoints:
+            check_open(t, g, label, shell)
         t.eq(g.qmp("query-status")["status"], "running",
              "%s: after detach the VM runs" % label)
         t.ok(not [p for p in os.listdir("/tmp") if p.startswith("vmscope-gdb-%d-" % tr.pid)],
