@@ -27,6 +27,49 @@
 #define EXIT_SIGNAL  0x7f
 #define KERNEL_HALF  0xffff800000000000ull
 
+/*
+ * The members the probes read, found in BTF once (a lookup scans every type:
+ * too slow for each event). One missing leaves only its field out.
+ */
+struct probe_layout {
+	struct kfield regs_di, regs_si, how_flags, task_mm, task_exit_code, mm_exe_file,
+		mm_arg_start, mm_arg_end, file_mnt, file_dentry;
+};
+
+static int find_layout(struct linux_kernel *k, void *layout)
+{
+	struct probe_layout *l = layout;
+	const struct kfield_want want[] = {
+		{ &l->regs_di, "pt_regs", "di" },
+		{ &l->regs_si, "pt_regs", "si" },
+		{ &l->how_flags, "open_how", "flags" },
+		{ &l->task_mm, "task_struct", "mm" },
+		{ &l->task_exit_code, "task_struct", "exit_code" },
+		{ &l->mm_exe_file, "mm_struct", "exe_file" },
+		{ &l->mm_arg_start, "mm_struct", "arg_start" },
+		{ &l->mm_arg_end, "mm_struct", "arg_end" },
+		{ &l->file_mnt, "file", "f_path.mnt" },
+		{ &l->file_dentry, "file", "f_path.dentry" },
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(want); i++)
+		kbtf_member(k->btf, want[i].type, want[i].path, want[i].field);
+	return 0;
+}
+
+static const struct probe_layout *layout(struct probe_ctx *c)
+{
+	return linux_layout(c->k, &c->k->probes_layout, sizeof(struct probe_layout), find_layout);
+}
+
+/* Read the 64-bit member f of the object at addr; fails if f is unknown or reads 0. */
+static int read_nonzero(struct probe_ctx *c, uint64_t addr, const struct kfield *f, uint64_t *ret)
+{
+	if (!f->found || kread_u64(c->k, addr + f->offset, ret))
+		return -EFAULT;
+	return *ret ? 0 : -ENOENT;
+}
+
 static uint64_t cr3(const struct probe_ctx *c)
 {
 	return c->regs->cr3 & CR3_ADDRESS;
@@ -76,7 +119,7 @@ static int add_current(struct probe_ctx *c, struct vms_process *ret)
 static int decode_exec(struct probe_ctx *c)
 {
 	char filename[ARG_BYTES], argv[ARGV_BYTES] = "", arg[ARG_BYTES];
-	struct kfield di, si;
+	const struct probe_layout *l = layout(c);
 	struct vms_process cur;
 	uint64_t file_ptr, argv_ptr;
 	size_t used = 0;
@@ -84,9 +127,8 @@ static int decode_exec(struct probe_ctx *c)
 
 	if (err)
 		return err;
-	if (kfield_require(c->k, "pt_regs", "di", &di) || kfield_require(c->k, "pt_regs", "si", &si) ||
-	    kread_u64(c->k, c->regs->rdi + di.offset, &file_ptr) ||
-	    kread_u64(c->k, c->regs->rdi + si.offset, &argv_ptr))
+	if (!l || read_nonzero(c, c->regs->rdi, &l->regs_di, &file_ptr) ||
+	    read_nonzero(c, c->regs->rdi, &l->regs_si, &argv_ptr))
 		return -EFAULT;
 	if (!user_string(c, file_ptr, filename, sizeof(filename)))
 		vms_event_add_str(c->ev, "filename", filename);
@@ -157,7 +199,7 @@ static int decode_open(struct probe_ctx *c)
 {
 	char path[ARG_BYTES * 4];
 	struct vms_process cur;
-	struct kfield flags;
+	const struct probe_layout *l = layout(c);
 	uint64_t value;
 	int err = add_current(c, &cur);
 
@@ -165,8 +207,7 @@ static int decode_open(struct probe_ctx *c)
 		return err;
 	if (!user_string(c, c->regs->rsi, path, sizeof(path)))
 		vms_event_add_str(c->ev, "path", path);
-	if (!kfield_require(c->k, "open_how", "flags", &flags) &&
-	    !kread_u64(c->k, c->regs->rdx + flags.offset, &value))
+	if (l && l->how_flags.found && !kread_u64(c->k, c->regs->rdx + l->how_flags.offset, &value))
 		vms_event_add_uint(c->ev, "flags", value);
 	vms_event_add_int(c->ev, "dfd", (int32_t)c->regs->rdi);
 	return 0;
@@ -231,17 +272,11 @@ static int decode_accept(struct probe_ctx *c)
 /* The path of the task's executable (mm->exe_file), as d_path() gives it. */
 static int exe_path(struct probe_ctx *c, uint64_t task, char *buf, size_t len)
 {
-	struct kfield mm_f, exe_f, mnt_f, dentry_f;
+	const struct probe_layout *l = layout(c);
 	uint64_t mm, file, mnt, dentry;
 
-	if (kfield_require(c->k, "task_struct", "mm", &mm_f) ||
-	    kfield_require(c->k, "mm_struct", "exe_file", &exe_f) ||
-	    kfield_require(c->k, "file", "f_path.mnt", &mnt_f) ||
-	    kfield_require(c->k, "file", "f_path.dentry", &dentry_f) ||
-	    kread_u64(c->k, task + mm_f.offset, &mm) || !mm ||
-	    kread_u64(c->k, mm + exe_f.offset, &file) || !file ||
-	    kread_u64(c->k, file + mnt_f.offset, &mnt) ||
-	    kread_u64(c->k, file + dentry_f.offset, &dentry))
+	if (!l || read_nonzero(c, task, &l->task_mm, &mm) || read_nonzero(c, mm, &l->mm_exe_file, &file) ||
+	    read_nonzero(c, file, &l->file_mnt, &mnt) || read_nonzero(c, file, &l->file_dentry, &dentry))
 		return -EFAULT;
 	return linux_path(c->k, linux_mount_of_vfsmount(c->k, mnt), dentry, buf, len);
 }
@@ -249,16 +284,13 @@ static int exe_path(struct probe_ctx *c, uint64_t task, char *buf, size_t len)
 /* The new image's arguments (mm->arg_start..arg_end, NUL-separated): joined by spaces. */
 static int arg_area(struct probe_ctx *c, uint64_t task, char *buf, size_t len, int *argc)
 {
-	struct kfield mm_f, start_f, end_f;
+	const struct probe_layout *l = layout(c);
 	uint64_t mm, start, end;
 	size_t n;
 
-	if (kfield_require(c->k, "task_struct", "mm", &mm_f) ||
-	    kfield_require(c->k, "mm_struct", "arg_start", &start_f) ||
-	    kfield_require(c->k, "mm_struct", "arg_end", &end_f) ||
-	    kread_u64(c->k, task + mm_f.offset, &mm) || !mm ||
-	    kread_u64(c->k, mm + start_f.offset, &start) ||
-	    kread_u64(c->k, mm + end_f.offset, &end) || end <= start)
+	if (!l || read_nonzero(c, task, &l->task_mm, &mm) ||
+	    read_nonzero(c, mm, &l->mm_arg_start, &start) || read_nonzero(c, mm, &l->mm_arg_end, &end) ||
+	    end <= start)
 		return -EFAULT;
 	n = end - start < len - 1 ? (size_t)(end - start) : len - 1;
 	if (vms_virt_read(c->vm, cr3(c), start, buf, n))
@@ -341,15 +373,16 @@ static int decode_fork_cn(struct probe_ctx *c)
 /* proc_exit_connector(current): exit_code holds the wait status do_exit() was given. */
 static int decode_exit_cn(struct probe_ctx *c)
 {
+	const struct probe_layout *l = layout(c);
 	struct vms_process cur;
-	struct kfield code_f;
 	uint32_t code;
 	int err = add_current(c, &cur);
 
-	err = err ?: kfield_require(c->k, "task_struct", "exit_code", &code_f);
-	err = err ?: kread_u32(c->k, cur.task + code_f.offset, &code);
 	if (err)
 		return err;
+	if (!l || !l->task_exit_code.found ||
+	    kread_u32(c->k, cur.task + l->task_exit_code.offset, &code))
+		return -EFAULT;
 	vms_event_add_int(c->ev, "exit_code", (code >> 8) & 0xff);
 	vms_event_add_int(c->ev, "signal", code & EXIT_SIGNAL);
 	vms_event_add_bool(c->ev, "thread", cur.pid != cur.tgid);

@@ -286,6 +286,7 @@ void linux_kernel_free(void *kernel)
 	free(k->files_layout);
 	free(k->mounts_layout);
 	free(k->sockets_layout);
+	free(k->probes_layout);
 	free(k);
 }
 
