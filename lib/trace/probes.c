@@ -105,8 +105,6 @@ static int add_current(struct probe_ctx *c, struct vms_process *ret)
 	err = err ?: linux_task_read(c->k, task, ret);
 	if (err)
 		return err;
-	free(ret->cmdline);
-	ret->cmdline = NULL;
 	vms_event_add_int(c->ev, "pid", ret->tgid);
 	vms_event_add_int(c->ev, "tid", ret->pid);
 	vms_event_add_int(c->ev, "ppid", ret->ppid);
@@ -157,7 +155,6 @@ static int decode_fork(struct probe_ctx *c)
 
 	if (err)
 		return err;
-	free(child.cmdline);
 	err = add_current(c, &parent);
 	vms_event_add_int(c->ev, "child_pid", child.tgid);
 	vms_event_add_int(c->ev, "child_tid", child.pid);
@@ -332,8 +329,6 @@ static int child_of(struct probe_ctx *c, uint64_t addr, const struct vms_process
 {
 	if (addr < KERNEL_HALF || addr == parent->task || linux_task_read(c->k, addr, ret))
 		return 0;
-	free(ret->cmdline);
-	ret->cmdline = NULL;
 	/* A thread of it, a child, or a child of its parent (CLONE_PARENT, never from pid 1). */
 	return ret->pid > 0 && ret->tgid > 0 && ret->start_time_ns >= parent->start_time_ns &&
 	       (ret->tgid == parent->tgid || ret->ppid == parent->tgid ||

@@ -152,7 +152,8 @@ void *linux_layout(struct linux_kernel *k, void **slot, size_t size,
 /* Read a field of a structure already copied into a buffer. */
 uint64_t kfield_get(const struct kfield *f, const void *obj);
 
-/* One task or module at a kernel address, as the views decode them (tracing). */
+/* One task or module at a kernel address, as the views decode them (tracing; a task's
+ * cmdline is left NULL). */
 struct vms_process;
 struct vms_module;
 struct vms_socket;

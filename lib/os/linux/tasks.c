@@ -45,6 +45,9 @@ struct task_layout {
 	uint64_t init_task;
 };
 
+/* Internal walk flag, beside VMS_PS_*: leave cmdline NULL (a stop is short). */
+#define TASK_NO_CMDLINE (1u << 31)
+
 struct ps_walk {
 	struct linux_kernel *k;
 	const struct task_layout *l;
@@ -265,7 +268,8 @@ static int add_task(struct ps_walk *w, uint64_t addr, const struct vms_process *
 	}
 	if (!kread_u32(w->k, kfield_get(&l->signal, w->task) + l->signal_nr_threads.offset, &value))
 		p->threads = (int)value;
-	p->cmdline = mm ? read_cmdline(w->k, l, mm) : strdup("");
+	if (!(w->flags & TASK_NO_CMDLINE))
+		p->cmdline = mm ? read_cmdline(w->k, l, mm) : strdup("");
 	return 0;
 }
 
@@ -349,7 +353,7 @@ int vms_os_processes(struct vms_vm *vm, unsigned int flags, struct vms_process *
 
 int linux_task_read(struct linux_kernel *k, uint64_t addr, struct vms_process *ret)
 {
-	struct ps_walk w = { .k = k };
+	struct ps_walk w = { .k = k, .flags = TASK_NO_CMDLINE };
 	int err;
 
 	w.l = layout(k);
