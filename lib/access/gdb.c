@@ -406,6 +406,42 @@ int gdb_continue_thread(struct gdb_conn *g, long thread)
 	return send_packet(g, cmd);
 }
 
+/* "1,2" or "p1.1,p1.2": thread ids into ids[*n...max). */
+static void parse_thread_list(const char *p, long *ids, int *n, int max)
+{
+	while (*p && *n < max) {
+		const char *end = p + strcspn(p, ",");
+		const char *dot = memchr(p, '.', (size_t)(end - p));
+
+		ids[(*n)++] = strtol(dot ? dot + 1 : p, NULL, 16);
+		p = *end ? end + 1 : end;
+	}
+}
+
+int gdb_threads(struct gdb_conn *g, long *ids, int max)
+{
+	int n = 0, err = request(g, "qfThreadInfo");
+
+	/* "m..." parts until "l"; the list is bounded by what we keep and by rounds. */
+	for (int round = 0; !err && g->packet[0] == 'm' && round < GDB_MAX_THREADS; round++) {
+		parse_thread_list(g->packet + 1, ids, &n, max);
+		err = request(g, "qsThreadInfo");
+	}
+	if (err)
+		return err;
+	return g->packet[0] == 'l' ? n : -EPROTO;
+}
+
+int gdb_read_thread_regs(struct gdb_conn *g, long thread, struct gdb_regs *ret)
+{
+	char cmd[32];
+	int err;
+
+	snprintf(cmd, sizeof(cmd), "Hg%lx", thread);
+	err = expect_ok(g, cmd);
+	return err ?: gdb_read_regs(g, ret);
+}
+
 long gdb_stopped_thread(const struct gdb_conn *g)
 {
 	return g->stop_thread;

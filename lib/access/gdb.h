@@ -43,6 +43,14 @@ int gdb_breakpoint(struct gdb_conn *g, int type, uint64_t addr, int set);
 #define GDB_WATCH_ACCESS 4
 int gdb_watchpoint(struct gdb_conn *g, int type, uint64_t addr, unsigned int len, int set);
 int gdb_read_regs(struct gdb_conn *g, struct gdb_regs *ret);
+/* The vCPUs, as the stub numbers its threads: at most max ids; the count or -errno. */
+#define GDB_MAX_THREADS 1024
+int gdb_threads(struct gdb_conn *g, long *ids, int max);
+/*
+ * Registers of another vCPU of the stopped VM (selects it with 'Hg'; the
+ * next stop selects the stopped one again). Resuming is not affected.
+ */
+int gdb_read_thread_regs(struct gdb_conn *g, long thread, struct gdb_regs *ret);
 /* Set one 64-bit register of the stopped vCPU ('P'); GDB_REG_RIP is the program counter. */
 #define GDB_REG_RIP 16
 int gdb_write_reg(struct gdb_conn *g, unsigned int regnum, uint64_t value);

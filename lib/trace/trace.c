@@ -72,6 +72,10 @@ struct vms_trace {
 	unsigned int wanted, flags;
 	uint64_t cn_addr; /* the connector's listener counter, watched when cn_set */
 	int cn_set;
+	/* The vCPUs, and per vCPU the registers of its last connector event. */
+	long *threads;
+	struct gdb_regs *last_hook;
+	int n_threads;
 	struct probe_state probes[VMS_PROBE__COUNT];
 	struct ret_site sites[RET_SITES];
 	struct pending pending[PENDING_MAX];
@@ -199,6 +203,23 @@ static void watch_connector(struct vms_trace *t)
 		t->probes[p].via_cn = 0;
 }
 
+static int list_vcpus(struct vms_trace *t)
+{
+	int n;
+
+	t->threads = calloc(GDB_MAX_THREADS, sizeof(*t->threads));
+	if (!t->threads)
+		return -ENOMEM;
+	n = gdb_threads(t->g, t->threads, GDB_MAX_THREADS);
+	if (n < 0)
+		return n;
+	t->last_hook = calloc((size_t)n ?: 1, sizeof(*t->last_hook));
+	if (!t->last_hook)
+		return -ENOMEM;
+	t->n_threads = n;
+	return 0;
+}
+
 static int attach(struct vms_trace *t)
 {
 	char command[160];
@@ -214,6 +235,11 @@ static int attach(struct vms_trace *t)
 		return vm_error(t->vm, err, "cannot talk to QEMU's gdbstub at %s: %s", t->socket,
 				strerror(-err));
 	watch_connector(t);
+	if (t->cn_set) {
+		err = list_vcpus(t);
+		if (err)
+			return vm_error(t->vm, err, "cannot list the VM's vCPUs through the gdbstub");
+	}
 	for (int p = 0; p < VMS_PROBE__COUNT; p++) {
 		struct probe_state *s = &t->probes[p];
 
@@ -532,28 +558,84 @@ static int handle_return(struct vms_trace *t, struct ret_site *site, const struc
 	return err ?: gdb_continue(t->g);
 }
 
-/*
- * A stop after an access to the connector's counter: inside one of its
- * hooks; ours if it is a wanted probe's (others: uid changes, ptrace, ...).
- */
-static int handle_hook(struct vms_trace *t, const struct gdb_regs *regs)
+static int vcpu_index(const struct vms_trace *t, long thread)
 {
+	for (int i = 0; i < t->n_threads; i++)
+		if (t->threads[i] == thread)
+			return i;
+	return -1;
+}
+
+/*
+ * The vCPU with these registers is in a wanted connector hook, just past
+ * its read of the counter: the event. Found by looking (not reported by
+ * QEMU), it may be the one already reported for this vCPU: a vCPU that has
+ * not run since sits where it was.
+ */
+static void hook_event(struct vms_trace *t, int vcpu, const struct gdb_regs *regs, int looked)
+{
+	struct gdb_regs *last = vcpu >= 0 ? &t->last_hook[vcpu] : NULL;
+
+	if (looked && last && last->rip == regs->rip && last->rsp == regs->rsp &&
+	    last->rbx == regs->rbx && last->rdi == regs->rdi && last->cr3 == regs->cr3)
+		return;
 	for (int p = 0; p < VMS_PROBE__COUNT; p++) {
 		struct probe_state *s = &t->probes[p];
 
 		if (s->via_cn && regs->rip >= s->cn_start && regs->rip < s->cn_end) {
 			t->st.hits++;
 			emit(t, p, regs);
-			break;
+			if (last)
+				*last = *regs;
+			return;
 		}
 	}
-	return gdb_continue(t->g);
+}
+
+/* Does the instruction that ends at rip read the counter (mov r32, [rip+d] / cmp [rip+d], i8)? */
+static int just_read_counter(struct vms_trace *t, uint64_t rip)
+{
+	uint8_t b[7];
+	int32_t disp;
+
+	if (kread(t->k, rip - sizeof(b), b, sizeof(b)))
+		return 0;
+	if (b[1] == 0x8b && (b[2] & 0xc7) == 0x05)
+		memcpy(&disp, b + 3, 4);
+	else if (b[0] == 0x83 && (b[1] & 0xc7) == 0x05)
+		memcpy(&disp, b + 2, 4);
+	else
+		return 0;
+	return rip + (uint64_t)(int64_t)disp == t->cn_addr;
+}
+
+/*
+ * Two vCPUs that read the counter together stop the VM once: QEMU reports
+ * one and resumes the other past its read (a watchpoint stops after the
+ * access), and its event would be lost. So at every stop the other vCPUs
+ * are looked at: one sitting just past the read in a hook is that event.
+ * (A vCPU at a breakpoint has not run the instruction: it hits it again.)
+ */
+static int sweep_vcpus(struct vms_trace *t, long stopped)
+{
+	for (int i = 0; i < t->n_threads; i++) {
+		struct gdb_regs regs;
+
+		if (t->threads[i] == stopped)
+			continue;
+		if (gdb_read_thread_regs(t->g, t->threads[i], &regs))
+			return -EPIPE;
+		if (just_read_counter(t, regs.rip))
+			hook_event(t, i, &regs, 1);
+	}
+	return 0;
 }
 
 /* One stop: which probe, decode, queue the event; then past the breakpoint. */
 static int handle_stop(struct vms_trace *t)
 {
 	struct gdb_regs regs;
+	long stopped;
 	int p;
 
 	/*
@@ -569,6 +651,9 @@ static int handle_stop(struct vms_trace *t)
 	}
 	if (gdb_read_regs(t->g, &regs))
 		return -EPIPE;
+	stopped = gdb_stopped_thread(t->g);
+	if (t->n_threads > 1 && sweep_vcpus(t, stopped))
+		return -EPIPE;
 	for (p = 0; p < VMS_PROBE__COUNT; p++)
 		if (t->probes[p].set && !t->probes[p].via_cn && t->probes[p].addr == regs.rip)
 			break;
@@ -576,9 +661,10 @@ static int handle_stop(struct vms_trace *t)
 		for (int i = 0; i < RET_SITES; i++)
 			if (t->sites[i].set && t->sites[i].addr == regs.rip)
 				return handle_return(t, &t->sites[i], &regs);
+		/* After a read of the counter (else a spurious stop): the event if wanted. */
 		if (t->cn_set)
-			return handle_hook(t, &regs);
-		return gdb_continue(t->g); /* not ours (a spurious stop): just go on */
+			hook_event(t, vcpu_index(t, stopped), &regs, 0);
+		return gdb_continue(t->g);
 	}
 	t->st.hits++;
 	if (probe_defs[p].at_return)
@@ -671,6 +757,8 @@ int vms_trace_stop(struct vms_trace *t)
 		vm_error(t->vm, err, "detaching from the gdbstub: %s", strerror(-err));
 	unlink(t->socket);
 	rmdir(t->dir);
+	free(t->threads);
+	free(t->last_hook);
 	free(t);
 	return err;
 }

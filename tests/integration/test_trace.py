@@ -102,11 +102,13 @@ def round_finishes(g, name):
     return lines if g.qmp("query-status")["status"] == "running" else None
 
 
-def check_breakpoints(t, kernel=None, breakpoints=False):
+def check_breakpoints(t, kernel=None, breakpoints=False, vcpus=1):
     """exec, fork and exit through the process-events connector (default) or
     at breakpoints on their functions (--breakpoints); the rest at breakpoints."""
-    label = (kernel or "6.1") + (" --breakpoints" if breakpoints else "")
-    with vmguest.Guest(workload="tracer", name="tracer", kernel=kernel, control=True) as g:
+    label = (kernel or "6.1") + (" --breakpoints" if breakpoints else "") + (
+        " (%d vCPUs)" % vcpus if vcpus > 1 else "")
+    with vmguest.Guest(workload="tracer", name="tracer", kernel=kernel, control=True,
+                       vcpus=vcpus) as g:
         truth = g._read(g.truth_path)
         shell = int(re.search(r"^SHELL (\d+)$", truth, re.M).group(1))
         true_exe = re.search(r"^TRUE_EXE (\S+)$", truth, re.M).group(1)
@@ -283,8 +285,9 @@ def main():
     t = Tap()
     t.run("trace with breakpoints", check_breakpoints)
     t.run("trace with breakpoints only", check_breakpoints, None, True)
+    # The running task is per vCPU (its per-CPU area): the other kernel on two.
     t.run("trace with breakpoints, other kernel", check_breakpoints,
-          vmguest.pinned_kernel("VMSCOPE_KERNEL_ALT"))
+          vmguest.pinned_kernel("VMSCOPE_KERNEL_ALT"), False, 2)
     t.run("trace by polling", check_polling)
     t.run("gdbstub client", check_gdb_client)
     return t.done()
