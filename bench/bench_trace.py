@@ -40,6 +40,9 @@ def traced_round(binary, g, args):
     if "tracing" not in line:
         raise SystemExit("trace did not start: " + line)
     took = timed_round(g, "bench")
+    # A child's exit event comes after its parent is woken (another vCPU may
+    # print DONE first): let the last ones in before detaching.
+    time.sleep(0.5)
     tr.send_signal(signal.SIGINT)
     summary = tr.communicate(timeout=120)[1].strip()
     out.close()

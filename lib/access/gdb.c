@@ -141,12 +141,10 @@ static long stop_thread(const char *p)
 	return strtol(t, NULL, 16);
 }
 
-/* Send a request and read its reply into g->packet (stop notices skipped). */
-static int request(struct gdb_conn *g, const char *data)
+/* Read the reply to a request into g->packet (stop notices noted and skipped). */
+static int reply(struct gdb_conn *g)
 {
-	int err = send_packet(g, data);
-
-	while (!err) {
+	for (;;) {
 		int sig, r = read_packet(g, IO_TIMEOUT_MS);
 
 		if (r <= 0)
@@ -157,7 +155,12 @@ static int request(struct gdb_conn *g, const char *data)
 		g->stop_signal = sig;
 		g->stop_thread = stop_thread(g->packet);
 	}
-	return err;
+}
+
+/* Send a request and read its reply into g->packet. */
+static int request(struct gdb_conn *g, const char *data)
+{
+	return send_packet(g, data) ?: reply(g);
 }
 
 static int expect_ok(struct gdb_conn *g, const char *data)
@@ -432,14 +435,24 @@ int gdb_threads(struct gdb_conn *g, long *ids, int max)
 	return g->packet[0] == 'l' ? n : -EPROTO;
 }
 
-int gdb_read_thread_regs(struct gdb_conn *g, long thread, struct gdb_regs *ret)
+int gdb_read_threads_regs(struct gdb_conn *g, const long *threads, int n, struct gdb_regs *ret)
 {
 	char cmd[32];
-	int err;
+	int err = 0;
 
-	snprintf(cmd, sizeof(cmd), "Hg%lx", thread);
-	err = expect_ok(g, cmd);
-	return err ?: gdb_read_regs(g, ret);
+	/* Pipelined: every "Hg" and "g" goes out at once, the replies come back in order. */
+	for (int i = 0; i < n && !err; i++) {
+		snprintf(cmd, sizeof(cmd), "Hg%lx", threads[i]);
+		err = send_packet(g, cmd) ?: send_packet(g, "g");
+	}
+	for (int i = 0; i < n && !err; i++) {
+		err = reply(g);
+		if (!err && strcmp(g->packet, "OK"))
+			err = -EPROTO;
+		err = err ?: reply(g);
+		err = err ?: gdb_parse_regs(g->packet, strlen(g->packet), &ret[i]);
+	}
+	return err;
 }
 
 long gdb_stopped_thread(const struct gdb_conn *g)

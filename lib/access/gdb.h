@@ -47,10 +47,11 @@ int gdb_read_regs(struct gdb_conn *g, struct gdb_regs *ret);
 #define GDB_MAX_THREADS 1024
 int gdb_threads(struct gdb_conn *g, long *ids, int max);
 /*
- * Registers of another vCPU of the stopped VM (selects it with 'Hg'; the
- * next stop selects the stopped one again). Resuming is not affected.
+ * Registers of n vCPUs of the stopped VM, into ret[0..n), in one round trip
+ * (each selected with 'Hg'; the next stop selects the stopped one again).
+ * Resuming is not affected.
  */
-int gdb_read_thread_regs(struct gdb_conn *g, long thread, struct gdb_regs *ret);
+int gdb_read_threads_regs(struct gdb_conn *g, const long *threads, int n, struct gdb_regs *ret);
 /* Set one 64-bit register of the stopped vCPU ('P'); GDB_REG_RIP is the program counter. */
 #define GDB_REG_RIP 16
 int gdb_write_reg(struct gdb_conn *g, unsigned int regnum, uint64_t value);

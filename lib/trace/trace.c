@@ -73,8 +73,8 @@ struct vms_trace {
 	uint64_t cn_addr; /* the connector's listener counter, watched when cn_set */
 	int cn_set;
 	/* The vCPUs, and per vCPU the registers of its last connector event. */
-	long *threads;
-	struct gdb_regs *last_hook;
+	long *threads, *others;
+	struct gdb_regs *last_hook, *others_regs;
 	int n_threads;
 	struct probe_state probes[VMS_PROBE__COUNT];
 	struct ret_site sites[RET_SITES];
@@ -214,7 +214,9 @@ static int list_vcpus(struct vms_trace *t)
 	if (n < 0)
 		return n;
 	t->last_hook = calloc((size_t)n ?: 1, sizeof(*t->last_hook));
-	if (!t->last_hook)
+	t->others = calloc((size_t)n ?: 1, sizeof(*t->others));
+	t->others_regs = calloc((size_t)n ?: 1, sizeof(*t->others_regs));
+	if (!t->last_hook || !t->others || !t->others_regs)
 		return -ENOMEM;
 	t->n_threads = n;
 	return 0;
@@ -618,16 +620,16 @@ static int just_read_counter(struct vms_trace *t, uint64_t rip)
  */
 static int sweep_vcpus(struct vms_trace *t, long stopped)
 {
-	for (int i = 0; i < t->n_threads; i++) {
-		struct gdb_regs regs;
+	int n = 0;
 
-		if (t->threads[i] == stopped)
-			continue;
-		if (gdb_read_thread_regs(t->g, t->threads[i], &regs))
-			return -EPIPE;
-		if (just_read_counter(t, regs.rip))
-			hook_event(t, i, &regs, 1);
-	}
+	for (int i = 0; i < t->n_threads; i++)
+		if (t->threads[i] != stopped)
+			t->others[n++] = t->threads[i];
+	if (gdb_read_threads_regs(t->g, t->others, n, t->others_regs))
+		return -EPIPE;
+	for (int i = 0; i < n; i++)
+		if (just_read_counter(t, t->others_regs[i].rip))
+			hook_event(t, vcpu_index(t, t->others[i]), &t->others_regs[i], 1);
 	return 0;
 }
 
@@ -759,6 +761,8 @@ int vms_trace_stop(struct vms_trace *t)
 	rmdir(t->dir);
 	free(t->threads);
 	free(t->last_hook);
+	free(t->others);
+	free(t->others_regs);
 	free(t);
 	return err;
 }
