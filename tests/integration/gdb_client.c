@@ -3,9 +3,10 @@
  * The gdbstub client against a live QEMU, step by step, for test_trace.py:
  *   gdb_client QMP_SOCKET
  * switches the gdbstub on, then reads registers and memory (compared with
- * what vmscope reads from guest RAM directly), stops on a hardware and then
- * a software breakpoint at __x64_sys_execve (the test makes the guest exec
- * once "armed" is printed), single-steps, interrupts a running VM, removes
+ * what vmscope reads from guest RAM directly), lists the vCPUs and reads all
+ * their registers at once, stops on a hardware and then a software
+ * breakpoint at __x64_sys_execve (the test makes the guest exec once
+ * "armed" is printed), single-steps, interrupts a running VM, removes
  * every breakpoint and detaches. Each fact is printed as "name value"; the
  * Python side judges them. Exit status 0 unless the set-up failed.
  */
@@ -38,6 +39,23 @@ static int stop_at(struct gdb_conn *g, const char *name, uint64_t addr)
 	return 0;
 }
 
+/* The vCPU list, and every vCPU's registers in one go: each has its own per-CPU area. */
+static void vcpus(struct gdb_conn *g)
+{
+	struct gdb_regs regs[8];
+	long ids[8];
+	int n = gdb_threads(g, ids, 8), distinct = 1;
+
+	if (n < 1 || gdb_read_threads_regs(g, ids, n, regs)) {
+		printf("vcpus none\n");
+		return;
+	}
+	for (int i = 0; i < n; i++)
+		for (int j = 0; j < i; j++)
+			distinct &= regs[i].gs_base != regs[j].gs_base;
+	printf("vcpus %d distinct_gs_base %d\n", n, distinct);
+}
+
 static void check(struct gdb_conn *g, struct linux_kernel *k)
 {
 	uint64_t execve = kallsyms_lookup(&k->ksyms, "__x64_sys_execve");
@@ -52,6 +70,7 @@ static void check(struct gdb_conn *g, struct linux_kernel *k)
 	    !gdb_read_mem(g, banner, via_gdb, sizeof(via_gdb)))
 		printf("memory equal %d banner %d\n", !memcmp(direct, via_gdb, sizeof(direct)),
 		       !memcmp(via_gdb, "Linux version", 13));
+	vcpus(g);
 	printf("hw_set %d\n", !gdb_breakpoint(g, HW, execve, 1));
 	printf("armed\n");
 	fflush(stdout);

@@ -219,7 +219,7 @@ def check_gdb_client(t):
     """The gdbstub client itself, step by step (tests/integration/gdb_client.c)."""
     client = os.environ.get("GDB_CLIENT_BIN", os.path.join(os.path.dirname(VMSCOPE), "..", "..",
                                                            "tests", "integration", "gdb_client"))
-    with vmguest.Guest(workload="tracer", name="gdbclient", control=True) as g:
+    with vmguest.Guest(workload="tracer", name="gdbclient", control=True, vcpus=2) as g:
         proc = subprocess.Popen([client, g.qmp_path], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         facts = {}
@@ -233,6 +233,9 @@ def check_gdb_client(t):
         t.eq(proc.returncode, 0, "gdb client: attached, gdbstub on", err)
         t.eq(facts.get("regs"), ["rip_kernel", "1", "cr3_set", "1"],
              "gdb client: registers of the stopped vCPU (rip in the kernel, CR3 set)")
+        t.eq(facts.get("vcpus"), ["2", "distinct_gs_base", "1"],
+             "gdb client: both vCPUs listed, their registers read in one go (each its own "
+             "per-CPU area)")
         t.eq(facts.get("memory"), ["equal", "1", "banner", "1"],
              "gdb client: memory read through the gdbstub equals vmscope's direct read "
              "(linux_banner)")
