@@ -6,7 +6,7 @@
  * what vmscope reads from guest RAM directly), lists the vCPUs and reads all
  * their registers at once, stops on a hardware and then a software
  * breakpoint at __x64_sys_execve (the test makes the guest exec once
- * "armed" is printed), single-steps, interrupts a running VM, removes
+ * "armed" is printed), single-steps, writes rip, interrupts a running VM, removes
  * every breakpoint and detaches. Each fact is printed as "name value"; the
  * Python side judges them. Exit status 0 unless the set-up failed.
  */
@@ -56,6 +56,33 @@ static void vcpus(struct gdb_conn *g)
 	printf("vcpus %d distinct_gs_base %d\n", n, distinct);
 }
 
+/*
+ * Stopped at fn: move rip past its first instruction when that has no
+ * effect (endbr64, the NOP Linux writes over it, ftrace's 5-byte NOP), as
+ * trace does, and read it back.
+ */
+static void write_rip(struct gdb_conn *g, uint64_t fn)
+{
+	static const uint8_t endbr64[] = { 0xf3, 0x0f, 0x1e, 0xfa }, nop4[] = { 0x66, 0x0f, 0x1f, 0x00 },
+			     nop5[] = { 0x0f, 0x1f, 0x44, 0x00, 0x00 };
+	struct gdb_regs r;
+	uint8_t code[5];
+	unsigned int len;
+
+	if (gdb_read_mem(g, fn, code, sizeof(code)))
+		len = 0;
+	else if (!memcmp(code, endbr64, 4) || !memcmp(code, nop4, 4))
+		len = 4;
+	else
+		len = memcmp(code, nop5, 5) ? 0 : 5;
+	if (!len) {
+		printf("write_rip skipped\n");
+		return;
+	}
+	printf("write_rip %d\n", !gdb_write_reg(g, GDB_REG_RIP, fn + len) && !gdb_read_regs(g, &r) &&
+				      r.rip == fn + len);
+}
+
 static void check(struct gdb_conn *g, struct linux_kernel *k)
 {
 	uint64_t execve = kallsyms_lookup(&k->ksyms, "__x64_sys_execve");
@@ -82,6 +109,7 @@ static void check(struct gdb_conn *g, struct linux_kernel *k)
 	printf("sw_set %d\n", !gdb_breakpoint(g, SW, execve, 1));
 	if (stop_at(g, "sw_hit", execve))
 		return;
+	write_rip(g, execve);
 	printf("sw_removed %d\n", !gdb_breakpoint(g, SW, execve, 0));
 	/* The guest keeps exec'ing: a running VM is stopped on request. */
 	gdb_continue(g);

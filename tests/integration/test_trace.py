@@ -245,6 +245,8 @@ def check_gdb_client(t):
              "past the first instruction", facts)
         t.eq(facts.get("sw_hit"), ["1", "signal", "5"], "gdb client: a software breakpoint "
              "stops there too", facts)
+        t.eq(facts.get("write_rip"), ["1"], "gdb client: rip written past the function's "
+             "first instruction (no effect) and read back", facts)
         t.ok(facts.get("hw_set") == facts.get("hw_removed") == facts.get("sw_set") ==
              facts.get("sw_removed") == ["1"], "gdb client: breakpoints set and removed", facts)
         t.eq(facts.get("interrupt"), ["1"], "gdb client: a running VM stops on interrupt")
