@@ -6,10 +6,7 @@
 # sync, so that each reaches the disk in its own journal transaction: a
 # disk-level view sees committed states, not what happened between them.
 truth_section version cat /proc/version
-CONTROL=/dev/ttyS2
-stty -F "$CONTROL" raw -echo 2>/dev/null
-# Open before saying READY: bytes that reach a closed tty are lost.
-exec 3<"$CONTROL"
+control_open
 truth_ready
 
 op() {
@@ -95,10 +92,4 @@ small2() {
 	sync
 }
 
-while read -r round <&3; do
-	case "$round" in
-	basic | burst | small | small2) $round ;;
-	*) echo "=== ERROR unknown round $round ===" >"$TRUTH" ;;
-	esac
-	echo "DONE $round" >"$TRUTH"
-done
+control_rounds basic burst small small2

@@ -14,10 +14,7 @@
 truth_section version cat /proc/version
 # Loopback up, or a connect to 127.0.0.1 fails at once and nothing is accepted.
 ip link set lo up
-CONTROL=/dev/ttyS2
-stty -F "$CONTROL" raw -echo 2>/dev/null
-# Open before saying READY: bytes that reach a closed tty are lost.
-exec 3<"$CONTROL"
+control_open
 # What an exec of /bin/true really runs (a busybox link, resolved).
 echo "TRUE_EXE $(readlink -f /bin/true)" >"$TRUTH"
 echo "SHELL $$" >"$TRUTH"
@@ -123,10 +120,4 @@ bench() {
 	say UPTIME "$start" "$end"
 }
 
-while read -r cmd <&3; do
-	case "$cmd" in
-	round | lifetimes | bench | listen | connect | opens) $cmd ;;
-	*) echo "=== ERROR unknown round $cmd ===" >"$TRUTH" ;;
-	esac
-	say DONE "$cmd"
-done
+control_rounds round lifetimes bench listen connect opens

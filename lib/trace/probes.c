@@ -162,6 +162,14 @@ static int decode_fork(struct probe_ctx *c)
 	return err;
 }
 
+/* A wait status (exit code << 8, or the fatal signal) of the task cur. */
+static void add_exit(struct probe_ctx *c, uint64_t status, const struct vms_process *cur)
+{
+	vms_event_add_int(c->ev, "exit_code", (int64_t)((status >> 8) & 0xff));
+	vms_event_add_int(c->ev, "signal", (int64_t)(status & EXIT_SIGNAL));
+	vms_event_add_bool(c->ev, "thread", cur->pid != cur->tgid);
+}
+
 /* do_exit(long code): code is the wait status (exit code << 8, or the signal). */
 static int decode_exit(struct probe_ctx *c)
 {
@@ -170,9 +178,7 @@ static int decode_exit(struct probe_ctx *c)
 
 	if (err)
 		return err;
-	vms_event_add_int(c->ev, "exit_code", (int64_t)((c->regs->rdi >> 8) & 0xff));
-	vms_event_add_int(c->ev, "signal", (int64_t)(c->regs->rdi & EXIT_SIGNAL));
-	vms_event_add_bool(c->ev, "thread", cur.pid != cur.tgid);
+	add_exit(c, c->regs->rdi, &cur);
 	return 0;
 }
 
@@ -378,9 +384,7 @@ static int decode_exit_cn(struct probe_ctx *c)
 	if (!l || !l->task_exit_code.found ||
 	    kread_u32(c->k, cur.task + l->task_exit_code.offset, &code))
 		return -EFAULT;
-	vms_event_add_int(c->ev, "exit_code", (code >> 8) & 0xff);
-	vms_event_add_int(c->ev, "signal", code & EXIT_SIGNAL);
-	vms_event_add_bool(c->ev, "thread", cur.pid != cur.tgid);
+	add_exit(c, code, &cur);
 	return 0;
 }
 

@@ -67,14 +67,14 @@ struct vms_trace {
 	struct gdb_conn *g;
 	char dir[64], socket[96], vm_name[VMS_NAME_MAX];
 	int server_on, running;
-	int guardian_fd; /* write end: a byte says "clean stop" */
+	int guardian_fd; /* write end: return breakpoints' addresses, then 0 for "clean stop" */
 	pid_t guardian;
 	unsigned int wanted, flags;
 	uint64_t cn_addr; /* the connector's listener counter, watched when cn_set */
 	int cn_set;
-	/* The vCPUs, and per vCPU the registers of its last connector event. */
-	long *threads, *others;
-	struct gdb_regs *last_hook, *others_regs;
+	/* The vCPUs; per vCPU its registers at this stop and at its last connector event. */
+	long *threads;
+	struct gdb_regs *vcpu_regs, *last_hook;
 	int n_threads;
 	struct probe_state probes[VMS_PROBE__COUNT];
 	struct ret_site sites[RET_SITES];
@@ -214,9 +214,8 @@ static int list_vcpus(struct vms_trace *t)
 	if (n < 0)
 		return n;
 	t->last_hook = calloc((size_t)n ?: 1, sizeof(*t->last_hook));
-	t->others = calloc((size_t)n ?: 1, sizeof(*t->others));
-	t->others_regs = calloc((size_t)n ?: 1, sizeof(*t->others_regs));
-	if (!t->last_hook || !t->others || !t->others_regs)
+	t->vcpu_regs = calloc((size_t)n ?: 1, sizeof(*t->vcpu_regs));
+	if (!t->last_hook || !t->vcpu_regs)
 		return -ENOMEM;
 	t->n_threads = n;
 	return 0;
@@ -267,16 +266,6 @@ static int attach(struct vms_trace *t)
 	return 0;
 }
 
-/*
- * Breakpoints outlive their debugger in QEMU: were vmscope killed, the next
- * hit would stop the VM for good. So a small child process waits on a pipe
- * from the moment the breakpoints go in, told of each return breakpoint set
- * later (8-byte addresses; 0 says "clean stop"). If the pipe closes without
- * that, vmscope died: the child connects to the gdbstub (still listening),
- * removes every breakpoint it knows of and detaches, and the VM runs on;
- * then it switches the gdbstub off (QEMU keeps one, and would refuse the
- * next session's).
- */
 /* What vms_trace_stop() does last, over a QMP connection of our own. */
 static void switch_gdbstub_off(const char *qmp_path)
 {
@@ -290,6 +279,16 @@ static void switch_gdbstub_off(const char *qmp_path)
 	qmp_close(q);
 }
 
+/*
+ * Breakpoints outlive their debugger in QEMU: were vmscope killed, the next
+ * hit would stop the VM for good. So a small child process waits on a pipe
+ * from the moment the breakpoints go in, told of each return breakpoint set
+ * later (8-byte addresses; 0 says "clean stop"). If the pipe closes without
+ * that, vmscope died: the child connects to the gdbstub (still listening),
+ * removes every breakpoint it knows of and detaches, and the VM runs on;
+ * then it switches the gdbstub off (QEMU keeps one, and would refuse the
+ * next session's).
+ */
 static void guard(struct vms_trace *t, int fd)
 {
 	uint64_t extra[RET_SITES * 4], addr;
@@ -612,24 +611,27 @@ static int just_read_counter(struct vms_trace *t, uint64_t rip)
 }
 
 /*
- * Two vCPUs that read the counter together stop the VM once: QEMU reports
- * one and resumes the other past its read (a watchpoint stops after the
- * access), and its event would be lost. So at every stop the other vCPUs
- * are looked at: one sitting just past the read in a hook is that event.
- * (A vCPU at a breakpoint has not run the instruction: it hits it again.)
+ * The stopped vCPU's registers. Two vCPUs that read the counter together
+ * stop the VM once: QEMU reports one and resumes the other past its read (a
+ * watchpoint stops after the access), and its event would be lost. So on a
+ * guest with several vCPUs, all their registers are read (one round trip),
+ * and another vCPU sitting just past the read in a hook is that event. (A
+ * vCPU at a breakpoint has not run the instruction: it hits it again.)
  */
-static int sweep_vcpus(struct vms_trace *t, long stopped)
+static int read_stop(struct vms_trace *t, long stopped, struct gdb_regs *regs)
 {
-	int n = 0;
+	int me = vcpu_index(t, stopped);
 
-	for (int i = 0; i < t->n_threads; i++)
-		if (t->threads[i] != stopped)
-			t->others[n++] = t->threads[i];
-	if (gdb_read_threads_regs(t->g, t->others, n, t->others_regs))
+	if (t->n_threads < 2)
+		return gdb_read_regs(t->g, regs);
+	if (gdb_read_threads_regs(t->g, t->threads, t->n_threads, t->vcpu_regs))
 		return -EPIPE;
-	for (int i = 0; i < n; i++)
-		if (just_read_counter(t, t->others_regs[i].rip))
-			hook_event(t, vcpu_index(t, t->others[i]), &t->others_regs[i], 1);
+	for (int i = 0; i < t->n_threads; i++)
+		if (i != me && just_read_counter(t, t->vcpu_regs[i].rip))
+			hook_event(t, i, &t->vcpu_regs[i], 1);
+	if (me < 0)
+		return gdb_read_regs(t->g, regs);
+	*regs = t->vcpu_regs[me];
 	return 0;
 }
 
@@ -651,10 +653,8 @@ static int handle_stop(struct vms_trace *t)
 	} else {
 		vm_flush_translations(t->vm);
 	}
-	if (gdb_read_regs(t->g, &regs))
-		return -EPIPE;
 	stopped = gdb_stopped_thread(t->g);
-	if (t->n_threads > 1 && sweep_vcpus(t, stopped))
+	if (read_stop(t, stopped, &regs))
 		return -EPIPE;
 	for (p = 0; p < VMS_PROBE__COUNT; p++)
 		if (t->probes[p].set && !t->probes[p].via_cn && t->probes[p].addr == regs.rip)
@@ -761,8 +761,7 @@ int vms_trace_stop(struct vms_trace *t)
 	rmdir(t->dir);
 	free(t->threads);
 	free(t->last_hook);
-	free(t->others);
-	free(t->others_regs);
+	free(t->vcpu_regs);
 	free(t);
 	return err;
 }
