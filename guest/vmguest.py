@@ -36,10 +36,16 @@ class GuestError(Exception):
 
 
 def pinned_kernel(which="VMSCOPE_KERNEL"):
-    """The kernel pinned in guest/kernel.env (VMSCOPE_KERNEL or VMSCOPE_KERNEL_ALT)."""
+    """A kernel pinned in guest/kernel.env (VMSCOPE_KERNEL, _ALT, _OLD or _NEW)."""
     return subprocess.run(["bash", "-c", '. "$1"; echo "${!2}"', "-",
                            os.path.join(HERE, "kernel.env"), which],
                           check=True, stdout=subprocess.PIPE, text=True).stdout.strip()
+
+
+def kernel_lines():
+    """Every kernel line the fidelity tests cover, oldest first."""
+    return [pinned_kernel(w) for w in ("VMSCOPE_KERNEL_OLD", "VMSCOPE_KERNEL",
+                                       "VMSCOPE_KERNEL_ALT", "VMSCOPE_KERNEL_NEW")]
 
 
 def build(kernel=None):

@@ -7,10 +7,13 @@
  * the first has bit 7 set, since Linux 6.1) and that many token numbers; each
  * token expands through kallsyms_token_index (256 u16 offsets) into
  * kallsyms_token_table (NUL-terminated strings). The first character of a
- * name is its nm-style type. Addresses are 32-bit offsets from
- * kallsyms_relative_base, read one of two ways (x86's "absolute per-CPU"
- * encoding or plain relative); a symbol vmcoreinfo also names decides which.
- * The tables are guest data: counts, lengths and token offsets are bounded.
+ * name is its nm-style type. Addresses are 32-bit offsets, read one of three
+ * ways (enum kallsyms_encoding): from kallsyms_relative_base plainly or in
+ * x86's "absolute per-CPU" form, or (6.15 on) from each offset's own slot. A
+ * symbol whose address is known otherwise decides which; without one, the
+ * encoding under which the symbols come out in address order (the kernel
+ * sorts them) wins. The tables are guest data: counts, lengths and token
+ * offsets are bounded.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -123,11 +126,25 @@ uint64_t kallsyms_end(const struct kallsyms *ks, uint64_t addr)
 	return end;
 }
 
-static uint64_t address(int32_t offset, uint64_t base, int absolute_percpu)
+void kallsyms_rebase(struct kallsyms *ks, uint64_t delta)
 {
-	if (!absolute_percpu)
+	for (size_t i = 0; i < ks->nr_syms; i++)
+		ks->syms[i].addr += delta;
+}
+
+static uint64_t address(enum kallsyms_encoding enc, const int32_t *offsets, size_t i,
+			uint64_t base, uint64_t offsets_va)
+{
+	int32_t offset = offsets[i];
+
+	switch (enc) {
+	case KALLSYMS_ABSOLUTE_PERCPU:
+		return offset >= 0 ? (uint64_t)offset : base - 1 - (uint64_t)(int64_t)offset;
+	case KALLSYMS_BASE_RELATIVE:
 		return base + (uint32_t)offset;
-	return offset >= 0 ? (uint64_t)offset : base - 1 - (uint64_t)(int64_t)offset;
+	default:
+		return offsets_va + 4 * (uint64_t)i + (uint64_t)(int64_t)offset;
+	}
 }
 
 /* Read the fixed tables: count, token index and table, base. */
@@ -140,7 +157,9 @@ static int read_tables(struct decoder *d, const struct kallsyms_tables *t, kread
 	if (!tokens)
 		return -ENOMEM;
 	d->tokens = tokens;
-	if (read(ctx, t->num_syms, ret_num, 4) || read(ctx, t->relative_base, ret_base, 8) ||
+	*ret_base = 0;
+	if (read(ctx, t->num_syms, ret_num, 4) ||
+	    (t->relative_base && read(ctx, t->relative_base, ret_base, 8)) ||
 	    read(ctx, t->token_index, d->index, sizeof(d->index)))
 		return fail(errbuf, len, -EFAULT, "cannot read its tables");
 	if (!*ret_num || *ret_num > MAX_SYMS)
@@ -162,6 +181,8 @@ static int read_names(struct decoder *d, const struct kallsyms_tables *t, kread_
 	uint64_t end = t->token_table > t->names ? t->token_table : t->token_index;
 	uint8_t *names;
 
+	if (t->names_len)
+		end = t->names + t->names_len;
 	if (end <= t->names || end - t->names > MAX_NAMES_BYTES)
 		return fail(errbuf, len, -EPROTO, "implausible table layout");
 	names = malloc(end - t->names);
@@ -206,26 +227,78 @@ static int decode_all(struct kallsyms *ks, struct decoder *d, char *errbuf, size
 	return 0;
 }
 
-/* Choose the encoding under which the check symbol lands where vmcoreinfo says. */
-static int place_symbols(struct kallsyms *ks, const struct kallsyms_tables *t,
-			 const int32_t *offsets, uint64_t base, char *errbuf, size_t len)
+/* How often an address is lower than the one before it: the kernel sorts them. */
+static size_t disorder(enum kallsyms_encoding enc, const int32_t *offsets, size_t n,
+		       uint64_t base)
+{
+	size_t count = 0;
+
+	for (size_t i = 1; i < n; i++)
+		count += address(enc, offsets, i, base, 0) < address(enc, offsets, i - 1, base, 0);
+	return count;
+}
+
+static enum kallsyms_encoding choose_by_check(const struct kallsyms *ks,
+					      const struct kallsyms_tables *t,
+					      const int32_t *offsets, uint64_t base)
 {
 	size_t i;
-	int absolute;
 
 	for (i = 0; i < ks->nr_syms && strcmp(ks->syms[i].name, t->check_name); i++)
 		;
 	if (i == ks->nr_syms)
-		return fail(errbuf, len, -EPROTO, "no symbol to check the addresses with");
-	absolute = address(offsets[i], base, 1) == t->check_addr;
-	if (!absolute && address(offsets[i], base, 0) != t->check_addr)
-		return fail(errbuf, len, -EPROTO, "decoded addresses disagree with vmcoreinfo");
-	for (i = 0; i < ks->nr_syms; i++)
-		ks->syms[i].addr = address(offsets[i], base, absolute);
+		return KALLSYMS_ENCODING_UNKNOWN;
+	for (int enc = KALLSYMS_ABSOLUTE_PERCPU; enc <= KALLSYMS_PC_RELATIVE; enc++) {
+		if ((enc == KALLSYMS_PC_RELATIVE) != !t->relative_base)
+			continue;
+		if (address(enc, offsets, i, base, t->offsets_va) == t->check_addr)
+			return enc;
+	}
+	return KALLSYMS_ENCODING_UNKNOWN;
+}
+
+/* Without a known symbol: the encoding in whose order the table is (all but 1/64). */
+static enum kallsyms_encoding choose_by_order(const struct kallsyms *ks,
+					      const struct kallsyms_tables *t,
+					      const int32_t *offsets, uint64_t base)
+{
+	enum kallsyms_encoding best = KALLSYMS_ENCODING_UNKNOWN;
+	size_t best_disorder = ks->nr_syms / 64 + 1;
+
+	for (int enc = KALLSYMS_ABSOLUTE_PERCPU; enc <= KALLSYMS_PC_RELATIVE; enc++) {
+		size_t d;
+
+		if ((enc == KALLSYMS_PC_RELATIVE) != !t->relative_base)
+			continue;
+		d = disorder(enc, offsets, ks->nr_syms, base);
+		if (d < best_disorder) {
+			best = enc;
+			best_disorder = d;
+		}
+	}
+	return best;
+}
+
+static int place_symbols(struct kallsyms *ks, struct kallsyms_tables *t, const int32_t *offsets,
+			 uint64_t base, char *errbuf, size_t len)
+{
+	enum kallsyms_encoding enc = t->encoding;
+
+	if (!enc && t->check_name)
+		enc = choose_by_check(ks, t, offsets, base);
+	else if (!enc)
+		enc = choose_by_order(ks, t, offsets, base);
+	if (!enc)
+		return fail(errbuf, len, -EPROTO,
+			    t->check_name ? "decoded addresses disagree with vmcoreinfo"
+					  : "no address encoding puts the symbols in order");
+	t->encoding = enc;
+	for (size_t i = 0; i < ks->nr_syms; i++)
+		ks->syms[i].addr = address(enc, offsets, i, base, t->offsets_va);
 	return 0;
 }
 
-int kallsyms_load(struct kallsyms *ks, const struct kallsyms_tables *t, kread_fn read, void *ctx,
+int kallsyms_load(struct kallsyms *ks, struct kallsyms_tables *t, kread_fn read, void *ctx,
 		  char *errbuf, size_t errbuf_len)
 {
 	struct decoder d = { 0 };

@@ -28,8 +28,15 @@ size_t linux_banner_length(const char *buf, size_t len);
 
 /* -- vmcoreinfo ----------------------------------------------------------- */
 
-/* Find the note in RAM; *ret_text is malloc'ed. */
-int vmcoreinfo_find(struct vms_vm *vm, char **ret_text);
+/*
+ * Call fn(text, gpa, ctx) for each vmcoreinfo-like note in RAM, lowest address
+ * first, until fn returns non-zero (returned). At most a bounded number are
+ * tried; 0 if there were none, -ENOENT if fn took none of them.
+ */
+typedef int (*vmcoreinfo_fn)(const char *text, uint64_t gpa, void *ctx);
+int vmcoreinfo_each(struct vms_vm *vm, vmcoreinfo_fn fn, void *ctx);
+/* The note at gpa, if a well-formed one is there; *ret_text is malloc'ed. */
+int vmcoreinfo_at(struct vms_vm *vm, uint64_t gpa, char **ret_text);
 int vmcoreinfo_symbol(const char *text, const char *name, uint64_t *ret);
 int vmcoreinfo_number(const char *text, const char *name, int64_t *ret);
 int vmcoreinfo_string(const char *text, const char *key, char *buf, size_t len);
@@ -50,23 +57,52 @@ struct kallsyms {
 	size_t hash_size;
 };
 
-/* Where the kernel's tables are, as vmcoreinfo names them. */
-struct kallsyms_tables {
-	uint64_t num_syms, names, token_table, token_index, offsets, relative_base;
-	uint64_t check_addr;	  /* a symbol's address vmcoreinfo also gives ... */
-	const char *check_name;	  /* ... and its name, to choose the address encoding */
+/*
+ * How kallsyms_offsets encodes addresses. Kernels up to 6.x keep 32-bit
+ * offsets from kallsyms_relative_base, read either plainly or in x86's
+ * "absolute per-CPU" form; 6.15 and later keep each offset relative to its own
+ * slot in the table (there is no kallsyms_relative_base).
+ */
+enum kallsyms_encoding {
+	KALLSYMS_ENCODING_UNKNOWN = 0, /* choose: by the check symbol, else by order */
+	KALLSYMS_ABSOLUTE_PERCPU,
+	KALLSYMS_BASE_RELATIVE,
+	KALLSYMS_PC_RELATIVE,
 };
+
+/* Where the kernel's tables are: addresses for the read function given with them. */
+struct kallsyms_tables {
+	uint64_t num_syms, names, token_table, token_index, offsets;
+	uint64_t relative_base;	  /* 0: none (PC-relative offsets) */
+	uint64_t check_addr;	  /* a symbol's address known otherwise (vmcoreinfo) ... */
+	const char *check_name;	  /* ... and its name, to choose the address encoding */
+	uint64_t offsets_va;	  /* PC-relative: kallsyms_offsets' virtual address (0 if not
+				   * yet known: addresses are then relative to it) */
+	enum kallsyms_encoding encoding; /* set by kallsyms_load when it chose */
+	uint64_t names_len;	  /* 0: up to whichever table follows the names */
+};
+
+/*
+ * Find the tables by their own structure in guest-physical RAM (no
+ * vmcoreinfo): the token table and its index, the markers, the names with
+ * their count, the offsets. Addresses in *ret are guest-physical. Tries at
+ * most a bounded number of candidates; -ENOENT if none is whole.
+ */
+int kallsyms_search(struct vms_vm *vm, struct kallsyms_tables *ret, char *errbuf, size_t len);
 
 typedef int (*kread_fn)(void *ctx, uint64_t va, void *buf, size_t len);
 
-/* Decode the tables; errbuf says why on failure. */
-int kallsyms_load(struct kallsyms *ks, const struct kallsyms_tables *t, kread_fn read, void *ctx,
+/* Decode the tables (t->encoding says, after, which encoding it was); errbuf says why on
+ * failure. */
+int kallsyms_load(struct kallsyms *ks, struct kallsyms_tables *t, kread_fn read, void *ctx,
 		  char *errbuf, size_t errbuf_len);
 void kallsyms_release(struct kallsyms *ks);
 /* Build the name index over ks->syms (done by kallsyms_load). */
 int kallsyms_index(struct kallsyms *ks);
 /* The symbol's address, or 0 when the kernel has no such symbol. */
 uint64_t kallsyms_lookup(const struct kallsyms *ks, const char *name);
+/* Add delta to every address: PC-relative tables decoded before their place was known. */
+void kallsyms_rebase(struct kallsyms *ks, uint64_t delta);
 /* Where the symbol at addr ends: the next symbol's address (0 if none follows). */
 uint64_t kallsyms_end(const struct kallsyms *ks, uint64_t addr);
 
@@ -111,6 +147,9 @@ struct linux_kernel {
 /* The per-build discovery cache (cache.c). */
 int linux_cache_load(struct linux_kernel *k, const char *dir);
 void linux_cache_store(struct linux_kernel *k, const char *dir, const char *banner);
+
+/* Find and verify the kernel in k->vm's RAM (discover.c); the error is set on the VM. */
+int linux_discover(struct linux_kernel *k);
 
 /* Discover the kernel (once per handle); -ENOENT etc. with the error set on vm. */
 int linux_kernel_get(struct vms_vm *vm, struct linux_kernel **ret);

@@ -4,7 +4,9 @@
  * mount point, filesystem type, read-only or not. The namespace keeps its
  * mounts in a list (mnt_namespace.list, mount.mnt_list) up to Linux 6.7 and
  * in a red-black tree (mnt_namespace.mounts, mount.mnt_node) since; BTF says
- * which. Tree walks keep an explicit, bounded stack.
+ * which. Tree walks keep an explicit, bounded stack. Like /proc/mounts, only
+ * mounts at or below init's root are listed (since 7.0 the namespace's first
+ * mount is a "nullfs" above the rootfs that init sees).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -20,13 +22,14 @@
 
 #define MAX_MOUNTS    65536
 #define MAX_RB_DEPTH  128
+#define MAX_MNT_DEPTH 256
 #define SB_RDONLY     1
 #define MNT_READONLY  0x40
 
 struct mounts_layout {
 	struct kfield task_nsproxy, nsproxy_mnt_ns, ns_list, ns_mounts, mnt_list, mnt_node;
 	struct kfield rb_left, rb_right, devname, mnt, mnt_sb, mnt_flags, mnt_root, sb_type,
-		sb_flags, type_name;
+		sb_flags, type_name, task_tasks, task_fs, fs_root, mnt_parent;
 	uint64_t init_task;
 };
 
@@ -35,6 +38,7 @@ struct mount_walk {
 	const struct mounts_layout *l;
 	struct vms_mount *mounts;
 	size_t n, cap;
+	uint64_t root; /* init's root mount (0: unknown, list all) */
 };
 
 static int find_layout(struct linux_kernel *k, void *layout)
@@ -52,6 +56,11 @@ static int find_layout(struct linux_kernel *k, void *layout)
 	    kfield_require(k, "file_system_type", "name", &l->type_name) ||
 	    ksym_require(k, "init_task", &l->init_task))
 		return -ENOENT;
+	/* What init's root is, to leave out mounts above it; without it, all are listed. */
+	kbtf_member(k->btf, "task_struct", "tasks", &l->task_tasks);
+	kbtf_member(k->btf, "task_struct", "fs", &l->task_fs);
+	kbtf_member(k->btf, "fs_struct", "root.mnt", &l->fs_root);
+	kbtf_member(k->btf, "mount", "mnt_parent", &l->mnt_parent);
 	/* (Before 6.8, "mounts" is a count; the list is what tells the old layout.) */
 	if (!kbtf_member(k->btf, "mnt_namespace", "list", &l->ns_list))
 		return kfield_require(k, "mount", "mnt_list", &l->mnt_list);
@@ -68,6 +77,37 @@ static struct mounts_layout *layout(struct linux_kernel *k)
 	return linux_layout(k, &k->mounts_layout, sizeof(struct mounts_layout), find_layout);
 }
 
+/* The root mount of init (pid 1, the first task after init_task), or 0. */
+static uint64_t init_root(struct linux_kernel *k, const struct mounts_layout *l)
+{
+	uint64_t next = 0, fs = 0, vfs = 0;
+
+	if (!l->task_tasks.found || !l->task_fs.found || !l->fs_root.found ||
+	    !l->mnt_parent.found ||
+	    kread_u64(k, l->init_task + l->task_tasks.offset, &next) ||
+	    kread_u64(k, next - l->task_tasks.offset + l->task_fs.offset, &fs) || !fs ||
+	    kread_u64(k, fs + l->fs_root.offset, &vfs) || !vfs)
+		return 0;
+	return linux_mount_of_vfsmount(k, vfs);
+}
+
+/* Is mount at or below the root (its parents lead there, bounded)? */
+static int reachable(const struct mount_walk *w, uint64_t mount)
+{
+	if (!w->root)
+		return 1;
+	for (int depth = 0; depth < MAX_MNT_DEPTH; depth++) {
+		uint64_t parent;
+
+		if (mount == w->root)
+			return 1;
+		if (kread_u64(w->k, mount + w->l->mnt_parent.offset, &parent) || parent == mount)
+			return 0;
+		mount = parent;
+	}
+	return 0;
+}
+
 static int add_mount(struct mount_walk *w, uint64_t mount)
 {
 	const struct mounts_layout *l = w->l;
@@ -76,6 +116,8 @@ static int add_mount(struct mount_walk *w, uint64_t mount)
 	uint32_t mnt_flags = 0;
 	struct vms_mount *m;
 
+	if (!reachable(w, mount))
+		return 0;
 	m = array_grow(w->mounts, &w->cap, w->n, sizeof(*m));
 	if (!m)
 		return vm_error(w->k->vm, -ENOMEM, "out of memory");
@@ -158,6 +200,7 @@ int vms_os_mounts(struct vms_vm *vm, struct vms_mount **ret_mounts, size_t *ret_
 	if (kread_u64(w.k, w.l->init_task + w.l->task_nsproxy.offset, &nsproxy) ||
 	    kread_u64(w.k, nsproxy + w.l->nsproxy_mnt_ns.offset, &ns))
 		return vm_error(vm, -EFAULT, "init's mount namespace is unreadable");
+	w.root = init_root(w.k, w.l);
 	err = w.l->ns_list.found ? walk_list(&w, ns) : walk_tree(&w, ns);
 	if (err) {
 		free(w.mounts);

@@ -77,7 +77,8 @@ static int find_enums(struct linux_kernel *k, struct sysinfo_layout *l)
 static int find_layout(struct linux_kernel *k, void *layout)
 {
 	struct sysinfo_layout *l = layout;
-	const char *syms[] = { "init_uts_ns", "tk_core",   "avenrun",	     "_totalram_pages",
+	/* 6.13 on: tk_core is timekeeper_data[TIMEKEEPER_CORE], the first. */
+	const char *syms[] = { "init_uts_ns", "tk_core|timekeeper_data", "avenrun",	     "_totalram_pages",
 			       "vm_zone_stat", "vm_node_stat", "nr_threads", "total_forks",
 			       "nr_cpu_ids", "__per_cpu_offset", "runqueues", "totalreserve_pages",
 			       "node_data" };

@@ -97,7 +97,9 @@ static int find_layout(struct linux_kernel *k, void *layout)
 	if (kfields_require(k, want, ARRAY_SIZE(want)))
 		return -ENOENT;
 	kbtf_member(k->btf, "task_struct", "flags", &l->flags);
-	kbtf_member(k->btf, "task_struct", "worker_private", &l->worker_private);
+	/* Before 5.17 a kernel thread's struct kthread hid in set_child_tid. */
+	if (kbtf_member(k->btf, "task_struct", "worker_private", &l->worker_private))
+		kbtf_member(k->btf, "task_struct", "set_child_tid", &l->worker_private);
 	kbtf_member(k->btf, "kthread", "full_name", &l->kthread_full_name);
 	kbtf_member(k->btf, "kthread", "data", &l->kthread_data);
 	kbtf_member(k->btf, "worker", "desc", &l->worker_desc);

@@ -3,9 +3,10 @@
  * vmcoreinfo: the text note distribution kernels keep in RAM for crash tools
  * ("OSRELEASE=...\nSYMBOL(init_top_pgt)=ffffffff...\nNUMBER(phys_base)=...\n").
  * It is the quickest way in: it names the KASLR offset, the kernel's page
- * tables and the kallsyms tables. It is guest data, so it is only a start:
- * every value it gives is checked by what follows (kallsyms must decode to
- * the same addresses, the page tables must translate).
+ * tables and (6.0 to 6.x) the kallsyms tables. It is guest data, and any
+ * process can leave look-alikes in free pages, so it is only a start: every
+ * candidate is tried in turn (a bounded number), and discover.c keeps one
+ * only when the kernel it describes checks out and points back at it.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -16,52 +17,69 @@
 #include "core/internal.h"
 #include "os/linux/linux.h"
 
-#define VMCOREINFO_MAX 16384
+#define VMCOREINFO_MAX	 16384
+#define MAX_NOTES_TRIED	 16
+#define MAX_NOTES_SEEN	 100000
 
 struct vmcoreinfo_search {
 	struct vms_vm *vm;
-	char *text;
+	vmcoreinfo_fn fn;
+	void *ctx;
+	unsigned int tried, seen;
 };
 
-/* Printable lines of KEY=VALUE up to a NUL; a candidate needs the symbols we use. */
-static int found_note(uint64_t gpa, void *ctx)
+int vmcoreinfo_at(struct vms_vm *vm, uint64_t gpa, char **ret_text)
 {
-	struct vmcoreinfo_search *s = ctx;
-	uint64_t avail = mem_map_avail(&s->vm->mem, gpa);
+	uint64_t avail = mem_map_avail(&vm->mem, gpa);
 	size_t len = avail < VMCOREINFO_MAX ? (size_t)avail : VMCOREINFO_MAX, end;
-	char *text = malloc(len + 1);
+	char *text;
 
-	if (!text || mem_map_read(&s->vm->mem, gpa, text, len)) {
+	if (!len || !(text = malloc(len + 1)))
+		return -ENOMEM;
+	if (mem_map_read(&vm->mem, gpa, text, len)) {
 		free(text);
-		return 0;
+		return -EFAULT;
 	}
+	/* Printable lines of KEY=VALUE up to a NUL; a candidate needs the entries we use. */
 	for (end = 0; end < len && text[end] && (text[end] == '\n' || (text[end] >= 0x20 &&
 								       text[end] < 0x7f));
 	     end++)
 		;
 	text[end] = '\0';
-	if (!strstr(text, "\nSYMBOL(init_top_pgt)=") || !strstr(text, "\nNUMBER(phys_base)=") ||
-	    !strstr(text, "\nSYMBOL(kallsyms_names)=")) {
+	if (strncmp(text, "OSRELEASE=", 10) || !strstr(text, "\nSYMBOL(init_top_pgt)=") ||
+	    !strstr(text, "\nNUMBER(phys_base)=")) {
 		free(text);
-		return 0;
+		return -ENOENT;
 	}
-	s->text = text;
-	return 1;
+	*ret_text = text;
+	return 0;
 }
 
-int vmcoreinfo_find(struct vms_vm *vm, char **ret_text)
+static int found_note(uint64_t gpa, void *ctx)
 {
-	struct vmcoreinfo_search s = { vm, NULL };
+	struct vmcoreinfo_search *s = ctx;
+	char *text;
+	int ret;
+
+	/* Bounded both ways: notes looked at, and notes a guest can make us try. */
+	if (++s->seen > MAX_NOTES_SEEN || s->tried == MAX_NOTES_TRIED)
+		return -ELOOP;
+	if (vmcoreinfo_at(s->vm, gpa, &text))
+		return 0;
+	s->tried++;
+	ret = s->fn(text, gpa, s->ctx);
+	free(text);
+	return ret;
+}
+
+int vmcoreinfo_each(struct vms_vm *vm, vmcoreinfo_fn fn, void *ctx)
+{
+	struct vmcoreinfo_search s = { vm, fn, ctx, 0, 0 };
 	int err = mem_map_scan(&vm->mem, "OSRELEASE=", 10, found_note, &s);
 
-	if (err < 0)
-		return vm_error(vm, err, "cannot scan guest RAM: %s", strerror(-err));
-	if (!s.text)
-		return vm_error(vm, -ENOENT,
-				"no usable vmcoreinfo in guest RAM (a Linux kernel before 6.0, or "
-				"one built without CONFIG_CRASH_CORE or CONFIG_KALLSYMS)");
-	*ret_text = s.text;
-	return 0;
+	if (err == -ELOOP || (!err && s.tried))
+		return -ENOENT;
+	return err;
 }
 
 /* The value after "KEY=" on its own line, or NULL. */
