@@ -238,6 +238,15 @@ static size_t disorder(enum kallsyms_encoding enc, const int32_t *offsets, size_
 	return count;
 }
 
+static size_t non_negative(const int32_t *offsets, size_t n)
+{
+	size_t count = 0;
+
+	for (size_t i = 0; i < n; i++)
+		count += offsets[i] >= 0;
+	return count;
+}
+
 static enum kallsyms_encoding choose_by_check(const struct kallsyms *ks,
 					      const struct kallsyms_tables *t,
 					      const int32_t *offsets, uint64_t base)
@@ -269,6 +278,11 @@ static enum kallsyms_encoding choose_by_order(const struct kallsyms *ks,
 		size_t d;
 
 		if ((enc == KALLSYMS_PC_RELATIVE) != !t->relative_base)
+			continue;
+		/* Only per-CPU symbols are non-negative there: a table of mostly
+		 * non-negative offsets is plainly relative, though in order both ways. */
+		if (enc == KALLSYMS_ABSOLUTE_PERCPU &&
+		    non_negative(offsets, ks->nr_syms) > ks->nr_syms / 2)
 			continue;
 		d = disorder(enc, offsets, ks->nr_syms, base);
 		if (d < best_disorder) {

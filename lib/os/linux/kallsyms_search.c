@@ -220,7 +220,10 @@ static int find_names(const struct window *w, uint64_t markers, size_t nr_marker
 {
 	uint64_t low = 256 * (uint64_t)(nr_markers - 1), high = 256 * (uint64_t)nr_markers;
 
-	for (uint64_t q = (markers - 4) & ~3ull; q >= w->gpa && q + 4 <= markers; q -= 4) {
+	uint64_t top = (markers - 4) & ~3ull;
+
+	/* Downwards; q > top once it wraps below zero. */
+	for (uint64_t q = top; q >= w->gpa && q <= top; q -= 4) {
 		uint32_t num = w_u32(w, q);
 
 		if (num <= low || num > high)
@@ -233,8 +236,6 @@ static int find_names(const struct window *w, uint64_t markers, size_t nr_marker
 			t->names_len = markers - names;
 			return 0;
 		}
-		if (q < 4)
-			break;
 	}
 	return -ENOENT;
 }
@@ -290,7 +291,9 @@ static int find_offsets(const struct window *w, const struct token_table *tt, ui
 static int find_rest(const struct window *w, const struct token_table *tt,
 		     struct kallsyms_tables *t)
 {
-	for (uint64_t p = (tt->table - 4) & ~3ull; p >= w->gpa + 8; p -= 4) {
+	uint64_t top = (tt->table - 4) & ~3ull;
+
+	for (uint64_t p = top; p >= w->gpa + 8 && p <= top; p -= 4) {
 		uint32_t first = w_u32(w, p + 4);
 		size_t nr;
 		uint64_t gap, end;
