@@ -281,20 +281,49 @@ static int scan_by_reading(const struct mem_map *map, const struct mem_segment *
 	return ret;
 }
 
-int mem_map_scan(const struct mem_map *map, const void *needle, size_t needle_len,
-		 mem_found_fn found, void *ctx)
+/* The part of seg within [low, high), as a segment of its own (size 0 if none). */
+static struct mem_segment clip(const struct mem_segment *seg, uint64_t low, uint64_t high)
+{
+	struct mem_segment part = *seg;
+	uint64_t start = seg->gpa > low ? seg->gpa : low;
+	uint64_t end = seg->gpa + seg->size < high ? seg->gpa + seg->size : high;
+	uint64_t skip = start - seg->gpa;
+
+	if (start >= end) {
+		part.size = 0;
+		return part;
+	}
+	part.gpa = start;
+	part.size = end - start;
+	if (part.host)
+		part.host += skip;
+	part.file_offset += skip;
+	part.hva += skip;
+	return part;
+}
+
+int mem_map_scan_range(const struct mem_map *map, uint64_t low, uint64_t high,
+		       const void *needle, size_t needle_len, mem_found_fn found, void *ctx)
 {
 	int ret = 0;
 
 	if (!needle_len)
 		return -EINVAL;
 	for (size_t i = 0; i < map->nr_segs && !ret; i++) {
-		const struct mem_segment *s = &map->segs[i];
+		struct mem_segment s = clip(&map->segs[i], low, high);
 
-		if (s->host && !s->file)
-			ret = scan_buffer(s->host, s->size, s->gpa, needle, needle_len, found, ctx);
+		if (s.size < needle_len)
+			continue;
+		if (s.host && !s.file)
+			ret = scan_buffer(s.host, s.size, s.gpa, needle, needle_len, found, ctx);
 		else
-			ret = scan_by_reading(map, s, needle, needle_len, found, ctx);
+			ret = scan_by_reading(map, &s, needle, needle_len, found, ctx);
 	}
 	return ret;
+}
+
+int mem_map_scan(const struct mem_map *map, const void *needle, size_t needle_len,
+		 mem_found_fn found, void *ctx)
+{
+	return mem_map_scan_range(map, 0, UINT64_MAX, needle, needle_len, found, ctx);
 }

@@ -73,5 +73,8 @@ uint64_t mem_map_total(const struct mem_map *map);
 typedef int (*mem_found_fn)(uint64_t gpa, void *ctx);
 int mem_map_scan(const struct mem_map *map, const void *needle, size_t needle_len,
 		 mem_found_fn found, void *ctx);
+/* The same, for matches that lie wholly within guest-physical [low, high). */
+int mem_map_scan_range(const struct mem_map *map, uint64_t low, uint64_t high,
+		       const void *needle, size_t needle_len, mem_found_fn found, void *ctx);
 
 #endif

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <vmscope/mem.h>
 #include <vmscope/os.h>
 #include <vmscope/trace.h>
 
@@ -189,7 +190,11 @@ int vms_poll_start(struct vms_vm *vm, struct vms_ring *ring, struct vms_poll **r
 int vms_poll_once(struct vms_poll *p)
 {
 	struct snapshot now;
-	int err = take(p, &now), n = 0;
+	int err, n = 0;
+
+	/* The VM ran since the last poll: translations and RAM residency may be stale. */
+	vms_vm_flush_caches(p->vm);
+	err = take(p, &now);
 
 	if (err)
 		return err;

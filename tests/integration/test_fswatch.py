@@ -45,9 +45,10 @@ def start_fswatch(g, *extra):
 
 
 def run_round(g, name, timeout=600):
-    before = len(g._read(g.truth_path).split("\n")) - 1
+    text = g._read(g.truth_path)
+    before = len(text.split("\n")) - 1
     g.send(name)
-    g.wait_for("DONE %s" % name, timeout)
+    g.wait_for("DONE %s" % name, timeout, after=len(text))
     return truth_ops(g, before)
 
 

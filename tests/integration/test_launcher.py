@@ -36,12 +36,13 @@ def wait_gone(pid, timeout=30):
 def start_launcher(envfile):
     """Start guest/launch running a command that records where the guest lives."""
     cmd = [LAUNCH, "--workload", "idle", "--",
-           "sh", "-c", 'echo "$VMSCOPE_QEMU_PID $VMSCOPE_QMP" > %s; exec sleep 300' % envfile]
+           "sh", "-c", 'echo "$VMSCOPE_QEMU_PID $VMSCOPE_QMP $$" > %s; exec sleep 300' % envfile]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + vmguest.BOOT_TIMEOUT_S
     while time.monotonic() < deadline:
         if os.path.exists(envfile) and os.path.getsize(envfile):
-            pid, qmp = open(envfile).read().split()
+            pid, qmp, cmd_pid = open(envfile).read().split()
+            proc.cmd_pid = int(cmd_pid)  # the command (sleep, after its exec), by pid
             return proc, int(pid), os.path.dirname(qmp)
         if proc.poll() is not None:
             raise RuntimeError("launcher exited: " + proc.stderr.read().decode())
@@ -86,8 +87,11 @@ def check_killed_launcher(t):
         proc.kill()
         proc.wait()
         t.ok(wait_gone(qemu_pid), "SIGKILL: QEMU dies with the launcher")
-        subprocess.run(["pkill", "-f", "exec sleep 300"], check=False)
-        subprocess.run(["pkill", "-f", "^sleep 300$"], check=False)
+        # The command outlives a SIGKILLed launcher; stop it by its pid, never by name.
+        try:
+            os.kill(proc.cmd_pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         with vmguest.Guest(workload="idle", ram_mib=128):
             pass
         t.ok(not os.path.exists(rundir) and not shm_files(proc.pid),

@@ -407,12 +407,44 @@ def check_cache(t, g, target, label):
         t.eq(vmscope("ps", target, "--json", env=env).stdout,
              vmscope("ps", target, "--json", env={"VMSCOPE_KERNEL_CACHE": ""}).stdout,
              "%s cache: ps through the cache equals ps without one" % label)
-        for name in os.listdir(d):
-            with open(os.path.join(d, name), "r+b") as f:
-                f.seek(os.path.getsize(f.name) // 2)
-                f.write(b"\xff" * 64)
+        name = os.listdir(d)[0]
+        with open(os.path.join(d, name), "rb") as f:
+            entry = f.read()
+        if OTHER_BUILD:
+            # Another build's symbols and BTF under this build's banner and placement, with a
+            # valid checksum: what a guest running its own kernel behind a stock banner leaves.
+            with open(os.path.join(d, name), "wb") as f:
+                f.write(poisoned(entry, OTHER_BUILD[0]))
+            r = vmscope("kernel", target, "--json", *symbols, env=env)
+            got = json.loads(r.stdout) if r.returncode == 0 else {"discovery": r.stderr}
+            t.eq(got.pop("discovery"), "scan", "%s cache: an entry poisoned with %s's symbols "
+                 "and BTF is not used" % (label, OTHER_BUILD[1]))
+            t.eq(got, first, "%s cache: ... and the kernel is found as without a cache" % label)
+        OTHER_BUILD[:] = [entry, label]
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(entry[:len(entry) // 2] + b"\xff" * 64 + entry[len(entry) // 2 + 64:])
         third = json.loads(vmscope("kernel", target, "--json", *symbols, env=env).stdout)
         t.eq(third.pop("discovery"), "scan", "%s cache: a damaged cache file is ignored" % label)
+
+
+# The previous kernel line's cache entry and its name, for the poisoning check.
+OTHER_BUILD = []
+# struct cache_header (lib/os/linux/cache.c): counts at 12..24, checksum at 40, then the
+# tables' place and hash up to 112.
+COUNTS, CHECKSUM, TABLES = slice(12, 24), slice(40, 48), slice(48, 112)
+
+
+def cache_header_len(entry):
+    nr_syms, names, btf = struct.unpack_from("<III", entry, 12)
+    return len(entry) - (nr_syms * 16 + names + btf)
+
+
+def poisoned(victim, other):
+    """victim's header (banner, placement) over other's body, counts, checksum and tables."""
+    header = bytearray(victim[:cache_header_len(victim)])
+    for part in (COUNTS, CHECKSUM, TABLES):
+        header[part] = other[part]
+    return bytes(header) + other[cache_header_len(other):]
 
 
 def check_kernel(t, kernel):

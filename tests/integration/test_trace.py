@@ -21,9 +21,10 @@ def truth_lines(g, since=0):
 
 
 def run_round(g, name, timeout=300):
-    before = len(truth_lines(g))
+    text = g._read(g.truth_path)
+    before = len(text.split("\n"))
     g.send(name)
-    g.wait_for("DONE %s" % name, timeout)
+    g.wait_for("DONE %s" % name, timeout, after=len(text))
     return truth_lines(g, before - 1)
 
 

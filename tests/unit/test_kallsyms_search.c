@@ -163,7 +163,7 @@ static int search(struct kallsyms_tables *t, char *why, size_t len)
 {
 	char path[64];
 	struct vms_vm *vm = attach_image(path, sizeof(path));
-	int err = kallsyms_search(vm, t, why, len);
+	int err = kallsyms_search(vm, 0, UINT64_MAX, t, why, len);
 
 	vms_vm_free(vm);
 	unlink(path);

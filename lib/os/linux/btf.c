@@ -12,7 +12,8 @@
 
 #include "os/linux/linux.h"
 
-#define MAX_DEPTH 8
+#define MAX_DEPTH	 8
+#define MAX_STRUCT_BYTES (1u << 20) /* task_struct, the largest a view reads, is ~14 KiB */
 
 static const struct btf_type *resolved(const struct btf *btf, uint32_t id, uint32_t *ret_id)
 {
@@ -66,6 +67,21 @@ static int find_type(const struct btf *btf, const char *type)
 	return id;
 }
 
+/*
+ * The BTF is the guest's: a member must lie inside its struct, and the struct
+ * be of a plausible size, so that every offset a view uses on a buffer of the
+ * struct's size is checked here, once, when the layout is built.
+ */
+static int inside(const struct btf *btf, uint32_t type_id, const struct kfield *f)
+{
+	__s64 size = btf__resolve_size(btf, type_id);
+
+	if (size <= 0 || size > MAX_STRUCT_BYTES || f->size > (uint64_t)size ||
+	    f->offset > (uint64_t)size - f->size)
+		return 0;
+	return !f->bit_size || f->bit_offset + f->bit_size <= 8 * f->size;
+}
+
 int kbtf_member(const struct btf *btf, const char *type, const char *path, struct kfield *ret)
 {
 	struct kfield total = { 0 };
@@ -89,6 +105,8 @@ int kbtf_member(const struct btf *btf, const char *type, const char *path, struc
 		cur = next;
 		path += len + (path[len] == '.');
 	}
+	if (!inside(btf, (uint32_t)id, &total))
+		return -EPROTO;
 	total.found = 1;
 	*ret = total;
 	return 0;
@@ -102,7 +120,7 @@ uint32_t kbtf_size(const struct btf *btf, const char *type)
 	if (id < 0)
 		return 0;
 	size = btf__resolve_size(btf, (uint32_t)id);
-	return size > 0 ? (uint32_t)size : 0;
+	return size > 0 && size <= MAX_STRUCT_BYTES ? (uint32_t)size : 0;
 }
 
 int kbtf_enum_value(const struct btf *btf, const char *name, int64_t *ret)

@@ -13,11 +13,19 @@
  * through those tables must give the banner back, or the cache is not used.
  * Files are checked (magic, version, checksum, bounds) before use; a bad or
  * foreign one is ignored, never trusted.
+ *
+ * The banner only names a build, and any guest can copy a stock banner into
+ * a kernel of its own: so an entry is bound to what it describes. It holds
+ * the SHA-256 of the kallsyms names and offsets as they lie in RAM, and the
+ * BTF itself; a VM uses it only if its own RAM holds the same bytes there.
+ * Files are written to a fresh name (O_EXCL, O_NOFOLLOW) and renamed into
+ * place, so a link planted in a shared cache directory is not followed.
  */
 #include <bpf/btf.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +39,7 @@
 #include "core/internal.h"
 #include "os/linux/linux.h"
 
-#define CACHE_MAGIC	 "VMSKCACHE2"
+#define CACHE_MAGIC	 "VMSKCACHE3"
 #define CACHE_SUFFIX	 ".kcache"
 #define MAX_CACHE_FILES	 64
 #define MAX_CACHE_BYTES	 (128u << 20)
@@ -45,6 +53,8 @@ struct cache_header {
 	uint16_t banner_len;
 	uint32_t nr_syms, names_bytes, btf_bytes;
 	uint64_t banner_off, top_pgt_off, checksum;
+	uint64_t names_off, names_len, offsets_off, offsets_len; /* from _stext */
+	uint8_t tables_sha256[32];
 	char release[65];
 	char banner[VMS_BANNER_MAX];
 };
@@ -93,6 +103,34 @@ static int mkdirs(const char *dir)
 		*p = '/';
 	}
 	return mkdir(path, 0700) && errno != EEXIST ? -errno : 0;
+}
+
+#define MAX_TABLE_BYTES (64u << 20)
+
+/* SHA-256 of the kernel's names and offsets tables as they are in RAM. */
+static int hash_tables(struct linux_kernel *k, uint64_t names_va, uint64_t names_len,
+		       uint64_t offsets_va, uint64_t offsets_len, uint8_t out[32])
+{
+	uint64_t spans[2][2] = { { names_va, names_len }, { offsets_va, offsets_len } };
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	uint8_t *buf = NULL;
+	unsigned int md_len = 0;
+	int err = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) ? 0 : -ENOMEM;
+
+	for (int i = 0; i < 2 && !err; i++) {
+		uint64_t len = spans[i][1];
+
+		if (!len || len > MAX_TABLE_BYTES || !(buf = malloc(len)))
+			err = -EPROTO;
+		else if (kread(k, spans[i][0], buf, len) || !EVP_DigestUpdate(md, buf, len))
+			err = -EFAULT;
+		free(buf);
+		buf = NULL;
+	}
+	if (!err && (!EVP_DigestFinal_ex(md, out, &md_len) || md_len != 32))
+		err = -EPROTO;
+	EVP_MD_CTX_free(md);
+	return err;
 }
 
 /* -- writing -------------------------------------------------------------- */
@@ -153,12 +191,21 @@ void linux_cache_store(struct linux_kernel *k, const char *dir, const char *bann
 	h.btf_bytes = btf_bytes;
 	h.banner_off = linux_banner - stext;
 	h.top_pgt_off = top_pgt - stext;
+	h.names_off = k->names_va - stext;
+	h.names_len = k->names_len;
+	h.offsets_off = k->offsets_va - stext;
+	h.offsets_len = k->offsets_len;
+	if (hash_tables(k, k->names_va, k->names_len, k->offsets_va, k->offsets_len,
+			h.tables_sha256)) {
+		free(syms);
+		return;
+	}
 	fill_symbols(k, stext, syms);
 	h.checksum = fnv(syms, h.nr_syms * sizeof(*syms),
 			 fnv(k->ksyms.names, h.names_bytes, fnv(btf, btf_bytes, 1)));
 	cache_path(dir, banner, path, sizeof(path));
 	snprintf(tmp, sizeof(tmp), "%s.%d", path, (int)getpid());
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd >= 0 && !write_all(fd, &h, sizeof(h)) &&
 	    !write_all(fd, syms, h.nr_syms * sizeof(*syms)) &&
 	    !write_all(fd, k->ksyms.names, h.names_bytes) && !write_all(fd, btf, btf_bytes) &&
@@ -321,6 +368,26 @@ static int adopt(struct linux_kernel *k, struct cached_build *b, uint64_t stext)
 	return 0;
 }
 
+/* Does this VM's RAM hold the tables and the BTF the entry was made from? */
+static int check_content(struct linux_kernel *k, const struct cached_build *b, uint64_t stext)
+{
+	const uint8_t *btf = b->body + (size_t)b->h.nr_syms * sizeof(struct cache_sym) +
+			     b->h.names_bytes;
+	uint64_t start_btf = kallsyms_lookup(&k->ksyms, "__start_BTF");
+	uint8_t sha[32], *ram;
+	int same;
+
+	if (hash_tables(k, stext + b->h.names_off, b->h.names_len, stext + b->h.offsets_off,
+			b->h.offsets_len, sha) ||
+	    memcmp(sha, b->h.tables_sha256, sizeof(sha)))
+		return -EPROTO;
+	if (!start_btf || !(ram = malloc(b->h.btf_bytes)))
+		return -EPROTO;
+	same = !kread(k, start_btf, ram, b->h.btf_bytes) && !memcmp(ram, btf, b->h.btf_bytes);
+	free(ram);
+	return same ? 0 : -EPROTO;
+}
+
 static int try_build(struct linux_kernel *k, const char *path)
 {
 	struct cached_build b = { 0 };
@@ -337,10 +404,13 @@ static int try_build(struct linux_kernel *k, const char *path)
 		err = read_body(path, &b);
 	if (!err)
 		err = adopt(k, &b, stext);
+	if (!err)
+		err = check_content(k, &b, stext);
 	if (b.map)
 		munmap(b.map, b.map_len);
 	if (err) {
 		k->levels = 0;
+		k->from_cache = 0;
 		kallsyms_release(&k->ksyms);
 		btf__free(k->btf);
 		k->btf = NULL;

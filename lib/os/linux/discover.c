@@ -37,6 +37,7 @@
 #define TEXT_LINK_ADDR	 0xffffffff81000000ull /* _text without KASLR */
 #define KERNEL_ALIGN	 (2ull << 20)
 #define MAX_IMAGE_BYTES	 (512ull << 20)
+#define TABLES_WITHIN	 (128ull << 20) /* of _stext: kallsyms is in the image's rodata */
 #define MAX_BTF_BYTES	 (64u << 20)
 
 /* -- reading --------------------------------------------------------------- */
@@ -179,6 +180,15 @@ static void set_levels(struct linux_kernel *k, int levels)
 		k->vm->detected_levels = levels;
 }
 
+/* Remember where names and offsets lie; to_va turns the tables' addresses virtual. */
+static void record_tables(struct linux_kernel *k, const struct kallsyms_tables *t, uint64_t to_va)
+{
+	k->names_va = t->names + to_va;
+	k->names_len = t->names_len;
+	k->offsets_va = t->offsets + to_va;
+	k->offsets_len = 4 * (uint64_t)k->ksyms.nr_syms;
+}
+
 /* -- placing the kernel from the tables alone ------------------------------ */
 
 struct find_va {
@@ -275,7 +285,7 @@ static int discover_by_search(struct linux_kernel *k)
 {
 	struct kallsyms_tables t;
 	char why[160];
-	int err = kallsyms_search(k->vm, &t, why, sizeof(why));
+	int err = kallsyms_search(k->vm, 0, UINT64_MAX, &t, why, sizeof(why));
 
 	if (!err)
 		err = kallsyms_load(&k->ksyms, &t, read_phys, k, why, sizeof(why));
@@ -286,6 +296,7 @@ static int discover_by_search(struct linux_kernel *k)
 	if (err)
 		return vm_error(k->vm, -EPROTO,
 				"the guest's kallsyms tables do not match its page tables");
+	record_tables(k, &t, START_KERNEL_MAP - (uint64_t)k->phys_base);
 	return verify(k);
 }
 
@@ -331,17 +342,32 @@ static int load_symbols(struct linux_kernel *k, const char *info, char *why, siz
 	struct kallsyms_tables t;
 	int err;
 
-	if (!note_tables(info, &t))
-		return kallsyms_load(&k->ksyms, &t, read_virt, k, why, len);
-	err = kallsyms_search(k->vm, &t, why, len);
+	uint64_t stext, image = 0;
+
+	if (!note_tables(info, &t)) {
+		err = kallsyms_load(&k->ksyms, &t, read_virt, k, why, len);
+		if (!err)
+			record_tables(k, &t, 0);
+		return err;
+	}
+	/* The note places the image, and the tables lie in it. */
+	t.check_name = NULL;
+	if (!vmcoreinfo_symbol(info, "_stext", &stext) && stext >= START_KERNEL_MAP)
+		image = stext - START_KERNEL_MAP + (uint64_t)k->phys_base;
+	err = kallsyms_search(k->vm, image, image ? image + TABLES_WITHIN : UINT64_MAX, &t, why,
+			      len);
 	if (err)
 		return err;
-	t.check_name = "_stext";
-	if (vmcoreinfo_symbol(info, "_stext", &t.check_addr))
-		t.check_name = NULL;
+	if (image) {
+		t.check_name = "_stext";
+		t.check_addr = stext;
+	}
 	/* The image is mapped linearly: VA = PA - phys_base + __START_KERNEL_map. */
 	t.offsets_va = t.offsets - (uint64_t)k->phys_base + START_KERNEL_MAP;
-	return kallsyms_load(&k->ksyms, &t, read_phys, k, why, len);
+	err = kallsyms_load(&k->ksyms, &t, read_phys, k, why, len);
+	if (!err)
+		record_tables(k, &t, START_KERNEL_MAP - (uint64_t)k->phys_base);
+	return err;
 }
 
 /* Is the note at gpa the kernel's own (vmcoreinfo_data, or the ELF note's text)? */

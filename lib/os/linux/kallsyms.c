@@ -325,6 +325,8 @@ int kallsyms_load(struct kallsyms *ks, struct kallsyms_tables *t, kread_fn read,
 	err = read_tables(&d, t, read, ctx, &num, &base, errbuf, errbuf_len);
 	if (!err)
 		err = read_names(&d, t, read, ctx, errbuf, errbuf_len);
+	if (!err)
+		t->names_len = d.names_len;
 	if (!err) {
 		offsets = malloc((size_t)num * sizeof(*offsets));
 		ks->syms = calloc(num, sizeof(*ks->syms));

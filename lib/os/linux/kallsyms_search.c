@@ -37,8 +37,8 @@
 #define MAX_TOKEN_LEN	128
 #define TOKEN_SPAN	(256 * (MAX_TOKEN_LEN + 1) + 16)
 #define MAX_CANDIDATES	16
-#define WINDOW_BEFORE	(24u << 20)
-#define WINDOW_AFTER	(24u << 20)
+#define WINDOW_BEFORE	(12u << 20) /* names and offsets of ~500,000 symbols */
+#define WINDOW_AFTER	(12u << 20)
 #define MAX_MARKER_STEP (256u * 256)
 
 static const char digits[] = "0\0" "1\0" "2\0" "3\0" "4\0" "5\0" "6\0" "7\0" "8\0" "9";
@@ -353,10 +353,12 @@ static int try_candidate(uint64_t gpa, void *ctx)
 	return 1;
 }
 
-int kallsyms_search(struct vms_vm *vm, struct kallsyms_tables *ret, char *errbuf, size_t len)
+int kallsyms_search(struct vms_vm *vm, uint64_t low, uint64_t high, struct kallsyms_tables *ret,
+		    char *errbuf, size_t len)
 {
 	struct search s = { vm, ret, 0, 0 };
-	int err = mem_map_scan(&vm->mem, digits, sizeof(digits), try_candidate, &s);
+	int err = mem_map_scan_range(&vm->mem, low, high, digits, sizeof(digits), try_candidate,
+				     &s);
 
 	if (s.found)
 		return 0;

@@ -96,7 +96,12 @@ int ksym_require(struct linux_kernel *k, const char *name, uint64_t *ret)
 int kfield_require(struct linux_kernel *k, const char *type, const char *path,
 		   struct kfield *ret)
 {
-	if (kbtf_member(k->btf, type, path, ret))
+	int err = kbtf_member(k->btf, type, path, ret);
+
+	if (err == -EPROTO)
+		return vm_error(k->vm, -EPROTO, "the guest's BTF places %s.%s outside the struct",
+				type, path);
+	if (err)
 		return vm_error(k->vm, -ENOENT, "the guest kernel's struct %s has no member %s",
 				type, path);
 	return 0;

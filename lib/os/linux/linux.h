@@ -85,10 +85,13 @@ struct kallsyms_tables {
 /*
  * Find the tables by their own structure in guest-physical RAM (no
  * vmcoreinfo): the token table and its index, the markers, the names with
- * their count, the offsets. Addresses in *ret are guest-physical. Tries at
- * most a bounded number of candidates; -ENOENT if none is whole.
+ * their count, the offsets, with the token table in guest-physical [low, high)
+ * (where the kernel image is, when that is known). Addresses in *ret are
+ * guest-physical. Tries at most a bounded number of candidates; -ENOENT if
+ * none is whole.
  */
-int kallsyms_search(struct vms_vm *vm, struct kallsyms_tables *ret, char *errbuf, size_t len);
+int kallsyms_search(struct vms_vm *vm, uint64_t low, uint64_t high, struct kallsyms_tables *ret,
+		    char *errbuf, size_t len);
 
 typedef int (*kread_fn)(void *ctx, uint64_t va, void *buf, size_t len);
 
@@ -118,7 +121,9 @@ struct kfield {
 /*
  * Find "member" of struct or union "type", looking through anonymous
  * structs and unions; a dotted path ("uid.val") descends into embedded
- * structs. -ENOENT when the kernel has no such member.
+ * structs. -ENOENT when the kernel has no such member, -EPROTO when its BTF
+ * puts it outside the struct (or the struct is implausibly large): every
+ * offset and size returned lies within sizeof(struct type).
  */
 int kbtf_member(const struct btf *btf, const char *type, const char *path, struct kfield *ret);
 /* sizeof(struct type), or 0 when unknown. */
@@ -137,6 +142,8 @@ struct linux_kernel {
 	uint64_t kaslr_offset;
 	char release[65];
 	int from_cache;		/* discovered from the per-build cache, not a scan */
+	/* Where the kallsyms names and offsets lie (virtual), to bind cache entries to them. */
+	uint64_t names_va, names_len, offsets_va, offsets_len;
 	struct kallsyms ksyms;
 	struct btf *btf;
 	/* What each view found in BTF, computed on its first use (linux_layout()). */
