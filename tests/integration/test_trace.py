@@ -294,6 +294,11 @@ def main():
     # The running task is per vCPU (its per-CPU area): the other kernel on two.
     t.run("trace with breakpoints, other kernel", check_breakpoints,
           vmguest.pinned_kernel("VMSCOPE_KERNEL_ALT"), False, 2)
+    # The oldest and newest kernel lines: both ways of tracing exec, fork and exit.
+    for which in ("VMSCOPE_KERNEL_OLD", "VMSCOPE_KERNEL_NEW"):
+        for breakpoints in (False, True):
+            t.run("trace on " + which, check_breakpoints, vmguest.pinned_kernel(which),
+                  breakpoints, 1)
     t.run("trace by polling", check_polling)
     t.run("gdbstub client", check_gdb_client)
     return t.done()
