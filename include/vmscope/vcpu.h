@@ -44,6 +44,13 @@ struct vms_vcpu_regs {
  */
 int vms_vcpu_get_regs(struct vms_vm *vm, struct vms_vcpu_regs **ret_regs, int *ret_count);
 
+/*
+ * One vCPU's CR3, from the live registers (QEMU's "info registers"), the
+ * core's notes, or -ENODATA for raw images. Unlike vms_vcpu_get_regs, which
+ * learns the kernel GS base from a one-page dump, this never stops the VM.
+ */
+int vms_vcpu_get_cr3(struct vms_vm *vm, int vcpu, uint64_t *ret_cr3);
+
 #ifdef __cplusplus
 }
 #endif

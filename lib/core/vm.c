@@ -213,12 +213,13 @@ int vms_vm_resume(struct vms_vm *vm)
 	return 0;
 }
 
-int vms_vcpu_get_regs(struct vms_vm *vm, struct vms_vcpu_regs **ret_regs, int *ret_count)
+static int get_regs(struct vms_vm *vm, int with_kernel_gs_base, struct vms_vcpu_regs **ret_regs,
+		    int *ret_count)
 {
 	struct vms_vcpu_regs *copy;
 
 	if (vm->qmp)
-		return regs_read_live(vm, 1, ret_regs, ret_count);
+		return regs_read_live(vm, with_kernel_gs_base, ret_regs, ret_count);
 	if (!vm->has_core || !vm->core.nr_regs)
 		return vm_error(vm, -ENODATA, "this target holds no vCPU state (raw image)");
 	copy = malloc((size_t)vm->core.nr_regs * sizeof(*copy));
@@ -228,4 +229,24 @@ int vms_vcpu_get_regs(struct vms_vm *vm, struct vms_vcpu_regs **ret_regs, int *r
 	*ret_regs = copy;
 	*ret_count = vm->core.nr_regs;
 	return 0;
+}
+
+int vms_vcpu_get_regs(struct vms_vm *vm, struct vms_vcpu_regs **ret_regs, int *ret_count)
+{
+	return get_regs(vm, 1, ret_regs, ret_count);
+}
+
+int vms_vcpu_get_cr3(struct vms_vm *vm, int vcpu, uint64_t *ret_cr3)
+{
+	struct vms_vcpu_regs *regs;
+	int count, err = get_regs(vm, 0, &regs, &count);
+
+	if (err)
+		return err;
+	if (vcpu < 0 || vcpu >= count)
+		err = vm_error(vm, -ENOENT, "no vCPU %d: the VM has %d", vcpu, count);
+	else
+		*ret_cr3 = regs[vcpu].cr3;
+	free(regs);
+	return err;
 }

@@ -205,6 +205,12 @@ def check_guest_a(t):
     label = "4-level"
     with vmguest.Guest(workload="busy", name="access-a", vcpus=2) as g:
         target = "qmp:" + g.qmp_path
+        # Without --cr3, CR3 comes from the live registers: no dump (which stops the VM).
+        for args in (("translate", target, "0xffffffff81000000"), ("maps", target),
+                     ("read", target, "--virt", "0xffffffff81000000", "16")):
+            vmscope(*args)
+        t.eq(g.qmp("query-dump")["status"], "none", "read --virt, translate and maps without "
+             "--cr3: CR3 from the live registers, the VM never stopped for a dump")
         time.sleep(0.3)
         g.qmp("stop")
         check_host_memory_untouched(t, g, target)

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 /* Options the memory commands share: which page tables (--cr3, --vcpu) and how many levels. */
+#include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdlib.h>
 
 #include <vmscope/mem.h>
@@ -35,20 +37,17 @@ int cli_paging_option(struct cli_paging *p, int opt, const char *arg)
 
 int cli_paging_apply(struct vms_vm *vm, struct cli_paging *p)
 {
-	struct vms_vcpu_regs *regs = NULL;
-	int count;
+	int err;
 
 	if (p->levels && vms_vm_set_paging_levels(vm, p->levels))
 		return cli_fail("%s", vms_last_error(vm));
 	if (p->have_cr3)
 		return 0;
-	if (vms_vcpu_get_regs(vm, &regs, &count))
+	/* The live registers: nothing pauses the VM unless asked. */
+	err = p->vcpu > INT_MAX ? -ENOENT : vms_vcpu_get_cr3(vm, (int)p->vcpu, &p->cr3);
+	if (err == -ENOENT)
+		return cli_fail("%s", p->vcpu > INT_MAX ? "no such vCPU" : vms_last_error(vm));
+	if (err)
 		return cli_fail("%s (give --cr3)", vms_last_error(vm));
-	if (p->vcpu >= (uint64_t)count) {
-		free(regs);
-		return cli_fail("no vCPU %" PRIu64 ": the VM has %d", p->vcpu, count);
-	}
-	p->cr3 = regs[p->vcpu].cr3;
-	free(regs);
 	return 0;
 }
