@@ -48,6 +48,11 @@ def kernel_lines():
                                        "VMSCOPE_KERNEL_ALT", "VMSCOPE_KERNEL_NEW")]
 
 
+def kernel_flavours():
+    """The pinned 6.1 build's other flavours (generic, rt)."""
+    return pinned_kernel("VMSCOPE_KERNEL_FLAVOURS").split()
+
+
 def build(kernel=None):
     """Build (or find in the cache) the guest with this kernel; return its directory."""
     env = dict(os.environ)

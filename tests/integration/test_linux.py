@@ -468,7 +468,7 @@ def check_kernel(t, kernel):
 
 def main():
     t = Tap()
-    for kernel in vmguest.kernel_lines():
+    for kernel in vmguest.kernel_lines() + vmguest.kernel_flavours():
         t.run(kernel, check_kernel, kernel)
     return t.done()
 
