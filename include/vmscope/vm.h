@@ -41,6 +41,14 @@ int vms_vm_attach(struct vms_vm *vm, const char *target, const struct vms_attach
 /* The last error on this handle as a sentence, or "" when there was none. */
 const char *vms_last_error(const struct vms_vm *vm);
 
+/*
+ * NULL if the last view (vms_os_processes, ...) read everything it looked
+ * at; else one sentence saying what it left out. Guest lists can be broken
+ * or absurdly long: a view then returns what it could read (0, with its
+ * results) and says so here, and fails only when its anchor is unreadable.
+ */
+const char *vms_view_warning(const struct vms_vm *vm);
+
 #define VMS_NAME_MAX  256
 #define VMS_STATE_MAX 32
 

@@ -21,6 +21,7 @@ struct qmp;
 
 struct vms_vm {
 	char error[VMS_ERROR_MAX];
+	char view_warning[VMS_ERROR_MAX]; /* empty: the last view was read whole */
 	int timeout_ms;
 	struct qmp *qmp;     /* NULL unless the target is a live QEMU */
 	char qmp_path[108];  /* its socket (a helper process may need its own connection) */
@@ -45,6 +46,10 @@ struct vms_vm {
  * still read right, through pread()).
  */
 void vm_flush_translations(struct vms_vm *vm);
+
+/* A view starts whole; view_partial() says what it left out (printf-style). */
+void view_begin(struct vms_vm *vm);
+void view_partial(struct vms_vm *vm, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /*
  * Record a sentence about the failure on the handle and return err (a negative

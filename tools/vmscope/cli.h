@@ -37,6 +37,8 @@ extern const struct cli_command cmd_trace;
 
 /* Print "vmscope: <message>" on stderr; returns the exit status 1. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* After a view: one warning line on stderr if it returned only part of the guest's answer. */
+void cli_view_warning(const struct vms_vm *vm);
 
 /* Print the usage line of cmd on stderr; returns the exit status 2. */
 int cli_usage(const struct cli_command *cmd);

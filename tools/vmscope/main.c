@@ -45,6 +45,14 @@ int cli_fail(const char *fmt, ...)
 	return 1;
 }
 
+void cli_view_warning(const struct vms_vm *vm)
+{
+	const char *why = vms_view_warning(vm);
+
+	if (why)
+		fprintf(stderr, "vmscope: warning: partial result: %s\n", why);
+}
+
 int cli_usage(const struct cli_command *cmd)
 {
 	fprintf(stderr, "usage: vmscope %s %s\n", cmd->name, cmd->usage);

@@ -120,6 +120,8 @@ static int run(int argc, char **argv, const struct cli_command *cmd, int tree)
 	} else {
 		print_table(procs, n, threads);
 	}
+	if (!status)
+		cli_view_warning(vm);
 	vms_processes_free(procs, procs ? n : 0);
 	vms_vm_free(vm);
 	return status;

@@ -160,6 +160,7 @@ int linux_kernel_get(struct vms_vm *vm, struct linux_kernel **ret)
 	struct linux_kernel *k;
 	int err;
 
+	view_begin(vm); /* every view starts here */
 	if (vm->os_state) {
 		*ret = vm->os_state;
 		return 0;

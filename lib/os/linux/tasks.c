@@ -6,10 +6,13 @@
  * tables (mm->pgd).
  *
  * Only the span of task_struct that holds the members we use is copied, once
- * per task. Lists are guest data: a walk stops at the head, or fails after
- * MAX_TASKS entries (a cycle that misses the head); an entry whose task is
- * unreadable is an error for the view, a command line that is unreadable
- * (paged out, not yet faulted in) is NULL for that process only.
+ * per task. Lists are guest data: a walk stops at the head, at a link or task
+ * it cannot read, at a cycle that misses the head, or after MAX_TASKS
+ * entries; the view then returns what it read and says what it left out
+ * (vms_view_warning), failing only when init_task itself is unreadable.
+ * Command lines share one budget per view (CMDLINE_BUDGET bytes; past it they
+ * are left NULL, and said so); one that is unreadable (paged out, not yet
+ * faulted in) is NULL for that process only.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -26,6 +29,7 @@
 
 #define MAX_TASKS	(1u << 20)
 #define MAX_CMDLINE	65536
+#define CMDLINE_BUDGET	(64u << 20)
 #define TASK_REPORT	0x7f
 #define TASK_UNINTERRUPTIBLE 0x02
 #define TASK_NOLOAD	0x400
@@ -55,6 +59,7 @@ struct ps_walk {
 	size_t count, cap;
 	unsigned int flags;
 	uint8_t *task; /* one task's copied span */
+	size_t cmdline_bytes;
 };
 
 static void measure_span(struct task_layout *l)
@@ -232,6 +237,22 @@ static struct vms_process *grow(struct ps_walk *w)
 	return &w->procs[w->count++];
 }
 
+static void add_cmdline(struct ps_walk *w, struct vms_process *p, uint64_t mm)
+{
+	if (!mm) {
+		p->cmdline = strdup("");
+		return;
+	}
+	if (w->cmdline_bytes >= CMDLINE_BUDGET) {
+		view_partial(w->k->vm, "command lines past the first %u MiB are left out",
+			     CMDLINE_BUDGET >> 20);
+		return;
+	}
+	p->cmdline = read_cmdline(w->k, w->l, mm);
+	if (p->cmdline)
+		w->cmdline_bytes += strlen(p->cmdline) + 1;
+}
+
 /* Fill one entry from the task at addr; group carries the leader's shared facts. */
 static int add_task(struct ps_walk *w, uint64_t addr, const struct vms_process *group)
 {
@@ -271,34 +292,81 @@ static int add_task(struct ps_walk *w, uint64_t addr, const struct vms_process *
 	if (!kread_u32(w->k, kfield_get(&l->signal, w->task) + l->signal_nr_threads.offset, &value))
 		p->threads = (int)value;
 	if (!(w->flags & TASK_NO_CMDLINE))
-		p->cmdline = mm ? read_cmdline(w->k, l, mm) : strdup("");
+		add_cmdline(w, p, mm);
 	return 0;
 }
 
-static int walk_error(struct ps_walk *w, int err, const char *list)
+/* A list that ends early: keep what was read, say why the rest is missing. */
+static void walk_partial(struct ps_walk *w, int err, const char *list)
 {
 	if (err == -ELOOP)
-		return vm_error(w->k->vm, err, "%s does not end (a cycle, or over %u entries)", list,
-				MAX_TASKS);
-	return vm_error(w->k->vm, -EFAULT, "%s breaks: a link is unreadable", list);
+		view_partial(w->k->vm, "%s does not end (a cycle, or over %u entries): %zu listed",
+			     list, MAX_TASKS, w->count);
+	else
+		view_partial(w->k->vm, "%s breaks (a link or a task is unreadable): %zu listed",
+			     list, w->count);
 }
 
 /* Every thread of the group led by the task just added, leader included. */
 static int add_threads(struct ps_walk *w)
 {
 	uint64_t signal = kfield_get(&w->l->signal, w->task), node;
-	struct vms_process group = w->procs[--w->count]; /* the leader's entry, redone below */
+	size_t before = --w->count; /* the leader's entry, redone below */
+	struct vms_process group = w->procs[before];
 	struct list_walk lw;
-	int more, err = 0;
+	int more = -EFAULT, err = 0;
 
-	if (list_walk_start(&lw, w->k, signal + w->l->signal_thread_head.offset, MAX_TASKS))
-		err = walk_error(w, -EFAULT, "a thread list");
-	while (!err && (more = list_walk_next(&lw, &node)) > 0)
-		err = add_task(w, node - w->l->thread_node.offset, &group);
-	if (!err && more < 0)
-		err = walk_error(w, more, "a thread list");
-	free(group.cmdline);
-	return err;
+	if (!list_walk_start(&lw, w->k, signal + w->l->signal_thread_head.offset, MAX_TASKS))
+		while (!err && (more = list_walk_next(&lw, &node)) > 0)
+			err = add_task(w, node - w->l->thread_node.offset, &group);
+	if (err == -ENOMEM) {
+		free(group.cmdline);
+		return err;
+	}
+	if (more < 0 || err)
+		walk_partial(w, err ? err : more, "a thread list");
+	if (w->count == before) /* not one thread read: keep the leader's own entry */
+		w->procs[w->count++] = group;
+	else
+		free(group.cmdline);
+	return 0;
+}
+
+struct seen_task {
+	uint64_t addr;
+	size_t index;
+};
+
+static int by_addr(const void *a, const void *b)
+{
+	const struct seen_task *x = a, *y = b;
+
+	if (x->addr != y->addr)
+		return x->addr < y->addr ? -1 : 1;
+	return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/*
+ * A cycle that misses the head is noticed some way into its second round:
+ * cut the list where a task comes again (n log n), so nothing is listed twice.
+ */
+static void cut_repeats(struct ps_walk *w)
+{
+	struct seen_task *seen = malloc(w->count * sizeof(*seen) + 1);
+	size_t cut = w->count;
+
+	if (!seen)
+		return;
+	for (size_t i = 0; i < w->count; i++)
+		seen[i] = (struct seen_task){ w->procs[i].task, i };
+	qsort(seen, w->count, sizeof(*seen), by_addr);
+	for (size_t i = 1; i < w->count; i++)
+		if (seen[i].addr == seen[i - 1].addr && seen[i].index < cut)
+			cut = seen[i].index;
+	free(seen);
+	for (size_t i = cut; i < w->count; i++)
+		free(w->procs[i].cmdline);
+	w->count = cut;
 }
 
 static int walk(struct ps_walk *w)
@@ -315,10 +383,16 @@ static int walk(struct ps_walk *w)
 		err = add_task(w, task, NULL);
 		if (!err && (w->flags & VMS_PS_THREADS))
 			err = add_threads(w);
+		if (err == -EFAULT) /* its own links are in the task we cannot read */
+			break;
 		if (err)
 			return err;
 	}
-	return more < 0 ? walk_error(w, more, "the task list") : 0;
+	if (more == -ELOOP)
+		cut_repeats(w);
+	if (more < 0 || err == -EFAULT)
+		walk_partial(w, more < 0 ? more : err, "the task list");
+	return 0;
 }
 
 void vms_processes_free(struct vms_process *procs, size_t count)
