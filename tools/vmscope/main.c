@@ -105,6 +105,8 @@ int cli_run_view(int argc, char **argv, const struct cli_view *view)
 		status = cli_print_json(view->to_json(items, count));
 	else
 		view->print_text(items, count);
+	if (!status)
+		cli_view_warning(vm);
 	if (view->release)
 		view->release(items, count);
 	else

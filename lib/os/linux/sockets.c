@@ -10,7 +10,10 @@
  *   udp_table.hash[]       UDP sockets, chained through sock_common.skc_node
  * "nulls" chains end in an odd marker instead of NULL. The owning process is
  * found from the other side: the socket inode named by an open descriptor.
- * Chains and tables are guest data: table sizes and chain lengths are capped.
+ * Chains and tables are guest data: the whole view has one budget of reads
+ * (MAX_STEPS) and of sockets (MAX_SOCKETS), table sizes and chain lengths are
+ * capped, and a chain that breaks or does not end is left after what was
+ * read, the others still walked: the view then says it is partial.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -27,6 +30,7 @@
 #define MAX_BUCKETS   (1u << 24)
 #define MAX_CHAIN     65536
 #define MAX_SOCKETS   (1u << 20)
+#define MAX_STEPS     (1u << 24) /* bucket heads and chain links read, in all */
 #define AF_INET_GUEST  2
 #define AF_INET6_GUEST 10
 
@@ -44,7 +48,25 @@ struct socket_walk {
 	const struct socket_layout *l;
 	struct vms_socket *socks;
 	size_t n, cap;
+	uint64_t steps;
+	char partial[160]; /* the first thing left out, if any */
 };
+
+/* Note what was left out (the first cause is kept); returns ret. */
+static int left_out(struct socket_walk *w, int ret, const char *what)
+{
+	if (!w->partial[0])
+		snprintf(w->partial, sizeof(w->partial), "%s", what);
+	return ret;
+}
+
+/* One more read of the view's budget; -E2BIG ends the whole walk. */
+static int spend(struct socket_walk *w)
+{
+	if (++w->steps <= MAX_STEPS)
+		return 0;
+	return left_out(w, -E2BIG, "the socket tables take more reads than the view's budget");
+}
 
 static const char *const tcp_states[] = {
 	"UNKNOWN",    "ESTABLISHED", "SYN_SENT", "SYN_RECV",   "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT",
@@ -164,7 +186,7 @@ static int add_socket(struct socket_walk *w, uint64_t sk, int udp)
 	if (r)
 		return r;
 	if (w->n == MAX_SOCKETS)
-		return -E2BIG;
+		return left_out(w, -E2BIG, "more sockets than the view lists");
 	s = array_grow(w->socks, &w->cap, w->n, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
@@ -173,22 +195,29 @@ static int add_socket(struct socket_walk *w, uint64_t sk, int udp)
 	return 0;
 }
 
-/* Walk one chain starting at first; member is where the chain node sits in the socket. */
+/*
+ * Walk one chain starting at first; member is where the chain node sits in
+ * the socket. A chain that breaks or does not end is left there (0);
+ * -E2BIG or -ENOMEM end the whole walk.
+ */
 static int walk_chain(struct socket_walk *w, uint64_t first, uint32_t member, int nulls, int udp)
 {
 	uint64_t node = first;
 
 	for (uint32_t n = 0; node && !(nulls && (node & 1)); n++) {
-		int err;
+		int err = spend(w);
 
+		if (err)
+			return err;
 		if (n == MAX_CHAIN)
-			return vm_error(w->k->vm, -ELOOP, "a socket hash chain does not end (cycle?)");
+			return left_out(w, 0, "a socket hash chain does not end (cycle?)");
 		err = add_socket(w, node - member, udp);
+		if (err == -E2BIG || err == -ENOMEM)
+			return err;
 		if (err < 0)
-			return vm_error(w->k->vm, err, "a socket at 0x%llx is unreadable",
-					(unsigned long long)(node - member));
+			return left_out(w, 0, "a socket in a hash chain is unreadable");
 		if (kread_u64(w->k, node, &node)) /* hlist node: next comes first */
-			return vm_error(w->k->vm, -EFAULT, "a socket hash chain breaks");
+			return left_out(w, 0, "a socket hash chain breaks");
 	}
 	return 0;
 }
@@ -197,15 +226,18 @@ static int walk_table(struct socket_walk *w, uint64_t table, uint64_t buckets,
 		      uint32_t bucket_bytes, uint32_t head_offset, uint32_t member, int nulls,
 		      int udp)
 {
-	if (buckets > MAX_BUCKETS)
-		return vm_error(w->k->vm, -E2BIG, "a socket hash table claims %llu buckets",
-				(unsigned long long)buckets);
+	if (buckets > MAX_BUCKETS) {
+		left_out(w, 0, "a socket hash table claims more buckets than any kernel has");
+		buckets = MAX_BUCKETS;
+	}
 	for (uint64_t b = 0; b < buckets; b++) {
 		uint64_t first = 0;
-		int err;
+		int err = spend(w);
 
+		if (err)
+			return err;
 		if (kread_u64(w->k, table + b * bucket_bytes + head_offset, &first))
-			return vm_error(w->k->vm, -EFAULT, "a socket hash table is unreadable");
+			return left_out(w, 0, "a socket hash table is unreadable");
 		err = walk_chain(w, first, member, nulls, udp);
 		if (err)
 			return err;
@@ -235,27 +267,64 @@ static int walk_all(struct socket_walk *w)
 	if (!err)
 		err = walk_table(w, udp_hash, (uint64_t)udp_mask + 1, l->hslot_bytes,
 				 l->hslot_head.offset, l->node.offset, 0, 1);
-	return err;
+	if (err == -ENOMEM)
+		return vm_error(w->k->vm, err, "out of memory");
+	return 0; /* -E2BIG: the budget ended the walk, what was read stands */
 }
 
-/* Owners: the descriptors whose path names the socket's inode. */
+static int by_inode(const void *a, const void *b)
+{
+	const struct vms_socket *x = *(const struct vms_socket *const *)a;
+	const struct vms_socket *y = *(const struct vms_socket *const *)b;
+
+	return x->inode < y->inode ? -1 : x->inode > y->inode;
+}
+
+/* Where the first socket with this inode is (or would be) in the sorted index. */
+static size_t lower_bound(struct vms_socket *const *index, size_t n, uint64_t inode)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (index[mid]->inode < inode)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Owners: the descriptors whose path names the socket's inode (n log n). */
 static void find_owners(struct vms_vm *vm, struct vms_socket *socks, size_t n)
 {
 	struct vms_open_file *files = NULL;
+	struct vms_socket **index;
 	size_t nfiles = 0;
 
-	if (vms_os_open_files(vm, -1, &files, &nfiles))
+	if (!n || vms_os_open_files(vm, -1, &files, &nfiles))
 		return; /* sockets without owners are still sockets */
-	for (size_t f = 0; f < nfiles; f++) {
-		if (strncmp(files[f].path, "socket:[", 8))
+	index = malloc(n * sizeof(*index));
+	for (size_t i = 0; index && i < n; i++)
+		index[i] = &socks[i];
+	if (index)
+		qsort(index, n, sizeof(*index), by_inode);
+	for (size_t f = 0; index && f < nfiles; f++) {
+		uint64_t inode = files[f].inode;
+
+		if (!inode || strncmp(files[f].path, "socket:[", 8))
 			continue;
-		for (size_t i = 0; i < n; i++) {
-			if (socks[i].inode && socks[i].inode == files[f].inode && socks[i].pid < 0) {
-				socks[i].pid = files[f].pid;
-				socks[i].fd = files[f].fd;
+		/* Each socket with this inode gets the first descriptor naming it. */
+		for (size_t i = lower_bound(index, n, inode); i < n && index[i]->inode == inode;
+		     i++) {
+			if (index[i]->pid < 0) {
+				index[i]->pid = files[f].pid;
+				index[i]->fd = files[f].fd;
 			}
 		}
 	}
+	free(index);
 	vms_open_files_free(files, nfiles);
 }
 
@@ -274,7 +343,9 @@ int vms_os_sockets(struct vms_vm *vm, struct vms_socket **ret_socks, size_t *ret
 		free(w.socks);
 		return err;
 	}
-	find_owners(vm, w.socks, w.n);
+	find_owners(vm, w.socks, w.n); /* a view of its own: it resets the warning */
+	if (w.partial[0])
+		view_partial(vm, "%s: %zu sockets listed", w.partial, w.n);
 	*ret_socks = w.socks;
 	*ret_count = w.n;
 	return 0;
