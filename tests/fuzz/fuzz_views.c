@@ -1,0 +1,185 @@
+// SPDX-License-Identifier: MIT
+/*
+ * libFuzzer target: every Linux view on a real guest's RAM, smeared by the
+ * input where the views read.
+ *
+ * At start, the raw RAM image named by $VMSCOPE_FUZZ_RAM (tests/fuzz/
+ * run-views-fuzzer makes one from the views guest) is copied into a memfd
+ * and attached as a raw target; the kernel is discovered once, and the places
+ * the views start from are noted as regions: every task_struct (and the page
+ * after it), and the pages around init_task, the module list, the printk
+ * ring buffer, the socket tables, init_uts_ns and the timekeeper.
+ *
+ * Each input is a list of patches, 4 bytes of header (region, offset) and up
+ * to 16 bytes each; they are written into the image, every view runs (ps with
+ * threads, lsmod, sockets, lsof, mounts, dmesg, sysinfo), and the original
+ * bytes are put back. A view may fail or return part of the answer; it must
+ * not crash, hang, leak or overflow.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <vmscope/mem.h>
+#include <vmscope/os.h>
+#include <vmscope/vm.h>
+
+#include "os/linux/linux.h"
+
+#define MAX_REGIONS 4096
+#define MAX_PATCHES 16
+#define PATCH_BYTES 16
+
+struct region {
+	uint64_t gpa, len;
+};
+
+static struct vms_vm *vm;
+static int ram_fd = -1;
+static uint64_t ram_bytes;
+static struct region regions[MAX_REGIONS];
+static size_t nr_regions;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void add_region(struct linux_kernel *k, uint64_t va, uint64_t len)
+{
+	struct vms_translation t;
+
+	if (nr_regions == MAX_REGIONS || !va || vms_translate(vm, k->root, va, &t))
+		return;
+	regions[nr_regions].gpa = t.gpa & ~4095ull;
+	regions[nr_regions].len = t.gpa + len - (t.gpa & ~4095ull);
+	if (regions[nr_regions].gpa + regions[nr_regions].len > ram_bytes)
+		regions[nr_regions].len = ram_bytes - regions[nr_regions].gpa;
+	nr_regions++;
+}
+
+static int copy_image(const char *path)
+{
+	int in = open(path, O_RDONLY | O_CLOEXEC);
+	char buf[1 << 16];
+	ssize_t n;
+
+	ram_fd = memfd_create("vmscope-fuzz-ram", 0);
+	if (in < 0 || ram_fd < 0)
+		return -1;
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		if (write(ram_fd, buf, (size_t)n) != n)
+			return -1;
+	close(in);
+	ram_bytes = (uint64_t)lseek(ram_fd, 0, SEEK_END);
+	return n < 0 ? -1 : 0;
+}
+
+static void note_regions(struct linux_kernel *k)
+{
+	static const char *const syms[] = { "init_task", "modules", "prb", "tcp_hashinfo",
+					    "udp_table", "init_uts_ns", "tk_core",
+					    "timekeeper_data" };
+	struct vms_process *procs = NULL;
+	size_t n = 0;
+
+	for (size_t i = 0; i < sizeof(syms) / sizeof(syms[0]); i++)
+		add_region(k, kallsyms_lookup(&k->ksyms, syms[i]), 4096);
+	if (vms_os_processes(vm, VMS_PS_THREADS, &procs, &n))
+		return;
+	for (size_t i = 0; i < n; i++)
+		add_region(k, procs[i].task, 8192);
+	vms_processes_free(procs, n);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	const char *path = getenv("VMSCOPE_FUZZ_RAM");
+	struct linux_kernel *k;
+	char target[64];
+
+	(void)argc;
+	(void)argv;
+	if (!path || copy_image(path)) {
+		fprintf(stderr, "fuzz_views: set VMSCOPE_FUZZ_RAM to a guest's raw RAM image\n");
+		exit(1);
+	}
+	snprintf(target, sizeof(target), "raw:/proc/self/fd/%d", ram_fd);
+	setenv("VMSCOPE_KERNEL_CACHE", "", 1);
+	if (vms_vm_new(&vm) || vms_vm_attach(vm, target, NULL) || linux_kernel_get(vm, &k)) {
+		fprintf(stderr, "fuzz_views: %s\n", vm ? vms_last_error(vm) : "out of memory");
+		exit(1);
+	}
+	note_regions(k);
+	if (!nr_regions) {
+		fprintf(stderr, "fuzz_views: no regions to smear\n");
+		exit(1);
+	}
+	return 0;
+}
+
+static void run_views(void)
+{
+	struct vms_process *procs = NULL;
+	struct vms_module *mods = NULL;
+	struct vms_socket *socks = NULL;
+	struct vms_open_file *files = NULL;
+	struct vms_mount *mounts = NULL;
+	struct vms_log_record *recs = NULL;
+	struct vms_sysinfo info;
+	size_t n = 0;
+
+	vms_vm_flush_caches(vm);
+	if (!vms_os_processes(vm, VMS_PS_THREADS, &procs, &n))
+		vms_processes_free(procs, n);
+	if (!vms_os_modules(vm, &mods, &n))
+		free(mods);
+	if (!vms_os_sockets(vm, &socks, &n))
+		free(socks);
+	if (!vms_os_open_files(vm, -1, &files, &n))
+		vms_open_files_free(files, n);
+	if (!vms_os_mounts(vm, &mounts, &n))
+		free(mounts);
+	if (!vms_os_dmesg(vm, &recs, &n))
+		vms_log_records_free(recs, n);
+	vms_os_sysinfo(vm, &info);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct {
+		uint64_t gpa;
+		size_t len;
+		uint8_t old[PATCH_BYTES];
+	} undo[MAX_PATCHES];
+	size_t nr_undo = 0;
+
+	while (size >= 5 && nr_undo < MAX_PATCHES) {
+		const struct region *r = &regions[((size_t)data[0] << 8 | data[1]) % nr_regions];
+		uint64_t at = r->gpa + (((uint64_t)data[2] << 8 | data[3]) % r->len);
+		size_t len = 1 + data[4] % PATCH_BYTES;
+
+		data += 5;
+		size -= 5;
+		if (len > size)
+			len = size;
+		if (at + len > ram_bytes)
+			break;
+		if (pread(ram_fd, undo[nr_undo].old, len, (off_t)at) != (ssize_t)len ||
+		    pwrite(ram_fd, data, len, (off_t)at) != (ssize_t)len)
+			break;
+		undo[nr_undo].gpa = at;
+		undo[nr_undo++].len = len;
+		data += len;
+		size -= len;
+	}
+	run_views();
+	while (nr_undo--) /* newest first, so overlapping patches unwind right */
+		if (pwrite(ram_fd, undo[nr_undo].old, undo[nr_undo].len,
+			   (off_t)undo[nr_undo].gpa) != (ssize_t)undo[nr_undo].len)
+			abort();
+	return 0;
+}
