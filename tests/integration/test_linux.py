@@ -237,6 +237,32 @@ def check_hostile(t, g, target):
             t.ok(r.returncode == 0 and "virtio" in r.stdout,
                  "task list that %s: lsmod still works" % label, r.stderr)
             os.unlink(bad)
+        # The same for the module list, whose head is the bare list_head "modules".
+        mods = [m["name"] for m in run_json("lsmod", "dump:" + core, "--json")]
+        head = int(run_json("kernel", "dump:" + core, "--symbol", "modules",
+                            "--json")["addresses"]["modules"], 16)
+        nodes, node = [], read_u64("dump:" + core, head)
+        while node != head and len(nodes) < 1000:
+            nodes.append(node)
+            node = read_u64("dump:" + core, node)
+        for label, value in (("loops back into itself", nodes[1]),
+                             ("points nowhere", 0xdead000000000100)):
+            bad = os.path.join(d, "bad.core")
+            shutil.copyfile(core, bad)
+            poke(bad, nodes[-1], value)
+            r = vmscope("lsmod", "dump:" + bad, "--json")
+            got = [m["name"] for m in json.loads(r.stdout)] if r.returncode == 0 else None
+            t.eq((got, r.stderr.count("\n")), (mods, 1), "module list that %s: lsmod lists "
+                 "every module once, with one warning" % label, r.stderr)
+            t.ok(r.stderr.startswith("vmscope: warning: partial result: the module list"),
+                 "module list that %s: ... which says the list is partial" % label, r.stderr)
+            os.unlink(bad)
+
+
+def read_u64(target, va):
+    raw = subprocess.run([os.environ["VMSCOPE_BIN"], "read", target, "--virt", hex(va), "8",
+                          "--raw"], stdout=subprocess.PIPE, check=True).stdout
+    return struct.unpack("<Q", raw)[0]
 
 
 FAKE_NOTE = ("OSRELEASE=9.9.9-planted\nPAGESIZE=4096\nSYMBOL(_stext)=ffffffff81000000\n"

@@ -10,6 +10,7 @@
 #define VMSCOPE_OS_LINUX_LIST_H
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "os/linux/linux.h"
@@ -56,5 +57,8 @@ static inline int list_walk_next(struct list_walk *w, uint64_t *ret_node)
 	*ret_node = current;
 	return 1;
 }
+
+/* The index of the first entry of addrs[] that already came before (n if none). */
+size_t list_first_repeat(const uint64_t *addrs, size_t n);
 
 #endif

@@ -100,14 +100,25 @@ static int append(struct vms_module **mods, size_t *n, size_t *cap)
 	return 0;
 }
 
+/* Keep what was read of a list that broke or did not end, each module once. */
+static size_t module_list_partial(struct vms_vm *vm, int more, const uint64_t *addrs, size_t n)
+{
+	if (more == -ELOOP)
+		n = list_first_repeat(addrs, n);
+	view_partial(vm, "the module list %s: %zu listed",
+		     more == -ELOOP ? "does not end (a cycle, or too long)"
+				    : "breaks (a link or a module is unreadable)", n);
+	return n;
+}
+
 int vms_os_modules(struct vms_vm *vm, struct vms_module **ret_mods, size_t *ret_count)
 {
 	struct vms_module *mods = NULL;
+	uint64_t *addrs = NULL, node;
 	const struct module_layout *l;
 	struct linux_kernel *k;
 	struct list_walk lw;
-	size_t n = 0, cap = 0;
-	uint64_t node;
+	size_t n = 0, cap = 0, addr_cap = 0;
 	uint8_t *mod;
 	int more = 0, err = linux_kernel_get(vm, &k);
 
@@ -122,21 +133,28 @@ int vms_os_modules(struct vms_vm *vm, struct vms_module **ret_mods, size_t *ret_
 	if (list_walk_start(&lw, k, l->head, MAX_MODULES))
 		err = vm_error(vm, -EFAULT, "the module list is unreadable");
 	while (!err && (more = list_walk_next(&lw, &node)) > 0) {
-		uint64_t addr = node - l->list.offset;
+		uint64_t addr = node - l->list.offset, *grown;
 
-		if (kread(k, addr, mod, l->span))
-			err = vm_error(vm, -EFAULT, "module at 0x%llx is unreadable",
-				       (unsigned long long)addr);
-		else if (kfield_get(&l->state, mod) == 3) /* Unformed: not yet a module */
+		if (kread(k, addr, mod, l->span)) {
+			more = -EFAULT; /* its next link is in what we cannot read */
+			break;
+		}
+		if (kfield_get(&l->state, mod) == 3) /* Unformed: not yet a module */
 			continue;
-		else if (append(&mods, &n, &cap))
+		grown = array_grow(addrs, &addr_cap, n, sizeof(*addrs));
+		if (!grown || append(&mods, &n, &cap)) {
+			free(grown ? grown : addrs);
+			addrs = NULL;
 			err = vm_error(vm, -ENOMEM, "out of memory");
-		else
-			fill(l, mod, &mods[n++]);
+			break;
+		}
+		addrs = grown;
+		addrs[n] = addr;
+		fill(l, mod, &mods[n++]);
 	}
 	if (!err && more < 0)
-		err = vm_error(vm, more, "the module list %s", more == -ELOOP ? "does not end (cycle?)"
-									    : "breaks");
+		n = module_list_partial(vm, more, addrs, n);
+	free(addrs);
 	free(mod);
 	if (err) {
 		free(mods);

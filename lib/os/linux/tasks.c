@@ -332,38 +332,18 @@ static int add_threads(struct ps_walk *w)
 	return 0;
 }
 
-struct seen_task {
-	uint64_t addr;
-	size_t index;
-};
-
-static int by_addr(const void *a, const void *b)
-{
-	const struct seen_task *x = a, *y = b;
-
-	if (x->addr != y->addr)
-		return x->addr < y->addr ? -1 : 1;
-	return x->index < y->index ? -1 : x->index > y->index;
-}
-
-/*
- * A cycle that misses the head is noticed some way into its second round:
- * cut the list where a task comes again (n log n), so nothing is listed twice.
- */
+/* A cycle that misses the head: cut the list where a task comes again. */
 static void cut_repeats(struct ps_walk *w)
 {
-	struct seen_task *seen = malloc(w->count * sizeof(*seen) + 1);
-	size_t cut = w->count;
+	uint64_t *addrs = malloc(w->count * sizeof(*addrs) + 1);
+	size_t cut;
 
-	if (!seen)
+	if (!addrs)
 		return;
 	for (size_t i = 0; i < w->count; i++)
-		seen[i] = (struct seen_task){ w->procs[i].task, i };
-	qsort(seen, w->count, sizeof(*seen), by_addr);
-	for (size_t i = 1; i < w->count; i++)
-		if (seen[i].addr == seen[i - 1].addr && seen[i].index < cut)
-			cut = seen[i].index;
-	free(seen);
+		addrs[i] = w->procs[i].task;
+	cut = list_first_repeat(addrs, w->count);
+	free(addrs);
 	for (size_t i = cut; i < w->count; i++)
 		free(w->procs[i].cmdline);
 	w->count = cut;
