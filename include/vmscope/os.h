@@ -103,8 +103,8 @@ int vms_os_modules(struct vms_vm *vm, struct vms_module **ret_mods, size_t *ret_
 struct vms_open_file {
 	int pid;
 	int fd;
-	char path[4096];  /* as /proc/PID/fd shows it: a path, or socket:[INODE], pipe:[INODE],
-			     anon_inode:NAME */
+	char *path;	  /* as /proc/PID/fd shows it: a path, or socket:[INODE], pipe:[INODE],
+			     anon_inode:NAME; owned by the array (vms_open_files_free) */
 	uint64_t inode;
 	uint32_t flags;	  /* open(2) flags */
 	uint64_t pos;	  /* file offset */

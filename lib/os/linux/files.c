@@ -21,6 +21,7 @@
 #define MAX_FDS	      (1u << 20)
 #define FD_CHUNK      512
 #define MAX_OPEN_FILES (4u << 20)
+#define PATH_BUDGET    (256u << 20) /* bytes of paths in one view */
 
 struct files_layout {
 	struct kfield task_files, files_fdt, fdt_max, fdt_fd;
@@ -34,6 +35,7 @@ struct files_walk {
 	const struct files_layout *l;
 	struct vms_open_file *files;
 	size_t n, cap;
+	size_t path_bytes; /* of the view's budget, PATH_BUDGET */
 };
 
 static int find_layout(struct linux_kernel *k, void *layout)
@@ -96,8 +98,6 @@ static struct vms_open_file *grow(struct files_walk *w)
 {
 	struct vms_open_file *f;
 
-	if (w->n == MAX_OPEN_FILES)
-		return NULL;
 	f = array_grow(w->files, &w->cap, w->n, sizeof(*f));
 	if (!f)
 		return NULL;
@@ -112,6 +112,7 @@ static int add_file(struct files_walk *w, int pid, int fd, uint64_t file)
 	uint64_t mnt = 0, dentry = 0, inode = 0, pos = 0, priv = 0;
 	uint32_t flags = 0;
 	struct vms_open_file *f;
+	char path[4096];
 
 	if (kread_u64(w->k, file + l->f_mnt.offset, &mnt) ||
 	    kread_u64(w->k, file + l->f_dentry.offset, &dentry) ||
@@ -120,9 +121,13 @@ static int add_file(struct files_walk *w, int pid, int fd, uint64_t file)
 		return 0; /* a descriptor being torn down: not an open file any more */
 	kread_u64(w->k, file + l->f_pos.offset, &pos);
 	kread_u64(w->k, file + l->f_private.offset, &priv);
+	if (w->n == MAX_OPEN_FILES || w->path_bytes >= PATH_BUDGET) {
+		view_partial(w->k->vm, "more open files than the view lists: %zu listed", w->n);
+		return -E2BIG;
+	}
 	f = grow(w);
 	if (!f)
-		return vm_error(w->k->vm, -ENOMEM, "too many open files (or out of memory)");
+		return vm_error(w->k->vm, -ENOMEM, "out of memory");
 	f->pid = pid;
 	f->fd = fd;
 	f->flags = flags;
@@ -131,9 +136,21 @@ static int add_file(struct files_walk *w, int pid, int fd, uint64_t file)
 	f->private_data = priv;
 	if (inode)
 		kread_u64(w->k, inode + l->i_ino.offset, &f->inode);
-	if (!pseudo_name(w, dentry, f->inode, f->path, sizeof(f->path)) &&
-	    linux_path(w->k, linux_mount_of_vfsmount(w->k, mnt), dentry, f->path, sizeof(f->path)))
-		snprintf(f->path, sizeof(f->path), "?");
+	if (!pseudo_name(w, dentry, f->inode, path, sizeof(path)) &&
+	    linux_path(w->k, linux_mount_of_vfsmount(w->k, mnt), dentry, path, sizeof(path)))
+		snprintf(path, sizeof(path), "?");
+	f->path = strdup(path);
+	if (!f->path)
+		return vm_error(w->k->vm, -ENOMEM, "out of memory");
+	w->path_bytes += strlen(path) + 1;
+	return 0;
+}
+
+/* A process whose descriptors cannot be read is left out; the others are listed. */
+static int partial_process(struct files_walk *w, const struct vms_process *p, const char *what)
+{
+	view_partial(w->k->vm, "the %s of pid %d are unreadable: its files are left out", what,
+		     p->tgid);
 	return 0;
 }
 
@@ -148,15 +165,14 @@ static int process_files(struct files_walk *w, const struct vms_process *p)
 	if (kread_u64(w->k, files + l->files_fdt.offset, &fdt) ||
 	    kread_u32(w->k, fdt + l->fdt_max.offset, &max) ||
 	    kread_u64(w->k, fdt + l->fdt_fd.offset, &array))
-		return vm_error(w->k->vm, -EFAULT, "descriptor table of pid %d is unreadable", p->tgid);
+		return partial_process(w, p, "descriptor table");
 	if (max > MAX_FDS)
 		max = MAX_FDS;
 	for (uint32_t base = 0; base < max; base += FD_CHUNK) {
 		uint32_t count = max - base < FD_CHUNK ? max - base : FD_CHUNK;
 
 		if (kread(w->k, array + 8ull * base, chunk, 8ull * count))
-			return vm_error(w->k->vm, -EFAULT, "descriptors of pid %d are unreadable",
-					p->tgid);
+			return partial_process(w, p, "descriptors");
 		for (uint32_t i = 0; i < count; i++) {
 			int err = chunk[i] ? add_file(w, p->tgid, (int)(base + i), chunk[i]) : 0;
 
@@ -169,7 +185,8 @@ static int process_files(struct files_walk *w, const struct vms_process *p)
 
 void vms_open_files_free(struct vms_open_file *files, size_t count)
 {
-	(void)count;
+	for (size_t i = 0; files && i < count; i++)
+		free(files[i].path);
 	free(files);
 }
 
@@ -179,19 +196,23 @@ int vms_os_open_files(struct vms_vm *vm, int pid, struct vms_open_file **ret_fil
 	struct files_walk w = { 0 };
 	struct vms_process *procs = NULL;
 	size_t nprocs = 0;
-	int err = vms_os_processes(vm, 0, &procs, &nprocs);
+	int err = linux_kernel_get(vm, &w.k);
 
-	if (err)
-		return err;
-	err = linux_kernel_get(vm, &w.k);
 	if (!err && !(w.l = layout(w.k)))
 		err = -ENOENT;
+	/* After the kernel (which starts a view afresh): a partial task list's warning stands. */
+	if (!err)
+		err = vms_os_processes(vm, 0, &procs, &nprocs);
+	if (err)
+		return err;
 	for (size_t i = 0; !err && i < nprocs; i++)
 		if (pid < 0 || procs[i].tgid == pid)
 			err = process_files(&w, &procs[i]);
 	vms_processes_free(procs, nprocs);
+	if (err == -E2BIG)
+		err = 0; /* the budget: what was read stands, and was said so */
 	if (err) {
-		free(w.files);
+		vms_open_files_free(w.files, w.n);
 		return err;
 	}
 	*ret_files = w.files;
