@@ -9,7 +9,10 @@
  * descriptor's id. Records are read from tail_id to head_id; a descriptor
  * whose id no longer matches, or that is not committed or finalized, is
  * skipped, as the kernel's own reader does. Everything is bounded by the
- * ring sizes the guest gives, themselves capped.
+ * ring sizes the guest gives, themselves capped, and the view by a budget of
+ * records and text (descriptors that all point at one long block would
+ * otherwise copy it millions of times): past it, the newest records are left
+ * out and the view says so.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -29,6 +32,8 @@
 #define DESC_COMMITTED 1
 #define DESC_FINALIZED 2
 #define MAX_TEXT       4096
+#define MAX_RECORDS    (1u << 20)
+#define TEXT_BUDGET    (64u << 20)
 
 struct prb_layout {
 	struct kfield desc_ring, text_ring, count_bits, descs, infos, head_id, tail_id;
@@ -172,7 +177,7 @@ int vms_os_dmesg(struct vms_vm *vm, struct vms_log_record **ret_recs, size_t *re
 	const struct prb_layout *l;
 	struct linux_kernel *k;
 	struct prb r;
-	size_t n = 0, cap = 0;
+	size_t n = 0, cap = 0, text_bytes = 0;
 	int err = linux_kernel_get(vm, &k);
 
 	if (err)
@@ -187,6 +192,11 @@ int vms_os_dmesg(struct vms_vm *vm, struct vms_log_record **ret_recs, size_t *re
 	     id = (id + 1) & ID_MASK, steps++) {
 		int e;
 
+		if (n == MAX_RECORDS || text_bytes >= TEXT_BUDGET) {
+			view_partial(vm, "the kernel log is larger than the view's budget: the "
+					 "oldest %zu records listed", n);
+			break;
+		}
 		if (append(&recs, &n, &cap)) {
 			err = vm_error(vm, -ENOMEM, "out of memory");
 			break;
@@ -196,7 +206,8 @@ int vms_os_dmesg(struct vms_vm *vm, struct vms_log_record **ret_recs, size_t *re
 			err = vm_error(vm, e, "out of memory");
 			break;
 		}
-		n += e == 0;
+		if (e == 0)
+			text_bytes += strlen(recs[n++].text) + 1;
 		if (id == (r.head & ID_MASK))
 			break;
 	}

@@ -38,6 +38,8 @@ struct mount_walk {
 	const struct mounts_layout *l;
 	struct vms_mount *mounts;
 	size_t n, cap;
+	uint64_t *addrs; /* each listed mount's address, to cut a cycle's repeats */
+	size_t addrs_cap;
 	uint64_t root; /* init's root mount (0: unknown, list all) */
 };
 
@@ -116,12 +118,18 @@ static int add_mount(struct mount_walk *w, uint64_t mount)
 	uint32_t mnt_flags = 0;
 	struct vms_mount *m;
 
+	uint64_t *addrs;
+
 	if (!reachable(w, mount))
 		return 0;
 	m = array_grow(w->mounts, &w->cap, w->n, sizeof(*m));
 	if (!m)
 		return vm_error(w->k->vm, -ENOMEM, "out of memory");
 	w->mounts = m;
+	addrs = array_grow(w->addrs, &w->addrs_cap, w->n, sizeof(*addrs));
+	if (!addrs)
+		return vm_error(w->k->vm, -ENOMEM, "out of memory");
+	w->addrs = addrs;
 	m = &w->mounts[w->n];
 	memset(m, 0, sizeof(*m));
 	if (kread_u64(w->k, mount + l->devname.offset, &devname) ||
@@ -130,9 +138,11 @@ static int add_mount(struct mount_walk *w, uint64_t mount)
 	    kread_u32(w->k, vfs + l->mnt_flags.offset, &mnt_flags) ||
 	    kread_u64(w->k, sb + l->sb_type.offset, &type) ||
 	    kread_u64(w->k, sb + l->sb_flags.offset, &sb_flags) ||
-	    kread_u64(w->k, type + l->type_name.offset, &name))
-		return vm_error(w->k->vm, -EFAULT, "mount at 0x%llx is unreadable",
-				(unsigned long long)mount);
+	    kread_u64(w->k, type + l->type_name.offset, &name)) {
+		view_partial(w->k->vm, "a mount is unreadable and left out");
+		return 0;
+	}
+	w->addrs[w->n] = mount;
 	if (kread_string(w->k, devname, m->device, sizeof(m->device)))
 		snprintf(m->device, sizeof(m->device), "?");
 	if (kread_string(w->k, name, m->fstype, sizeof(m->fstype)))
@@ -154,10 +164,21 @@ static int walk_list(struct mount_walk *w, uint64_t ns)
 		return vm_error(w->k->vm, -EFAULT, "the mount list is unreadable");
 	while (!err && (more = list_walk_next(&lw, &node)) > 0)
 		err = add_mount(w, node - w->l->mnt_list.offset);
-	if (!err && more < 0)
-		err = vm_error(w->k->vm, more, "the mount list %s",
-			       more == -ELOOP ? "does not end (cycle?)" : "breaks");
+	if (!err && more < 0) {
+		if (more == -ELOOP)
+			w->n = list_first_repeat(w->addrs, w->n);
+		view_partial(w->k->vm, "the mount list %s: %zu listed",
+			     more == -ELOOP ? "does not end (a cycle?)" : "breaks", w->n);
+	}
 	return err;
+}
+
+/* A tree that breaks: what was read in order stands, each mount once. */
+static int tree_partial(struct mount_walk *w, const char *how)
+{
+	w->n = list_first_repeat(w->addrs, w->n);
+	view_partial(w->k->vm, "the mount tree %s: %zu listed", how, w->n);
+	return 0;
 }
 
 /* In-order walk of the tree, so mounts come out in the order /proc lists them. */
@@ -172,16 +193,16 @@ static int walk_tree(struct mount_walk *w, uint64_t ns)
 	while (!err && (node || depth)) {
 		if (node) {
 			if (depth == MAX_RB_DEPTH || ++visited > MAX_MOUNTS)
-				return vm_error(w->k->vm, -ELOOP, "the mount tree is malformed");
+				return tree_partial(w, "is malformed (too deep, or a cycle)");
 			stack[depth++] = node;
 			if (kread_u64(w->k, node + w->l->rb_left.offset, &node))
-				return vm_error(w->k->vm, -EFAULT, "the mount tree is unreadable");
+				return tree_partial(w, "breaks");
 			continue;
 		}
 		node = stack[--depth];
 		err = add_mount(w, node - w->l->mnt_node.offset);
 		if (!err && kread_u64(w->k, node + w->l->rb_right.offset, &node))
-			err = vm_error(w->k->vm, -EFAULT, "the mount tree is unreadable");
+			return tree_partial(w, "breaks");
 	}
 	return err;
 }
@@ -202,6 +223,11 @@ int vms_os_mounts(struct vms_vm *vm, struct vms_mount **ret_mounts, size_t *ret_
 		return vm_error(vm, -EFAULT, "init's mount namespace is unreadable");
 	w.root = init_root(w.k, w.l);
 	err = w.l->ns_list.found ? walk_list(&w, ns) : walk_tree(&w, ns);
+	if (!err && list_first_repeat(w.addrs, w.n) < w.n) { /* a tree whose nodes share children */
+		w.n = list_first_repeat(w.addrs, w.n);
+		view_partial(vm, "a mount is reached twice: %zu listed", w.n);
+	}
+	free(w.addrs);
 	if (err) {
 		free(w.mounts);
 		return err;
