@@ -85,6 +85,28 @@ int vms_os_processes(struct vms_vm *vm, unsigned int flags, struct vms_process *
 		     size_t *ret_count);
 void vms_processes_free(struct vms_process *procs, size_t count);
 
+/* -- hidden processes (cross-view) -- */
+
+enum vms_process_source {
+	VMS_SOURCE_TASK_LIST = 1 << 0, /* init_task.tasks: what ps and /proc walk */
+	VMS_SOURCE_RUN_QUEUE = 1 << 1, /* running on a CPU (rq->curr, as its group's leader) */
+	VMS_SOURCE_MEMORY = 1 << 2,    /* a task_struct in RAM that its own thread group lists */
+};
+
+struct vms_seen_process {
+	int pid, tgid;
+	char comm[16];
+	uint64_t task;	      /* address of its task_struct */
+	unsigned int sources; /* enum vms_process_source bits */
+};
+
+/*
+ * Every process (thread group leader) that any source shows, with the
+ * sources that show it: one without VMS_SOURCE_TASK_LIST is hidden from the
+ * task list (a rootkit's unlinking). *ret_seen is malloc'ed (free()).
+ */
+int vms_os_cross_check(struct vms_vm *vm, struct vms_seen_process **ret_seen, size_t *ret_count);
+
 /* -- kernel modules -- */
 
 struct vms_module {

@@ -259,6 +259,39 @@ def check_hostile(t, g, target):
             os.unlink(bad)
 
 
+def check_hidden(t, g, target, label):
+    """A rootkit's hiding, done by hand: in a dump, unlink a process from the
+    task list. ps no longer shows it; ps --cross-check finds it in memory (and
+    on a clean guest raises no alarm)."""
+    with tempfile.TemporaryDirectory(prefix="vmscope-test-") as d:
+        core = os.path.join(d, "vm.core")
+        r = vmscope("dump", target, core)
+        if r.returncode:
+            raise RuntimeError(r.stderr)
+        clean = run_json("ps", "dump:" + core, "--cross-check", "--json")
+        t.eq([c["pid"] for c in clean if c["hidden"] or "memory" not in c["sources"]], [],
+             "%s cross-check on a clean guest: every process in the task list and in memory"
+             % label, clean)
+        procs = run_json("ps", "dump:" + core, "--json")
+        init_task = int(run_json("kernel", "dump:" + core, "--symbol", "init_task",
+                                 "--json")["addresses"]["init_task"], 16)
+        off = list_offset("dump:" + core, init_task, int(procs[0]["task"], 16))
+        victim = [p for p in procs if not p["kernel_thread"] and p["pid"] > 1][-2]
+        node = int(victim["task"], 16) + off
+        after, before = read_u64("dump:" + core, node), read_u64("dump:" + core, node + 8)
+        bad = os.path.join(d, "hidden.core")
+        shutil.copyfile(core, bad)
+        poke(bad, before, after)      # before->next = after
+        poke(bad, after + 8, before)  # after->prev = before
+        listed = [p["pid"] for p in run_json("ps", "dump:" + bad, "--json")]
+        t.ok(victim["pid"] not in listed and len(listed) == len(procs) - 1,
+             "%s: a process unlinked from the task list is gone from ps" % label, listed)
+        found = run_json("ps", "dump:" + bad, "--cross-check", "--json")
+        hidden = [(c["pid"], c["comm"], "memory" in c["sources"]) for c in found if c["hidden"]]
+        t.eq(hidden, [(victim["pid"], victim["comm"], True)],
+             "%s: ps --cross-check reports it hidden, found by the memory scan" % label, found)
+
+
 def read_u64(target, va):
     raw = subprocess.run([os.environ["VMSCOPE_BIN"], "read", target, "--virt", hex(va), "8",
                           "--raw"], stdout=subprocess.PIPE, check=True).stdout
@@ -493,6 +526,7 @@ def check_kernel(t, kernel):
         check_sockets(t, g, target, label)
         check_cache(t, g, target, label)
         check_discovery(t, g, target, label)
+        check_hidden(t, g, target, label)
         if kernel == vmguest.pinned_kernel():
             check_hostile(t, g, target)
         g.qmp("cont")

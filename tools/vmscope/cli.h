@@ -37,6 +37,9 @@ extern const struct cli_command cmd_trace;
 
 /* Print "vmscope: <message>" on stderr; returns the exit status 1. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* ps --cross-check (crosscheck.c). */
+int cli_cross_check(struct vms_vm *vm, int json);
+
 /* After a view: one warning line on stderr if it returned only part of the guest's answer. */
 void cli_view_warning(const struct vms_vm *vm);
 

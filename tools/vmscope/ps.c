@@ -91,10 +91,11 @@ static int run(int argc, char **argv, const struct cli_command *cmd, int tree)
 	static const struct option options[] = {
 		{ "threads", no_argument, NULL, 't' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "cross-check", no_argument, NULL, 'x' },
 		{ 0 },
 	};
 	struct vms_process *procs = NULL;
-	int opt, json = 0, threads = 0, status = 0;
+	int opt, json = 0, threads = 0, cross = 0, status = 0;
 	struct vms_vm *vm;
 	size_t n;
 
@@ -103,6 +104,8 @@ static int run(int argc, char **argv, const struct cli_command *cmd, int tree)
 			threads = 1;
 		else if (opt == 'j' && !tree)
 			json = 1;
+		else if (opt == 'x' && !tree)
+			cross = 1;
 		else
 			return cli_usage(cmd);
 	}
@@ -111,6 +114,11 @@ static int run(int argc, char **argv, const struct cli_command *cmd, int tree)
 	vm = cli_attach(argv[optind]);
 	if (!vm)
 		return 1;
+	if (cross) {
+		status = cli_cross_check(vm, json);
+		vms_vm_free(vm);
+		return status;
+	}
 	if (vms_os_processes(vm, threads ? VMS_PS_THREADS : 0, &procs, &n)) {
 		status = cli_fail("%s", vms_last_error(vm));
 	} else if (tree) {
@@ -139,7 +147,7 @@ static int run_pstree(int argc, char **argv)
 
 const struct cli_command cmd_ps = {
 	.name = "ps",
-	.usage = "TARGET [--threads] [--json]",
+	.usage = "TARGET [--threads | --cross-check] [--json]",
 	.summary = "processes (or threads) of a Linux guest",
 	.run = run_ps,
 };

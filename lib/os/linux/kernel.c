@@ -152,6 +152,7 @@ void linux_kernel_free(void *kernel)
 	free(k->mounts_layout);
 	free(k->sockets_layout);
 	free(k->probes_layout);
+	free(k->crosscheck_layout);
 	free(k);
 }
 

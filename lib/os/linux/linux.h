@@ -148,7 +148,8 @@ struct linux_kernel {
 	struct btf *btf;
 	/* What each view found in BTF, computed on its first use (linux_layout()). */
 	void *tasks_layout, *modules_layout, *sysinfo_layout, *path_layout, *dmesg_layout,
-		*files_layout, *mounts_layout, *sockets_layout, *probes_layout;
+		*files_layout, *mounts_layout, *sockets_layout, *probes_layout,
+		*crosscheck_layout;
 };
 
 /* The per-build discovery cache (cache.c). */
