@@ -120,4 +120,11 @@ bench() {
 	say UPTIME "$start" "$end"
 }
 
-control_rounds round lifetimes bench listen connect opens
+# One exec with more arguments than an event keeps (4 KiB of them): 300 of
+# about 20 bytes, then /bin/true's own name.
+longexec() {
+	set -- $(seq 1 300 | sed 's/^/argument-number-/')
+	/bin/true "$@" && say LONG_EXEC $(($# + 1))
+}
+
+control_rounds round lifetimes bench listen connect opens longexec

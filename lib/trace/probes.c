@@ -21,6 +21,7 @@
 #define ARGV_MAX     64
 #define ARG_BYTES    256
 #define ARGV_BYTES   4096
+#define ARGC_MAX     (1 << 20) /* counted past what is kept, up to this */
 #define CR3_ADDRESS  0x000ffffffffff000ull /* without PCID and the no-flush bit */
 #define AF_INET_     2
 #define AF_INET6_    10
@@ -33,7 +34,7 @@
  */
 struct probe_layout {
 	struct kfield regs_di, regs_si, how_flags, task_mm, task_exit_code, mm_exe_file,
-		mm_arg_start, mm_arg_end, file_mnt, file_dentry;
+		mm_arg_start, mm_arg_end, mm_start_stack, file_mnt, file_dentry;
 };
 
 static int find_layout(struct linux_kernel *k, void *layout)
@@ -48,6 +49,7 @@ static int find_layout(struct linux_kernel *k, void *layout)
 		{ &l->mm_exe_file, "mm_struct", "exe_file" },
 		{ &l->mm_arg_start, "mm_struct", "arg_start" },
 		{ &l->mm_arg_end, "mm_struct", "arg_end" },
+		{ &l->mm_start_stack, "mm_struct", "start_stack" },
 		{ &l->file_mnt, "file", "f_path.mnt" },
 		{ &l->file_dentry, "file", "f_path.dentry" },
 	};
@@ -86,8 +88,10 @@ static int user_string(struct probe_ctx *c, uint64_t va, char *buf, size_t len)
 
 		if (chunk > len - 1 - got)
 			chunk = len - 1 - got;
-		if (vms_virt_read(c->vm, cr3(c), va + got, buf + got, chunk))
+		if (vms_virt_read(c->vm, cr3(c), va + got, buf + got, chunk)) {
+			buf[got] = 0; /* what was read, cut where the mapping ends */
 			return got ? 0 : -EFAULT;
+		}
 		if (memchr(buf + got, 0, chunk))
 			return 0;
 		got += chunk;
@@ -111,6 +115,26 @@ static int add_current(struct probe_ctx *c, struct vms_process *ret)
 	vms_event_add_uint(c->ev, "uid", ret->uid);
 	vms_event_add_str(c->ev, "comm", ret->comm);
 	return 0;
+}
+
+/* argv as kept, and argc as it is: argv_truncated says whether any argument is left out. */
+static void add_argv(struct probe_ctx *c, const char *argv, int kept, int argc)
+{
+	vms_event_add_str(c->ev, "argv", argv);
+	vms_event_add_int(c->ev, "argc", argc > kept ? argc : kept);
+	vms_event_add_bool(c->ev, "argv_truncated", argc > kept);
+}
+
+/* How many non-NULL pointers argv holds, counting on from known (bounded). */
+static int count_pointers(struct probe_ctx *c, uint64_t argv_ptr, int known)
+{
+	uint64_t p = 1;
+	int n = known;
+
+	while (n < ARGC_MAX &&
+	       !vms_virt_read(c->vm, cr3(c), argv_ptr + 8 * (uint64_t)n, &p, sizeof(p)) && p)
+		n++;
+	return n;
 }
 
 /* __x64_sys_execve(const struct pt_regs *regs): the filename and argv the caller passed. */
@@ -138,12 +162,13 @@ static int decode_exec(struct probe_ctx *c)
 		    user_string(c, p, arg, sizeof(arg)))
 			break;
 		w = snprintf(argv + used, sizeof(argv) - used, "%s%s", argc ? " " : "", arg);
-		if (w < 0 || (size_t)w >= sizeof(argv) - used)
+		if (w < 0 || (size_t)w >= sizeof(argv) - used) {
+			argv[used] = 0; /* the argument that does not fit is left out whole */
 			break;
+		}
 		used += (size_t)w;
 	}
-	vms_event_add_str(c->ev, "argv", argv);
-	vms_event_add_int(c->ev, "argc", argc);
+	add_argv(c, argv, argc, count_pointers(c, argv_ptr, argc));
 	return 0;
 }
 
@@ -284,11 +309,17 @@ static int exe_path(struct probe_ctx *c, uint64_t task, char *buf, size_t len)
 	return linux_path(c->k, linux_mount_of_vfsmount(c->k, mnt), dentry, buf, len);
 }
 
-/* The new image's arguments (mm->arg_start..arg_end, NUL-separated): joined by spaces. */
-static int arg_area(struct probe_ctx *c, uint64_t task, char *buf, size_t len, int *argc)
+/*
+ * The new image's arguments (mm->arg_start..arg_end, NUL-separated): joined
+ * by spaces, the first len - 1 bytes of them, whole arguments only. *kept
+ * counts those; *argc is the count the new stack begins with (at
+ * mm->start_stack, before the program has run), or *kept if unreadable.
+ */
+static int arg_area(struct probe_ctx *c, uint64_t task, char *buf, size_t len, int *kept,
+		    int *argc)
 {
 	const struct probe_layout *l = layout(c);
-	uint64_t mm, start, end;
+	uint64_t mm, start, end, stack, count;
 	size_t n;
 
 	if (!l || read_nonzero(c, task, &l->task_mm, &mm) ||
@@ -298,15 +329,23 @@ static int arg_area(struct probe_ctx *c, uint64_t task, char *buf, size_t len, i
 	n = end - start < len - 1 ? (size_t)(end - start) : len - 1;
 	if (vms_virt_read(c->vm, cr3(c), start, buf, n))
 		return -EFAULT;
+	if (n < end - start) /* cut: leave out the argument the cut went through */
+		while (n && buf[n - 1])
+			n--;
 	while (n && !buf[n - 1])
 		n--;
 	buf[n] = 0;
-	*argc = 1;
+	*kept = n ? 1 : 0;
 	for (size_t i = 0; i < n; i++)
 		if (!buf[i]) {
 			buf[i] = ' ';
-			(*argc)++;
+			(*kept)++;
 		}
+	*argc = *kept;
+	if (!read_nonzero(c, mm, &l->mm_start_stack, &stack) &&
+	    !vms_virt_read(c->vm, cr3(c), stack, &count, sizeof(count)) && count >= (uint64_t)*kept &&
+	    count <= ARGC_MAX)
+		*argc = (int)count;
 	return 0;
 }
 
@@ -315,17 +354,16 @@ static int decode_exec_cn(struct probe_ctx *c)
 {
 	char path[ARG_BYTES * 4], argv[ARGV_BYTES];
 	struct vms_process cur;
-	int argc = 0, err = add_current(c, &cur);
+	int kept = 0, argc = 0, err = add_current(c, &cur);
 
 	if (err)
 		return err;
 	if (!exe_path(c, cur.task, path, sizeof(path)))
 		vms_event_add_str(c->ev, "filename", path);
-	err = arg_area(c, cur.task, argv, sizeof(argv), &argc);
+	err = arg_area(c, cur.task, argv, sizeof(argv), &kept, &argc);
 	if (err)
 		return err;
-	vms_event_add_str(c->ev, "argv", argv);
-	vms_event_add_int(c->ev, "argc", argc);
+	add_argv(c, argv, kept, argc);
 	return 0;
 }
 

@@ -72,6 +72,25 @@ def kill_trace(tr, timeout=30):
 O_ACCMODE, O_WRONLY, O_CREAT, O_TRUNC = 0o3, 0o1, 0o100, 0o1000
 
 
+def check_long_exec(t, g, label, breakpoints):
+    """An exec with more arguments than an event keeps: argc is the real count,
+    argv the arguments that fit (whole ones), and argv_truncated says so."""
+    tr = start_trace(g, "--events", "exec", *(["--breakpoints"] if breakpoints else []))
+    lines = run_round(g, "longexec")
+    events, err, rc = stop_trace(tr)
+    want = [int(l.split()[1]) for l in lines if l.startswith("LONG_EXEC ")]
+    full = "/bin/true " + " ".join("argument-number-%d" % i for i in range(1, 301))
+    longs = [e for e in events if e["type"] == "exec" and e.get("argv", "").startswith("/bin/true a")]
+    t.ok(want == [301] and len(longs) == 1 and longs[0]["argc"] == 301 and
+         longs[0]["argv_truncated"] is True and full.startswith(longs[0]["argv"] + " ") and
+         len(longs[0]["argv"]) < 4096,
+         "%s: an exec of 301 arguments (6 KiB): argc 301, argv cut at a whole argument, "
+         "argv_truncated" % label, (want, longs))
+    short = [e for e in events if e["type"] == "exec" and e not in longs]
+    t.ok(all(e.get("argv_truncated") is False for e in short),
+         "%s: ... and execs that fit are not marked" % label, short)
+
+
 def check_open(t, g, label, shell):
     """open (off by default): the shell's own opens of its files, with flags."""
     tr = start_trace(g, "--events", "open")
@@ -177,6 +196,8 @@ def check_breakpoints(t, kernel=None, breakpoints=False, vcpus=1):
              "127.0.0.1, decoded at inet_csk_accept's return" % label, accepts)
         if not breakpoints:
             check_open(t, g, label, shell)
+        if kernel is None:
+            check_long_exec(t, g, label, breakpoints)
         t.eq(g.qmp("query-status")["status"], "running",
              "%s: after detach the VM runs" % label)
         t.ok(not [p for p in os.listdir("/tmp") if p.startswith("vmscope-gdb-%d-" % tr.pid)],
