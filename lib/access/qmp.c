@@ -5,7 +5,10 @@
  * QEMU writes one JSON object per line. We keep a byte buffer, cut it at
  * newlines and hand each line to jansson; a line longer than
  * QMP_MAX_MESSAGE_BYTES ends the conversation. The socket is non-blocking and
- * every wait goes through poll() against the exchange's deadline.
+ * every wait goes through poll() against the exchange's deadline. Every
+ * command carries an id, and its reply is the one that echoes it: the late
+ * reply to a command that timed out is passed over, not taken for the next
+ * one's (a peer that echoes no ids is answered in order).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +35,7 @@ struct qmp {
 	char error[512];
 	char quote[41];		/* what a non-QMP peer sent, printable */
 	unsigned long resumes;	/* RESUME events seen */
+	json_int_t next_id;	/* of the next command */
 };
 
 static int set_error(struct qmp *qmp, int err, const char *fmt, ...)
@@ -343,7 +347,8 @@ static int send_command(struct qmp *qmp, const char *command, json_t *arguments,
 		json_decref(arguments);
 		return -ENOMEM;
 	}
-	if (arguments && json_object_set_new(msg, "arguments", arguments)) {
+	if ((arguments && json_object_set_new(msg, "arguments", arguments)) ||
+	    json_object_set_new(msg, "id", json_integer(++qmp->next_id))) {
 		json_decref(msg);
 		return -ENOMEM;
 	}
@@ -418,12 +423,16 @@ int qmp_execute_fd(struct qmp *qmp, const char *command, json_t *arguments, int 
 	if (err)
 		return err;
 	for (;;) {
+		json_t *id;
+
 		err = read_message(qmp, deadline, &reply);
 		if (err)
 			return err;
-		if (json_object_get(reply, "return") || json_object_get(reply, "error"))
+		id = json_object_get(reply, "id");
+		if ((json_object_get(reply, "return") || json_object_get(reply, "error")) &&
+		    (!id || json_integer_value(id) == qmp->next_id))
 			break;
-		note_event(qmp, reply);
+		note_event(qmp, reply); /* an event, or a late reply to an earlier command */
 		json_decref(reply);
 	}
 	value = json_object_get(reply, "return");

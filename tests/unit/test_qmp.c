@@ -107,8 +107,28 @@ static void test_command_skips_events_and_returns(void **state)
 	assert_int_equal(qmp_execute(s.qmp, "query-status", NULL, &ret), 0);
 	assert_string_equal(json_string_value(json_object_get(ret, "status")), "paused");
 	json_decref(ret);
-	assert_non_null(strstr(s.script.received, "{\"execute\":\"qmp_capabilities\"}\n"));
-	assert_non_null(strstr(s.script.received, "{\"execute\":\"query-status\"}\n"));
+	assert_non_null(strstr(s.script.received, "{\"execute\":\"qmp_capabilities\",\"id\":1}\n"));
+	assert_non_null(strstr(s.script.received, "{\"execute\":\"query-status\",\"id\":2}\n"));
+	finish(&s);
+}
+
+/* The late reply to a command that timed out must not answer the next one. */
+static void test_reply_is_matched_by_id(void **state)
+{
+	struct session s = { .script = {
+				     .steps = { GREETING, "{\"return\": {}, \"id\": 1}\r\n",
+						"{\"return\": {\"status\": \"stale\"}, \"id\": 1}\r\n"
+						"{\"return\": {\"status\": \"paused\"}, \"id\": 2}\r\n" },
+				     .read_before = { 0, 1, 1 },
+			     } };
+	json_t *ret = NULL;
+
+	(void)state;
+	start(&s, 2000);
+	assert_int_equal(s.ret, 0);
+	assert_int_equal(qmp_execute(s.qmp, "query-status", NULL, &ret), 0);
+	assert_string_equal(json_string_value(json_object_get(ret, "status")), "paused");
+	json_decref(ret);
 	finish(&s);
 }
 
@@ -244,6 +264,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_command_skips_events_and_returns),
+		cmocka_unit_test(test_reply_is_matched_by_id),
 		cmocka_unit_test(test_hmp_returns_text),
 		cmocka_unit_test(test_error_reply_names_the_cause),
 		cmocka_unit_test(test_silent_peer_times_out),
