@@ -35,6 +35,7 @@ struct gdb_conn {
 	size_t in_len, in_pos;
 	char packet[GDB_PACKET_MAX * 2 + 1];
 	uint64_t round_trips;
+	int io_timeout_ms; /* for a reply, stop notices and noise included */
 };
 
 static int hexval(char c)
@@ -85,20 +86,34 @@ static int next_byte(struct gdb_conn *g, int timeout_ms, uint8_t *ret)
 	return 1;
 }
 
-/* The next packet's data into g->packet; 1, 0 on timeout, <0 on error. */
-static int read_packet(struct gdb_conn *g, int timeout_ms)
+static int ms_until(long long deadline)
+{
+	long long left = deadline - monotonic_ms();
+
+	return left > 0 ? (int)left : 0;
+}
+
+/*
+ * The next packet's data into g->packet; 1, 0 on timeout, <0 on error. Noise
+ * before the '$' is skipped until deadline (a peer that sends nothing else
+ * cannot keep us here); a packet once started gets io_timeout_ms a byte,
+ * and is bounded in length.
+ */
+static int read_packet(struct gdb_conn *g, long long deadline)
 {
 	size_t len = 0;
 	uint8_t c, sum = 0;
 	int r, hi, lo;
 
 	do { /* skip acks and noise up to the start of a packet */
-		r = next_byte(g, timeout_ms, &c);
+		r = next_byte(g, ms_until(deadline), &c);
 		if (r <= 0)
 			return r;
+		if (c != '$' && monotonic_ms() >= deadline)
+			return 0;
 	} while (c != '$');
 	for (;;) {
-		if ((r = next_byte(g, IO_TIMEOUT_MS, &c)) <= 0)
+		if ((r = next_byte(g, g->io_timeout_ms, &c)) <= 0)
 			return r ? r : -ETIMEDOUT;
 		if (c == '#')
 			break;
@@ -108,8 +123,8 @@ static int read_packet(struct gdb_conn *g, int timeout_ms)
 		sum += c;
 	}
 	g->packet[len] = 0;
-	if ((r = next_byte(g, IO_TIMEOUT_MS, &c)) <= 0 || (hi = hexval((char)c)) < 0 ||
-	    (r = next_byte(g, IO_TIMEOUT_MS, &c)) <= 0 || (lo = hexval((char)c)) < 0)
+	if ((r = next_byte(g, g->io_timeout_ms, &c)) <= 0 || (hi = hexval((char)c)) < 0 ||
+	    (r = next_byte(g, g->io_timeout_ms, &c)) <= 0 || (lo = hexval((char)c)) < 0)
 		return r < 0 ? r : -EPROTO;
 	if (((hi << 4) | lo) != sum)
 		return -EPROTO;
@@ -141,11 +156,17 @@ static long stop_thread(const char *p)
 	return strtol(t, NULL, 16);
 }
 
-/* Read the reply to a request into g->packet (stop notices noted and skipped). */
+/*
+ * Read the reply to a request into g->packet (stop notices noted and
+ * skipped), all of it within one io_timeout_ms: a peer that answers with
+ * endless stop notices or noise is a timeout, not a hang.
+ */
 static int reply(struct gdb_conn *g)
 {
+	long long deadline = monotonic_ms() + g->io_timeout_ms;
+
 	for (;;) {
-		int sig, r = read_packet(g, IO_TIMEOUT_MS);
+		int sig, r = read_packet(g, deadline);
 
 		if (r <= 0)
 			return r ? r : -ETIMEDOUT;
@@ -154,6 +175,8 @@ static int reply(struct gdb_conn *g)
 		g->pending_stop = 1;
 		g->stop_signal = sig;
 		g->stop_thread = stop_thread(g->packet);
+		if (monotonic_ms() >= deadline)
+			return -ETIMEDOUT;
 	}
 }
 
@@ -212,6 +235,11 @@ int gdb_connect(const char *path, struct gdb_conn **ret)
 
 int gdb_attach_fd(int fd, struct gdb_conn **ret)
 {
+	return gdb_attach_fd_timeout(fd, IO_TIMEOUT_MS, ret);
+}
+
+int gdb_attach_fd_timeout(int fd, int io_timeout_ms, struct gdb_conn **ret)
+{
 	struct gdb_conn *g = calloc(1, sizeof(*g));
 	int err;
 
@@ -221,6 +249,7 @@ int gdb_attach_fd(int fd, struct gdb_conn **ret)
 	}
 	g->fd = fd;
 	g->stop_thread = -1;
+	g->io_timeout_ms = io_timeout_ms > 0 ? io_timeout_ms : IO_TIMEOUT_MS;
 	err = request(g, "qSupported:swbreak+;hwbreak+");
 	if (err)
 		goto fail;
@@ -385,8 +414,7 @@ int gdb_wait_stop(struct gdb_conn *g, int timeout_ms, int *ret_signal)
 		return 1;
 	}
 	for (;;) {
-		long long left = deadline - monotonic_ms();
-		int r = read_packet(g, left > 0 ? (int)left : 0);
+		int r = read_packet(g, deadline);
 
 		if (r <= 0)
 			return r;
@@ -394,7 +422,9 @@ int gdb_wait_stop(struct gdb_conn *g, int timeout_ms, int *ret_signal)
 			g->stop_thread = stop_thread(g->packet);
 			return 1;
 		}
-		/* "O" console output and the like: not a stop */
+		/* "O" console output and the like: not a stop; endless of it is a timeout */
+		if (monotonic_ms() >= deadline)
+			return 0;
 	}
 }
 

@@ -28,6 +28,8 @@ struct gdb_regs {
 int gdb_connect(const char *path, struct gdb_conn **ret);
 /* The same over an already connected socket, which it then owns (tests, fuzzing). */
 int gdb_attach_fd(int fd, struct gdb_conn **ret);
+/* The same, with a reply's time limit other than the default 10 s (tests). */
+int gdb_attach_fd_timeout(int fd, int io_timeout_ms, struct gdb_conn **ret);
 /* Detach (QEMU resumes the VM) and close; NULL is allowed. */
 int gdb_detach(struct gdb_conn *g);
 
