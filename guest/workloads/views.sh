@@ -48,6 +48,7 @@ dump_file() {
 
 truth_section collector sh -c 'echo $$'
 truth_section procs dump_proc
+truth_section tasks sh -c 'for d in /proc/[0-9]*/task/*; do p=${d#/proc/}; echo "TASK ${p%%/*} ${d##*/}"; done'
 truth_section modules dump_file /proc/modules
 truth_section fds sh -c 'for d in /proc/[0-9]*/fd/*; do p=${d#/proc/}; echo "FD ${p%%/*} ${d##*/} $(readlink $d)"; done'
 truth_section net dump_net

@@ -105,11 +105,24 @@ def check_ps(t, g, target, label):
     stopped = [p for p in ours.values() if p["state"] == "T"]
     t.ok(len(stopped) == 1, "%s ps: the stopped process shows state T" % label, stopped)
 
-    threads = run_json("ps", target, "--threads", "--json")
-    t.eq(len(threads), sum(p["threads"] for p in run_json("ps", target, "--json")),
-         "%s ps --threads: one entry per thread" % label)
-    tree = vmscope("pstree", target).stdout.splitlines()
-    t.eq(len(tree), len(run_json("ps", target, "--json")), "%s pstree: every process once" % label)
+    # Threads against the guest's /proc/PID/task, the tree against its parents.
+    tasks = {tuple(int(x) for x in l.split()[1:3]) for l in g.truth()["tasks"].splitlines()
+             if l.startswith("TASK ")}
+    want = {(tgid, tid) for tgid, tid in tasks if tgid < collector and tgid in ours}
+    got = {(p["pid"], p["tid"]) for p in run_json("ps", target, "--threads", "--json")
+           if p["pid"] < collector and p["pid"] in truth}
+    t.eq(got, want, "%s ps --threads: the threads of each process, as /proc/PID/task lists "
+         "them (%d)" % (label, len(want)))
+    parents, depth_pid = {}, []
+    for line in vmscope("pstree", target).stdout.splitlines():
+        depth = (len(line) - len(line.lstrip(" "))) // 2
+        pid = int(line.split()[0])
+        del depth_pid[depth:]
+        parents[pid] = depth_pid[-1] if depth_pid else 0
+        depth_pid.append(pid)
+    want_tree = {p: v["ppid"] for p, v in truth.items() if p in ours}
+    t.eq({p: v for p, v in parents.items() if p in want_tree}, want_tree,
+         "%s pstree: every process once, under the parent /proc/PID/stat names" % label)
 
 
 def parse_modules(text):
@@ -444,6 +457,17 @@ def check_sockets(t, g, target, label):
     t.ok(ours == truth, "%s sockets: precision %.3f, recall %.3f over %d sockets (tcp listen and "
          "established, IPv4 and IPv6, udp)" % (label, precision, recall, len(truth)),
          "only vmscope: %s\nonly guest: %s" % (ours - truth, truth - ours))
+    # Owners against the guest's own descriptors: the pids with an fd on the socket's inode.
+    holders = {}
+    for line in g.truth()["fds"].splitlines():
+        f = line.split(" ", 3)
+        if len(f) == 4 and f[3].startswith("socket:["):
+            holders.setdefault(int(f[3][8:-1]), set()).add(int(f[1]))
+    bad = [(s["protocol"], s["local_port"], s["pid"], sorted(holders.get(s["inode"], [])))
+           for s in listed if s["inode"] in holders and s["pid"] not in holders[s["inode"]]]
+    t.ok(not bad and all(s["inode"] not in holders or s["pid"] > 0 for s in listed),
+         "%s sockets: each socket's owner holds a descriptor on it in the guest's /proc" % label,
+         bad)
     procs = {p["pid"]: p["cmdline"] for p in run_json("ps", target, "--json")}
     owners = {(s["protocol"], s["local_port"] if s["state"] != "ESTABLISHED" or
                s["local_port"] in (7070, 8080) else "client"): procs.get(s["pid"])
