@@ -28,6 +28,7 @@
 
 #include <vmscope/mem.h>
 #include <vmscope/os.h>
+#include <vmscope/vcpu.h>
 
 #include "core/internal.h"
 #include "os/linux/linux.h"
@@ -150,13 +151,46 @@ static int load_btf(struct linux_kernel *k)
 	return err;
 }
 
-/* Banner, BTF, init_task: what makes a candidate the kernel. */
+/*
+ * The page tables found in RAM must map the kernel as the CPU's own do: a
+ * root forged in a process's memory (its own "kernel" tables) maps _text and
+ * linux_banner elsewhere than vCPU 0's CR3, which the guest cannot forge (it
+ * comes from QEMU). Targets without registers (raw images) skip this.
+ */
+static int check_against_cpu(struct linux_kernel *k)
+{
+	uint64_t cr3, text = kallsyms_lookup(&k->ksyms, "_text");
+	uint64_t banner = kallsyms_lookup(&k->ksyms, "linux_banner");
+	struct vms_translation ours, cpus;
+
+	if (vms_vcpu_get_cr3(k->vm, 0, &cr3))
+		return 0;
+	cr3 &= 0x000ffffffffff000ull; /* PCID off */
+	/* In user mode under KPTI, CR3 is the user half of a pair: the kernel's is 4 KiB below. */
+	if (vms_translate(k->vm, cr3, text, &cpus) && (cr3 & 0x1000))
+		cr3 &= ~0x1000ull;
+	for (int i = 0; i < 2; i++) {
+		uint64_t va = i ? banner : text;
+
+		if (vms_translate(k->vm, cr3, va, &cpus))
+			return 0; /* the CPU maps no kernel now (early boot): nothing to compare */
+		if (vms_translate(k->vm, k->root, va, &ours) || ours.gpa != cpus.gpa)
+			return -EPROTO;
+	}
+	return 0;
+}
+
+/* Banner, BTF, init_task, the CPU's own page tables: what makes a candidate the kernel. */
 static int verify(struct linux_kernel *k)
 {
 	int err;
 
 	if (check_banner(k))
 		return vm_error(k->vm, -EPROTO, "linux_banner holds no kernel banner");
+	if (check_against_cpu(k))
+		return vm_error(k->vm, -EPROTO,
+				"the page tables found in RAM map the kernel elsewhere than the "
+				"vCPU's own");
 	err = load_btf(k);
 	if (!err && check_init_task(k))
 		err = vm_error(k->vm, -EPROTO, "init_task is not the kernel's idle task");
