@@ -91,6 +91,7 @@ enum vms_process_source {
 	VMS_SOURCE_TASK_LIST = 1 << 0, /* init_task.tasks: what ps and /proc walk */
 	VMS_SOURCE_RUN_QUEUE = 1 << 1, /* running on a CPU (rq->curr, as its group's leader) */
 	VMS_SOURCE_MEMORY = 1 << 2,    /* a task_struct in RAM that its own thread group lists */
+	VMS_SOURCE_PID_IDR = 1 << 3,   /* init_pid_ns's IDR: the pid lookups /proc and kill() use */
 };
 
 struct vms_seen_process {

@@ -282,9 +282,10 @@ def check_hidden(t, g, target, label):
         if r.returncode:
             raise RuntimeError(r.stderr)
         clean = run_json("ps", "dump:" + core, "--cross-check", "--json")
-        t.eq([c["pid"] for c in clean if c["hidden"] or "memory" not in c["sources"]], [],
-             "%s cross-check on a clean guest: every process in the task list and in memory"
-             % label, clean)
+        t.eq([c["pid"] for c in clean if c["hidden"] or "memory" not in c["sources"] or
+              "pid-idr" not in c["sources"]], [],
+             "%s cross-check on a clean guest: every process in the task list, the pid IDR "
+             "and memory" % label, clean)
         procs = run_json("ps", "dump:" + core, "--json")
         init_task = int(run_json("kernel", "dump:" + core, "--symbol", "init_task",
                                  "--json")["addresses"]["init_task"], 16)
@@ -300,9 +301,10 @@ def check_hidden(t, g, target, label):
         t.ok(victim["pid"] not in listed and len(listed) == len(procs) - 1,
              "%s: a process unlinked from the task list is gone from ps" % label, listed)
         found = run_json("ps", "dump:" + bad, "--cross-check", "--json")
-        hidden = [(c["pid"], c["comm"], "memory" in c["sources"]) for c in found if c["hidden"]]
-        t.eq(hidden, [(victim["pid"], victim["comm"], True)],
-             "%s: ps --cross-check reports it hidden, found by the memory scan" % label, found)
+        hidden = [(c["pid"], c["comm"], sorted(c["sources"])) for c in found if c["hidden"]]
+        t.eq(hidden, [(victim["pid"], victim["comm"], ["memory", "pid-idr"])],
+             "%s: ps --cross-check reports it hidden, found by the pid IDR and the memory scan"
+             % label, found)
 
 
 def read_u64(target, va):

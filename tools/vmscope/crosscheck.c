@@ -21,6 +21,7 @@ static const struct {
 	{ VMS_SOURCE_TASK_LIST, "task-list" },
 	{ VMS_SOURCE_RUN_QUEUE, "run-queue" },
 	{ VMS_SOURCE_MEMORY, "memory" },
+	{ VMS_SOURCE_PID_IDR, "pid-idr" },
 };
 
 static void source_names(unsigned int bits, char *buf, size_t len)

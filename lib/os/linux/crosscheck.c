@@ -7,6 +7,9 @@
  * still hold it:
  *   the task list      init_task.tasks, as ps reads it;
  *   the run queues     each CPU's rq->curr (its thread group's leader);
+ *   the pid IDR        init_pid_ns.idr, the xarray from pid numbers to struct
+ *                      pid that /proc and kill() look pids up in: each pid's
+ *                      PIDTYPE_PID task;
  *   a memory scan      every 64-byte-aligned task_struct-shaped object in RAM
  *                      (a printable comm, plausible pids, kernel pointers
  *                      in its list heads and signal), kept only if
@@ -36,10 +39,15 @@
 #define DIRECT_MAP_4LEVEL 0xffff888000000000ull
 #define DIRECT_MAP_5LEVEL 0xff11000000000000ull
 #define KERNEL_IMAGE	  0xffffffff80000000ull
+#define XA_CHUNK	  64
+#define MAX_XA_NODES	  (1u << 18) /* 16 M pids */
+#define MAX_XA_DEPTH	  12
 
 struct cross_layout {
 	struct kfield tasks, pid, tgid, comm, signal, thread_node, group_leader;
 	struct kfield signal_thread_head, rq_curr;
+	struct kfield ns_xa_head, xa_slots, pid_tasks, task_pid_links; /* the IDR (optional) */
+	uint64_t init_pid_ns;
 	uint32_t span; /* of task_struct, from its start to the last member read */
 	uint64_t init_task, runqueues, per_cpu_offset, nr_cpu_ids;
 };
@@ -81,6 +89,13 @@ static int find_layout(struct linux_kernel *k, void *layout)
 		return -ENOENT;
 	for (size_t i = 0; i < 7; i++)
 		widen(l, want[i].field);
+	/* The IDR is a source only where all of it is known. */
+	l->init_pid_ns = kallsyms_lookup(&k->ksyms, "init_pid_ns");
+	if (kbtf_member(k->btf, "pid_namespace", "idr.idr_rt.xa_head", &l->ns_xa_head) ||
+	    kbtf_member(k->btf, "xa_node", "slots", &l->xa_slots) ||
+	    kbtf_member(k->btf, "pid", "tasks", &l->pid_tasks) ||
+	    kbtf_member(k->btf, "task_struct", "pid_links", &l->task_pid_links))
+		l->init_pid_ns = 0;
 	return 0;
 }
 
@@ -177,6 +192,57 @@ static int from_run_queues(struct cross_walk *w)
 			return err == -E2BIG ? 0 : err;
 	}
 	return 0;
+}
+
+/* A struct pid's PIDTYPE_PID task, as its group's leader. */
+static int saw_pid(struct cross_walk *w, uint64_t pid)
+{
+	uint64_t first, task, leader;
+	int nr, tgid;
+	char comm[16];
+
+	if (kread_u64(w->k, pid + w->l->pid_tasks.offset, &first) || !first)
+		return 0; /* a pid no task holds any more */
+	task = first - w->l->task_pid_links.offset;
+	if (kread_u64(w->k, task + w->l->group_leader.offset, &leader) ||
+	    identify(w, leader, &nr, &tgid, comm) || nr <= 0)
+		return 0;
+	return saw(w, leader, nr, tgid, comm, VMS_SOURCE_PID_IDR);
+}
+
+/* An xarray (sub)tree: node entries end in 2, pointers to struct pid are 8-aligned. */
+static int walk_xa(struct cross_walk *w, uint64_t entry, int depth, unsigned int *nodes)
+{
+	uint64_t slots[XA_CHUNK];
+	int err;
+
+	if (!entry || (entry & 1))
+		return 0; /* empty, or a value entry */
+	if ((entry & 3) != 2)
+		return saw_pid(w, entry);
+	if (entry < 4096 || depth == MAX_XA_DEPTH || ++*nodes > MAX_XA_NODES)
+		return 0; /* a sibling or retry entry, or a tree deeper or larger than any */
+	if (kread(w->k, entry - 2 + w->l->xa_slots.offset, slots, sizeof(slots)))
+		return 0;
+	for (int i = 0; i < XA_CHUNK; i++) {
+		err = walk_xa(w, slots[i], depth + 1, nodes);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static int from_pid_idr(struct cross_walk *w)
+{
+	unsigned int nodes = 0;
+	uint64_t head;
+	int err;
+
+	if (!w->l->init_pid_ns ||
+	    kread_u64(w->k, w->l->init_pid_ns + w->l->ns_xa_head.offset, &head))
+		return 0;
+	err = walk_xa(w, head, 0, &nodes);
+	return err == -E2BIG ? 0 : err;
 }
 
 static int direct(const struct cross_walk *w, uint64_t va)
@@ -294,6 +360,8 @@ int vms_os_cross_check(struct vms_vm *vm, struct vms_seen_process **ret_seen, si
 	err = from_task_list(&w);
 	if (!err)
 		err = from_run_queues(&w);
+	if (!err)
+		err = from_pid_idr(&w);
 	if (!err)
 		err = from_memory(&w);
 	if (err) {
