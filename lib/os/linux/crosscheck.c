@@ -14,7 +14,8 @@
  *                      (a printable comm, plausible pids, kernel pointers
  *                      in its list heads and signal), kept only if
  *                      its own thread group's list (signal->thread_head)
- *                      holds it: freed or forged look-alikes are not.
+ *                      holds it, it is not EXIT_DEAD and something holds a
+ *                      reference to it: freed or forged look-alikes are not.
  * Each thread group leader any source shows is reported with the sources
  * that show it; one the task list lacks is hidden from it. The scan reads
  * RAM in chunks and checks candidates in the buffer first, so a 1 GiB guest
@@ -40,11 +41,12 @@
 #define DIRECT_MAP_5LEVEL 0xff11000000000000ull
 #define KERNEL_IMAGE	  0xffffffff80000000ull
 #define XA_CHUNK	  64
+#define EXIT_DEAD	  0x10
 #define MAX_XA_NODES	  (1u << 18) /* 16 M pids */
 #define MAX_XA_DEPTH	  12
 
 struct cross_layout {
-	struct kfield tasks, pid, tgid, comm, signal, thread_node, group_leader;
+	struct kfield tasks, pid, tgid, comm, signal, thread_node, group_leader, exit_state, usage;
 	struct kfield signal_thread_head, rq_curr;
 	struct kfield ns_xa_head, xa_slots, pid_tasks, task_pid_links; /* the IDR (optional) */
 	uint64_t init_pid_ns;
@@ -77,6 +79,8 @@ static int find_layout(struct linux_kernel *k, void *layout)
 		{ &l->signal, "task_struct", "signal" },
 		{ &l->thread_node, "task_struct", "thread_node" },
 		{ &l->group_leader, "task_struct", "group_leader" },
+		{ &l->exit_state, "task_struct", "exit_state" },
+		{ &l->usage, "task_struct", "usage" },
 		{ &l->signal_thread_head, "signal_struct", "thread_head" },
 		{ &l->rq_curr, "rq", "curr" },
 	};
@@ -87,7 +91,7 @@ static int find_layout(struct linux_kernel *k, void *layout)
 	    ksym_require(k, "__per_cpu_offset", &l->per_cpu_offset) ||
 	    ksym_require(k, "nr_cpu_ids", &l->nr_cpu_ids))
 		return -ENOENT;
-	for (size_t i = 0; i < 7; i++)
+	for (size_t i = 0; i < 9; i++)
 		widen(l, want[i].field);
 	/* The IDR is a source only where all of it is known. */
 	l->init_pid_ns = kallsyms_lookup(&k->ksyms, "init_pid_ns");
@@ -265,7 +269,12 @@ static int task_shaped(const struct cross_walk *w, const uint8_t *t)
 	size_t len = strnlen(comm, 16);
 	uint64_t prev;
 
-	if (pid <= 0 || pid >= MAX_PID || tgid != pid || len == 0 || len == 16)
+	/*
+	 * A freed task_struct's memory often still looks whole: but it was reaped
+	 * (EXIT_DEAD) and its last reference dropped (usage 0) before it was freed.
+	 */
+	if (pid <= 0 || pid >= MAX_PID || tgid != pid || len == 0 || len == 16 ||
+	    (kfield_get(&l->exit_state, t) & EXIT_DEAD) || (int32_t)kfield_get(&l->usage, t) <= 0)
 		return 0;
 	for (size_t i = 0; i < len; i++)
 		if ((unsigned char)comm[i] < 0x20 || (unsigned char)comm[i] > 0x7e)
