@@ -45,15 +45,36 @@ class Tap:
                        name, "rc=%d stdout=%r stderr=%r" % (r.returncode, r.stdout, r.stderr))
 
     def run(self, name, fn, *args):
-        """Run a group of checks; an exception in it is one failed check."""
+        """Run a group of checks; an exception in it is one failed check. Whatever
+        vmscope process the group started and left running is stopped after it."""
         try:
             fn(self, *args)
         except Exception:
             self.ok(False, name + " (raised)", traceback.format_exc())
+        finally:
+            stop_tracked()
 
     def done(self):
         print("1..%d" % self.n, flush=True)
         return 1 if self.failed else 0
+
+
+# Long-running vmscope processes a test started (capture, fswatch, trace), by pid.
+TRACKED = []
+
+
+def track(proc):
+    """Remember a started process so that it is stopped even if its test fails."""
+    TRACKED.append(proc)
+    return proc
+
+
+def stop_tracked():
+    while TRACKED:
+        proc = TRACKED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def vmscope(*args, timeout=HANG_LIMIT_S, user=None, input=None, env=None):

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-from harness import VMSCOPE, Tap, vmscope, vmguest
+from harness import VMSCOPE, Tap, vmscope, vmguest, track
 
 
 def wrote(g):
@@ -39,6 +39,7 @@ def start_capture(g, *extra):
     """Start vmscope capture and wait until it says the mirror is in place."""
     cap = subprocess.Popen([VMSCOPE, "capture", "qmp:" + g.qmp_path, "--disk", "disk0"] +
                            list(extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    track(cap)
     line = cap.stderr.readline()
     if "capturing writes" not in line:
         cap.kill()

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 
-from harness import VMSCOPE, Tap, vmscope, vmguest
+from harness import VMSCOPE, Tap, vmscope, vmguest, track
 from test_redis import Redis, entries, free_port
 
 ACTIONS = ["create", "mkdir", "symlink", "link", "rename", "delete", "rmdir", "chmod", "chown",
@@ -37,6 +37,7 @@ def start_fswatch(g, *extra):
     fw = subprocess.Popen([VMSCOPE, "fswatch", "qmp:" + g.qmp_path, "--disk", "disk0",
                            "--mount", "/data"] + list(extra),
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    track(fw)
     line = fw.stderr.readline()
     if "watching" not in line:
         fw.kill()

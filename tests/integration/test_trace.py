@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-from harness import VMSCOPE, Tap, vmscope, vmguest
+from harness import VMSCOPE, Tap, vmscope, vmguest, track
 
 
 def truth_lines(g, since=0):
@@ -34,6 +34,7 @@ def start_trace(g, *extra):
     out = open(os.path.join(g.rundir, "trace.jsonl"), "w")
     tr = subprocess.Popen([VMSCOPE, "trace", "qmp:" + g.qmp_path, "--json"] + list(extra),
                           stdout=out, stderr=subprocess.PIPE, text=True)
+    track(tr)
     tr.out_path = out.name
     out.close()
     tr.preamble = []

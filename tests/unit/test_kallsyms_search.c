@@ -147,6 +147,7 @@ static struct vms_vm *attach_image(char *path, size_t len)
 	snprintf(target, sizeof(target), "raw:%s", path);
 	assert_int_equal(vms_vm_new(&vm), 0);
 	assert_int_equal(vms_vm_attach(vm, target, NULL), 0);
+	unlink(path); /* mapped now: nothing is left behind, even if an assertion fails later */
 	return vm;
 }
 
@@ -166,7 +167,6 @@ static int search(struct kallsyms_tables *t, char *why, size_t len)
 	int err = kallsyms_search(vm, 0, UINT64_MAX, t, why, len);
 
 	vms_vm_free(vm);
-	unlink(path);
 	return err;
 }
 

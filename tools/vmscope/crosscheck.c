@@ -53,12 +53,7 @@ static int print_json(const struct vms_seen_process *seen, size_t n)
 		if (!obj || json_array_append_new(list, obj))
 			break;
 	}
-	if (!list)
-		return cli_fail("cannot build JSON output");
-	json_dumpf(list, stdout, JSON_INDENT(1));
-	putchar('\n');
-	json_decref(list);
-	return 0;
+	return cli_print_json(list);
 }
 
 static void print_text(const struct vms_seen_process *seen, size_t n)

@@ -44,8 +44,6 @@
 #define MAX_CACHE_FILES	 64
 #define MAX_CACHE_BYTES	 (128u << 20)
 #define KERNEL_ALIGN	 (2ull << 20)
-#define KERNEL_TEXT_LOW	 0xffffffff80000000ull
-#define KERNEL_TEXT_HIGH 0xffffffffc0000000ull
 #define ABSOLUTE_FLAG	 0x80
 
 struct cache_header {
@@ -159,7 +157,7 @@ static int fill_symbols(const struct linux_kernel *k, uint64_t stext, struct cac
 
 		syms[i].name_off = (uint32_t)(s->name - k->ksyms.names);
 		syms[i].type = (uint8_t)s->type;
-		syms[i].flags = s->addr < KERNEL_TEXT_LOW ? ABSOLUTE_FLAG : 0;
+		syms[i].flags = s->addr < LINUX_IMAGE_LOW ? ABSOLUTE_FLAG : 0;
 		syms[i].value = syms[i].flags ? (int64_t)s->addr : (int64_t)(s->addr - stext);
 	}
 	return 0;
@@ -294,20 +292,6 @@ static int find_image(struct vms_vm *vm, const struct cache_header *h, uint64_t 
 	return -ENOENT;
 }
 
-struct find_va {
-	uint64_t phys, va;
-};
-
-static int match_phys(uint64_t va, const struct vms_translation *t, void *ctx)
-{
-	struct find_va *f = ctx;
-
-	if (f->phys < t->gpa || f->phys - t->gpa >= t->page_bytes)
-		return 0;
-	f->va = va + (f->phys - t->gpa);
-	return 1;
-}
-
 /* Where the kernel's own tables map _stext: the virtual KASLR placement. */
 static int place_virtually(struct linux_kernel *k, uint64_t phys, const struct cache_header *h,
 			   uint64_t *ret_stext)
@@ -316,16 +300,15 @@ static int place_virtually(struct linux_kernel *k, uint64_t phys, const struct c
 	char text[VMS_BANNER_MAX];
 
 	for (int levels = 4; levels <= 5; levels++) {
-		struct find_va f = { phys, 0 };
+		uint64_t va;
 
 		vms_vm_set_paging_levels(k->vm, levels);
-		if (vms_for_each_mapping(k->vm, k->root, KERNEL_TEXT_LOW, KERNEL_TEXT_HIGH, 4096,
-					 match_phys, &f) != 1)
+		if (linux_image_va(k, phys, &va))
 			continue;
-		if (!kread(k, f.va + h->banner_off, text, h->banner_len) &&
+		if (!kread(k, va + h->banner_off, text, h->banner_len) &&
 		    !memcmp(text, h->banner, h->banner_len)) {
 			k->levels = levels;
-			*ret_stext = f.va;
+			*ret_stext = va;
 			break;
 		}
 	}
@@ -363,7 +346,7 @@ static int adopt(struct linux_kernel *k, struct cached_build *b, uint64_t stext)
 	if (!k->btf)
 		return -EPROTO;
 	snprintf(k->release, sizeof(k->release), "%s", b->h.release);
-	k->kaslr_offset = stext - (KERNEL_TEXT_LOW + 0x1000000); /* _stext's link address */
+	k->kaslr_offset = stext - (LINUX_IMAGE_LOW + 0x1000000); /* _stext's link address */
 	k->from_cache = 1;
 	return 0;
 }

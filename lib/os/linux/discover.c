@@ -34,7 +34,6 @@
 #include "os/linux/linux.h"
 
 #define START_KERNEL_MAP 0xffffffff80000000ull
-#define KERNEL_TEXT_HIGH 0xffffffffc0000000ull
 #define TEXT_LINK_ADDR	 0xffffffff81000000ull /* _text without KASLR */
 #define KERNEL_ALIGN	 (2ull << 20)
 #define MAX_IMAGE_BYTES	 (512ull << 20)
@@ -225,20 +224,6 @@ static void record_tables(struct linux_kernel *k, const struct kallsyms_tables *
 
 /* -- placing the kernel from the tables alone ------------------------------ */
 
-struct find_va {
-	uint64_t gpa, va;
-};
-
-static int match_gpa(uint64_t va, const struct vms_translation *t, void *ctx)
-{
-	struct find_va *f = ctx;
-
-	if (f->gpa < t->gpa || f->gpa - t->gpa >= t->page_bytes)
-		return 0;
-	f->va = va + (f->gpa - t->gpa);
-	return 1;
-}
-
 /* The image lies at PA text_gpa and VA text_va: do the page tables at root agree? */
 static int try_place(struct linux_kernel *k, uint64_t text_gpa, uint64_t text_va,
 		     uint64_t text_sym, int levels)
@@ -271,18 +256,17 @@ static int place_pc_relative(struct linux_kernel *k, const struct kallsyms_table
 		return -ENOENT;
 	k->root = t->offsets + top;
 	for (int levels = 4; levels <= 5; levels++) {
-		struct find_va f = { text_gpa, 0 };
+		uint64_t va;
 
 		set_levels(k, levels);
-		if (vms_for_each_mapping(k->vm, k->root, START_KERNEL_MAP, KERNEL_TEXT_HIGH, 4096,
-					 match_gpa, &f) != 1)
+		if (linux_image_va(k, text_gpa, &va))
 			continue;
-		kallsyms_rebase(&k->ksyms, f.va - text);
-		if (try_place(k, text_gpa, f.va, f.va, levels)) {
-			placed(k, text_gpa, f.va);
+		kallsyms_rebase(&k->ksyms, va - text);
+		if (try_place(k, text_gpa, va, va, levels)) {
+			placed(k, text_gpa, va);
 			return 0;
 		}
-		kallsyms_rebase(&k->ksyms, text - f.va);
+		kallsyms_rebase(&k->ksyms, text - va);
 	}
 	return -ENOENT;
 }

@@ -115,6 +115,31 @@ int kfields_require(struct linux_kernel *k, const struct kfield_want *want, size
 	return 0;
 }
 
+struct find_va {
+	uint64_t gpa, va;
+};
+
+static int match_gpa(uint64_t va, const struct vms_translation *t, void *ctx)
+{
+	struct find_va *f = ctx;
+
+	if (f->gpa < t->gpa || f->gpa - t->gpa >= t->page_bytes)
+		return 0;
+	f->va = va + (f->gpa - t->gpa);
+	return 1;
+}
+
+int linux_image_va(struct linux_kernel *k, uint64_t gpa, uint64_t *ret_va)
+{
+	struct find_va f = { gpa, 0 };
+
+	if (vms_for_each_mapping(k->vm, k->root, LINUX_IMAGE_LOW, LINUX_IMAGE_HIGH, 4096,
+				 match_gpa, &f) != 1)
+		return -ENOENT;
+	*ret_va = f.va;
+	return 0;
+}
+
 void *linux_layout(struct linux_kernel *k, void **slot, size_t size,
 		   int (*find)(struct linux_kernel *k, void *layout))
 {

@@ -163,6 +163,13 @@ int linux_discover(struct linux_kernel *k);
 int linux_kernel_get(struct vms_vm *vm, struct linux_kernel **ret);
 void linux_kernel_free(void *kernel);
 
+/* Where the kernel image is mapped (__START_KERNEL_map and the 1 GiB after it). */
+#define LINUX_IMAGE_LOW	 0xffffffff80000000ull
+#define LINUX_IMAGE_HIGH 0xffffffffc0000000ull
+
+/* The VA in the image's range where the tables at k->root map gpa; -ENOENT if none. */
+int linux_image_va(struct linux_kernel *k, uint64_t gpa, uint64_t *ret_va);
+
 /* Read kernel virtual memory through init_top_pgt. */
 int kread(struct linux_kernel *k, uint64_t va, void *buf, size_t len);
 int kread_u64(struct linux_kernel *k, uint64_t va, uint64_t *ret);
