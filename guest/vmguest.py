@@ -1,7 +1,8 @@
 """Start, watch and always clean up a vmscope test or demo guest.
 
 The tests and the demo share this launcher. A guest is a QEMU process with:
-  - QMP on a unix socket (``guest.qmp_path``),
+  - QMP on a unix socket (``guest.qmp_path``, for vmscope) and a second one
+    for the harness (``guest.qmp()``, ``guest.session()``),
   - guest RAM in a shared-memory file under /dev/shm (unless ``shm=False``),
   - the ext4 data disk as virtio-blk with node name ``disk0``,
   - the console on the first serial port (``guest.console_path``),
@@ -150,6 +151,8 @@ class Guest:
         image = build(self.kernel)
         self.rundir = tempfile.mkdtemp(prefix="%s%d-" % (RUN_PREFIX, os.getpid()))
         self.qmp_path = os.path.join(self.rundir, "qmp.sock")
+        # The harness's own monitor, so that its questions never wait for vmscope's.
+        self.harness_qmp_path = os.path.join(self.rundir, "harness-qmp.sock")
         self.console_path = os.path.join(self.rundir, "console.log")
         self.truth_path = os.path.join(self.rundir, "truth.log")
         self.pid_path = os.path.join(self.rundir, "qemu.pid")
@@ -174,7 +177,8 @@ class Guest:
                "-serial", "chardev:console",
                "-chardev", "file,id=truth,path=%s" % self.truth_path,
                "-serial", "chardev:truth",
-               "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path]
+               "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path,
+               "-qmp", "unix:%s,server=on,wait=off" % self.harness_qmp_path]
         if self.control:
             # A third serial port (ttyS2) the workload reads commands from.
             self.control_path = os.path.join(self.rundir, "control.sock")
@@ -290,7 +294,7 @@ class Guest:
 
     def qmp(self, command, **arguments):
         """Run one QMP command on a fresh connection; return its 'return' value."""
-        with QMPSession(self.qmp_path) as q:
+        with QMPSession(self.harness_qmp_path) as q:
             return q.qmp(command, **arguments)
 
     def hmp(self, command_line):
@@ -298,7 +302,7 @@ class Guest:
 
     def session(self):
         """A QMP connection kept open for many commands (use as a context manager)."""
-        return QMPSession(self.qmp_path)
+        return QMPSession(self.harness_qmp_path)
 
 
 class QMPSession:

@@ -7,8 +7,10 @@
  * QEMU's active mirror (blockdev-mirror, sync none, copy-mode
  * write-blocking): nothing to change in the VM, no restart. Each write is
  * acknowledged at once and turned into an event on the caller's ring
- * ("disk_write", "disk_zero", "disk_trim", "disk_flush" with offset and
- * length); what does not fit in the ring is counted, never waited for.
+ * ("disk_write", "disk_zero", "disk_trim" with offset and length); what
+ * does not fit in the ring is counted, never waited for. The mirror does not
+ * pass the guest's flushes on (it flushes its target on its own schedule), so
+ * flushes are counted in the stats but are not events.
  * vms_capture_stop() cancels the job and removes the NBD node: the VM and its
  * disk carry on untouched, as they do if vmscope dies.
  */
@@ -27,7 +29,8 @@ extern "C" {
 struct vms_capture;
 
 struct vms_capture_stats {
-	uint64_t writes, write_bytes, zeroes, trims, flushes;
+	uint64_t writes, write_bytes, zeroes, trims;
+	uint64_t flushes; /* the mirror's flushes of its target: not the guest's */
 	uint64_t dropped; /* requests acknowledged but not queued: the ring was full */
 };
 

@@ -96,6 +96,47 @@ def check_capture(t):
         t.one_line_error(r, "capture of an unknown disk: one-line error", "no block node")
 
 
+def device_stats(g):
+    """QEMU's own accounting of what the guest's disk device was asked to do."""
+    for dev in g.qmp("query-blockstats"):
+        if dev.get("qdev", "").startswith("/machine/peripheral/vda/"):
+            return dev["stats"]
+    raise RuntimeError("no blockstats for the guest's disk device")
+
+
+def check_capture_exact(t):
+    """Nothing missing and nothing extra: with the guest paused at both ends,
+    the captured requests are exactly those QEMU counted on the guest's device
+    in between (its writes and write-zeroes, their bytes, its trims)."""
+    with vmguest.Guest(workload="writer", name="writer") as g:
+        wait_for_writes(g, 2)
+        g.qmp("stop")
+        before = device_stats(g)
+        cap = start_capture(g)
+        g.qmp("cont")
+        wait_for_writes(g, len(wrote(g)) + 5)
+        g.qmp("stop")
+        after = device_stats(g)
+        time.sleep(0.5)  # the last request's event is on its way to stdout
+        cap.send_signal(signal.SIGINT)
+        out, err = cap.communicate(timeout=60)
+        g.qmp("cont")
+        events = [json.loads(l) for l in out.splitlines()]
+        delta = {k: after[k] - before[k] for k in ("wr_operations", "wr_bytes",
+                                                    "unmap_operations")}
+        ours = {"wr_operations": sum(e["type"] in ("disk_write", "disk_zero") for e in events),
+                "wr_bytes": sum(e["length"] for e in events
+                                if e["type"] in ("disk_write", "disk_zero")),
+                "unmap_operations": sum(e["type"] == "disk_trim" for e in events)}
+        t.ok(delta["wr_operations"] >= 5, "the guest wrote during capture (%d requests)"
+             % delta["wr_operations"])
+        t.eq(ours, delta, "capture's requests are exactly the device's: %d writes and zeroes, "
+             "%d bytes, %d trims" % (delta["wr_operations"], delta["wr_bytes"],
+                                     delta["unmap_operations"]), err)
+        t.eq([e for e in events if e["type"] not in ("disk_write", "disk_zero", "disk_trim")],
+             [], "no other events (the mirror's own flushes are not the guest's)")
+
+
 def check_disk_read(t):
     """Reading a disk through QEMU's own NBD export gives the bytes the guest
     sees: for a raw image, the image file itself (the guest is idle)."""
@@ -118,6 +159,7 @@ def check_disk_read(t):
 def main():
     t = Tap()
     t.run("capture", check_capture)
+    t.run("capture exact", check_capture_exact)
     t.run("disk read", check_disk_read)
     return t.done()
 

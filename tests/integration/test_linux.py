@@ -58,7 +58,21 @@ def run_json(*args):
     r = vmscope(*args)
     if r.returncode:
         raise RuntimeError("vmscope %s: %s" % (" ".join(args), r.stderr))
-    return json.loads(r.stdout)
+    out = json.loads(r.stdout)
+    if isinstance(out, dict) and "items" in out:
+        # A list view: on a healthy guest it is never partial.
+        if out["truncated"] or out["warning"] is not None or r.stderr:
+            raise RuntimeError("vmscope %s: partial: %s" % (" ".join(args), r.stderr))
+        return out["items"]
+    return out
+
+
+def partial_json(r):
+    """A list view's items, and whether its JSON and stderr agree that it is
+    partial and why: (items, truncated, warning == the stderr line)."""
+    out = json.loads(r.stdout)
+    line = "vmscope: warning: partial result: %s\n" % out["warning"]
+    return out["items"], out["truncated"], out["warning"] is not None and r.stderr == line
 
 
 def check_ps(t, g, target, label):
@@ -239,11 +253,14 @@ def check_hostile(t, g, target):
             shutil.copyfile(core, bad)
             poke(bad, tasks[-1] + off, value)
             r = vmscope("ps", "dump:" + bad, "--json")
-            got = [p["pid"] for p in json.loads(r.stdout)] if r.returncode == 0 else None
+            items, truncated, same = partial_json(r) if r.returncode == 0 else ([], 0, 0)
+            got = [p["pid"] for p in items]
             warnings = r.stderr.strip().split("\n")
             t.eq((got, len(warnings)), ([p["pid"] for p in procs], 1),
                  "task list that %s: ps lists every task once, with one warning" % label,
                  r.stderr)
+            t.ok(truncated and same, "task list that %s: the JSON says truncated, with the "
+                 "warning's words" % label, r.stdout[-300:])
             t.ok(warnings[0].startswith("vmscope: warning: partial result: the task list"),
                  "task list that %s: ... which says the list is partial" % label, r.stderr)
             r = vmscope("lsmod", "dump:" + bad)
@@ -264,7 +281,10 @@ def check_hostile(t, g, target):
             shutil.copyfile(core, bad)
             poke(bad, nodes[-1], value)
             r = vmscope("lsmod", "dump:" + bad, "--json")
-            got = [m["name"] for m in json.loads(r.stdout)] if r.returncode == 0 else None
+            items, truncated, same = partial_json(r) if r.returncode == 0 else ([], 0, 0)
+            got = [m["name"] for m in items]
+            t.ok(truncated and same, "module list that %s: the JSON says truncated, with the "
+                 "warning's words" % label, r.stdout[-300:])
             t.eq((got, r.stderr.count("\n")), (mods, 1), "module list that %s: lsmod lists "
                  "every module once, with one warning" % label, r.stderr)
             t.ok(r.stderr.startswith("vmscope: warning: partial result: the module list"),
@@ -367,6 +387,78 @@ def check_discovery(t, g, target, label):
                  % (label, what))
             r = vmscope("ps", "dump:" + bad, "--json", env=env)
             t.eq(r.stdout, live_ps, "%s %s: the same processes" % (label, what), r.stderr)
+            os.unlink(bad)
+
+
+def peek(core, va, n):
+    """n bytes of a dump at kernel address va (the image is physically contiguous)."""
+    r = vmscope("translate", "dump:" + core, hex(va))
+    with open(core, "rb") as f:
+        f.seek(file_offset(core, int(r.stdout.split()[1], 16)))
+        return f.read(n)
+
+
+def rename_symbols(core, names):
+    """Give the kallsyms entries of names other names, as a kernel built without
+    them would have: one token byte of each is changed, lengths kept."""
+    # kallsyms leaves its own tables out; vmcoreinfo (6.0 on) says where they are.
+    with open(core, "rb") as f:
+        ram = f.read()
+    at = {m.group(1).decode(): int(m.group(2), 16) for m in
+          re.finditer(rb"SYMBOL\((kallsyms_\w+)\)=([0-9a-f]+)\n", ram)}
+    del ram
+    count, = struct.unpack("<I", peek(core, at["kallsyms_num_syms"], 4))
+    index = struct.unpack("<256H", peek(core, at["kallsyms_token_index"], 512))
+    table = peek(core, at["kallsyms_token_table"], index[255] + 64)
+    tokens = [table[i:table.index(b"\0", i)] for i in index]
+    blob = peek(core, at["kallsyms_names"], 4 << 20)
+    pos, renamed = 0, []
+    for _ in range(count):
+        size, head = blob[pos], 1
+        if size & 0x80:
+            size, head = (size & 0x7f) | (blob[pos + 1] << 7), 2
+        body = blob[pos + head:pos + head + size]
+        if b"".join(tokens[b] for b in body)[1:].decode() in names:
+            other = next(i for i in range(256) if tokens[i] != tokens[body[-1]])
+            poke_bytes(core, at["kallsyms_names"] + pos + head + size - 1, bytes([other]))
+            renamed.append(pos)
+        pos += head + size
+    return len(renamed)
+
+
+def poke_bytes(core, va, data):
+    r = vmscope("translate", "dump:" + core, hex(va))
+    with open(core, "r+b") as f:
+        f.seek(file_offset(core, int(r.stdout.split()[1], 16)))
+        f.write(data)
+
+
+def check_no_btf(t, g, target):
+    """A kernel without BTF (built without it, or before 5.2: no __start_BTF) and a
+    kernel whose BTF is garbage are refused, each in one line that says why, also
+    when a cache entry for the same banner exists."""
+    with tempfile.TemporaryDirectory(prefix="vmscope-test-") as d:
+        core = os.path.join(d, "vm.core")
+        r = vmscope("dump", target, core)
+        if r.returncode:
+            raise RuntimeError(r.stderr)
+        at = run_json("kernel", "dump:" + core, "--json", "--symbol", "__start_BTF")
+        for what, want, edit in (
+                ("no BTF", "carries no BTF: vmscope needs Linux 5.2 or later built with "
+                 "CONFIG_DEBUG_INFO_BTF",
+                 lambda bad: rename_symbols(bad, ("__start_BTF", "__stop_BTF")) == 2),
+                ("garbled BTF", "the guest's BTF is unreadable or malformed",
+                 lambda bad: poke_bytes(bad, int(at["addresses"]["__start_BTF"], 16),
+                                        b"\0" * 4096) or True)):
+            bad = os.path.join(d, "bad.core")
+            shutil.copyfile(core, bad)
+            t.ok(edit(bad), "%s: the dump is edited" % what)
+            for cache in ("", None):
+                r = vmscope("ps", "dump:" + bad, env={"VMSCOPE_KERNEL_CACHE": cache}
+                            if cache is not None else None)
+                t.ok(r.returncode == 1 and r.stdout == "" and r.stderr.count("\n") == 1 and
+                     want in r.stderr, "%s%s: ps refuses it in one line saying why" %
+                     (what, " (cache off)" if cache == "" else " (cache on)"), r.stderr)
             os.unlink(bad)
 
 
@@ -555,6 +647,7 @@ def check_kernel(t, kernel):
         check_hidden(t, g, target, label)
         if kernel == vmguest.pinned_kernel():
             check_hostile(t, g, target)
+            check_no_btf(t, g, target)
         g.qmp("cont")
 
 

@@ -58,8 +58,8 @@ static int run_capture(int argc, char **argv)
 		status = cli_fail("%s", vms_last_error(stream.vm));
 	fprintf(stderr,
 		"vmscope: captured %" PRIu64 " writes (%" PRIu64 " bytes), %" PRIu64
-		" zeroes, %" PRIu64 " trims, %" PRIu64 " flushes; %" PRIu64 " not queued",
-		st.writes, st.write_bytes, st.zeroes, st.trims, st.flushes, st.dropped);
+		" zeroes, %" PRIu64 " trims; %" PRIu64 " not queued",
+		st.writes, st.write_bytes, st.zeroes, st.trims, st.dropped);
 	cli_stream_finish(&stream);
 out:
 	cli_stream_close(&stream);

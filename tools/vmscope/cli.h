@@ -81,6 +81,12 @@ int cli_target_args(int argc, char **argv, const struct cli_command *cmd, int *r
 int cli_print_json(void *json_value);
 
 /*
+ * Print a view's list as {"items": [...], "truncated": BOOL, "warning": WHY}
+ * (WHY null unless vms_view_warning() has one); takes the list.
+ */
+int cli_print_list_json(const struct vms_vm *vm, void *json_list);
+
+/*
  * A view command: "NAME TARGET [--json]" fetches a list of items from the
  * guest and prints them as text or JSON. One runner does the rest.
  */

@@ -35,7 +35,7 @@ static void source_names(unsigned int bits, char *buf, size_t len)
 						 sources[i].name);
 }
 
-static int print_json(const struct vms_seen_process *seen, size_t n)
+static int print_json(const struct vms_vm *vm, const struct vms_seen_process *seen, size_t n)
 {
 	json_t *list = json_array();
 
@@ -53,7 +53,7 @@ static int print_json(const struct vms_seen_process *seen, size_t n)
 		if (!obj || json_array_append_new(list, obj))
 			break;
 	}
-	return cli_print_json(list);
+	return cli_print_list_json(vm, list);
 }
 
 static void print_text(const struct vms_seen_process *seen, size_t n)
@@ -87,7 +87,7 @@ int cli_cross_check(struct vms_vm *vm, int json)
 	if (vms_os_cross_check(vm, &seen, &n))
 		return cli_fail("%s", vms_last_error(vm));
 	if (json)
-		status = print_json(seen, n);
+		status = print_json(vm, seen, n);
 	else
 		print_text(seen, n);
 	if (!status)

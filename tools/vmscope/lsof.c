@@ -48,15 +48,15 @@ static int run_lsof(int argc, char **argv)
 							      (json_int_t)files[i].inode, "flags",
 							      (int)files[i].flags, "pos",
 							      (json_int_t)files[i].pos));
-		json_dumpf(list, stdout, JSON_INDENT(1));
-		putchar('\n');
-		json_decref(list);
+		status = cli_print_list_json(vm, list);
 	} else {
 		printf("%7s %5s %10s %s\n", "PID", "FD", "INODE", "PATH");
 		for (size_t i = 0; i < n; i++)
 			printf("%7d %5d %10" PRIu64 " %s\n", files[i].pid, files[i].fd, files[i].inode,
 			       files[i].path);
 	}
+	if (!status)
+		cli_view_warning(vm);
 	vms_open_files_free(files, n);
 	vms_vm_free(vm);
 	return status;

@@ -85,6 +85,17 @@ int cli_print_json(void *json_value)
 	return 0;
 }
 
+int cli_print_list_json(const struct vms_vm *vm, void *json_list)
+{
+	const char *why = vms_view_warning(vm);
+
+	if (!json_list)
+		return cli_fail("cannot build JSON output");
+	/* An envelope, so that a partial list says so where scripts look. */
+	return cli_print_json(json_pack("{s:o, s:b, s:s?}", "items", (json_t *)json_list,
+					"truncated", why != NULL, "warning", why));
+}
+
 int cli_run_view(int argc, char **argv, const struct cli_view *view)
 {
 	void *items = NULL;
@@ -102,7 +113,7 @@ int cli_run_view(int argc, char **argv, const struct cli_view *view)
 	if (view->fetch(vm, &items, &count))
 		status = cli_fail("%s", vms_last_error(vm));
 	else if (json)
-		status = cli_print_json(view->to_json(items, count));
+		status = cli_print_list_json(vm, view->to_json(items, count));
 	else
 		view->print_text(items, count);
 	if (!status)

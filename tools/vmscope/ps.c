@@ -44,7 +44,7 @@ static void print_table(const struct vms_process *procs, size_t n, int threads)
 	}
 }
 
-static int print_json(const struct vms_process *procs, size_t n)
+static int print_json(const struct vms_vm *vm, const struct vms_process *procs, size_t n)
 {
 	json_t *list = json_array();
 
@@ -65,12 +65,7 @@ static int print_json(const struct vms_process *procs, size_t n)
 		if (!obj || json_array_append_new(list, obj))
 			break;
 	}
-	if (!list)
-		return cli_fail("cannot build JSON output");
-	json_dumpf(list, stdout, JSON_INDENT(1));
-	putchar('\n');
-	json_decref(list);
-	return 0;
+	return cli_print_list_json(vm, list);
 }
 
 static void print_subtree(const struct vms_process *procs, size_t n, int pid, int depth)
@@ -124,7 +119,7 @@ static int run(int argc, char **argv, const struct cli_command *cmd, int tree)
 	} else if (tree) {
 		print_subtree(procs, n, 0, 0);
 	} else if (json) {
-		status = print_json(procs, n);
+		status = print_json(vm, procs, n);
 	} else {
 		print_table(procs, n, threads);
 	}
