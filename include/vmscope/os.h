@@ -200,6 +200,47 @@ struct vms_sysinfo {
 
 int vms_os_sysinfo(struct vms_vm *vm, struct vms_sysinfo *ret_info);
 
+/*
+ * CPU time per possible CPU, in ns, as /proc/stat counts it (its cpuN
+ * lines are these divided by 10,000,000): idle and iowait from the tickless
+ * idle accounting where the kernel keeps it, up to the timekeeper's last
+ * update. An array to free().
+ */
+struct vms_cpu_time {
+	int cpu;
+	int online;
+	uint64_t user_ns, nice_ns, system_ns, idle_ns, iowait_ns, irq_ns, softirq_ns, steal_ns;
+	uint64_t guest_ns, guest_nice_ns;
+};
+
+int vms_os_cpu_times(struct vms_vm *vm, struct vms_cpu_time **ret_cpus, size_t *ret_count);
+
+/* Counters of /proc/stat, /proc/vmstat and /proc/meminfo that sysinfo leaves out. */
+struct vms_kernel_counters {
+	uint64_t running;		/* runnable tasks (procs_running) */
+	uint64_t blocked;		/* tasks waiting for I/O (procs_blocked) */
+	uint64_t page_faults;		/* pgfault */
+	uint64_t major_faults;		/* pgmajfault */
+	uint64_t pgpgin_kb, pgpgout_kb; /* pgpgin, pgpgout: KiB to and from block devices */
+	uint64_t swap_in, swap_out;	/* pswpin, pswpout: pages */
+	uint64_t mem_buffers_bytes;	/* Buffers */
+	uint64_t mem_cached_bytes;	/* Cached */
+};
+
+int vms_os_kernel_counters(struct vms_vm *vm, struct vms_kernel_counters *ret);
+
+/*
+ * I/O per block device and partition, as /proc/diskstats counts it (bytes
+ * are its sectors times 512). An array to free(); partial results as the
+ * list views.
+ */
+struct vms_block_stats {
+	char name[40]; /* vda, vda1, nvme0n1p1 */
+	uint64_t read_bytes, write_bytes, read_ios, write_ios;
+};
+
+int vms_os_block_stats(struct vms_vm *vm, struct vms_block_stats **ret_stats, size_t *ret_count);
+
 #ifdef __cplusplus
 }
 #endif

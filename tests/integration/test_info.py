@@ -71,7 +71,7 @@ def check_planted_banners(t):
              "2000 fake vmcoreinfo notes: discovery finds the real kernel", r.stderr)
         g.qmp("stop")
         r = vmscope("ps", "qmp:" + g.qmp_path, "--json", env=env)
-        pids = {p["pid"] for p in json.loads(r.stdout or "[]")}
+        pids = {p["pid"] for p in json.loads(r.stdout or '{"items": []}')["items"]}
         want = {int(line.split()[0]) for line in truth["ps"].splitlines()[1:] if line.split()}
         t.ok(r.returncode == 0 and want - pids <= {max(want)},
              "2000 fake vmcoreinfo notes: ps lists the guest's processes",

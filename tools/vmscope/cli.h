@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 
+#include <vmscope/monitor.h>
 #include <vmscope/ring.h>
 #include <vmscope/sink.h>
 #include <vmscope/vm.h>
@@ -34,6 +35,7 @@ extern const struct cli_command cmd_sockets;
 extern const struct cli_command cmd_capture;
 extern const struct cli_command cmd_fswatch;
 extern const struct cli_command cmd_trace;
+extern const struct cli_command cmd_metrics;
 
 /* Print "vmscope: <message>" on stderr; returns the exit status 1. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -121,5 +123,19 @@ int cli_stream_open(struct cli_stream *st, const char *target, const char *sink_
 void cli_stream_close(struct cli_stream *st);
 int cli_stream(struct cli_stream *st, double duration);
 void cli_stream_finish(struct cli_stream *st);
+
+/* One sample of both sides of a VM (metrics.c); either may be absent, with why. */
+struct cli_sample {
+	struct vms_host_metrics host;
+	struct vms_guest_metrics guest;
+	int has_host, has_guest;
+	char host_absent[VMS_NAME_MAX + 256], guest_absent[VMS_NAME_MAX + 256];
+};
+
+/* 0 when at least one side was read. */
+int cli_sample(struct vms_vm *vm, struct cli_sample *ret);
+void cli_sample_release(struct cli_sample *sample);
+/* {"vm", "time_ns", "host", "guest"} as `vmscope metrics --json` prints it (a new json_t). */
+void *cli_sample_json(const char *vm_name, const struct cli_sample *sample);
 
 #endif

@@ -31,6 +31,7 @@ static const struct cli_command *const commands[] = {
 	&cmd_capture,
 	&cmd_fswatch,
 	&cmd_trace,
+	&cmd_metrics,
 };
 
 int cli_fail(const char *fmt, ...)

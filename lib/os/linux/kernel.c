@@ -171,6 +171,7 @@ void linux_kernel_free(void *kernel)
 	free(k->tasks_layout);
 	free(k->modules_layout);
 	free(k->sysinfo_layout);
+	free(k->stats_layout);
 	free(k->path_layout);
 	free(k->dmesg_layout);
 	free(k->files_layout);

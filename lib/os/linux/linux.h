@@ -149,7 +149,7 @@ struct linux_kernel {
 	/* What each view found in BTF, computed on its first use (linux_layout()). */
 	void *tasks_layout, *modules_layout, *sysinfo_layout, *path_layout, *dmesg_layout,
 		*files_layout, *mounts_layout, *sockets_layout, *probes_layout,
-		*crosscheck_layout;
+		*crosscheck_layout, *stats_layout;
 };
 
 /* The per-build discovery cache (cache.c). */
@@ -169,6 +169,9 @@ void linux_kernel_free(void *kernel);
 
 /* The VA in the image's range where the tables at k->root map gpa; -ENOENT if none. */
 int linux_image_va(struct linux_kernel *k, uint64_t gpa, uint64_t *ret_va);
+
+/* CLOCK_MONOTONIC at the timekeeper's last update (ktime_get() then), in ns. */
+int linux_monotonic_ns(struct linux_kernel *k, uint64_t *ret);
 
 /* Read kernel virtual memory through init_top_pgt. */
 int kread(struct linux_kernel *k, uint64_t va, void *buf, size_t len);

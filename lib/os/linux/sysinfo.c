@@ -193,20 +193,38 @@ static void loads(struct linux_kernel *k, const struct sysinfo_layout *l, double
 }
 
 /*
- * CLOCK_BOOTTIME at the timekeeper's last update: whole seconds in
- * tkr_mono.base, the rest in xtime_nsec (shifted), plus offs_boot. What
- * passed since that update is only in the guest's clock hardware.
+ * CLOCK_MONOTONIC at the timekeeper's last update: whole seconds in
+ * tkr_mono.base, the rest in xtime_nsec (shifted); CLOCK_BOOTTIME adds
+ * offs_boot. What passed since that update is only in the guest's clock
+ * hardware.
  */
-static uint64_t uptime_ns(struct linux_kernel *k, const struct sysinfo_layout *l)
+static uint64_t monotonic_ns(struct linux_kernel *k, const struct sysinfo_layout *l)
 {
-	uint64_t tk = l->tk_core + l->timekeeper_offset, base = 0, nsec = 0, boot = 0;
+	uint64_t tk = l->tk_core + l->timekeeper_offset, base = 0, nsec = 0;
 	uint32_t shift = 0;
 
 	kread_u64(k, tk + l->tk_base.offset, &base);
 	kread_u64(k, tk + l->tk_nsec.offset, &nsec);
 	kread_u32(k, tk + l->tk_shift.offset, &shift);
-	kread_u64(k, tk + l->tk_offs_boot.offset, &boot);
-	return base + (shift < 64 ? nsec >> shift : 0) + boot;
+	return base + (shift < 64 ? nsec >> shift : 0);
+}
+
+static uint64_t uptime_ns(struct linux_kernel *k, const struct sysinfo_layout *l)
+{
+	uint64_t boot = 0;
+
+	kread_u64(k, l->tk_core + l->timekeeper_offset + l->tk_offs_boot.offset, &boot);
+	return monotonic_ns(k, l) + boot;
+}
+
+int linux_monotonic_ns(struct linux_kernel *k, uint64_t *ret)
+{
+	const struct sysinfo_layout *l = layout(k);
+
+	if (!l)
+		return -ENOENT;
+	*ret = monotonic_ns(k, l);
+	return 0;
 }
 
 int vms_os_sysinfo(struct vms_vm *vm, struct vms_sysinfo *ret_info)

@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vmscope: resource figures of a VM, from the host and from inside.
+ *
+ * vms_monitor_host() asks the host about a live VM with no help from the
+ * guest: QEMU's process in /proc (its CPU time, RSS, page faults), each vCPU
+ * thread's schedstat (time on a host CPU and time waiting for one),
+ * query-blockstats for every disk device, and KVM's own statistics
+ * (query-stats) when the accelerator is KVM. vms_monitor_guest() reads what
+ * the guest's own /proc would say from its RAM, through the OS driver.
+ *
+ * Counters are cumulative since QEMU (host) or the guest kernel (guest)
+ * started; a rate is the difference of two samples over their times.
+ */
+#ifndef VMSCOPE_MONITOR_H
+#define VMSCOPE_MONITOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <vmscope/os.h>
+#include <vmscope/vm.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct vms_host_vcpu {
+	int index;	     /* QEMU's cpu-index */
+	int thread_id;	     /* the host thread that runs it */
+	uint64_t run_ns;     /* on a host CPU */
+	uint64_t wait_ns;    /* runnable, waiting in a host run queue */
+	uint64_t timeslices; /* times it was scheduled */
+};
+
+struct vms_host_disk {
+	char device[64]; /* the guest device's qdev id (or path), as query-blockstats says */
+	char node[64];	 /* its block node */
+	uint64_t read_bytes, write_bytes, read_ops, write_ops, flush_ops, discard_ops;
+};
+
+struct vms_kvm_stat {
+	char name[64]; /* KVM's own name, e.g. "exits", "halt_exits" */
+	uint64_t value; /* summed over vCPUs for per-vCPU statistics */
+	int per_vcpu;
+};
+
+struct vms_host_metrics {
+	uint64_t time_ns;	 /* CLOCK_REALTIME when the sample was taken */
+	int qemu_pid;
+	uint64_t cpu_user_ns;	 /* QEMU's whole process: every vCPU and I/O thread */
+	uint64_t cpu_system_ns;
+	uint64_t rss_bytes;
+	uint64_t minor_faults, major_faults;
+	size_t nr_vcpus;
+	struct vms_host_vcpu *vcpus;
+	size_t nr_disks;
+	struct vms_host_disk *disks;
+	size_t nr_kvm_stats;
+	struct vms_kvm_stat *kvm_stats;
+	char kvm_stats_absent[128]; /* why kvm_stats is empty ("" when it is not) */
+};
+
+/* One sample of the host's figures for a live VM (qmp: target). */
+int vms_monitor_host(struct vms_vm *vm, struct vms_host_metrics *ret);
+void vms_host_metrics_release(struct vms_host_metrics *metrics);
+
+/*
+ * The guest's own figures, read from its RAM: what its /proc/uptime,
+ * /proc/loadavg, /proc/stat, /proc/vmstat, /proc/meminfo and /proc/diskstats
+ * would say at the kernel's last timekeeping update. disks is empty, with
+ * disks_absent saying why, on kernels that keep no per-device statistics
+ * where vmscope reads them.
+ */
+struct vms_guest_metrics {
+	uint64_t time_ns; /* host CLOCK_REALTIME when the sample was taken */
+	struct vms_sysinfo sys;
+	struct vms_kernel_counters counters;
+	size_t nr_cpus;
+	struct vms_cpu_time *cpus;
+	size_t nr_disks;
+	struct vms_block_stats *disks;
+	char disks_absent[160];
+	char partial[160]; /* why a list was read only in part ("" when whole) */
+};
+
+/* One sample of the guest's figures (any target the Linux driver reads). */
+int vms_monitor_guest(struct vms_vm *vm, struct vms_guest_metrics *ret);
+void vms_guest_metrics_release(struct vms_guest_metrics *metrics);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,217 @@
+#!/usr/bin/env python3
+"""Resource figures of a live guest. The guest runs a known schedule (CPU burst,
+fork storm, disk I/O) and, when asked, writes its own /proc counters on the
+ground-truth port; the test then pauses it and runs `vmscope metrics --json`.
+Guest figures must agree with the guest's /proc at that instant (ours may be
+a little later: only the pause is between them); host figures with what the
+host itself says of QEMU (its /proc, QEMU's own blockstats)."""
+import json
+import os
+import sys
+import time
+
+from harness import Tap, vmscope, vmguest
+
+TICK_NS = 10_000_000  # /proc/stat counts USER_HZ (100) ticks
+
+
+def run_round(g, name, timeout=300):
+    text = g._read(g.truth_path)
+    g.send(name)
+    g.wait_for("DONE %s" % name, timeout, after=len(text))
+
+
+def snapshot(g):
+    """The guest's counters, then ours with the VM paused; and the seconds in between."""
+    run_round(g, "snap")
+    g.qmp("stop")
+    done = time.monotonic()
+    r = vmscope("metrics", "qmp:" + g.qmp_path, "--json")
+    if r.returncode:
+        raise RuntimeError(r.stderr)
+    return g.truth(), json.loads(r.stdout), done
+
+
+def proc_stat(text):
+    cpus, other = {}, {}
+    for line in text.splitlines():
+        f = line.split()
+        if f[0].startswith("cpu") and f[0] != "cpu":
+            cpus[int(f[0][3:])] = [int(x) for x in f[1:]]
+        elif len(f) == 2:
+            other[f[0]] = int(f[1])
+    return cpus, other
+
+
+def keyed(text, colon=False):
+    out = {}
+    for line in text.splitlines():
+        f = line.replace(":", " ").split() if colon else line.split()
+        if len(f) >= 2:
+            out[f[0]] = int(f[1])
+    return out
+
+
+def diskstats(text):
+    # major minor name reads merged sectors_read ms writes merged sectors_written ...
+    return {f[2]: (int(f[5]) * 512, int(f[9]) * 512, int(f[3]), int(f[7]))
+            for f in (line.split() for line in text.splitlines()) if len(f) >= 10}
+
+
+def within(t, label, ours, truth, slack, unit=""):
+    return t.ok(truth <= ours <= truth + slack, "%s: ours %s%s, the guest's %s%s (then up to %s%s "
+                "more)" % (label, ours, unit, truth, unit, slack, unit))
+
+
+def check_guest(t, truth, m, label, slack_s):
+    guest = m["guest"]
+    cpus, stat = proc_stat(truth["stat"])
+    fields = ["user_ns", "nice_ns", "system_ns", "idle_ns", "iowait_ns", "irq_ns",
+              "softirq_ns", "steal_ns"]
+    slack_ticks = int(slack_s * 100) + 3
+    for c in guest["cpus"]:
+        want = cpus[c["cpu"]][:len(fields)]
+        got = [c[f] // TICK_NS for f in fields]
+        t.ok(all(g >= w - 1 for g, w in zip(got, want)) and
+             0 <= sum(got) - sum(want) <= slack_ticks,
+             "%s cpu%d: user..steal %s ticks, the guest's %s (in all up to %d more)"
+             % (label, c["cpu"], got, want, slack_ticks))
+    within(t, label + " context switches", guest["context_switches"], stat["ctxt"], 20000)
+    within(t, label + " forks", guest["forks"], stat["processes"], 40)
+    vmstat = keyed(truth["vmstat"])
+    within(t, label + " page faults", guest["page_faults"], vmstat["pgfault"], 20000)
+    within(t, label + " major faults", guest["major_faults"], vmstat["pgmajfault"], 50)
+    within(t, label + " pgpgin", guest["pgpgin_kb"], vmstat["pgpgin"], 1024, " KiB")
+    within(t, label + " pgpgout", guest["pgpgout_kb"], vmstat["pgpgout"], 1024, " KiB")
+    mem = keyed(truth["meminfo"], colon=True)
+    for key, name in (("buffers_bytes", "Buffers"), ("cached_bytes", "Cached")):
+        got, want = guest["memory"][key] // 1024, mem[name]
+        t.ok(abs(got - want) <= max(512, want // 50), "%s memory %s: ours %d kB, the guest's "
+             "%d kB" % (label, name, got, want))
+    load = truth["loadavg"].split()
+    t.ok(all(abs(guest["load"][i] - float(load[i])) <= 0.1 for i in range(3)),
+         "%s load: ours %s, the guest's %s" % (label, guest["load"], load[:3]))
+    t.ok(abs(guest["tasks"] - int(load[3].split("/")[1])) <= 5, "%s tasks: ours %d, the "
+         "guest's %s" % (label, guest["tasks"], load[3]))
+    disks = diskstats(truth["diskstats"])
+    ours = {d["name"]: (d["read_bytes"], d["write_bytes"], d["read_ios"], d["write_ios"])
+            for d in guest["disks"]}
+    t.ok("vda" in ours and all(w <= o <= w + (1 << 20) for o, w in zip(ours["vda"],
+                                                                        disks["vda"])),
+         "%s disk vda: ours (read, written bytes; read, write ios) %s, the guest's %s"
+         % (label, ours.get("vda"), disks.get("vda")))
+    return disks
+
+
+def schedstat(pid, tid):
+    with open("/proc/%d/task/%d/schedstat" % (pid, tid)) as f:
+        return [int(x) for x in f.read().split()]
+
+
+def proc_status(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return {l.split(":")[0]: l.split(":")[1].split() for l in f}
+
+
+def proc_times(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        rest = f.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(rest[7]), int(rest[9]), int(rest[11]) * 10**9 // ticks,
+            int(rest[12]) * 10**9 // ticks)
+
+
+def check_host(t, g, m, label):
+    host = m["host"]
+    t.eq(host["qemu_pid"], g.pid, "%s host: QEMU's pid" % label)
+    threads = {c["cpu-index"]: c["thread-id"] for c in g.qmp("query-cpus-fast")}
+    for v in host["vcpus"]:
+        run, wait, _ = schedstat(g.pid, v["thread_id"])
+        t.ok(v["thread_id"] == threads[v["vcpu"]] and
+             0 <= run - v["run_ns"] <= 50_000_000 and 0 <= wait - v["wait_ns"] <= 50_000_000,
+             "%s host vcpu%d: ran %.3f s, waited %.3f s; the host's schedstat says %.3f s, "
+             "%.3f s" % (label, v["vcpu"], v["run_ns"] / 1e9, v["wait_ns"] / 1e9, run / 1e9,
+                         wait / 1e9))
+    minflt, majflt, utime, stime = proc_times(g.pid)
+    t.ok(0 <= utime - host["cpu_user_ns"] <= 200_000_000 and
+         0 <= stime - host["cpu_system_ns"] <= 200_000_000,
+         "%s host: QEMU's CPU %.2f s user, %.2f s system; its /proc/PID/stat %.2f, %.2f"
+         % (label, host["cpu_user_ns"] / 1e9, host["cpu_system_ns"] / 1e9, utime / 1e9,
+            stime / 1e9))
+    t.ok(0 <= minflt - host["minor_faults"] <= 20000 and majflt >= host["major_faults"],
+         "%s host: QEMU's page faults %d minor, %d major; /proc/PID/stat %d, %d"
+         % (label, host["minor_faults"], host["major_faults"], minflt, majflt))
+    rss = int(proc_status(g.pid)["VmRSS"][0]) * 1024
+    t.ok(abs(rss - host["rss_bytes"]) <= rss // 20, "%s host: QEMU's RSS %d kB; /proc/PID/"
+         "status %d kB" % (label, host["rss_bytes"] // 1024, rss // 1024))
+    stats = {d["qdev"]: d["stats"] for d in g.qmp("query-blockstats")}
+    qemu = stats["/machine/peripheral/vda/virtio-backend"]
+    ours = [d for d in host["disks"] if d["device"] == "vda"]
+    t.ok(len(ours) == 1 and ours[0]["node"] == "disk0" and
+         (ours[0]["read_bytes"], ours[0]["write_bytes"], ours[0]["read_ops"],
+          ours[0]["write_ops"], ours[0]["flush_ops"]) ==
+         (qemu["rd_bytes"], qemu["wr_bytes"], qemu["rd_operations"], qemu["wr_operations"],
+          qemu["flush_operations"]),
+         "%s host disk vda: QEMU's own blockstats, to the byte" % label, ours)
+    return ours[0] if ours else None
+
+
+def check_metrics(t, kernel):
+    with vmguest.Guest(workload="metrics", name="metrics", control=True, kernel=kernel) as g:
+        truth, m, _ = snapshot(g)
+        t.eq(m["vm"], "metrics", "metrics --json names the VM")
+        t.ok(m["host"]["kvm"] is None and "not KVM" in m["host"]["kvm_absent"],
+             "under TCG there are no KVM statistics, and the JSON says why",
+             m["host"]["kvm_absent"])
+        label = kernel + " idle"
+        check_guest(t, truth, m, label, 0.5)
+        before_disk = check_host(t, g, m, label)
+        ours_vda = lambda m: [d for d in m["guest"]["disks"] if d["name"] == "vda"][0]
+        before_guest = ours_vda(m)["write_bytes"]
+        g.qmp("cont")
+        cpu_before = {c["cpu"]: c["user_ns"] for c in m["guest"]["cpus"]}
+        for phase in ("burn", "forks", "io"):
+            start = time.monotonic()
+            run_round(g, phase)
+            truth, m, _ = snapshot(g)
+            label = "%s after %s" % (kernel, phase)
+            check_guest(t, truth, m, label, time.monotonic() - start)
+            disk = check_host(t, g, m, label)
+            if phase == "burn":
+                user = sum(c["user_ns"] - cpu_before[c["cpu"]] for c in m["guest"]["cpus"])
+                t.ok(user >= 1.0e9, "%s: the guest spent %.2f s more in user mode"
+                     % (label, user / 1e9))
+            if phase == "io":
+                host_w = disk["write_bytes"] - before_disk["write_bytes"]
+                # Both sides read at the same instant, with the guest paused.
+                guest_w = ours_vda(m)["write_bytes"] - before_guest
+                t.ok(host_w >= 8 << 20 and abs(host_w - guest_w) <= host_w // 50,
+                     "%s: the host saw %d bytes written since idle, the guest's block layer %d"
+                     % (label, host_w, guest_w))
+            g.qmp("cont")
+
+
+def check_absent(t):
+    """A dump has no host figures; metrics says why and still gives the guest's."""
+    with vmguest.Guest(workload="idle", name="idle") as g:
+        core = os.path.join(g.rundir, "vm.core")
+        r = vmscope("dump", "qmp:" + g.qmp_path, core)
+        if r.returncode:
+            raise RuntimeError(r.stderr)
+        r = vmscope("metrics", "dump:" + core, "--json")
+        m = json.loads(r.stdout) if r.returncode == 0 else {}
+        t.ok(m.get("host") is None and "live VM" in m.get("host_absent", "") and
+             m.get("guest", {}).get("uptime_s", 0) > 0,
+             "metrics on a dump: no host figures (with why), the guest's all there", r.stderr)
+
+
+def main():
+    t = Tap()
+    for kernel in vmguest.kernel_lines():
+        t.run(kernel, check_metrics, kernel)
+    t.run("absent", check_absent)
+    return t.done()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
