@@ -6,6 +6,8 @@
 #   forks   200 forks of a short-lived child
 #   io      8 MiB written to the data disk with O_DIRECT, then 4 MiB read back
 #   quiet   1 s of sleep
+#   vary    about 40 s of CPU bursts and pauses of varying lengths (a fixed
+#           pseudo-random schedule), some with fork storms or memory held
 truth_section version cat /proc/version
 ip link set lo up
 control_open
@@ -48,4 +50,41 @@ quiet() {
 	sleep 1
 }
 
-control_rounds snap burn forks io quiet
+# Centiseconds since boot, from /proc/uptime, with builtins only.
+now_cs() {
+	read -r up _ </proc/uptime
+	cs=${up#*.}
+	now=$((${up%.*} * 100 + ${cs#0}))
+}
+
+spin_cs() {
+	now_cs
+	end=$((now + $1))
+	while [ $now -lt $end ]; do
+		i=0
+		while [ $i -lt 2000 ]; do i=$((i + 1)); done
+		now_cs
+	done
+}
+
+vary() {
+	seed=7
+	now_cs
+	stop=$((now + 4000))
+	while [ $now -lt $stop ]; do
+		seed=$(((seed * 1103515245 + 12345) % 2147483648))
+		busy=$((50 + seed / 8 % 250))
+		pause=$((30 + seed / 4096 % 200))
+		case $((seed / 65536 % 4)) in
+		0) forks ;;
+		1) dd if=/dev/zero of=/tmp/held bs=1M count=$((8 + seed / 1048576 % 24)) 2>/dev/null ;;
+		2) rm -f /tmp/held ;;
+		esac
+		spin_cs $busy
+		sleep $((pause / 100)).$((pause % 100 / 10))
+		now_cs
+	done
+	rm -f /tmp/held
+}
+
+control_rounds snap burn forks io quiet vary

@@ -56,7 +56,8 @@ int vms_arx_fit(const double *y, const double *const *u, size_t n,
 
 /*
  * Try every na in 0..max_na, nb in 1..max_nb and nk in 0..max_nk (the same
- * nb and nk for every input) and keep the best model by criterion.
+ * nb and nk for every input) and keep the best stable model by criterion
+ * (an unstable one diverges in simulation). -EINVAL if none fits.
  */
 int vms_arx_select(const double *y, const double *const *u, size_t n, int ninputs, int max_na,
 		   int max_nb, int max_nk, enum vms_arx_criterion criterion,

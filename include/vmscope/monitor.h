@@ -88,6 +88,23 @@ struct vms_guest_metrics {
 int vms_monitor_guest(struct vms_vm *vm, struct vms_guest_metrics *ret);
 void vms_guest_metrics_release(struct vms_guest_metrics *metrics);
 
+/*
+ * Time series for models and plots: rates between two samples of one VM and
+ * gauges of the later one. Rates are per second of host time between the
+ * two reads, the guest's too: its clock stands still while its CPUs sleep
+ * tickless, so its uptime would stretch and shrink the windows, while its
+ * busy CPU time is counted tick by tick as it happens. CPU modes are in CPUs
+ * (1.0 = one CPU busy throughout), as host_vcpu_run is in vCPUs. A series
+ * whose side is absent (NULL) is NaN. Names, in order: vms_monitor_series_names().
+ */
+#define VMS_SERIES_MAX 48
+
+size_t vms_monitor_series_names(const char *const **ret_names);
+/* out[] gets vms_monitor_series_names()'s count of values. */
+void vms_monitor_series(const struct vms_host_metrics *host0, const struct vms_host_metrics *host1,
+			const struct vms_guest_metrics *guest0,
+			const struct vms_guest_metrics *guest1, double *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -236,6 +236,7 @@ int vms_os_kernel_counters(struct vms_vm *vm, struct vms_kernel_counters *ret);
  */
 struct vms_block_stats {
 	char name[40]; /* vda, vda1, nvme0n1p1 */
+	int partition; /* a partition's I/O is also counted on its whole disk */
 	uint64_t read_bytes, write_bytes, read_ios, write_ios;
 };
 

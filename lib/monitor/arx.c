@@ -111,6 +111,24 @@ static void criteria(struct vms_arx_model *m, int d)
 	m->fpe = d < N ? V * (1.0 + d / N) / (1.0 - d / N) : INFINITY;
 }
 
+/*
+ * Scale each column to unit norm (norms into scale), so that series in
+ * bytes and in seconds side by side do not make LAPACK's rank cut-off drop
+ * the small ones. An all-zero column stays zero (scale 0).
+ */
+static void equilibrate(double *A, size_t rows, int d, double *scale)
+{
+	for (int c = 0; c < d; c++) {
+		double ss = 0;
+
+		for (size_t r = 0; r < rows; r++)
+			ss += A[r * (size_t)d + (size_t)c] * A[r * (size_t)d + (size_t)c];
+		scale[c] = sqrt(ss);
+		for (size_t r = 0; r < rows && scale[c] > 0; r++)
+			A[r * (size_t)d + (size_t)c] /= scale[c];
+	}
+}
+
 int vms_arx_fit(const double *y, const double *const *u, size_t n,
 		const struct vms_arx_order *order, struct vms_arx_model *ret)
 {
@@ -128,7 +146,7 @@ int vms_arx_fit(const double *y, const double *const *u, size_t n,
 	rows = n - lag;
 	A = malloc(rows * (size_t)d * sizeof(*A));
 	B = malloc((rows > (size_t)d ? rows : (size_t)d) * sizeof(*B));
-	sv = malloc((size_t)d * sizeof(*sv));
+	sv = malloc(2 * (size_t)d * sizeof(*sv)); /* column norms, then singular values */
 	if (!A || !B || !sv) {
 		free(A);
 		free(B);
@@ -139,10 +157,13 @@ int vms_arx_fit(const double *y, const double *const *u, size_t n,
 		regressor(order, y, u, t, A + (t - lag) * (size_t)d);
 		B[t - lag] = y[t];
 	}
+	equilibrate(A, rows, d, sv);
 	/* rcond: singular values below 1e-10 of the largest count as zero. */
-	info = LAPACKE_dgelsd(LAPACK_ROW_MAJOR, (lapack_int)rows, d, 1, A, d, B, 1, sv, 1e-10,
+	info = LAPACKE_dgelsd(LAPACK_ROW_MAJOR, (lapack_int)rows, d, 1, A, d, B, 1, sv + d, 1e-10,
 			      &rank);
 	if (!info) {
+		for (int c = 0; c < d; c++)
+			B[c] = sv[c] > 0 ? B[c] / sv[c] : 0;
 		set_theta(&m, B);
 		m.rank = (int)rank;
 		m.samples = rows;
@@ -181,6 +202,9 @@ int vms_arx_select(const double *y, const double *const *u, size_t n, int ninput
 				if (err == -ENOMEM)
 					return err;
 				if (err)
+					continue;
+				/* A model that diverges in simulation is worth nothing there. */
+				if (vms_arx_stable(&m, NULL) != 1)
 					continue;
 				score = criterion == VMS_ARX_FPE ? m.fpe : m.aic;
 				best_score = criterion == VMS_ARX_FPE ? best.fpe : best.aic;

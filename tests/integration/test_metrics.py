@@ -191,6 +191,103 @@ def check_metrics(t, kernel):
             g.qmp("cont")
 
 
+def solve(M, v):
+    """Gaussian elimination with partial pivoting: the test's own least squares."""
+    d = len(v)
+    M, v = [row[:] for row in M], v[:]
+    for c in range(d):
+        p = max(range(c, d), key=lambda r: abs(M[r][c]))
+        M[c], M[p], v[c], v[p] = M[p], M[c], v[p], v[c]
+        for r in range(c + 1, d):
+            f = M[r][c] / M[c][c]
+            M[r] = [a - f * b for a, b in zip(M[r], M[c])]
+            v[r] -= f * v[c]
+    x = [0.0] * d
+    for c in reversed(range(d)):
+        x[c] = (v[c] - sum(M[c][k] * x[k] for k in range(c + 1, d))) / M[c][c]
+    return x
+
+
+def normal_equations(path, u_name, y_name, na, nb, nk):
+    """ARX coefficients from the first half of the rows, by (Phi'Phi) theta = Phi'y,
+    with no LAPACK in sight."""
+    with open(path) as f:
+        header = f.readline().strip().split(",")
+        iu, iy = header.index(u_name), header.index(y_name)
+        rows = [l.rstrip("\n").split(",") for l in f]
+    rows = [(float(r[iu]), float(r[iy])) for r in rows if r[iu] and r[iy]]
+    n, lag = len(rows) // 2, max(na, nk + nb - 1)
+    # Deviations from the training means, as model fit takes them.
+    mu, my = sum(r[0] for r in rows[:n]) / n, sum(r[1] for r in rows[:n]) / n
+    u, y = [r[0] - mu for r in rows], [r[1] - my for r in rows]
+    d = na + nb
+    M, v = [[0.0] * d for _ in range(d)], [0.0] * d
+    for t in range(lag, n):
+        phi = [-y[t - i] for i in range(1, na + 1)] + [u[t - nk - i] for i in range(nb)]
+        for i in range(d):
+            v[i] += phi[i] * y[t]
+            for j in range(d):
+                M[i][j] += phi[i] * phi[j]
+    x = solve(M, v)
+    return x[:na], x[na:]
+
+
+def model_fit(path, *args):
+    r = vmscope("model", "fit", path, "--json", *args)
+    if r.returncode:
+        raise RuntimeError(r.stderr)
+    return json.loads(r.stdout)
+
+
+def check_arx(t):
+    """A guest under a varying load, recorded for 36 s: the guest's CPU use is
+    estimated from the host's vCPU time alone (simulation on held-out data),
+    the coefficients equal a normal-equations solve of the same file, and the
+    weaker models (load, context switches, memory) are fitted and recorded."""
+    with vmguest.Guest(workload="metrics", name="varying", control=True) as g:
+        path = os.path.join(g.rundir, "series.csv")
+        text = g._read(g.truth_path)
+        g.send("vary")
+        r = vmscope("record-metrics", "qmp:" + g.qmp_path, "--interval", "0.5", "--duration",
+                    "36", "--out", path, timeout=120)
+        t.ok(r.returncode == 0 and "recorded 72 samples" in r.stderr,
+             "record-metrics: 72 samples in 36 s at 0.5 s", r.stderr)
+        g.wait_for("DONE vary", 120, after=len(text))
+        cpu = model_fit(path, "--input", "host_vcpu_run", "--output", "guest_cpu_busy")
+        t.ok(cpu["fit_validation_percent"] is not None and cpu["fit_validation_percent"] >= 90
+             and cpu["stable"], "guest CPU use from host vCPU time: validation fit %.1f %% "
+             "(training %.1f %%), ARX(%d,%d,%d)" % (cpu["fit_validation_percent"] or -1,
+                                                    cpu["fit_train_percent"] or -1, cpu["na"],
+                                                    cpu["inputs"][0]["nb"],
+                                                    cpu["inputs"][0]["nk"]), cpu)
+        na, nb, nk = cpu["na"], cpu["inputs"][0]["nb"], cpu["inputs"][0]["nk"]
+        a, b = normal_equations(path, "host_vcpu_run", "guest_cpu_busy", na, nb, nk)
+        got = cpu["a"] + cpu["inputs"][0]["b"]
+        t.ok(all(abs(x - y) <= 1e-6 * max(1, abs(y)) for x, y in zip(got, a + b)),
+             "the coefficients equal the normal equations' solution of the same rows",
+             "ours %s\noracle %s" % (got, a + b))
+        for output, inp in (("guest_load1", "host_vcpu_run"),
+                            ("guest_context_switches", "host_vcpu_run"),
+                            ("guest_mem_used_bytes", "host_rss_bytes")):
+            m = model_fit(path, "--input", inp, "--output", output)
+            fit = m["fit_validation_percent"]
+            t.ok(m["train_rows"] >= 30 and (fit is None or fit == fit),
+                 "%s from %s: validation fit %s %%, training %s %%, ARX(%d,%d,%d)"
+                 % (output, inp, "%.1f" % fit if fit is not None else "n/a (constant)",
+                    "%.1f" % m["fit_train_percent"] if m["fit_train_percent"] is not None
+                    else "n/a", m["na"], m["inputs"][0]["nb"], m["inputs"][0]["nk"]))
+        for ext, magic in (("svg", b"<svg"), ("png", b"\x89PNG")):
+            out = os.path.join(g.rundir, "fit." + ext)
+            r = vmscope("model", "fit", path, "--input", "host_vcpu_run", "--output",
+                        "guest_cpu_busy", "--plot", out)
+            data = open(out, "rb").read() if os.path.exists(out) else b""
+            t.ok(r.returncode == 0 and magic in data[:400] and len(data) > 5000,
+                 "--plot %s: gnuplot draws the measured and estimated series (%d bytes)"
+                 % (ext, len(data)), r.stderr)
+        r = vmscope("model", "fit", path, "--input", "host_nothing", "--output", "guest_cpu_busy")
+        t.one_line_error(r, "model fit of an unknown series: one-line error", "host_nothing")
+
+
 def check_absent(t):
     """A dump has no host figures; metrics says why and still gives the guest's."""
     with vmguest.Guest(workload="idle", name="idle") as g:
@@ -210,6 +307,7 @@ def main():
     for kernel in vmguest.kernel_lines():
         t.run(kernel, check_metrics, kernel)
     t.run("absent", check_absent)
+    t.run("arx", check_arx)
     return t.done()
 
 

@@ -36,6 +36,12 @@ extern const struct cli_command cmd_capture;
 extern const struct cli_command cmd_fswatch;
 extern const struct cli_command cmd_trace;
 extern const struct cli_command cmd_metrics;
+extern const struct cli_command cmd_record_metrics;
+extern const struct cli_command cmd_model;
+
+/* SIGINT and SIGTERM set a flag that long-running commands poll (cli_stopping()). */
+void cli_stop_on_signals(void);
+int cli_stopping(void);
 
 /* Print "vmscope: <message>" on stderr; returns the exit status 1. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -50,6 +56,8 @@ int cli_usage(const struct cli_command *cmd);
 
 /* Parse a decimal or 0x-hex number; on error print why and return -1. */
 int cli_parse_u64(const char *text, const char *what, uint64_t *ret);
+/* Seconds above 0 (fractions allowed); on error print why and return -1. */
+int cli_parse_seconds(const char *text, const char *what, double *ret);
 
 /* --cr3 X | --vcpu N (whose CR3; default vCPU 0) and --levels 4|5. */
 struct cli_paging {
@@ -123,6 +131,15 @@ int cli_stream_open(struct cli_stream *st, const char *target, const char *sink_
 void cli_stream_close(struct cli_stream *st);
 int cli_stream(struct cli_stream *st, double duration);
 void cli_stream_finish(struct cli_stream *st);
+
+/*
+ * Draw a fitted model (plot.c, through gnuplot): measured y and simulated
+ * yhat over time, the first ntrain rows training, and the impulse response
+ * to the first input. SVG or PNG by path's extension.
+ */
+int cli_plot_fit(const char *path, const double *time, const double *y, const double *yhat,
+		 size_t n, size_t ntrain, const char *yname, const double *impulse, size_t nimp,
+		 const char *uname);
 
 /* One sample of both sides of a VM (metrics.c); either may be absent, with why. */
 struct cli_sample {

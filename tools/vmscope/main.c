@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <stdarg.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +33,31 @@ static const struct cli_command *const commands[] = {
 	&cmd_fswatch,
 	&cmd_trace,
 	&cmd_metrics,
+	&cmd_record_metrics,
+	&cmd_model,
 };
+
+static volatile sig_atomic_t stopping;
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	stopping = 1;
+}
+
+void cli_stop_on_signals(void)
+{
+	/* SA_RESTART: a write to a full stdout pipe must resume, not lose half a line. */
+	struct sigaction sa = { .sa_handler = on_stop_signal, .sa_flags = SA_RESTART };
+
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+int cli_stopping(void)
+{
+	return stopping;
+}
 
 int cli_fail(const char *fmt, ...)
 {

@@ -20,3 +20,16 @@ int cli_parse_u64(const char *text, const char *what, uint64_t *ret)
 	*ret = value;
 	return 0;
 }
+
+int cli_parse_seconds(const char *text, const char *what, double *ret)
+{
+	char *end;
+	double value;
+
+	errno = 0;
+	value = text && *text ? strtod(text, &end) : 0;
+	if (!text || !*text || errno || *end || !(value > 0) || value > 1e9)
+		return -cli_fail("bad %s \"%s\": expected seconds above 0", what, text ? text : "");
+	*ret = value;
+	return 0;
+}

@@ -13,14 +13,6 @@
 
 #include "cli.h"
 
-static volatile sig_atomic_t stopping;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	stopping = 1;
-}
-
 static double now_s(void)
 {
 	struct timespec ts;
@@ -59,23 +51,14 @@ void cli_stream_close(struct cli_stream *st)
 	memset(st, 0, sizeof(*st));
 }
 
-static void stream_signals(void)
-{
-	/* SA_RESTART: a write to a full stdout pipe must resume, not lose half a line. */
-	struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
-
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-}
-
 int cli_stream(struct cli_stream *st, double duration)
 {
 	struct vms_ring *ring = st->ring;
 	struct vms_sink *sink = st->sink;
 	double end = duration > 0 ? now_s() + duration : 0;
 
-	stream_signals();
-	while (!stopping && (!end || now_s() < end)) {
+	cli_stop_on_signals();
+	while (!cli_stopping() && (!end || now_s() < end)) {
 		size_t moved = 0;
 
 		if (vms_sink_drain(sink, ring, 0, &moved))

@@ -23,14 +23,6 @@
 #define RUN_SLICE_MS 50
 #define RUN_EVENTS   1024
 
-static volatile sig_atomic_t stopping;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	stopping = 1;
-}
-
 static long long now_ms(void)
 {
 	struct timespec ts;
@@ -138,7 +130,7 @@ static int trace_loop(struct vms_vm *vm, unsigned int probes, unsigned int flags
 	print_methods(t);
 	fprintf(stderr, "vmscope: tracing; stop with Ctrl-C\n");
 	fflush(stderr);
-	while (!stopping && (!end || now_ms() < end)) {
+	while (!cli_stopping() && (!end || now_ms() < end)) {
 		if (vms_trace_run(t, RUN_SLICE_MS, RUN_EVENTS) < 0) {
 			status = cli_fail("%s", vms_last_error(vm));
 			break;
@@ -170,7 +162,7 @@ static int poll_loop(struct vms_vm *vm, double hz, struct vms_ring *ring, struct
 		return cli_fail("%s", vms_last_error(vm));
 	fprintf(stderr, "vmscope: polling %.3g times a second; stop with Ctrl-C\n", hz);
 	fflush(stderr);
-	while (!stopping && (!end || now_ms() < end)) {
+	while (!cli_stopping() && (!end || now_ms() < end)) {
 		int n;
 
 		if (now_ms() < next) {
@@ -202,7 +194,6 @@ static int run_trace(int argc, char **argv)
 		{ "breakpoints", no_argument, NULL, 'b' },
 		{ 0 },
 	};
-	struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
 	unsigned int probes = VMS_PROBES_DEFAULT, flags = 0;
 	double duration = 0, hz = 0;
 	struct cli_stream stream;
@@ -230,8 +221,7 @@ static int run_trace(int argc, char **argv)
 		return cli_usage(&cmd_trace);
 	if (cli_stream_open(&stream, argv[optind], "jsonl"))
 		return 1;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	cli_stop_on_signals();
 	status = hz > 0 ? poll_loop(stream.vm, hz, stream.ring, want_json ? stream.sink : NULL,
 				    duration)
 			: trace_loop(stream.vm, probes, flags, stream.ring,

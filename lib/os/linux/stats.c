@@ -442,6 +442,7 @@ static int read_bdev(struct linux_kernel *k, const struct stats_layout *l, uint6
 	    !name[0])
 		return -EFAULT;
 	bdev_name(name, (uint8_t)partno, s->name, sizeof(s->name));
+	s->partition = partno != 0;
 	/* Index 0 is READ, 1 WRITE (enum stat_group). */
 	s->read_bytes = sum_cpus(k, l, stats + l->stats_sectors.offset, cpus) * SECTOR_BYTES;
 	s->write_bytes = sum_cpus(k, l, stats + l->stats_sectors.offset + 8, cpus) * SECTOR_BYTES;
