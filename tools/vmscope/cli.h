@@ -38,6 +38,7 @@ extern const struct cli_command cmd_trace;
 extern const struct cli_command cmd_metrics;
 extern const struct cli_command cmd_record_metrics;
 extern const struct cli_command cmd_model;
+extern const struct cli_command cmd_exporter;
 
 /* SIGINT and SIGTERM set a flag that long-running commands poll (cli_stopping()). */
 void cli_stop_on_signals(void);

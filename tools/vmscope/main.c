@@ -35,6 +35,7 @@ static const struct cli_command *const commands[] = {
 	&cmd_metrics,
 	&cmd_record_metrics,
 	&cmd_model,
+	&cmd_exporter,
 };
 
 static volatile sig_atomic_t stopping;

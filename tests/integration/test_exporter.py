@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+"""The Prometheus exporter, scraped by a real Prometheus (Debian's package).
+Three targets: a running guest, a guest whose QEMU is frozen (SIGSTOP: its QMP
+socket accepts and never answers) and a socket nobody serves. Every scrape
+must answer at once; the frozen and the dead VM show as vmscope_up 0; the
+figures equal what the guest and the host say of themselves."""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+
+from harness import VMSCOPE, Tap, vmguest, track
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(url, timeout=5):
+    start = time.monotonic()
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        body = r.read().decode()
+        return body, r.headers.get("Content-Type"), time.monotonic() - start
+
+
+def parse(text):
+    """{(name, frozenset(labels)): value} from a text exposition."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        series, value = line.rsplit(" ", 1)
+        name, _, rest = series.partition("{")
+        labels = frozenset(tuple(kv.split("=", 1)) for kv in
+                           rest.rstrip("}").replace('"', "").split(",") if kv)
+        out[(name, labels)] = float(value)
+    return out
+
+
+def value(samples, name, **labels):
+    want = frozenset((k, v) for k, v in labels.items())
+    for (n, l), v in samples.items():
+        if n == name and want <= l:
+            return v
+    return None
+
+
+def promql(port, query):
+    url = "http://127.0.0.1:%d/api/v1/query?%s" % (port, urllib.parse.urlencode({"query": query}))
+    body, _, _ = http_get(url)
+    return {r["metric"].get("vm", r["metric"].get("job")): float(r["value"][1])
+            for r in json.loads(body)["data"]["result"]}
+
+
+def start_prometheus(d, target_port):
+    port = free_port()
+    config = os.path.join(d, "prometheus.yml")
+    with open(config, "w") as f:
+        f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+                "scrape_configs:\n  - job_name: vmscope\n    static_configs:\n"
+                "      - targets: ['127.0.0.1:%d']\n" % target_port)
+    proc = track(subprocess.Popen(
+        ["prometheus", "--config.file=" + config, "--storage.tsdb.path=" + os.path.join(d, "tsdb"),
+         "--web.listen-address=127.0.0.1:%d" % port], stdout=subprocess.DEVNULL,
+        stderr=open(os.path.join(d, "prometheus.log"), "w")))
+    return proc, port
+
+
+def wait_for(fn, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            got = fn()
+            if got:
+                return got
+        except OSError:
+            pass
+        time.sleep(0.5)
+    return fn()
+
+
+def check_exporter(t):
+    with vmguest.Guest(workload="metrics", name="alive", control=True) as g, \
+            vmguest.Guest(workload="idle", name="frozen") as frozen, \
+            tempfile.TemporaryDirectory(prefix="vmscope-test-") as d:
+        port = free_port()
+        dead = "qmp:" + os.path.join(d, "nobody.sock")
+        os.kill(frozen.pid, signal.SIGSTOP)
+        ex = track(subprocess.Popen(
+            [VMSCOPE, "exporter", "--listen", "127.0.0.1:%d" % port, "--interval", "1",
+             "--timeout", "1", "qmp:" + g.qmp_path, "qmp:" + frozen.qmp_path, dead],
+            stderr=subprocess.PIPE, text=True))
+        t.ok("serving 3 VMs" in ex.stderr.readline(), "the exporter starts on 3 targets")
+        url = "http://127.0.0.1:%d/metrics" % port
+        wait_for(lambda: value(parse(http_get(url)[0]), "vmscope_up", vm="alive") == 1, 20)
+        times, last = [], None
+        for _ in range(5):
+            body, ctype, took = http_get(url)
+            times.append(took)
+            last = parse(body)
+            time.sleep(0.3)
+        t.ok(max(times) < 0.5, "scrapes answer at once with a frozen VM among the targets "
+             "(slowest %.3f s of 5)" % max(times))
+        t.eq(ctype, "text/plain; version=0.0.4; charset=utf-8", "the exposition's content type")
+        t.eq((value(last, "vmscope_up", vm="alive"), value(last, "vmscope_up",
+                                                           vm="qmp:" + frozen.qmp_path),
+              value(last, "vmscope_up", vm=dead)), (1, 0, 0),
+             "vmscope_up: 1 for the running VM, 0 for the frozen and the dead one")
+        lint = subprocess.run(["promtool", "check", "metrics"], input=body, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        t.ok(lint.returncode == 0, "promtool finds nothing to say of the exposition", lint.stdout)
+
+        # Paused, the figures hold still: compare them with the guest's and the host's own.
+        run = len(g._read(g.truth_path))
+        g.send("snap")
+        g.wait_for("DONE snap", 60, after=run)
+        g.qmp("stop")
+        time.sleep(2.5)
+        samples = parse(http_get(url)[0])
+        truth = g.truth()
+        mem_total = int(truth["meminfo"].split("MemTotal:")[1].split()[0]) * 1024
+        t.eq(value(samples, "vmscope_guest_memory_total_bytes", vm="alive"), mem_total,
+             "vmscope_guest_memory_total_bytes is the guest's MemTotal")
+        stats = [s["stats"] for s in g.qmp("query-blockstats")
+                 if s["qdev"].startswith("/machine/peripheral/vda/")][0]
+        t.eq(value(samples, "vmscope_block_write_bytes_total", vm="alive", device="vda"),
+             stats["wr_bytes"], "vmscope_block_write_bytes_total is QEMU's own wr_bytes")
+        tid = g.qmp("query-cpus-fast")[0]["thread-id"]
+        with open("/proc/%d/task/%d/schedstat" % (g.pid, tid)) as f:
+            run_ns = int(f.read().split()[0])
+        got = value(samples, "vmscope_vcpu_seconds_total", vm="alive", vcpu="0")
+        t.ok(got is not None and 0 <= run_ns / 1e9 - got < 0.05,
+             "vmscope_vcpu_seconds_total is the host's schedstat (%s s, host %.3f s)"
+             % (got, run_ns / 1e9))
+        g.qmp("cont")
+
+        prom, prom_port = start_prometheus(d, port)
+        ups = wait_for(lambda: len(promql(prom_port, "vmscope_up")) == 3 and
+                       promql(prom_port, "vmscope_up"), 60)
+        t.eq(ups, {"alive": 1, "qmp:" + frozen.qmp_path: 0, dead: 0},
+             "Prometheus scraped vmscope_up for the three VMs", ups)
+        t.eq(promql(prom_port, 'up{job="vmscope"}'), {"vmscope": 1},
+             "Prometheus's own up: the scrape works though a VM is frozen")
+        dur = promql(prom_port, 'scrape_duration_seconds{job="vmscope"}')
+        t.ok(dur and dur["vmscope"] < 0.5, "Prometheus measured the scrape at %s s" % dur)
+        got = promql(prom_port, 'vmscope_guest_memory_total_bytes')
+        t.eq(got, {"alive": mem_total}, "Prometheus holds the guest's MemTotal for the running "
+             "VM only")
+        rate = wait_for(lambda: promql(prom_port,
+                                       'rate(vmscope_vcpu_seconds_total{vm="alive"}[5s])'), 30)
+        t.ok(rate and 0 < rate["alive"] <= 1.05,
+             "rate(vmscope_vcpu_seconds_total) is a share of one vCPU: %s" % rate)
+        prom.send_signal(signal.SIGTERM)
+        prom.wait(timeout=30)
+        ex.send_signal(signal.SIGINT)
+        t.eq(ex.wait(timeout=30), 0, "the exporter stops cleanly on SIGINT, frozen VM and all")
+        os.kill(frozen.pid, signal.SIGCONT)
+
+
+def check_bad_listen(t):
+    r = subprocess.run([VMSCOPE, "exporter", "--listen", "nowhere", "qmp:/x"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30)
+    t.one_line_error(r, "--listen without a port: one-line error", "HOST:PORT")
+
+
+def main():
+    t = Tap()
+    t.run("exporter", check_exporter)
+    t.run("bad listen", check_bad_listen)
+    return t.done()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
