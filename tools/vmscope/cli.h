@@ -3,6 +3,7 @@
 #ifndef VMSCOPE_CLI_H
 #define VMSCOPE_CLI_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include <vmscope/monitor.h>
@@ -39,6 +40,7 @@ extern const struct cli_command cmd_metrics;
 extern const struct cli_command cmd_record_metrics;
 extern const struct cli_command cmd_model;
 extern const struct cli_command cmd_exporter;
+extern const struct cli_command cmd_top;
 
 /* SIGINT and SIGTERM set a flag that long-running commands poll (cli_stopping()). */
 void cli_stop_on_signals(void);
@@ -155,5 +157,42 @@ int cli_sample(struct vms_vm *vm, struct cli_sample *ret);
 void cli_sample_release(struct cli_sample *sample);
 /* {"vm", "time_ns", "host", "guest"} as `vmscope metrics --json` prints it (a new json_t). */
 void *cli_sample_json(const char *vm_name, const struct cli_sample *sample);
+
+/*
+ * A thread per VM, sampling it every interval (collect.c). on_turn runs in
+ * the VM's thread after each turn, with the sample, or NULL and c->why when
+ * the VM could not be sampled; c->name is the VM's name once attached (the
+ * target until then), and both belong to that thread.
+ */
+struct cli_collectors;
+
+struct cli_collector {
+	const char *target;
+	size_t index;
+	char name[VMS_NAME_MAX];
+	char why[VMS_NAME_MAX + 256];
+	double last_good_s; /* Unix time of the last good sample, 0: none yet */
+	pthread_t thread;
+	struct cli_collectors *group;
+};
+
+struct cli_collectors {
+	double interval_s;
+	int timeout_ms;
+	void (*on_turn)(struct cli_collector *c, const struct cli_sample *sample, double start_s,
+			double duration_s);
+	void *ctx;
+	struct cli_collector *vms;
+	size_t nr_vms, started;
+	pthread_mutex_t stop_lock;
+	pthread_cond_t stop_cond;
+	int stop;
+};
+
+/* Start one collector per target (interval_s, timeout_ms, on_turn, ctx set); prints why not. */
+int cli_collectors_start(struct cli_collectors *g, char **targets, size_t n);
+/* Stop and join them (each ends its turn first: at most the QMP deadline). */
+void cli_collectors_stop(struct cli_collectors *g);
+double cli_realtime_s(void);
 
 #endif

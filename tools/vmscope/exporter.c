@@ -26,121 +26,39 @@
 
 #include "cli.h"
 
-struct collector {
-	const char *target;
-	char name[VMS_NAME_MAX];
-	pthread_t thread;
-	pthread_mutex_t lock; /* guards texts */
-	char **texts;	      /* the last rendering, one text per family */
-	double last_good_s;
-	struct exporter *ex;
+/* What a scrape reads: each VM's last rendering, one text per family. */
+struct rendered {
+	pthread_mutex_t lock;
+	char **texts;
 };
 
 struct exporter {
-	struct collector *vms;
+	struct cli_collectors group;
+	struct rendered *vms;
 	size_t nr_vms;
-	double interval_s;
-	int timeout_ms;
-	pthread_mutex_t stop_lock;
-	pthread_cond_t stop_cond;
-	int stop;
 };
 
-static double realtime_s(void)
+/* In the VM's collector thread: render this turn and put it where scrapes look. */
+static void on_turn(struct cli_collector *c, const struct cli_sample *s, double start,
+		    double duration)
 {
-	struct timespec ts;
+	struct exporter *ex = c->group->ctx;
+	struct rendered *r = &ex->vms[c->index];
+	struct vms_prom_vm p = { .name = c->name, .up = s != NULL };
+	char **texts = NULL, **old;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Sleep until deadline (CLOCK_REALTIME seconds) or the exporter stops; 1 when stopping. */
-static int wait_until(struct exporter *ex, double deadline)
-{
-	struct timespec ts = { .tv_sec = (time_t)deadline,
-			       .tv_nsec = (long)((deadline - (double)(time_t)deadline) * 1e9) };
-	int stop;
-
-	pthread_mutex_lock(&ex->stop_lock);
-	while (!ex->stop && pthread_cond_timedwait(&ex->stop_cond, &ex->stop_lock, &ts) != ETIMEDOUT)
-		;
-	stop = ex->stop;
-	pthread_mutex_unlock(&ex->stop_lock);
-	return stop;
-}
-
-static void publish(struct collector *c, char **texts)
-{
-	char **old;
-
-	pthread_mutex_lock(&c->lock);
-	old = c->texts;
-	c->texts = texts;
-	pthread_mutex_unlock(&c->lock);
-	vms_prom_texts_free(old);
-}
-
-static struct vms_vm *attach(struct collector *c)
-{
-	struct vms_attach_opts opts = { .sz = sizeof(opts), .timeout_ms = c->ex->timeout_ms };
-	struct vms_vm_info info;
-	struct vms_vm *vm = NULL;
-
-	if (vms_vm_new(&vm))
-		return NULL;
-	if (vms_vm_attach(vm, c->target, &opts)) {
-		vms_vm_free(vm);
-		return NULL;
-	}
-	if (!vms_vm_query_info(vm, &info) && info.name[0])
-		snprintf(c->name, sizeof(c->name), "%s", info.name);
-	return vm;
-}
-
-/* One turn: sample (attaching first if need be) and publish what the VM looks like now. */
-static struct vms_vm *collect(struct collector *c, struct vms_vm *vm)
-{
-	struct vms_prom_vm p = { .name = c->name };
-	struct cli_sample s = { 0 };
-	double start = realtime_s();
-	char **texts = NULL;
-	int ok = 0;
-
-	if (!vm)
-		vm = attach(c);
-	if (vm && !cli_sample(vm, &s) && s.has_host) {
-		ok = 1;
-		c->last_good_s = start;
-	} else if (vm) {
-		vms_vm_free(vm); /* attach afresh next turn: QEMU may have restarted */
-		vm = NULL;
-	}
-	p.up = ok;
+	(void)start;
 	p.sample_time_s = c->last_good_s;
-	p.sample_duration_s = realtime_s() - start;
-	p.host = ok ? &s.host : NULL;
-	p.guest = ok && s.has_guest ? &s.guest : NULL;
-	if (!vms_prom_render(&p, &texts))
-		publish(c, texts);
-	if (ok)
-		cli_sample_release(&s);
-	return vm;
-}
-
-static void *collector_main(void *arg)
-{
-	struct collector *c = arg;
-	struct vms_vm *vm = NULL;
-	double next = realtime_s();
-
-	do {
-		vm = collect(c, vm);
-		next += c->ex->interval_s;
-		if (next < realtime_s()) /* a slow turn: skip the missed ones, keep the phase */
-			next = realtime_s() + c->ex->interval_s;
-	} while (!wait_until(c->ex, next));
-	vms_vm_free(vm);
-	return NULL;
+	p.sample_duration_s = duration;
+	p.host = s ? &s->host : NULL;
+	p.guest = s && s->has_guest ? &s->guest : NULL;
+	if (vms_prom_render(&p, &texts))
+		return;
+	pthread_mutex_lock(&r->lock);
+	old = r->texts;
+	r->texts = texts;
+	pthread_mutex_unlock(&r->lock);
+	vms_prom_texts_free(old);
 }
 
 /* The scrape: family by family, every VM's last text; never waits for a VM. */
@@ -154,12 +72,12 @@ static char *render_scrape(struct exporter *ex, size_t *ret_len)
 	for (size_t fam = 0; fam < vms_prom_families(); fam++) {
 		vms_prom_header(f, fam);
 		for (size_t i = 0; i < ex->nr_vms; i++) {
-			struct collector *c = &ex->vms[i];
+			struct rendered *r = &ex->vms[i];
 
-			pthread_mutex_lock(&c->lock);
-			if (c->texts)
-				fputs(c->texts[fam], f);
-			pthread_mutex_unlock(&c->lock);
+			pthread_mutex_lock(&r->lock);
+			if (r->texts)
+				fputs(r->texts[fam], f);
+			pthread_mutex_unlock(&r->lock);
 		}
 	}
 	if (fclose(f)) {
@@ -250,19 +168,6 @@ static struct MHD_Daemon *serve(struct exporter *ex, const char *listen)
 	return d;
 }
 
-static void stop_collectors(struct exporter *ex, size_t started)
-{
-	pthread_mutex_lock(&ex->stop_lock);
-	ex->stop = 1;
-	pthread_cond_broadcast(&ex->stop_cond);
-	pthread_mutex_unlock(&ex->stop_lock);
-	for (size_t i = 0; i < started; i++) {
-		pthread_join(ex->vms[i].thread, NULL);
-		vms_prom_texts_free(ex->vms[i].texts);
-		pthread_mutex_destroy(&ex->vms[i].lock);
-	}
-}
-
 static int run_exporter(int argc, char **argv)
 {
 	static const struct option options[] = {
@@ -271,19 +176,16 @@ static int run_exporter(int argc, char **argv)
 		{ "timeout", required_argument, NULL, 't' },
 		{ 0 },
 	};
-	struct exporter ex = { .interval_s = 1, .timeout_ms = 2000,
-			       .stop_lock = PTHREAD_MUTEX_INITIALIZER,
-			       .stop_cond = PTHREAD_COND_INITIALIZER };
+	struct exporter ex = { .group = { .interval_s = 1, .on_turn = on_turn } };
 	const char *listen = NULL;
 	struct MHD_Daemon *daemon;
 	double timeout = 2;
-	size_t started = 0;
-	int opt;
+	int opt, status = 0;
 
 	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
 		if (opt == 'l')
 			listen = optarg;
-		else if (opt == 'i' && cli_parse_seconds(optarg, "--interval", &ex.interval_s))
+		else if (opt == 'i' && cli_parse_seconds(optarg, "--interval", &ex.group.interval_s))
 			return 1;
 		else if (opt == 't' && cli_parse_seconds(optarg, "--timeout", &timeout))
 			return 1;
@@ -292,34 +194,38 @@ static int run_exporter(int argc, char **argv)
 	}
 	if (!listen || optind >= argc)
 		return cli_usage(&cmd_exporter);
-	ex.timeout_ms = (int)(timeout * 1000);
+	ex.group.timeout_ms = (int)(timeout * 1000);
+	ex.group.ctx = &ex;
 	ex.nr_vms = (size_t)(argc - optind);
 	ex.vms = calloc(ex.nr_vms, sizeof(*ex.vms));
 	if (!ex.vms)
 		return cli_fail("out of memory");
+	for (size_t i = 0; i < ex.nr_vms; i++)
+		pthread_mutex_init(&ex.vms[i].lock, NULL);
 	daemon = serve(&ex, listen);
 	if (!daemon) {
-		free(ex.vms);
-		return 1;
+		status = 1;
+		goto out;
 	}
 	cli_stop_on_signals();
-	for (; started < ex.nr_vms; started++) {
-		struct collector *c = &ex.vms[started];
-
-		c->target = argv[optind + (int)started];
-		c->ex = &ex;
-		snprintf(c->name, sizeof(c->name), "%s", c->target);
-		pthread_mutex_init(&c->lock, NULL);
-		if (pthread_create(&c->thread, NULL, collector_main, c))
-			break;
+	if (cli_collectors_start(&ex.group, argv + optind, ex.nr_vms)) {
+		status = 1;
+		goto out_daemon;
 	}
-	fprintf(stderr, "vmscope: serving %zu VMs' metrics on http://%s/metrics\n", started, listen);
+	fprintf(stderr, "vmscope: serving %zu VMs' metrics on http://%s/metrics\n", ex.nr_vms,
+		listen);
 	while (!cli_stopping())
 		usleep(100000);
+	cli_collectors_stop(&ex.group);
+out_daemon:
 	MHD_stop_daemon(daemon);
-	stop_collectors(&ex, started);
+out:
+	for (size_t i = 0; i < ex.nr_vms; i++) {
+		vms_prom_texts_free(ex.vms[i].texts);
+		pthread_mutex_destroy(&ex.vms[i].lock);
+	}
 	free(ex.vms);
-	return started == ex.nr_vms ? 0 : cli_fail("cannot start a collector thread");
+	return status;
 }
 
 const struct cli_command cmd_exporter = {

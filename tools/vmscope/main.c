@@ -36,6 +36,7 @@ static const struct cli_command *const commands[] = {
 	&cmd_record_metrics,
 	&cmd_model,
 	&cmd_exporter,
+	&cmd_top,
 };
 
 static volatile sig_atomic_t stopping;
