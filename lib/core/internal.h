@@ -38,6 +38,8 @@ struct vms_vm {
 	int paused_by_us;
 	void *os_state; /* what the OS driver learned (os/linux: struct linux_kernel) */
 	void (*os_state_free)(void *os_state);
+	void *monitor_state; /* what host sampling keeps between samples (monitor/host.c) */
+	void (*monitor_state_free)(void *monitor_state);
 };
 
 /*

@@ -37,6 +37,8 @@ void vms_vm_free(struct vms_vm *vm)
 		qmp_execute(vm->qmp, "cont", NULL, NULL); /* never leave a VM stopped */
 	if (vm->os_state_free)
 		vm->os_state_free(vm->os_state);
+	if (vm->monitor_state_free)
+		vm->monitor_state_free(vm->monitor_state);
 	qmp_close(vm->qmp);
 	elfcore_release(&vm->core);
 	mem_map_release(&vm->mem);

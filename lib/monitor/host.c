@@ -8,7 +8,11 @@
  *            /proc/PID/statm (resident pages) of QEMU itself
  *   disks    query-blockstats, QEMU's own accounting per guest device
  *   KVM      query-stats for the VM and its vCPUs; under TCG there are none
- * Three QMP round trips per sample; everything else is a few /proc reads.
+ * What does not change between samples is kept on the handle: whether the
+ * accelerator is KVM (asked once, query-kvm), and the vCPU threads (asked
+ * again every VCPU_REFRESH samples, or at once when a thread is gone). So a
+ * sample under TCG costs one QMP round trip (query-blockstats), under KVM
+ * three; everything else is a few /proc reads.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +32,40 @@
 #define MAX_VCPUS   4096
 #define MAX_DISKS   1024
 #define MAX_KVM	    512
+#define VCPU_REFRESH 30
+
+struct host_cache {
+	int kvm; /* -1: not asked yet */
+	size_t nr_vcpus;
+	int *index, *tid;
+	unsigned age; /* samples since the vCPU threads were asked */
+};
+
+static void cache_free(void *state)
+{
+	struct host_cache *c = state;
+
+	if (c) {
+		free(c->index);
+		free(c->tid);
+		free(c);
+	}
+}
+
+static struct host_cache *cache_of(struct vms_vm *vm)
+{
+	struct host_cache *c = vm->monitor_state;
+
+	if (!c) {
+		c = calloc(1, sizeof(*c));
+		if (!c)
+			return NULL;
+		c->kvm = -1;
+		vm->monitor_state = c;
+		vm->monitor_state_free = cache_free;
+	}
+	return c;
+}
 
 /* A small /proc file into buf, NUL-terminated; the length or -errno. */
 static ssize_t read_proc(const char *path, char *buf, size_t len)
@@ -77,48 +115,80 @@ static int read_process(struct vms_vm *vm, int pid, struct vms_host_metrics *m)
 	return 0;
 }
 
-static void read_schedstat(int pid, struct vms_host_vcpu *v)
+/* 0, or -ESRCH when the thread is gone (the vCPU list changed). */
+static int read_schedstat(int pid, struct vms_host_vcpu *v)
 {
 	unsigned long long run, wait, slices;
 	char path[64], buf[128];
 
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", pid, v->thread_id);
-	if (read_proc(path, buf, sizeof(buf)) > 0 &&
-	    sscanf(buf, "%llu %llu %llu", &run, &wait, &slices) == 3) {
-		v->run_ns = run;
-		v->wait_ns = wait;
-		v->timeslices = slices;
-	}
+	if (read_proc(path, buf, sizeof(buf)) <= 0 ||
+	    sscanf(buf, "%llu %llu %llu", &run, &wait, &slices) != 3)
+		return -ESRCH;
+	v->run_ns = run;
+	v->wait_ns = wait;
+	v->timeslices = slices;
+	return 0;
 }
 
-static int read_vcpus(struct vms_vm *vm, int pid, struct vms_host_metrics *m)
+static int ask_vcpus(struct vms_vm *vm, struct host_cache *c)
 {
 	json_t *list = NULL, *cpu;
-	size_t i;
+	size_t i, n;
 	int err = qmp_execute(vm->qmp, "query-cpus-fast", NULL, &list);
 
 	if (err)
 		return qmp_fail(vm, err);
-	m->nr_vcpus = json_is_array(list) ? json_array_size(list) : 0;
-	if (m->nr_vcpus > MAX_VCPUS)
-		m->nr_vcpus = MAX_VCPUS;
-	m->vcpus = calloc(m->nr_vcpus ? m->nr_vcpus : 1, sizeof(*m->vcpus));
-	if (!m->vcpus) {
+	n = json_is_array(list) ? json_array_size(list) : 0;
+	n = n > MAX_VCPUS ? MAX_VCPUS : n;
+	free(c->index);
+	free(c->tid);
+	c->index = calloc(n ? n : 1, sizeof(*c->index));
+	c->tid = calloc(n ? n : 1, sizeof(*c->tid));
+	c->nr_vcpus = 0;
+	if (!c->index || !c->tid) {
 		json_decref(list);
 		return vm_error(vm, -ENOMEM, "out of memory");
 	}
 	json_array_foreach (list, i, cpu) {
-		struct vms_host_vcpu *v = &m->vcpus[i];
-
-		if (i >= m->nr_vcpus)
+		if (i >= n)
 			break;
-		v->index = (int)json_integer_value(json_object_get(cpu, "cpu-index"));
-		v->thread_id = (int)json_integer_value(json_object_get(cpu, "thread-id"));
-		if (v->thread_id > 0)
-			read_schedstat(pid, v);
+		c->index[i] = (int)json_integer_value(json_object_get(cpu, "cpu-index"));
+		c->tid[i] = (int)json_integer_value(json_object_get(cpu, "thread-id"));
 	}
+	c->nr_vcpus = n;
+	c->age = 0;
 	json_decref(list);
 	return 0;
+}
+
+static int read_vcpus(struct vms_vm *vm, int pid, struct vms_host_metrics *m)
+{
+	struct host_cache *c = cache_of(vm);
+	int err = 0, again = 0;
+
+	if (!c)
+		return vm_error(vm, -ENOMEM, "out of memory");
+	if (!c->index || ++c->age >= VCPU_REFRESH)
+		err = ask_vcpus(vm, c);
+	for (int round = 0; !err && round < 2; round++) {
+		free(m->vcpus);
+		m->nr_vcpus = c->nr_vcpus;
+		m->vcpus = calloc(m->nr_vcpus ? m->nr_vcpus : 1, sizeof(*m->vcpus));
+		if (!m->vcpus)
+			return vm_error(vm, -ENOMEM, "out of memory");
+		again = 0;
+		for (size_t i = 0; i < m->nr_vcpus; i++) {
+			m->vcpus[i].index = c->index[i];
+			m->vcpus[i].thread_id = c->tid[i];
+			if (c->tid[i] > 0 && read_schedstat(pid, &m->vcpus[i]))
+				again = 1;
+		}
+		if (!again || round)
+			break;
+		err = ask_vcpus(vm, c); /* a thread went away: vCPUs changed, or QEMU did */
+	}
+	return err;
 }
 
 static uint64_t stat_u64(json_t *stats, const char *key)
@@ -208,9 +278,30 @@ static int add_kvm_stats(struct vms_host_metrics *m, json_t *stats, int per_vcpu
 	return 0;
 }
 
+/* query-kvm once per handle: the accelerator does not change while QEMU runs. */
+static int kvm_enabled(struct vms_vm *vm)
+{
+	struct host_cache *c = cache_of(vm);
+	json_t *ret = NULL;
+
+	if (!c)
+		return 0;
+	if (c->kvm < 0 && !qmp_execute(vm->qmp, "query-kvm", NULL, &ret)) {
+		c->kvm = json_is_true(json_object_get(ret, "enabled"));
+		json_decref(ret);
+	}
+	return c->kvm > 0;
+}
+
 static void read_kvm(struct vms_vm *vm, struct vms_host_metrics *m)
 {
 	static const char *const targets[] = { "vm", "vcpu" };
+
+	if (!kvm_enabled(vm)) {
+		snprintf(m->kvm_stats_absent, sizeof(m->kvm_stats_absent),
+			 "no KVM statistics: the accelerator is not KVM");
+		return;
+	}
 
 	m->kvm_stats = calloc(MAX_KVM, sizeof(*m->kvm_stats));
 	if (!m->kvm_stats) {
