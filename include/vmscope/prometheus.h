@@ -9,8 +9,8 @@
  * host figures the libvirt exporters'. Attributes are on vmscope_vm_info.
  *
  * A scrape must show every family once, each VM's samples under it, so a
- * VM's sample is rendered into one text per family (vms_prom_render), and a
- * scrape writes, family by family, the header and every VM's text.
+ * VM's sample is rendered into one text cut by family (vms_prom_render), and
+ * a scrape writes, family by family, the header and every VM's part.
  */
 #ifndef VMSCOPE_PROMETHEUS_H
 #define VMSCOPE_PROMETHEUS_H
@@ -42,11 +42,11 @@ struct vms_prom_vm {
 };
 
 /*
- * Render vm's samples: (*ret_texts)[i] is family i's lines for this VM
- * (perhaps empty), each malloc'ed, the array too: vms_prom_texts_free().
+ * Render vm's samples into one text to free(): family i's lines for this VM
+ * (perhaps none) are bytes offsets[i] to offsets[i + 1]. offsets has room
+ * for vms_prom_families() + 1.
  */
-int vms_prom_render(const struct vms_prom_vm *vm, char ***ret_texts);
-void vms_prom_texts_free(char **texts);
+int vms_prom_render(const struct vms_prom_vm *vm, char **ret_text, size_t *offsets);
 
 #ifdef __cplusplus
 }

@@ -296,35 +296,24 @@ void vms_prom_header(FILE *f, size_t i)
 			families[i].name, families[i].type);
 }
 
-void vms_prom_texts_free(char **texts)
+int vms_prom_render(const struct vms_prom_vm *vm, char **ret_text, size_t *offsets)
 {
-	if (!texts)
-		return;
-	for (size_t i = 0; i < ARRAY_SIZE(families); i++)
-		free(texts[i]);
-	free(texts);
-}
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
 
-int vms_prom_render(const struct vms_prom_vm *vm, char ***ret_texts)
-{
-	char **texts = calloc(ARRAY_SIZE(families), sizeof(*texts));
-
-	if (!texts)
+	if (!f)
 		return -ENOMEM;
+	/* One stream for every family, cut where each ends: one allocation per turn. */
 	for (size_t i = 0; i < ARRAY_SIZE(families); i++) {
-		size_t len = 0;
-		FILE *f = open_memstream(&texts[i], &len);
-
-		if (!f) {
-			vms_prom_texts_free(texts);
-			return -ENOMEM;
-		}
+		offsets[i] = (size_t)ftell(f);
 		families[i].write(f, &families[i], vm);
-		if (fclose(f)) {
-			vms_prom_texts_free(texts);
-			return -ENOMEM;
-		}
 	}
-	*ret_texts = texts;
+	offsets[ARRAY_SIZE(families)] = (size_t)ftell(f);
+	if (fclose(f)) {
+		free(text);
+		return -ENOMEM;
+	}
+	*ret_text = text;
 	return 0;
 }

@@ -26,10 +26,11 @@
 
 #include "cli.h"
 
-/* What a scrape reads: each VM's last rendering, one text per family. */
+/* What a scrape reads: each VM's last rendering, cut by family. */
 struct rendered {
 	pthread_mutex_t lock;
-	char **texts;
+	char *text;
+	size_t *offsets;
 };
 
 struct exporter {
@@ -45,20 +46,26 @@ static void on_turn(struct cli_collector *c, const struct cli_sample *s, double 
 	struct exporter *ex = c->group->ctx;
 	struct rendered *r = &ex->vms[c->index];
 	struct vms_prom_vm p = { .name = c->name, .up = s != NULL };
-	char **texts = NULL, **old;
+	size_t *offsets = malloc((vms_prom_families() + 1) * sizeof(*offsets)), *old_offsets;
+	char *text = NULL, *old;
 
 	(void)start;
 	p.sample_time_s = c->last_good_s;
 	p.sample_duration_s = duration;
 	p.host = s ? &s->host : NULL;
 	p.guest = s && s->has_guest ? &s->guest : NULL;
-	if (vms_prom_render(&p, &texts))
+	if (!offsets || vms_prom_render(&p, &text, offsets)) {
+		free(offsets);
 		return;
+	}
 	pthread_mutex_lock(&r->lock);
-	old = r->texts;
-	r->texts = texts;
+	old = r->text;
+	old_offsets = r->offsets;
+	r->text = text;
+	r->offsets = offsets;
 	pthread_mutex_unlock(&r->lock);
-	vms_prom_texts_free(old);
+	free(old);
+	free(old_offsets);
 }
 
 /* The scrape: family by family, every VM's last text; never waits for a VM. */
@@ -75,8 +82,9 @@ static char *render_scrape(struct exporter *ex, size_t *ret_len)
 			struct rendered *r = &ex->vms[i];
 
 			pthread_mutex_lock(&r->lock);
-			if (r->texts)
-				fputs(r->texts[fam], f);
+			if (r->text)
+				fwrite(r->text + r->offsets[fam], 1,
+				       r->offsets[fam + 1] - r->offsets[fam], f);
 			pthread_mutex_unlock(&r->lock);
 		}
 	}
@@ -221,7 +229,8 @@ out_daemon:
 	MHD_stop_daemon(daemon);
 out:
 	for (size_t i = 0; i < ex.nr_vms; i++) {
-		vms_prom_texts_free(ex.vms[i].texts);
+		free(ex.vms[i].text);
+		free(ex.vms[i].offsets);
 		pthread_mutex_destroy(&ex.vms[i].lock);
 	}
 	free(ex.vms);
