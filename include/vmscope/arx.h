@@ -101,6 +101,41 @@ void vms_arx_impulse(const struct vms_arx_model *m, int input, size_t n, double 
  */
 void vms_cross_correlation(const double *x, const double *y, size_t n, int max_lag, double *r);
 
+/*
+ * Online estimation between introspection samples. The host's figures come
+ * every tick; the guest's, to learn from, only now and then. A model with no
+ * past outputs (ARX with na = 0, plus a constant: y(t) = c + sum_j sum_i
+ * b_ji u_j(t - nk - i)) can be fitted from such sparse observations, each
+ * one paired with the inputs' history at its tick, and estimates the output
+ * at every tick from the inputs alone. It is refitted at each observation
+ * from the last `window` ones, so it follows a VM whose behaviour changes.
+ */
+struct vms_estimator;
+
+struct vms_estimator_opts {
+	size_t sz;		 /* sizeof(struct vms_estimator_opts) */
+	int nb, nk;		 /* 0: 2 and 0 */
+	size_t window;		 /* observations kept; 0: 120 */
+	size_t min_observations; /* before the first estimate; 0: parameters + 3 */
+};
+
+int vms_estimator_new(int ninputs, const struct vms_estimator_opts *opts,
+		      struct vms_estimator **ret);
+void vms_estimator_free(struct vms_estimator *e);
+/* One tick's inputs (NaN allowed: that tick then has no estimate). */
+void vms_estimator_input(struct vms_estimator *e, const double *u);
+/* The output measured over the last input's tick; refits. 0 or -errno. */
+int vms_estimator_observe(struct vms_estimator *e, double y);
+/* The estimate for the last input's tick; NaN until enough observations. */
+double vms_estimator_estimate(const struct vms_estimator *e);
+/*
+ * How good the estimates have been: fit % of the estimates made just before
+ * each of the last `window` observations against what was then observed
+ * (out of sample: NaN until there are two), and how many observations so far.
+ */
+double vms_estimator_fit_percent(const struct vms_estimator *e);
+size_t vms_estimator_observations(const struct vms_estimator *e);
+
 #ifdef __cplusplus
 }
 #endif

@@ -39,6 +39,7 @@ struct vms_prom_vm {
 	size_t nr_estimates;		       /* guest series estimated from host figures */
 	const char *const *estimate_names;     /* vms_monitor_series_names() names */
 	const double *estimates;
+	const double *estimate_fits;	       /* their out-of-sample fit % so far */
 };
 
 /*

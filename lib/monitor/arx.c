@@ -17,6 +17,8 @@
 
 #include <vmscope/arx.h>
 
+#include "monitor/lstsq.h"
+
 int vms_arx_lag(const struct vms_arx_order *o)
 {
 	int lag = o->na;
@@ -129,14 +131,31 @@ static void equilibrate(double *A, size_t rows, int d, double *scale)
 	}
 }
 
+int arx_lstsq(double *A, size_t rows, int d, double *b, double *theta, int *ret_rank)
+{
+	double *scale = malloc(2 * (size_t)d * sizeof(*scale));
+	lapack_int rank = 0, info;
+
+	if (!scale)
+		return -ENOMEM;
+	equilibrate(A, rows, d, scale);
+	info = LAPACKE_dgelsd(LAPACK_ROW_MAJOR, (lapack_int)rows, d, 1, A, d, b, 1, scale + d,
+			      1e-10, &rank);
+	for (int c = 0; !info && c < d; c++)
+		theta[c] = scale[c] > 0 ? b[c] / scale[c] : 0;
+	free(scale);
+	if (ret_rank)
+		*ret_rank = (int)rank;
+	return info ? -EDOM : 0;
+}
+
 int vms_arx_fit(const double *y, const double *const *u, size_t n,
 		const struct vms_arx_order *order, struct vms_arx_model *ret)
 {
 	struct vms_arx_model m = { .order = *order };
+	double *A, *B, theta[VMS_ARX_MAX_ORDER * (VMS_ARX_MAX_INPUTS + 1)];
 	size_t lag, rows;
-	double *A, *B, *sv;
-	lapack_int rank = 0, info;
-	int d;
+	int d, err;
 
 	if (!order_valid(order) || !(d = parameters(order)))
 		return -EINVAL;
@@ -145,38 +164,27 @@ int vms_arx_fit(const double *y, const double *const *u, size_t n,
 		return -EINVAL;
 	rows = n - lag;
 	A = malloc(rows * (size_t)d * sizeof(*A));
-	B = malloc((rows > (size_t)d ? rows : (size_t)d) * sizeof(*B));
-	sv = malloc(2 * (size_t)d * sizeof(*sv)); /* column norms, then singular values */
-	if (!A || !B || !sv) {
+	B = malloc(rows * sizeof(*B));
+	if (!A || !B) {
 		free(A);
 		free(B);
-		free(sv);
 		return -ENOMEM;
 	}
 	for (size_t t = lag; t < n; t++) {
 		regressor(order, y, u, t, A + (t - lag) * (size_t)d);
 		B[t - lag] = y[t];
 	}
-	equilibrate(A, rows, d, sv);
-	/* rcond: singular values below 1e-10 of the largest count as zero. */
-	info = LAPACKE_dgelsd(LAPACK_ROW_MAJOR, (lapack_int)rows, d, 1, A, d, B, 1, sv + d, 1e-10,
-			      &rank);
-	if (!info) {
-		for (int c = 0; c < d; c++)
-			B[c] = sv[c] > 0 ? B[c] / sv[c] : 0;
-		set_theta(&m, B);
-		m.rank = (int)rank;
+	err = arx_lstsq(A, rows, d, B, theta, &m.rank);
+	if (!err) {
+		set_theta(&m, theta);
 		m.samples = rows;
 		m.loss = one_step_loss(&m, y, u, n, lag, A); /* A is scratch now */
 		criteria(&m, d);
+		*ret = m;
 	}
 	free(A);
 	free(B);
-	free(sv);
-	if (info)
-		return -EDOM;
-	*ret = m;
-	return 0;
+	return err;
 }
 
 int vms_arx_select(const double *y, const double *const *u, size_t n, int ninputs, int max_na,

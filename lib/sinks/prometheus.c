@@ -208,9 +208,17 @@ static void write_guest_disk(FILE *f, const struct family *fam, const struct vms
 /* Estimates carry the name of the series they stand for. */
 static void write_estimates(FILE *f, const struct family *fam, const struct vms_prom_vm *vm)
 {
-	for (size_t i = 0; i < vm->nr_estimates; i++)
-		if (isfinite(vm->estimates[i]))
-			sample(f, fam, vm, "series", vm->estimate_names[i], vm->estimates[i]);
+	const double *v = fam->field ? vm->estimate_fits : vm->estimates;
+
+	for (size_t i = 0; v && i < vm->nr_estimates; i++)
+		if (isfinite(v[i]))
+			sample(f, fam, vm, "series", vm->estimate_names[i], v[i]);
+}
+
+static void write_guest_time(FILE *f, const struct family *fam, const struct vms_prom_vm *vm)
+{
+	if (vm->guest)
+		sample(f, fam, vm, NULL, NULL, (double)vm->guest->time_ns / 1e9);
 }
 
 #define GUEST(n, t, h, field) { "vmscope_guest_" n, t, h, write_guest, field }
@@ -278,10 +286,16 @@ static const struct family families[] = {
 	  "Reads the guest completed on a device.", write_guest_disk, GD_RIO },
 	{ "vmscope_guest_disk_writes_completed_total", "counter",
 	  "Writes the guest completed on a device.", write_guest_disk, GD_WIO },
+	{ "vmscope_guest_sample_timestamp_seconds", "gauge",
+	  "When the guest's figures shown were read from its RAM (Unix time).", write_guest_time },
 	{ "vmscope_guest_estimate", "gauge",
-	  "A guest figure estimated from host figures by an ARX model (series: what it stands "
-	  "for, in record-metrics' units), between introspection samples.",
-	  write_estimates },
+	  "A guest figure estimated from host figures at every sample, by a model refitted at "
+	  "each introspection (series: the record-metrics series it stands for, in its units).",
+	  write_estimates, 0 },
+	{ "vmscope_guest_estimate_fit_percent", "gauge",
+	  "How well the estimates matched the introspection samples that followed them "
+	  "(100 is perfect; can be negative).",
+	  write_estimates, 1 },
 };
 
 size_t vms_prom_families(void)

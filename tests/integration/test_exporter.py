@@ -166,6 +166,54 @@ def check_exporter(t):
         os.kill(frozen.pid, signal.SIGCONT)
 
 
+def check_estimates(t):
+    """With the guest read only every 4th turn, the exporter estimates its CPU use at
+    every turn from host vCPU time, by a model refitted at each introspection. After
+    40 s of a varying load: its estimates matched the introspections that followed
+    them, and they follow a CPU burst and the quiet after it."""
+    with vmguest.Guest(workload="metrics", name="estimated", control=True) as g:
+        port = free_port()
+        ex = track(subprocess.Popen(
+            [VMSCOPE, "exporter", "--listen", "127.0.0.1:%d" % port, "--interval", "0.5",
+             "--guest-every", "4", "qmp:" + g.qmp_path], stderr=subprocess.PIPE, text=True))
+        ex.stderr.readline()
+        url = "http://127.0.0.1:%d/metrics" % port
+        stamps = set()
+        run = len(g._read(g.truth_path))
+        g.send("vary")
+        deadline = time.monotonic() + 120
+        while "DONE vary" not in g._read(g.truth_path)[run:] and time.monotonic() < deadline:
+            stamps.add(value(parse(http_get(url)[0]), "vmscope_guest_sample_timestamp_seconds",
+                             vm="estimated"))
+            time.sleep(0.25)
+        samples = parse(http_get(url)[0])
+        fit = value(samples, "vmscope_guest_estimate_fit_percent", vm="estimated",
+                    series="guest_cpu_busy")
+        t.ok(fit is not None and fit >= 80, "after 40 s of varying load, the CPU estimates "
+             "matched the introspections that followed them: fit %s %%" % fit)
+        t.ok(len(stamps) < 60, "the guest was read only every 4th turn: %d distinct guest "
+             "sample times over ~80 turns" % len(stamps))
+        est = []
+        run = len(g._read(g.truth_path))
+        g.send("burn")
+        while "DONE burn" not in g._read(g.truth_path)[run:]:
+            est.append(value(parse(http_get(url)[0]), "vmscope_guest_estimate", vm="estimated",
+                             series="guest_cpu_busy"))
+            time.sleep(0.2)
+        t.ok(est and max(e for e in est if e is not None) > 0.7,
+             "during a 2 s CPU burst the estimate rises: %s" % est)
+        time.sleep(1.5)
+        est = []
+        for _ in range(5):
+            est.append(value(parse(http_get(url)[0]), "vmscope_guest_estimate", vm="estimated",
+                             series="guest_cpu_busy"))
+            time.sleep(0.25)
+        t.ok(min(e for e in est if e is not None) < 0.3, "and falls when the guest is idle "
+             "again: %s" % est)
+        ex.send_signal(signal.SIGINT)
+        t.eq(ex.wait(timeout=30), 0, "the exporter with estimates stops cleanly")
+
+
 def check_bad_listen(t):
     r = subprocess.run([VMSCOPE, "exporter", "--listen", "nowhere", "qmp:/x"],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30)
@@ -175,6 +223,7 @@ def check_bad_listen(t):
 def main():
     t = Tap()
     t.run("exporter", check_exporter)
+    t.run("estimates", check_estimates)
     t.run("bad listen", check_bad_listen)
     return t.done()
 

@@ -218,6 +218,38 @@ static void test_cross_correlation_finds_the_delay(void **state)
 	assert_true(r[4] > 0.99 && fabs(r[0]) < 0.1);
 }
 
+/* Observed every fifth tick, the estimator learns y = 0.3 + 0.8 u(t) + 0.1 u(t-1). */
+static void test_estimator_learns_from_sparse_observations(void **state)
+{
+	struct vms_estimator_opts opts = { .sz = sizeof(opts), .nb = 2, .nk = 0 };
+	struct vms_estimator *e;
+	double y[N], u[N], est[N], prev = 0;
+
+	(void)state;
+	assert_int_equal(vms_estimator_new(1, &opts, &e), 0);
+	for (size_t t = 0; t < N; t++) {
+		u[t] = uniform() + (t / 40 % 2 ? 1.0 : 0.0);
+		y[t] = 0.3 + 0.8 * u[t] + 0.1 * prev + 0.01 * uniform();
+		prev = u[t];
+		vms_estimator_input(e, &u[t]);
+		est[t] = vms_estimator_estimate(e);
+		if (t < 20)
+			assert_true(isnan(est[t])); /* 6 observations needed, one every 5 ticks */
+		if (t % 5 == 0)
+			assert_int_equal(vms_estimator_observe(e, y[t]), 0);
+	}
+	assert_int_equal((int)vms_estimator_observations(e), N / 5 - 1); /* t = 0 has no u(t-1) */
+	/* Every tick, observed or not, from the inputs alone. */
+	assert_true(vms_arx_fit_percent(y, est, N / 2, N) > 95.0);
+	assert_true(vms_estimator_fit_percent(e) > 95.0);
+	/* A tick whose input is missing has no estimate. */
+	vms_estimator_input(e, (double[]){ NAN });
+	assert_true(isnan(vms_estimator_estimate(e)));
+	vms_estimator_free(e);
+	opts.sz = 4;
+	assert_int_equal(vms_estimator_new(1, &opts, &e), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -228,6 +260,7 @@ int main(void)
 		cmocka_unit_test(test_rank_deficient_input),
 		cmocka_unit_test(test_refuses_bad_orders),
 		cmocka_unit_test(test_cross_correlation_finds_the_delay),
+		cmocka_unit_test(test_estimator_learns_from_sparse_observations),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

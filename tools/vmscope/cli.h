@@ -154,15 +154,21 @@ struct cli_sample {
 
 /* 0 when at least one side was read. */
 int cli_sample(struct vms_vm *vm, struct cli_sample *ret);
+/* The same, the guest's side only if guest (host figures are what every turn needs). */
+int cli_sample_sides(struct vms_vm *vm, struct cli_sample *ret, int guest);
 void cli_sample_release(struct cli_sample *sample);
 /* {"vm", "time_ns", "host", "guest"} as `vmscope metrics --json` prints it (a new json_t). */
 void *cli_sample_json(const char *vm_name, const struct cli_sample *sample);
 
 /*
- * A thread per VM, sampling it every interval (collect.c). on_turn runs in
- * the VM's thread after each turn, with the sample, or NULL and c->why when
- * the VM could not be sampled; c->name is the VM's name once attached (the
- * target until then), and both belong to that thread.
+ * A thread per VM, sampling it every interval (collect.c): the host's side
+ * every turn, the guest's every turn or, with guest_every N > 2, in pairs of
+ * consecutive turns every N (a pair gives the guest's rates over one turn,
+ * as the host's are). on_turn runs in the VM's thread after each turn, with
+ * this turn's sample (NULL, and c->why, when the VM could not be sampled)
+ * and the previous turn's (NULL after a failure); c->guest is the latest
+ * guest side read, however old. c->name is the VM's name once attached (the
+ * target until then). All of it belongs to that thread.
  */
 struct cli_collectors;
 
@@ -174,13 +180,21 @@ struct cli_collector {
 	double last_good_s; /* Unix time of the last good sample, 0: none yet */
 	pthread_t thread;
 	struct cli_collectors *group;
+	unsigned long turns;
+	struct cli_sample prev;
+	int has_prev;
+	struct vms_guest_metrics guest; /* the latest guest side read */
+	int has_guest;
+	void *state; /* the command's, per VM */
 };
 
 struct cli_collectors {
 	double interval_s;
 	int timeout_ms;
-	void (*on_turn)(struct cli_collector *c, const struct cli_sample *sample, double start_s,
-			double duration_s);
+	unsigned guest_every; /* 0 or 1: every turn */
+	void (*on_turn)(struct cli_collector *c, const struct cli_sample *prev,
+			const struct cli_sample *sample, double start_s, double duration_s);
+	void (*on_end)(struct cli_collector *c); /* in its thread, as it ends (may be NULL) */
 	void *ctx;
 	struct cli_collector *vms;
 	size_t nr_vms, started;

@@ -57,28 +57,74 @@ static struct vms_vm *attach(struct cli_collector *c)
 	return vm;
 }
 
+/* Sample the guest this turn? Every turn, or pairs of turns every guest_every. */
+static int guest_turn(const struct cli_collector *c)
+{
+	unsigned n = c->group->guest_every;
+
+	return n <= 2 || c->turns % n == 0 || c->turns % n == n - 1;
+}
+
+static void *copy_of(const void *p, size_t bytes)
+{
+	void *q = malloc(bytes ? bytes : 1);
+
+	if (q && bytes)
+		memcpy(q, p, bytes);
+	return q;
+}
+
+/* Keep this turn's sample as the next one's previous, and a copy of its guest side. */
+static void keep(struct cli_collector *c, struct cli_sample *s)
+{
+	if (c->has_prev)
+		cli_sample_release(&c->prev);
+	c->prev = *s;
+	c->has_prev = 1;
+	if (!s->has_guest)
+		return;
+	if (c->has_guest)
+		vms_guest_metrics_release(&c->guest);
+	c->guest = s->guest;
+	c->guest.cpus = copy_of(s->guest.cpus, s->guest.nr_cpus * sizeof(*s->guest.cpus));
+	c->guest.disks = copy_of(s->guest.disks, s->guest.nr_disks * sizeof(*s->guest.disks));
+	c->has_guest = c->guest.cpus && c->guest.disks;
+	if (!c->has_guest)
+		vms_guest_metrics_release(&c->guest);
+}
+
+static void forget(struct cli_collector *c)
+{
+	if (c->has_prev)
+		cli_sample_release(&c->prev);
+	c->has_prev = 0;
+}
+
 /* One turn: attach if need be, sample, hand the result over. */
 static struct vms_vm *turn(struct cli_collector *c, struct vms_vm *vm)
 {
 	struct cli_sample s;
 	double start = cli_realtime_s();
-	int ok = 0;
 
 	if (!vm)
 		vm = attach(c);
-	if (vm && !cli_sample(vm, &s) && s.has_host) {
-		ok = 1;
+	if (vm && !cli_sample_sides(vm, &s, guest_turn(c)) && s.has_host) {
 		c->last_good_s = start;
 		c->why[0] = '\0';
-	} else if (vm) {
-		snprintf(c->why, sizeof(c->why), "%s", s.host_absent);
-		cli_sample_release(&s);
-		vms_vm_free(vm); /* attach afresh next turn */
-		vm = NULL;
+		c->group->on_turn(c, c->has_prev ? &c->prev : NULL, &s, start,
+				  cli_realtime_s() - start);
+		keep(c, &s);
+	} else {
+		if (vm) {
+			snprintf(c->why, sizeof(c->why), "%s", s.host_absent);
+			cli_sample_release(&s);
+			vms_vm_free(vm); /* attach afresh next turn */
+			vm = NULL;
+		}
+		forget(c);
+		c->group->on_turn(c, NULL, NULL, start, cli_realtime_s() - start);
 	}
-	c->group->on_turn(c, ok ? &s : NULL, start, cli_realtime_s() - start);
-	if (ok)
-		cli_sample_release(&s);
+	c->turns++;
 	return vm;
 }
 
@@ -95,6 +141,11 @@ static void *collector_main(void *arg)
 		if (next < cli_realtime_s()) /* a slow turn: skip the missed ones */
 			next = cli_realtime_s() + g->interval_s;
 	} while (!wait_until(g, next));
+	if (g->on_end)
+		g->on_end(c);
+	forget(c);
+	if (c->has_guest)
+		vms_guest_metrics_release(&c->guest);
 	vms_vm_free(vm);
 	return NULL;
 }

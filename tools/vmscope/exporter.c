@@ -1,13 +1,17 @@
 // SPDX-License-Identifier: MIT
 /*
- * vmscope exporter --listen HOST:PORT [--interval S] [--timeout S] TARGET...
+ * vmscope exporter --listen HOST:PORT [--interval S] [--timeout S] [--guest-every N]
+ *     TARGET...
  *
  * Prometheus metrics for every TARGET, over HTTP (libmicrohttpd). Each VM
  * has its own collector thread, sampling on its own schedule with a deadline
  * per QMP exchange; a scrape only copies the rendered texts of the last
  * samples, so a slow, hung or dead VM never delays it: it shows as
  * vmscope_up 0 with its last good timestamp. A VM that fails is attached
- * afresh at its next turn (QEMU restarted, socket back).
+ * afresh at its next turn (QEMU restarted, socket back). With --guest-every N
+ * the guest is read only every N turns (in pairs, for its rates); between
+ * them its figures are the last read, and vmscope_guest_estimate gives the
+ * host-driven estimates of its CPU use and disk throughput for every turn.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -22,6 +26,9 @@
 
 #include <microhttpd.h>
 
+#include <math.h>
+
+#include <vmscope/arx.h>
 #include <vmscope/prometheus.h>
 
 #include "cli.h"
@@ -39,9 +46,96 @@ struct exporter {
 	size_t nr_vms;
 };
 
+/*
+ * Guest figures estimated from the host's at every turn, by models refitted
+ * whenever the guest is read (--guest-every N: every N turns, in pairs).
+ */
+static const struct estimated {
+	const char *output, *input;
+	int nb;
+} estimated[] = {
+	{ "guest_cpu_busy", "host_vcpu_run", 2 },
+	{ "guest_disk_read_bytes", "host_disk_read_bytes", 1 },
+	{ "guest_disk_write_bytes", "host_disk_write_bytes", 1 },
+};
+
+#define NR_ESTIMATED (sizeof(estimated) / sizeof(estimated[0]))
+
+struct vm_state {
+	struct vms_estimator *est[NR_ESTIMATED];
+	int in[NR_ESTIMATED], out[NR_ESTIMATED]; /* their series' indices */
+	const char *names[NR_ESTIMATED];
+	double value[NR_ESTIMATED], fit[NR_ESTIMATED];
+};
+
+static int series_index(const char *name)
+{
+	const char *const *names;
+	size_t n = vms_monitor_series_names(&names);
+
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(names[i], name))
+			return (int)i;
+	return -1;
+}
+
+static struct vm_state *state_of(struct cli_collector *c)
+{
+	struct vm_state *st = c->state;
+
+	if (st)
+		return st;
+	st = calloc(1, sizeof(*st));
+	for (size_t i = 0; st && i < NR_ESTIMATED; i++) {
+		struct vms_estimator_opts o = { .sz = sizeof(o), .nb = estimated[i].nb };
+
+		st->in[i] = series_index(estimated[i].input);
+		st->out[i] = series_index(estimated[i].output);
+		st->names[i] = estimated[i].output;
+		if (vms_estimator_new(1, &o, &st->est[i]))
+			st->est[i] = NULL;
+	}
+	c->state = st;
+	return st;
+}
+
+static void estimate(struct cli_collector *c, const struct cli_sample *prev,
+		     const struct cli_sample *s)
+{
+	struct vm_state *st = state_of(c);
+	double series[VMS_SERIES_MAX];
+
+	if (!st)
+		return;
+	vms_monitor_series(prev ? &prev->host : NULL, &s->host,
+			   prev && prev->has_guest && s->has_guest ? &prev->guest : NULL,
+			   s->has_guest ? &s->guest : NULL, series);
+	for (size_t i = 0; i < NR_ESTIMATED; i++) {
+		struct vms_estimator *e = st->est[i];
+
+		st->value[i] = st->fit[i] = NAN;
+		if (!e || st->in[i] < 0 || st->out[i] < 0)
+			continue;
+		vms_estimator_input(e, &series[st->in[i]]);
+		vms_estimator_observe(e, series[st->out[i]]);
+		st->value[i] = vms_estimator_estimate(e);
+		st->fit[i] = vms_estimator_fit_percent(e);
+	}
+}
+
+static void free_state(struct cli_collector *c)
+{
+	struct vm_state *st = c->state;
+
+	for (size_t i = 0; st && i < NR_ESTIMATED; i++)
+		vms_estimator_free(st->est[i]);
+	free(st);
+	c->state = NULL;
+}
+
 /* In the VM's collector thread: render this turn and put it where scrapes look. */
-static void on_turn(struct cli_collector *c, const struct cli_sample *s, double start,
-		    double duration)
+static void on_turn(struct cli_collector *c, const struct cli_sample *prev,
+		    const struct cli_sample *s, double start, double duration)
 {
 	struct exporter *ex = c->group->ctx;
 	struct rendered *r = &ex->vms[c->index];
@@ -53,7 +147,17 @@ static void on_turn(struct cli_collector *c, const struct cli_sample *s, double 
 	p.sample_time_s = c->last_good_s;
 	p.sample_duration_s = duration;
 	p.host = s ? &s->host : NULL;
-	p.guest = s && s->has_guest ? &s->guest : NULL;
+	/* Between introspection turns, the guest's figures are the last ones read. */
+	p.guest = s && s->has_guest ? &s->guest : s && c->has_guest ? &c->guest : NULL;
+	if (s) {
+		estimate(c, prev, s);
+		p.nr_estimates = NR_ESTIMATED;
+		p.estimate_names = ((struct vm_state *)c->state)->names;
+		p.estimates = ((struct vm_state *)c->state)->value;
+		p.estimate_fits = ((struct vm_state *)c->state)->fit;
+	}
+	if (!c->state)
+		p.nr_estimates = 0;
 	if (!offsets || vms_prom_render(&p, &text, offsets)) {
 		free(offsets);
 		return;
@@ -182,9 +286,12 @@ static int run_exporter(int argc, char **argv)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "interval", required_argument, NULL, 'i' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "guest-every", required_argument, NULL, 'g' },
 		{ 0 },
 	};
-	struct exporter ex = { .group = { .interval_s = 1, .on_turn = on_turn } };
+	struct exporter ex = { .group = { .interval_s = 1, .on_turn = on_turn,
+					  .on_end = free_state } };
+	uint64_t every = 1;
 	const char *listen = NULL;
 	struct MHD_Daemon *daemon;
 	double timeout = 2;
@@ -197,12 +304,17 @@ static int run_exporter(int argc, char **argv)
 			return 1;
 		else if (opt == 't' && cli_parse_seconds(optarg, "--timeout", &timeout))
 			return 1;
-		else if (opt != 'i' && opt != 't')
+		else if (opt == 'g' && (cli_parse_u64(optarg, "--guest-every", &every) ||
+					every < 1 || every > 3600))
+			return every < 1 || every > 3600 ? cli_fail("--guest-every %s: 1 to 3600", optarg)
+							 : 1;
+		else if (opt != 'i' && opt != 't' && opt != 'g')
 			return cli_usage(&cmd_exporter);
 	}
 	if (!listen || optind >= argc)
 		return cli_usage(&cmd_exporter);
 	ex.group.timeout_ms = (int)(timeout * 1000);
+	ex.group.guest_every = (unsigned)every;
 	ex.group.ctx = &ex;
 	ex.nr_vms = (size_t)(argc - optind);
 	ex.vms = calloc(ex.nr_vms, sizeof(*ex.vms));
@@ -239,7 +351,7 @@ out:
 
 const struct cli_command cmd_exporter = {
 	.name = "exporter",
-	.usage = "--listen HOST:PORT [--interval S] [--timeout S] TARGET...",
+	.usage = "--listen HOST:PORT [--interval S] [--timeout S] [--guest-every N] TARGET...",
 	.summary = "Prometheus metrics of every TARGET over HTTP",
 	.run = run_exporter,
 };

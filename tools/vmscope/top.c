@@ -77,14 +77,14 @@ static void rate(struct row *r, const struct totals *now, int has_guest)
 	r->wr_kib = (now->disk_write - r->last.disk_write) / dt / 1024;
 }
 
-static void on_turn(struct cli_collector *c, const struct cli_sample *s, double start,
-		    double duration)
+static void on_turn(struct cli_collector *c, const struct cli_sample *prev,
+		    const struct cli_sample *s, double start, double duration)
 {
 	struct top *top = c->group->ctx;
 	struct row *r = &top->rows[c->index];
 	struct totals now;
 
-	(void)duration;
+	(void)duration, (void)prev;
 	pthread_mutex_lock(&top->lock);
 	snprintf(r->name, sizeof(r->name), "%.63s", c->name);
 	r->up = s != NULL;
