@@ -1,11 +1,12 @@
 # Resource monitoring tests: a known schedule of load, run on command from the
 # control port (ttyS2), and the guest's own counters on the ground-truth port
 # when asked. Rounds:
-#   snap    sections stat, loadavg, meminfo, vmstat, diskstats, uptime
+#   snap    sections stat, loadavg, meminfo, vmstat, diskstats, uptime, netdev
 #   burn    2 s of one busy user-mode loop
 #   forks   200 forks of a short-lived child
 #   io      8 MiB written to the data disk with O_DIRECT, then 4 MiB read back
 #   quiet   1 s of sleep
+#   net     eth0 as 10.199.0.2/24 (the host's tap is .1), then 20 pings of 1000 bytes
 #   vary    about 40 s of CPU bursts and pauses of varying lengths (a fixed
 #           pseudo-random schedule), some with fork storms or memory held
 truth_section version cat /proc/version
@@ -17,6 +18,13 @@ snap() {
 	for f in stat loadavg meminfo vmstat diskstats uptime; do
 		truth_section "$f" cat "/proc/$f"
 	done
+	truth_section netdev cat /proc/net/dev
+}
+
+net() {
+	ip link set eth0 up 2>/dev/null
+	ip addr add 10.199.0.2/24 dev eth0 2>/dev/null
+	ping -c 20 -s 1000 -A -W 1 10.199.0.1 >/dev/null 2>&1
 }
 
 # Arithmetic in the shell itself: user time, no forks (a $(...) per test would
@@ -87,4 +95,4 @@ vary() {
 	rm -f /tmp/held
 }
 
-control_rounds snap burn forks io quiet vary
+control_rounds snap burn forks io quiet vary net

@@ -5,8 +5,9 @@
  * vms_monitor_host() asks the host about a live VM with no help from the
  * guest: QEMU's process in /proc (its CPU time, RSS, page faults), each vCPU
  * thread's schedstat (time on a host CPU and time waiting for one),
- * query-blockstats for every disk device, and KVM's own statistics
- * (query-stats) when the accelerator is KVM. vms_monitor_guest() reads what
+ * query-blockstats for every disk device, the counters of the tap devices
+ * QEMU holds open (its NICs), and KVM's own statistics (query-stats) when
+ * the accelerator is KVM. vms_monitor_guest() reads what
  * the guest's own /proc would say from its RAM, through the OS driver.
  *
  * Counters are cumulative since QEMU (host) or the guest kernel (guest)
@@ -39,6 +40,13 @@ struct vms_host_disk {
 	uint64_t read_bytes, write_bytes, read_ops, write_ops, flush_ops, discard_ops;
 };
 
+/* A NIC backed by a tap device, counted as the guest sees it: its rx is the tap's tx. */
+struct vms_host_nic {
+	char device[64]; /* the guest NIC's qdev id, or the tap's name when QEMU does not say */
+	char ifname[16]; /* the host's tap device */
+	uint64_t rx_bytes, rx_packets, rx_dropped, tx_bytes, tx_packets, tx_dropped;
+};
+
 struct vms_kvm_stat {
 	char name[64]; /* KVM's own name, e.g. "exits", "halt_exits" */
 	uint64_t value; /* summed over vCPUs for per-vCPU statistics */
@@ -59,6 +67,8 @@ struct vms_host_metrics {
 	size_t nr_kvm_stats;
 	struct vms_kvm_stat *kvm_stats;
 	char kvm_stats_absent[128]; /* why kvm_stats is empty ("" when it is not) */
+	size_t nr_nics;		    /* tap-backed NICs (user-mode networking has no host device) */
+	struct vms_host_nic *nics;
 };
 
 /* One sample of the host's figures for a live VM (qmp: target). */

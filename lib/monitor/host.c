@@ -9,8 +9,9 @@
  *   disks    query-blockstats, QEMU's own accounting per guest device
  *   KVM      query-stats for the VM and its vCPUs; under TCG there are none
  * What does not change between samples is kept on the handle: whether the
- * accelerator is KVM (asked once, query-kvm), and the vCPU threads (asked
- * again every VCPU_REFRESH samples, or at once when a thread is gone). So a
+ * accelerator is KVM (asked once, query-kvm), the vCPU threads (asked again
+ * every HOST_REFRESH samples, or at once when a thread is gone) and the tap
+ * devices (tap.c). So a
  * sample under TCG costs one QMP round trip (query-blockstats), under KVM
  * three; everything else is a few /proc reads.
  */
@@ -28,18 +29,11 @@
 
 #include "access/qmp.h"
 #include "core/internal.h"
+#include "monitor/host.h"
 
 #define MAX_VCPUS   4096
 #define MAX_DISKS   1024
 #define MAX_KVM	    512
-#define VCPU_REFRESH 30
-
-struct host_cache {
-	int kvm; /* -1: not asked yet */
-	size_t nr_vcpus;
-	int *index, *tid;
-	unsigned age; /* samples since the vCPU threads were asked */
-};
 
 static void cache_free(void *state)
 {
@@ -48,6 +42,7 @@ static void cache_free(void *state)
 	if (c) {
 		free(c->index);
 		free(c->tid);
+		host_taps_free(c);
 		free(c);
 	}
 }
@@ -169,7 +164,7 @@ static int read_vcpus(struct vms_vm *vm, int pid, struct vms_host_metrics *m)
 
 	if (!c)
 		return vm_error(vm, -ENOMEM, "out of memory");
-	if (!c->index || ++c->age >= VCPU_REFRESH)
+	if (!c->index || ++c->age >= HOST_REFRESH)
 		err = ask_vcpus(vm, c);
 	for (int round = 0; !err && round < 2; round++) {
 		free(m->vcpus);
@@ -346,6 +341,8 @@ int vms_monitor_host(struct vms_vm *vm, struct vms_host_metrics *ret)
 		err = read_vcpus(vm, m.qemu_pid, &m);
 	if (!err)
 		err = read_disks(vm, &m);
+	if (!err && cache_of(vm))
+		host_read_nics(vm, cache_of(vm), m.qemu_pid, &m);
 	if (!err)
 		read_kvm(vm, &m);
 	if (err) {
@@ -363,5 +360,6 @@ void vms_host_metrics_release(struct vms_host_metrics *m)
 	free(m->vcpus);
 	free(m->disks);
 	free(m->kvm_stats);
+	free(m->nics);
 	memset(m, 0, sizeof(*m));
 }

@@ -60,6 +60,17 @@ static double host_disk_rb(const void *s) { return host_disk(s, 0); }
 static double host_disk_wb(const void *s) { return host_disk(s, 1); }
 static double host_disk_ro(const void *s) { return host_disk(s, 2); }
 static double host_disk_wo(const void *s) { return host_disk(s, 3); }
+static double host_net(const void *s, int tx)
+{
+	double t = 0;
+
+	for (size_t i = 0; i < H(s)->nr_nics; i++)
+		t += (double)(tx ? H(s)->nics[i].tx_bytes : H(s)->nics[i].rx_bytes);
+	return t;
+}
+
+static double host_net_rx(const void *s) { return host_net(s, 0); }
+static double host_net_tx(const void *s) { return host_net(s, 1); }
 static double host_user(const void *s) { return (double)H(s)->cpu_user_ns / 1e9; }
 static double host_system(const void *s) { return (double)H(s)->cpu_system_ns / 1e9; }
 static double host_rss(const void *s) { return (double)H(s)->rss_bytes; }
@@ -140,6 +151,8 @@ static const struct series table[] = {
 	{ "host_disk_write_bytes", HOST, RATE, host_disk_wb },
 	{ "host_disk_read_ops", HOST, RATE, host_disk_ro },
 	{ "host_disk_write_ops", HOST, RATE, host_disk_wo },
+	{ "host_net_rx_bytes", HOST, RATE, host_net_rx },
+	{ "host_net_tx_bytes", HOST, RATE, host_net_tx },
 	{ "guest_cpu_busy", GUEST, RATE, guest_busy },
 	{ "guest_cpu_user", GUEST, RATE, guest_user },
 	{ "guest_cpu_system", GUEST, RATE, guest_system },

@@ -136,6 +136,18 @@ static void write_block(FILE *f, const struct family *fam, const struct vms_prom
 	}
 }
 
+enum { NET_RB, NET_RP, NET_TB, NET_TP };
+
+static void write_net(FILE *f, const struct family *fam, const struct vms_prom_vm *vm)
+{
+	for (size_t i = 0; vm->host && i < vm->host->nr_nics; i++) {
+		const struct vms_host_nic *n = &vm->host->nics[i];
+		uint64_t v[] = { n->rx_bytes, n->rx_packets, n->tx_bytes, n->tx_packets };
+
+		sample(f, fam, vm, "device", n->device, (double)v[fam->field]);
+	}
+}
+
 /* -- guest ----------------------------------------------------------------- */
 
 static void write_guest_cpu(FILE *f, const struct family *fam, const struct vms_prom_vm *vm)
@@ -257,6 +269,14 @@ static const struct family families[] = {
 	  "Flush requests of a disk device (QEMU).", write_block, BLK_FO },
 	{ "vmscope_block_discard_requests_total", "counter",
 	  "Discard requests of a disk device (QEMU).", write_block, BLK_DO },
+	{ "vmscope_net_receive_bytes_total", "counter",
+	  "Bytes the guest's NIC received (its tap device's transmit side).", write_net, NET_RB },
+	{ "vmscope_net_receive_packets_total", "counter", "Packets the guest's NIC received.",
+	  write_net, NET_RP },
+	{ "vmscope_net_transmit_bytes_total", "counter",
+	  "Bytes the guest's NIC sent (its tap device's receive side).", write_net, NET_TB },
+	{ "vmscope_net_transmit_packets_total", "counter", "Packets the guest's NIC sent.",
+	  write_net, NET_TP },
 	{ "vmscope_guest_cpu_seconds_total", "counter",
 	  "Seconds the guest's CPUs spent in each mode, as its /proc/stat counts them.",
 	  write_guest_cpu },

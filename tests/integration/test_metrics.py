@@ -7,6 +7,7 @@ a little later: only the pause is between them); host figures with what the
 host itself says of QEMU (its /proc, QEMU's own blockstats)."""
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -288,6 +289,49 @@ def check_arx(t):
         t.one_line_error(r, "model fit of an unknown series: one-line error", "host_nothing")
 
 
+def netdev(text, name):
+    """(rx_bytes, rx_packets, tx_bytes, tx_packets) of an interface in /proc/net/dev."""
+    for line in text.splitlines():
+        if line.strip().startswith(name + ":"):
+            f = line.split(":", 1)[1].split()
+            return int(f[0]), int(f[1]), int(f[8]), int(f[9])
+    return None
+
+
+def check_network(t):
+    """A guest NIC on a host tap device: the host's counters, turned round to the
+    guest's side, equal what the guest's own /proc/net/dev says of eth0."""
+    tap = "vmst%d" % (os.getpid() % 100000)
+    ip = lambda *a: subprocess.run(["ip"] + list(a), stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True)
+    r = ip("tuntap", "add", "dev", tap, "mode", "tap")
+    if r.returncode:
+        raise RuntimeError("cannot make a tap device: " + r.stdout)
+    try:
+        ip("addr", "add", "10.199.0.1/24", "dev", tap)
+        ip("link", "set", tap, "up")
+        extra = ["-netdev", "tap,id=n0,ifname=%s,script=no,downscript=no" % tap,
+                 "-device", "virtio-net-pci,netdev=n0,id=nic0"]
+        with vmguest.Guest(workload="metrics", name="networked", control=True,
+                           extra_args=extra) as g:
+            run_round(g, "net")
+            truth, m, _ = snapshot(g)
+            nics = m["host"]["nics"]
+            t.eq([(n["device"], n["ifname"]) for n in nics], [("nic0", tap)],
+                 "the VM's NIC: its qdev id and the host's tap device")
+            guest = netdev(truth["netdev"], "eth0")
+            ours = (nics[0]["rx_bytes"], nics[0]["rx_packets"], nics[0]["tx_bytes"],
+                    nics[0]["tx_packets"]) if nics else None
+            t.ok(guest and guest[2] >= 20 * 1042 and ours and
+                 all(abs(o - w) <= max(2, w // 50) for o, w in zip(ours, guest)),
+                 "the host's tap counters, as the guest sees them, are the guest's own eth0: "
+                 "ours (rx bytes, packets, tx bytes, packets) %s, the guest's %s"
+                 % (ours, guest))
+            g.qmp("cont")
+    finally:
+        ip("link", "del", tap)
+
+
 def check_absent(t):
     """A dump has no host figures; metrics says why and still gives the guest's."""
     with vmguest.Guest(workload="idle", name="idle") as g:
@@ -307,6 +351,7 @@ def main():
     for kernel in vmguest.kernel_lines():
         t.run(kernel, check_metrics, kernel)
     t.run("absent", check_absent)
+    t.run("network", check_network)
     t.run("arx", check_arx)
     return t.done()
 

@@ -18,7 +18,7 @@
 
 static json_t *host_json(const struct vms_host_metrics *h)
 {
-	json_t *vcpus = json_array(), *disks = json_array(), *kvm = NULL;
+	json_t *vcpus = json_array(), *disks = json_array(), *nics = json_array(), *kvm = NULL;
 
 	for (size_t i = 0; i < h->nr_vcpus; i++) {
 		const struct vms_host_vcpu *v = &h->vcpus[i];
@@ -40,17 +40,28 @@ static json_t *host_json(const struct vms_host_metrics *h)
 					 "flush_ops", (json_int_t)d->flush_ops, "discard_ops",
 					 (json_int_t)d->discard_ops));
 	}
+	for (size_t i = 0; i < h->nr_nics; i++) {
+		const struct vms_host_nic *n = &h->nics[i];
+
+		json_array_append_new(
+			nics, json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I}", "device", n->device,
+					"ifname", n->ifname, "rx_bytes", (json_int_t)n->rx_bytes,
+					"rx_packets", (json_int_t)n->rx_packets, "rx_dropped",
+					(json_int_t)n->rx_dropped, "tx_bytes", (json_int_t)n->tx_bytes,
+					"tx_packets", (json_int_t)n->tx_packets, "tx_dropped",
+					(json_int_t)n->tx_dropped));
+	}
 	if (h->nr_kvm_stats) {
 		kvm = json_object();
 		for (size_t i = 0; i < h->nr_kvm_stats; i++)
 			json_object_set_new(kvm, h->kvm_stats[i].name,
 					    json_integer((json_int_t)h->kvm_stats[i].value));
 	}
-	return json_pack("{s:i,s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:o,s:s?}", "qemu_pid", h->qemu_pid,
+	return json_pack("{s:i,s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:o,s:o,s:s?}", "qemu_pid", h->qemu_pid,
 			 "cpu_user_ns", (json_int_t)h->cpu_user_ns, "cpu_system_ns",
 			 (json_int_t)h->cpu_system_ns, "rss_bytes", (json_int_t)h->rss_bytes,
 			 "minor_faults", (json_int_t)h->minor_faults, "major_faults",
-			 (json_int_t)h->major_faults, "vcpus", vcpus, "disks", disks, "kvm", kvm ? kvm : json_null(),
+			 (json_int_t)h->major_faults, "vcpus", vcpus, "disks", disks, "nics", nics, "kvm", kvm ? kvm : json_null(),
 			 "kvm_absent", h->kvm_stats_absent[0] ? h->kvm_stats_absent : NULL);
 }
 
@@ -152,6 +163,11 @@ static void print_host(const struct vms_host_metrics *h)
 		       " B in %" PRIu64 " ops, %" PRIu64 " flushes\n",
 		       h->disks[i].device, h->disks[i].read_bytes, h->disks[i].read_ops,
 		       h->disks[i].write_bytes, h->disks[i].write_ops, h->disks[i].flush_ops);
+	for (size_t i = 0; i < h->nr_nics; i++)
+		printf("  nic %-8s (%s) received %" PRIu64 " B in %" PRIu64 " packets, sent %" PRIu64
+		       " B in %" PRIu64 " packets\n",
+		       h->nics[i].device, h->nics[i].ifname, h->nics[i].rx_bytes, h->nics[i].rx_packets,
+		       h->nics[i].tx_bytes, h->nics[i].tx_packets);
 	if (h->kvm_stats_absent[0])
 		printf("  kvm: %s\n", h->kvm_stats_absent);
 	for (size_t i = 0; i < h->nr_kvm_stats; i++)
