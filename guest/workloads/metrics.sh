@@ -7,6 +7,7 @@
 #   io      8 MiB written to the data disk with O_DIRECT, then 4 MiB read back
 #   quiet   1 s of sleep
 #   net     eth0 as 10.199.0.2/24 (the host's tap is .1), then 20 pings of 1000 bytes
+#           to the host and 5 of 200 bytes over loopback
 #   vary    about 40 s of CPU bursts and pauses of varying lengths (a fixed
 #           pseudo-random schedule), some with fork storms or memory held
 truth_section version cat /proc/version
@@ -25,6 +26,7 @@ net() {
 	ip link set eth0 up 2>/dev/null
 	ip addr add 10.199.0.2/24 dev eth0 2>/dev/null
 	ping -c 20 -s 1000 -A -W 1 10.199.0.1 >/dev/null 2>&1
+	ping -c 5 -s 200 -A -W 1 127.0.0.1 >/dev/null 2>&1
 }
 
 # Arithmetic in the shell itself: user time, no forks (a $(...) per test would

@@ -78,9 +78,9 @@ void vms_host_metrics_release(struct vms_host_metrics *metrics);
 /*
  * The guest's own figures, read from its RAM: what its /proc/uptime,
  * /proc/loadavg, /proc/stat, /proc/vmstat, /proc/meminfo and /proc/diskstats
- * would say at the kernel's last timekeeping update. disks is empty, with
- * disks_absent saying why, on kernels that keep no per-device statistics
- * where vmscope reads them.
+ * would say at the kernel's last timekeeping update (and /proc/net/dev for
+ * the drivers vmscope can read). disks and nets are empty, with *_absent
+ * saying why, when the kernel's layout is not one vmscope knows.
  */
 struct vms_guest_metrics {
 	uint64_t time_ns; /* host CLOCK_REALTIME when the sample was taken */
@@ -92,6 +92,9 @@ struct vms_guest_metrics {
 	struct vms_block_stats *disks;
 	char disks_absent[160];
 	char partial[160]; /* why a list was read only in part ("" when whole) */
+	size_t nr_nets;
+	struct vms_net_stats *nets;
+	char nets_absent[160];
 };
 
 /* One sample of the guest's figures (any target the Linux driver reads). */

@@ -242,6 +242,22 @@ struct vms_block_stats {
 
 int vms_os_block_stats(struct vms_vm *vm, struct vms_block_stats **ret_stats, size_t *ret_count);
 
+/*
+ * Traffic per network interface, as /proc/net/dev counts it, for the
+ * drivers whose counters vmscope knows where to find: loopback (per-CPU
+ * lstats) and virtio-net (its queues' statistics, laid out by the module's
+ * own BTF). Other interfaces are listed with counted 0 and the driver's
+ * name. An array to free().
+ */
+struct vms_net_stats {
+	char name[16];
+	char driver[32];
+	int counted;
+	uint64_t rx_bytes, rx_packets, tx_bytes, tx_packets;
+};
+
+int vms_os_net_stats(struct vms_vm *vm, struct vms_net_stats **ret_stats, size_t *ret_count);
+
 #ifdef __cplusplus
 }
 #endif

@@ -52,6 +52,11 @@ int vms_monitor_guest(struct vms_vm *vm, struct vms_guest_metrics *ret)
 		m.nr_disks = 0;
 	}
 	note_partial(vm, &m);
+	if (vms_os_net_stats(vm, &m.nets, &m.nr_nets)) {
+		snprintf(m.nets_absent, sizeof(m.nets_absent), "%s", vms_last_error(vm));
+		m.nr_nets = 0;
+	}
+	note_partial(vm, &m);
 	*ret = m;
 	return 0;
 }
@@ -62,5 +67,6 @@ void vms_guest_metrics_release(struct vms_guest_metrics *m)
 		return;
 	free(m->cpus);
 	free(m->disks);
+	free(m->nets);
 	memset(m, 0, sizeof(*m));
 }

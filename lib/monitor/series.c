@@ -7,6 +7,7 @@
  */
 #include <math.h>
 #include <stddef.h>
+#include <string.h>
 
 #include <vmscope/monitor.h>
 
@@ -118,6 +119,22 @@ static double guest_disk(const void *s, int write)
 	return t;
 }
 
+/* Every counted interface but loopback: what crosses the VM's edge. */
+static double guest_net(const void *s, int tx)
+{
+	double t = 0;
+
+	for (size_t i = 0; i < G(s)->nr_nets; i++) {
+		const struct vms_net_stats *n = &G(s)->nets[i];
+
+		if (n->counted && strcmp(n->driver, "loopback"))
+			t += (double)(tx ? n->tx_bytes : n->rx_bytes);
+	}
+	return t;
+}
+
+static double guest_net_rx(const void *s) { return guest_net(s, 0); }
+static double guest_net_tx(const void *s) { return guest_net(s, 1); }
 static double guest_disk_rb(const void *s) { return guest_disk(s, 0); }
 static double guest_disk_wb(const void *s) { return guest_disk(s, 1); }
 static double guest_load1(const void *s) { return G(s)->sys.load[0]; }
@@ -176,6 +193,8 @@ static const struct series table[] = {
 	{ "guest_mem_cached_bytes", GUEST, GAUGE, guest_cached },
 	{ "guest_disk_read_bytes", GUEST, RATE, guest_disk_rb },
 	{ "guest_disk_write_bytes", GUEST, RATE, guest_disk_wb },
+	{ "guest_net_rx_bytes", GUEST, RATE, guest_net_rx },
+	{ "guest_net_tx_bytes", GUEST, RATE, guest_net_tx },
 };
 
 _Static_assert(ARRAY_SIZE(table) <= VMS_SERIES_MAX, "VMS_SERIES_MAX is too small");

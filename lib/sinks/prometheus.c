@@ -217,6 +217,19 @@ static void write_guest_disk(FILE *f, const struct family *fam, const struct vms
 	}
 }
 
+enum { GN_RB, GN_RP, GN_TB, GN_TP };
+
+static void write_guest_net(FILE *f, const struct family *fam, const struct vms_prom_vm *vm)
+{
+	for (size_t i = 0; vm->guest && i < vm->guest->nr_nets; i++) {
+		const struct vms_net_stats *n = &vm->guest->nets[i];
+		uint64_t v[] = { n->rx_bytes, n->rx_packets, n->tx_bytes, n->tx_packets };
+
+		if (n->counted)
+			sample(f, fam, vm, "device", n->name, (double)v[fam->field]);
+	}
+}
+
 /* Estimates carry the name of the series they stand for. */
 static void write_estimates(FILE *f, const struct family *fam, const struct vms_prom_vm *vm)
 {
@@ -306,6 +319,15 @@ static const struct family families[] = {
 	  "Reads the guest completed on a device.", write_guest_disk, GD_RIO },
 	{ "vmscope_guest_disk_writes_completed_total", "counter",
 	  "Writes the guest completed on a device.", write_guest_disk, GD_WIO },
+	{ "vmscope_guest_network_receive_bytes_total", "counter",
+	  "Bytes an interface received, as the guest's /proc/net/dev counts them.",
+	  write_guest_net, GN_RB },
+	{ "vmscope_guest_network_receive_packets_total", "counter",
+	  "Packets an interface received, as the guest counts them.", write_guest_net, GN_RP },
+	{ "vmscope_guest_network_transmit_bytes_total", "counter",
+	  "Bytes an interface sent, as the guest counts them.", write_guest_net, GN_TB },
+	{ "vmscope_guest_network_transmit_packets_total", "counter",
+	  "Packets an interface sent, as the guest counts them.", write_guest_net, GN_TP },
 	{ "vmscope_guest_sample_timestamp_seconds", "gauge",
 	  "When the guest's figures shown were read from its RAM (Unix time).", write_guest_time },
 	{ "vmscope_guest_estimate", "gauge",

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include <vmscope/mem.h>
+#include <vmscope/monitor.h>
 #include <vmscope/os.h>
 #include <vmscope/vm.h>
 
@@ -129,6 +130,7 @@ static void run_views(void)
 	struct vms_open_file *files = NULL;
 	struct vms_mount *mounts = NULL;
 	struct vms_log_record *recs = NULL;
+	struct vms_guest_metrics metrics = { 0 };
 	struct vms_sysinfo info;
 	size_t n = 0;
 
@@ -146,6 +148,9 @@ static void run_views(void)
 	if (!vms_os_dmesg(vm, &recs, &n))
 		vms_log_records_free(recs, n);
 	vms_os_sysinfo(vm, &info);
+	/* The monitoring figures: CPU times, counters, disks, interfaces (module BTF too). */
+	if (!vms_monitor_guest(vm, &metrics))
+		vms_guest_metrics_release(&metrics);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -88,7 +88,8 @@ static void keep(struct cli_collector *c, struct cli_sample *s)
 	c->guest = s->guest;
 	c->guest.cpus = copy_of(s->guest.cpus, s->guest.nr_cpus * sizeof(*s->guest.cpus));
 	c->guest.disks = copy_of(s->guest.disks, s->guest.nr_disks * sizeof(*s->guest.disks));
-	c->has_guest = c->guest.cpus && c->guest.disks;
+	c->guest.nets = copy_of(s->guest.nets, s->guest.nr_nets * sizeof(*s->guest.nets));
+	c->has_guest = c->guest.cpus && c->guest.disks && c->guest.nets;
 	if (!c->has_guest)
 		vms_guest_metrics_release(&c->guest);
 }

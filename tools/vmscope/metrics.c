@@ -80,8 +80,18 @@ static json_t *guest_json(const struct vms_guest_metrics *g)
 {
 	const struct vms_sysinfo *s = &g->sys;
 	const struct vms_kernel_counters *c = &g->counters;
-	json_t *cpus = json_array(), *disks = json_array();
+	json_t *cpus = json_array(), *disks = json_array(), *nets = json_array();
 
+	for (size_t i = 0; i < g->nr_nets; i++) {
+		const struct vms_net_stats *n = &g->nets[i];
+
+		json_array_append_new(nets, json_pack("{s:s,s:s,s:b,s:I,s:I,s:I,s:I}", "name", n->name,
+						      "driver", n->driver, "counted", n->counted,
+						      "rx_bytes", (json_int_t)n->rx_bytes, "rx_packets",
+						      (json_int_t)n->rx_packets, "tx_bytes",
+						      (json_int_t)n->tx_bytes, "tx_packets",
+						      (json_int_t)n->tx_packets));
+	}
 	for (size_t i = 0; i < g->nr_cpus; i++)
 		json_array_append_new(cpus, cpu_json(&g->cpus[i]));
 	for (size_t i = 0; i < g->nr_disks; i++) {
@@ -94,7 +104,7 @@ static json_t *guest_json(const struct vms_guest_metrics *g)
 						       "write_ios", (json_int_t)d->write_ios));
 	}
 	return json_pack("{s:s,s:f,s:[f,f,f],s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
-			 "s:{s:I,s:I,s:I,s:I,s:I},s:o,s:o,s:s?,s:s?}",
+			 "s:{s:I,s:I,s:I,s:I,s:I},s:o,s:o,s:s?,s:o,s:s?,s:s?}",
 			 "release", s->release, "uptime_s", s->uptime_s, "load", s->load[0],
 			 s->load[1], s->load[2], "tasks", (json_int_t)s->tasks, "running",
 			 (json_int_t)c->running, "blocked", (json_int_t)c->blocked,
@@ -108,7 +118,8 @@ static json_t *guest_json(const struct vms_guest_metrics *g)
 			 (json_int_t)s->mem_available_bytes, "buffers_bytes",
 			 (json_int_t)c->mem_buffers_bytes, "cached_bytes",
 			 (json_int_t)c->mem_cached_bytes, "cpus", cpus, "disks", disks,
-			 "disks_absent", g->disks_absent[0] ? g->disks_absent : NULL, "partial",
+			 "disks_absent", g->disks_absent[0] ? g->disks_absent : NULL, "nets", nets,
+			 "nets_absent", g->nets_absent[0] ? g->nets_absent : NULL, "partial",
 			 g->partial[0] ? g->partial : NULL);
 }
 
@@ -206,6 +217,15 @@ static void print_guest(const struct vms_guest_metrics *g)
 		       g->disks[i].write_bytes, g->disks[i].write_ios);
 	if (g->disks_absent[0])
 		printf("  disks: %s\n", g->disks_absent);
+	for (size_t i = 0; i < g->nr_nets; i++)
+		if (g->nets[i].counted)
+			printf("  net  %-8s received %" PRIu64 " B in %" PRIu64 " packets, sent %" PRIu64
+			       " B in %" PRIu64 " packets\n",
+			       g->nets[i].name, g->nets[i].rx_bytes, g->nets[i].rx_packets,
+			       g->nets[i].tx_bytes, g->nets[i].tx_packets);
+		else
+			printf("  net  %-8s (%s: counters kept where vmscope does not read them)\n",
+			       g->nets[i].name, g->nets[i].driver[0] ? g->nets[i].driver : "no driver");
 }
 
 static int run_metrics(int argc, char **argv)

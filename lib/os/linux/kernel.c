@@ -172,6 +172,7 @@ void linux_kernel_free(void *kernel)
 	free(k->modules_layout);
 	free(k->sysinfo_layout);
 	free(k->stats_layout);
+	linux_netdev_layout_free(k->netdev_layout);
 	free(k->path_layout);
 	free(k->dmesg_layout);
 	free(k->files_layout);

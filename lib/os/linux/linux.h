@@ -149,7 +149,7 @@ struct linux_kernel {
 	/* What each view found in BTF, computed on its first use (linux_layout()). */
 	void *tasks_layout, *modules_layout, *sysinfo_layout, *path_layout, *dmesg_layout,
 		*files_layout, *mounts_layout, *sockets_layout, *probes_layout,
-		*crosscheck_layout, *stats_layout;
+		*crosscheck_layout, *stats_layout, *netdev_layout;
 };
 
 /* The per-build discovery cache (cache.c). */
@@ -169,6 +169,9 @@ void linux_kernel_free(void *kernel);
 
 /* The VA in the image's range where the tables at k->root map gpa; -ENOENT if none. */
 int linux_image_va(struct linux_kernel *k, uint64_t gpa, uint64_t *ret_va);
+
+/* netdev.c keeps a module's BTF in its layout. */
+void linux_netdev_layout_free(void *layout);
 
 /* CLOCK_MONOTONIC at the timekeeper's last update (ktime_get() then), in ns. */
 int linux_monotonic_ns(struct linux_kernel *k, uint64_t *ret);
@@ -216,6 +219,7 @@ struct vms_module;
 struct vms_socket;
 int linux_task_read(struct linux_kernel *k, uint64_t addr, struct vms_process *ret);
 int linux_module_read(struct linux_kernel *k, uint64_t addr, struct vms_module *ret);
+int linux_module_find(struct linux_kernel *k, const char *name, uint64_t *ret_addr);
 /* The struct sock at sk (TCP unless udp): addresses, ports, state, inode. */
 int linux_sock_read(struct linux_kernel *k, uint64_t sk, int udp, struct vms_socket *ret);
 /* The task running on the CPU whose per-CPU area starts at gs_base (kernel mode). */

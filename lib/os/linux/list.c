@@ -6,6 +6,7 @@
  */
 #include <stdlib.h>
 
+#include "core/util.h"
 #include "os/linux/list.h"
 
 struct seen {
@@ -37,4 +38,31 @@ size_t list_first_repeat(const uint64_t *addrs, size_t n)
 			cut = seen[i].index;
 	free(seen);
 	return cut;
+}
+
+int list_collect(struct linux_kernel *k, uint64_t head, uint64_t member_offset, uint64_t max,
+		 uint64_t **ret, size_t *ret_n)
+{
+	uint64_t node, *addrs = NULL;
+	size_t n = 0, cap = 0;
+	struct list_walk w;
+	int more;
+
+	if (list_walk_start(&w, k, head, max))
+		return -EFAULT;
+	while ((more = list_walk_next(&w, &node)) > 0) {
+		uint64_t *grown = array_grow(addrs, &cap, n, sizeof(*addrs));
+
+		if (!grown) {
+			free(addrs);
+			return -ENOMEM;
+		}
+		addrs = grown;
+		addrs[n++] = node - member_offset;
+	}
+	if (more == -ELOOP)
+		n = list_first_repeat(addrs, n);
+	*ret = addrs;
+	*ret_n = n;
+	return more < 0 ? more : 0;
 }

@@ -61,4 +61,13 @@ static inline int list_walk_next(struct list_walk *w, uint64_t *ret_node)
 /* The index of the first entry of addrs[] that already came before (n if none). */
 size_t list_first_repeat(const uint64_t *addrs, size_t n);
 
+/*
+ * The entries of the list at head (their list_head at member_offset inside
+ * each), each once, at most max: *ret (to free) and *ret_n, also when the
+ * list breaks (-EFAULT) or does not end (-ELOOP), which is then returned;
+ * -EFAULT with nothing when head itself is unreadable, -ENOMEM.
+ */
+int list_collect(struct linux_kernel *k, uint64_t head, uint64_t member_offset, uint64_t max,
+		 uint64_t **ret, size_t *ret_n);
+
 #endif

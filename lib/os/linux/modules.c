@@ -185,3 +185,26 @@ int linux_module_read(struct linux_kernel *k, uint64_t addr, struct vms_module *
 	free(mod);
 	return err;
 }
+
+/* The struct module of the loaded module called name (a bounded walk); -ENOENT if none. */
+int linux_module_find(struct linux_kernel *k, const char *name, uint64_t *ret_addr)
+{
+	const struct module_layout *l = layout(k);
+	struct list_walk lw;
+	uint64_t node;
+	char buf[64];
+
+	if (!l || list_walk_start(&lw, k, l->head, MAX_MODULES))
+		return -ENOENT;
+	while (list_walk_next(&lw, &node) > 0) {
+		uint64_t addr = node - l->list.offset;
+
+		if (!kread_string(k, addr + l->name.offset, buf,
+				  l->name.size < sizeof(buf) ? l->name.size + 1 : sizeof(buf)) &&
+		    !strcmp(buf, name)) {
+			*ret_addr = addr;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}

@@ -29,6 +29,8 @@
 #define MAX_BDEVS    65536
 #define PAGE_BYTES   4096
 #define SECTOR_BYTES 512
+/* Per-CPU reads a view may make in all: 65,536 devices on 8,192 CPUs would be 2 G. */
+#define MAX_PERCPU_READS (4u << 20)
 
 enum { CPUTIME_USER, CPUTIME_NICE, CPUTIME_SYSTEM, CPUTIME_SOFTIRQ, CPUTIME_IRQ, CPUTIME_IDLE,
        CPUTIME_IOWAIT, CPUTIME_STEAL, CPUTIME_GUEST, CPUTIME_GUEST_NICE, NR_CPUTIME };
@@ -283,32 +285,22 @@ static int64_t node_stat(struct linux_kernel *k, const struct stats_layout *l, i
 static int bdev_inodes(struct linux_kernel *k, const struct stats_layout *l, uint64_t **ret,
 		       size_t *ret_n)
 {
-	uint64_t sb = 0, node, *inodes = NULL;
-	size_t n = 0, cap = 0;
-	struct list_walk w;
-	int more;
+	uint64_t sb = 0;
+	int err;
 
-	if (kread_u64(k, l->bdev_super, &sb) || !sb ||
-	    list_walk_start(&w, k, sb + l->sb_inodes.offset, MAX_BDEVS))
+	if (kread_u64(k, l->bdev_super, &sb) || !sb)
 		return vm_error(k->vm, -EFAULT, "the guest's block device list is unreadable");
-	while ((more = list_walk_next(&w, &node)) > 0) {
-		uint64_t *grown = array_grow(inodes, &cap, n, sizeof(*inodes));
-
-		if (!grown) {
-			free(inodes);
-			return vm_error(k->vm, -ENOMEM, "out of memory");
-		}
-		inodes = grown;
-		inodes[n++] = node - l->inode_sb_list.offset;
-	}
-	if (more < 0) {
-		if (more == -ELOOP)
-			n = list_first_repeat(inodes, n);
+	*ret = NULL;
+	*ret_n = 0;
+	err = list_collect(k, sb + l->sb_inodes.offset, l->inode_sb_list.offset, MAX_BDEVS, ret,
+			   ret_n);
+	if (err == -ENOMEM)
+		return vm_error(k->vm, err, "out of memory");
+	if (err == -EFAULT && !*ret_n && !*ret)
+		return vm_error(k->vm, err, "the guest's block device list is unreadable");
+	if (err)
 		view_partial(k->vm, "the block device list %s: %zu read",
-			     more == -ELOOP ? "does not end" : "breaks", n);
-	}
-	*ret = inodes;
-	*ret_n = n;
+			     err == -ELOOP ? "does not end" : "breaks", *ret_n);
 	return 0;
 }
 
@@ -483,9 +475,15 @@ int vms_os_block_stats(struct vms_vm *vm, struct vms_block_stats **ret_stats, si
 		return vm_error(vm, -ENOMEM, "out of memory");
 	}
 	cpus = possible_cpus(k, l);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		if ((uint64_t)(i + 1) * (uint64_t)cpus * 4 > MAX_PERCPU_READS) {
+			view_partial(vm, "disk statistics stop at %zu of %zu block devices (%d CPUs "
+					 "each: the read budget)", i, n, cpus);
+			break;
+		}
 		if (!read_bdev(k, l, inodes[i], cpus, &out[got]))
 			got++;
+	}
 	free(inodes);
 	sort_array(out, got, sizeof(*out), by_name);
 	*ret_stats = out;
