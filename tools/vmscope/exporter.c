@@ -149,15 +149,17 @@ static void on_turn(struct cli_collector *c, const struct cli_sample *prev,
 	p.host = s ? &s->host : NULL;
 	/* Between introspection turns, the guest's figures are the last ones read. */
 	p.guest = s && s->has_guest ? &s->guest : s && c->has_guest ? &c->guest : NULL;
-	if (s) {
+	/* Read every turn, the guest needs no estimates: its figures are measured. */
+	if (s && c->group->guest_every > 2)
 		estimate(c, prev, s);
+	if (s && c->state) {
+		struct vm_state *st = c->state;
+
 		p.nr_estimates = NR_ESTIMATED;
-		p.estimate_names = ((struct vm_state *)c->state)->names;
-		p.estimates = ((struct vm_state *)c->state)->value;
-		p.estimate_fits = ((struct vm_state *)c->state)->fit;
+		p.estimate_names = st->names;
+		p.estimates = st->value;
+		p.estimate_fits = st->fit;
 	}
-	if (!c->state)
-		p.nr_estimates = 0;
 	if (!offsets || vms_prom_render(&p, &text, offsets)) {
 		free(offsets);
 		return;

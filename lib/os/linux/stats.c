@@ -147,6 +147,18 @@ static const struct stats_layout *layout(struct linux_kernel *k)
 	return linux_layout(k, &k->stats_layout, sizeof(struct stats_layout), find_layout);
 }
 
+/* Every figure starts here: the kernel, a fresh partial-result note, the layout. */
+static int begin(struct vms_vm *vm, struct linux_kernel **k, const struct stats_layout **l)
+{
+	int err = linux_kernel_get(vm, k);
+
+	if (err)
+		return err;
+	view_begin(vm);
+	*l = layout(*k);
+	return *l ? 0 : -ENOENT;
+}
+
 static int possible_cpus(struct linux_kernel *k, const struct stats_layout *l)
 {
 	uint32_t n = 0;
@@ -227,13 +239,10 @@ int vms_os_cpu_times(struct vms_vm *vm, struct vms_cpu_time **ret_cpus, size_t *
 	struct linux_kernel *k;
 	struct vms_cpu_time *cpus;
 	uint64_t now = 0;
-	int n, nohz, err = linux_kernel_get(vm, &k);
+	int n, nohz, err = begin(vm, &k, &l);
 
 	if (err)
 		return err;
-	l = layout(k);
-	if (!l)
-		return -ENOENT;
 	n = possible_cpus(k, l);
 	if (n <= 0)
 		return vm_error(vm, -EFAULT, "the guest kernel's CPU count is unreadable");
@@ -358,14 +367,10 @@ int vms_os_kernel_counters(struct vms_vm *vm, struct vms_kernel_counters *ret)
 	uint64_t *inodes = NULL, ev[6];
 	size_t n = 0;
 	int64_t cached;
-	int cpus, err = linux_kernel_get(vm, &k);
+	int cpus, err = begin(vm, &k, &l);
 
 	if (err)
 		return err;
-	view_begin(vm);
-	l = layout(k);
-	if (!l)
-		return -ENOENT;
 	cpus = possible_cpus(k, l);
 	run_queues(k, l, cpus, &c);
 	for (int i = 0; i < 6; i++)
@@ -456,14 +461,10 @@ int vms_os_block_stats(struct vms_vm *vm, struct vms_block_stats **ret_stats, si
 	struct linux_kernel *k;
 	uint64_t *inodes = NULL;
 	size_t n = 0, got = 0;
-	int cpus, err = linux_kernel_get(vm, &k);
+	int cpus, err = begin(vm, &k, &l);
 
 	if (err)
 		return err;
-	view_begin(vm);
-	l = layout(k);
-	if (!l)
-		return -ENOENT;
 	if (!l->has_disk_stats)
 		return vm_error(vm, -ENOTSUP, "the guest kernel %s has none of the block device "
 			       "layouts vmscope knows for disk statistics", k->release);
