@@ -15,7 +15,8 @@
  *                      in its list heads and signal), kept only if
  *                      its own thread group's list (signal->thread_head)
  *                      holds it, it is not EXIT_DEAD and something holds a
- *                      reference to it: freed or forged look-alikes are not.
+ *                      reference to it: freed or forged look-alikes are not;
+ *                      nor is a copy whose pid belongs to a listed task.
  * Each thread group leader any source shows is reported with the sources
  * that show it; one the task list lacks is hidden from it. The scan reads
  * RAM in chunks and checks candidates in the buffer first, so a 1 GiB guest
@@ -49,6 +50,7 @@ struct cross_layout {
 	struct kfield tasks, pid, tgid, comm, signal, thread_node, group_leader, exit_state, usage;
 	struct kfield signal_thread_head, rq_curr;
 	struct kfield ns_xa_head, xa_slots, pid_tasks, task_pid_links; /* the IDR (optional) */
+	struct kfield thread_pid; /* optional: what tells a stale copy from a hidden task */
 	uint64_t init_pid_ns;
 	uint32_t span; /* of task_struct, from its start to the last member read */
 	uint64_t init_task, runqueues, per_cpu_offset, nr_cpu_ids;
@@ -100,6 +102,8 @@ static int find_layout(struct linux_kernel *k, void *layout)
 	    kbtf_member(k->btf, "pid", "tasks", &l->pid_tasks) ||
 	    kbtf_member(k->btf, "task_struct", "pid_links", &l->task_pid_links))
 		l->init_pid_ns = 0;
+	if (!l->init_pid_ns || kbtf_member(k->btf, "task_struct", "thread_pid", &l->thread_pid))
+		l->thread_pid.found = 0;
 	return 0;
 }
 
@@ -342,6 +346,41 @@ static int from_memory(struct cross_walk *w)
 	return err == -E2BIG ? 0 : err;
 }
 
+/* Is task, by its pid's own backlink, another task that the task list shows? */
+static int pid_owned_by_listed(const struct cross_walk *w, uint64_t task)
+{
+	uint64_t pid = 0, first = 0, owner, leader = 0;
+
+	if (!w->l->thread_pid.found || kread_u64(w->k, task + w->l->thread_pid.offset, &pid) ||
+	    !pid || kread_u64(w->k, pid + w->l->pid_tasks.offset, &first) || !first)
+		return 0;
+	owner = first - w->l->task_pid_links.offset;
+	if (owner == task || kread_u64(w->k, owner + w->l->group_leader.offset, &leader))
+		return 0;
+	for (size_t i = 0; i < w->n; i++)
+		if (w->seen[i].task == leader && (w->seen[i].sources & VMS_SOURCE_TASK_LIST))
+			return 1;
+	return 0;
+}
+
+/*
+ * A task_struct that only the memory scan found, whose pid says it is another
+ * task the task list shows, is a stale copy (a fork that failed after
+ * duplicating its parent, 7.x's init among them), not a hidden process: a
+ * process unlinked from the task list keeps its own pid.
+ */
+static void drop_stale_copies(struct cross_walk *w)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < w->n; i++) {
+		if (w->seen[i].sources == VMS_SOURCE_MEMORY && pid_owned_by_listed(w, w->seen[i].task))
+			continue;
+		w->seen[kept++] = w->seen[i];
+	}
+	w->n = kept;
+}
+
 /* The direct map's base: page_offset_base where KASLR moves it, else the fixed one. */
 static uint64_t direct_map_base(struct linux_kernel *k)
 {
@@ -373,6 +412,8 @@ int vms_os_cross_check(struct vms_vm *vm, struct vms_seen_process **ret_seen, si
 		err = from_pid_idr(&w);
 	if (!err)
 		err = from_memory(&w);
+	if (!err)
+		drop_stale_copies(&w);
 	if (err) {
 		free(w.seen);
 		return err == -ENOMEM ? vm_error(vm, err, "out of memory") : err;

@@ -32,7 +32,7 @@
 #define MAX_MOD_BTFS  65536
 #define IFF_LOOPBACK  0x8
 /* Per-CPU and per-queue reads in all (4,096 interfaces on 8,192 CPUs would be 64 M). */
-#define MAX_READS     (4u << 20)
+#define MAX_READS     (256u << 10)
 #define NETDEV_ALIGN  32
 
 struct virtio_layout {

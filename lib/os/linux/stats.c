@@ -29,8 +29,8 @@
 #define MAX_BDEVS    65536
 #define PAGE_BYTES   4096
 #define SECTOR_BYTES 512
-/* Per-CPU reads a view may make in all: 65,536 devices on 8,192 CPUs would be 2 G. */
-#define MAX_PERCPU_READS (4u << 20)
+/* Per-CPU reads a view may make in all (64 disks on 1,024 CPUs); 65,536 on 8,192 would be 2 G. */
+#define MAX_PERCPU_READS (256u << 10)
 
 enum { CPUTIME_USER, CPUTIME_NICE, CPUTIME_SYSTEM, CPUTIME_SOFTIRQ, CPUTIME_IRQ, CPUTIME_IDLE,
        CPUTIME_IOWAIT, CPUTIME_STEAL, CPUTIME_GUEST, CPUTIME_GUEST_NICE, NR_CPUTIME };
