@@ -113,6 +113,8 @@ void vms_guest_metrics_release(struct vms_guest_metrics *metrics);
 #define VMS_SERIES_MAX 48
 
 size_t vms_monitor_series_names(const char *const **ret_names);
+/* A series' place in out[] below, by name; -1 if there is none. */
+int vms_monitor_series_index(const char *name);
 /* out[] gets vms_monitor_series_names()'s count of values. */
 void vms_monitor_series(const struct vms_host_metrics *host0, const struct vms_host_metrics *host1,
 			const struct vms_guest_metrics *guest0,

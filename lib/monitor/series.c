@@ -209,6 +209,14 @@ size_t vms_monitor_series_names(const char *const **ret_names)
 	return ARRAY_SIZE(table);
 }
 
+int vms_monitor_series_index(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(table); i++)
+		if (!strcmp(table[i].name, name))
+			return (int)i;
+	return -1;
+}
+
 void vms_monitor_series(const struct vms_host_metrics *h0, const struct vms_host_metrics *h1,
 			const struct vms_guest_metrics *g0, const struct vms_guest_metrics *g1,
 			double *out)

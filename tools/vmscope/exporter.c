@@ -68,17 +68,6 @@ struct vm_state {
 	double value[NR_ESTIMATED], fit[NR_ESTIMATED];
 };
 
-static int series_index(const char *name)
-{
-	const char *const *names;
-	size_t n = vms_monitor_series_names(&names);
-
-	for (size_t i = 0; i < n; i++)
-		if (!strcmp(names[i], name))
-			return (int)i;
-	return -1;
-}
-
 static struct vm_state *state_of(struct cli_collector *c)
 {
 	struct vm_state *st = c->state;
@@ -89,8 +78,8 @@ static struct vm_state *state_of(struct cli_collector *c)
 	for (size_t i = 0; st && i < NR_ESTIMATED; i++) {
 		struct vms_estimator_opts o = { .sz = sizeof(o), .nb = estimated[i].nb };
 
-		st->in[i] = series_index(estimated[i].input);
-		st->out[i] = series_index(estimated[i].output);
+		st->in[i] = vms_monitor_series_index(estimated[i].input);
+		st->out[i] = vms_monitor_series_index(estimated[i].output);
 		st->names[i] = estimated[i].output;
 		if (vms_estimator_new(1, &o, &st->est[i]))
 			st->est[i] = NULL;

@@ -28,14 +28,6 @@ struct recorder {
 	double start_s;
 };
 
-static double realtime_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void write_header(struct recorder *r)
 {
 	if (r->jsonl)
@@ -96,7 +88,7 @@ static int record(struct vms_vm *vm, struct recorder *r, double interval, double
 
 	if (cli_sample(vm, &prev))
 		return cli_fail("no figures: %s; %s", prev.host_absent, prev.guest_absent);
-	r->start_s = realtime_s();
+	r->start_s = cli_realtime_s();
 	write_header(r);
 	clock_gettime(CLOCK_MONOTONIC, &next);
 	for (long i = 0; i < steps && !cli_stopping() && !err; i++) {
@@ -111,7 +103,7 @@ static int record(struct vms_vm *vm, struct recorder *r, double interval, double
 		vms_monitor_series(prev.has_host ? &prev.host : NULL, cur.has_host ? &cur.host : NULL,
 				   prev.has_guest ? &prev.guest : NULL,
 				   cur.has_guest ? &cur.guest : NULL, values);
-		if (write_row(r, realtime_s() - r->start_s, values))
+		if (write_row(r, cli_realtime_s() - r->start_s, values))
 			err = cli_fail("cannot write the series: %s", strerror(errno));
 		rows++;
 		cli_sample_release(&prev);

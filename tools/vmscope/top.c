@@ -20,16 +20,10 @@
 
 #include "cli.h"
 
-/* Cumulative figures of one sample, enough for rates. */
-struct totals {
-	double t, vcpu_run, vcpu_wait, disk_read, disk_write, guest_busy;
-};
-
 struct row {
 	char name[64];
 	char why[96];
 	int up, has_guest, rated;
-	struct totals last;
 	double hcpu, wait, gcpu, load1, mem_pct, rss_mib, rd_kib, wr_kib;
 	int tasks;
 };
@@ -42,39 +36,30 @@ struct top {
 	char sort;
 };
 
-static struct totals totals_of(const struct cli_sample *s, double t)
+/* A series between the previous turn and this one (lib/monitor/series.c names them). */
+static double series(const double *v, const char *name)
 {
-	struct totals x = { .t = t };
+	int i = vms_monitor_series_index(name);
 
-	for (size_t i = 0; i < s->host.nr_vcpus; i++) {
-		x.vcpu_run += (double)s->host.vcpus[i].run_ns / 1e9;
-		x.vcpu_wait += (double)s->host.vcpus[i].wait_ns / 1e9;
-	}
-	for (size_t i = 0; i < s->host.nr_disks; i++) {
-		x.disk_read += (double)s->host.disks[i].read_bytes;
-		x.disk_write += (double)s->host.disks[i].write_bytes;
-	}
-	for (size_t i = 0; s->has_guest && i < s->guest.nr_cpus; i++) {
-		const struct vms_cpu_time *c = &s->guest.cpus[i];
-
-		x.guest_busy += (double)(c->user_ns + c->nice_ns + c->system_ns + c->irq_ns +
-					 c->softirq_ns + c->steal_ns) / 1e9;
-	}
-	return x;
+	return i < 0 ? NAN : v[i];
 }
 
-static void rate(struct row *r, const struct totals *now, int has_guest)
+/* Rates need the previous turn: a row is "measuring" until there is one. */
+static void rate(struct row *r, const struct cli_sample *prev, const struct cli_sample *s)
 {
-	double dt = now->t - r->last.t;
+	double v[VMS_SERIES_MAX];
 
-	r->rated = dt > 0 && r->last.t > 0;
+	r->rated = prev != NULL;
 	if (!r->rated)
 		return;
-	r->hcpu = 100 * (now->vcpu_run - r->last.vcpu_run) / dt;
-	r->wait = 100 * (now->vcpu_wait - r->last.vcpu_wait) / dt;
-	r->gcpu = has_guest ? 100 * (now->guest_busy - r->last.guest_busy) / dt : NAN;
-	r->rd_kib = (now->disk_read - r->last.disk_read) / dt / 1024;
-	r->wr_kib = (now->disk_write - r->last.disk_write) / dt / 1024;
+	vms_monitor_series(&prev->host, &s->host,
+			   prev->has_guest && s->has_guest ? &prev->guest : NULL,
+			   s->has_guest ? &s->guest : NULL, v);
+	r->hcpu = 100 * series(v, "host_vcpu_run");
+	r->wait = 100 * series(v, "host_vcpu_wait");
+	r->gcpu = 100 * series(v, "guest_cpu_busy");
+	r->rd_kib = series(v, "host_disk_read_bytes") / 1024;
+	r->wr_kib = series(v, "host_disk_write_bytes") / 1024;
 }
 
 static void on_turn(struct cli_collector *c, const struct cli_sample *prev,
@@ -82,23 +67,19 @@ static void on_turn(struct cli_collector *c, const struct cli_sample *prev,
 {
 	struct top *top = c->group->ctx;
 	struct row *r = &top->rows[c->index];
-	struct totals now;
 
-	(void)duration, (void)prev;
+	(void)duration, (void)start;
 	pthread_mutex_lock(&top->lock);
 	snprintf(r->name, sizeof(r->name), "%.63s", c->name);
 	r->up = s != NULL;
 	if (!s) {
 		snprintf(r->why, sizeof(r->why), "%.95s", c->why);
-		r->last.t = 0;
 		r->rated = 0;
 		pthread_mutex_unlock(&top->lock);
 		return;
 	}
-	now = totals_of(s, start);
 	r->has_guest = s->has_guest;
-	rate(r, &now, s->has_guest);
-	r->last = now;
+	rate(r, prev, s);
 	r->rss_mib = (double)s->host.rss_bytes / 1048576;
 	if (s->has_guest) {
 		const struct vms_sysinfo *g = &s->guest.sys;
