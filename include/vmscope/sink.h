@@ -42,6 +42,23 @@ struct vms_redis_opts {
 int vms_sink_redis_new(const char *url, const struct vms_redis_opts *opts,
 		       struct vms_sink **ret_sink);
 
+/*
+ * The durable log (vmscope/log.h) as a sink: every write is a
+ * vms_log_append(); freeing the sink closes the log (syncs and seals it).
+ * Its stats: sent = synced to disk, buffered = appended, not yet synced.
+ */
+struct vms_log_opts;
+struct vms_log;
+int vms_sink_log_new(const char *dir, const struct vms_log_opts *opts, struct vms_sink **ret_sink);
+/* The log under a sink from vms_sink_log_new(), or NULL for other sinks. */
+struct vms_log *vms_sink_log_get(struct vms_sink *sink);
+
+/*
+ * Both a and b as one sink (owning both): each event is written to a, then
+ * to b, whatever a said; stats are a's.
+ */
+int vms_sink_tee_new(struct vms_sink *a, struct vms_sink *b, struct vms_sink **ret_sink);
+
 struct vms_sink_stats {
 	uint64_t sent;		/* delivered (network sinks) */
 	uint64_t buffered;	/* waiting for the destination */
