@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 from harness import VMSCOPE, Tap, vmscope, vmguest, track
@@ -48,17 +49,22 @@ def start_capture(g, *extra):
 
 
 def check_capture(t):
-    with vmguest.Guest(workload="writer", name="writer") as g:
+    with vmguest.Guest(workload="writer", name="writer") as g, \
+            tempfile.TemporaryDirectory(prefix="vmscope-test-") as logdir:
         wait_for_writes(g, 2)
-        cap = start_capture(g)
+        cap = start_capture(g, "--log", logdir)
         first = len(wrote(g)) + 1  # a write under way at the attach may be half seen
         wait_for_writes(g, first + 3)
         cap.send_signal(signal.SIGINT)
         out, err = cap.communicate(timeout=60)
         events = [json.loads(l) for l in out.splitlines()]
         t.eq(cap.returncode, 0, "capture exits 0 after SIGINT")
-        t.ok(re.match(r"vmscope: captured \d+ writes .* 0 not queued$", err.strip()),
-             "capture ends with a one-line summary, nothing dropped", err)
+        t.ok(re.match(r"vmscope: captured \d+ writes .* 0 not queued; log: %d events durable, "
+                      r"\d+ bytes stored" % len(events), err.strip()),
+             "capture ends with a one-line summary, nothing dropped, every event logged", err)
+        r = vmscope("log", "query", logdir, "--json")
+        t.ok(r.returncode == 0 and [json.loads(l) for l in r.stdout.splitlines()] == events,
+             "capture --log: the log holds exactly the events the sink got", r.stderr)
         offsets = pattern_offsets(os.path.join(g.rundir, "data.img"))
         writes = {(e["offset"], e["length"]) for e in events if e["type"] == "disk_write"}
         expected = range(first, first + 3)

@@ -96,9 +96,10 @@ def covered(events, path):
 
 
 def check_basic(t):
-    with vmguest.Guest(workload="fsops", name="fsops", control=True) as g:
+    with vmguest.Guest(workload="fsops", name="fsops", control=True) as g, \
+            tempfile.TemporaryDirectory(prefix="vmscope-test-") as logdir:
         run_round(g, "small")  # before vmscope looks: its changes sit in the journal
-        fw, banner = start_fswatch(g, "--hash")
+        fw, banner = start_fswatch(g, "--hash", "--log", logdir)
         t.ok(re.search(r"watching \d+ files in \d+ directories on disk0 \(ext4, events from "
                        r"journal commits\)", banner), "fswatch says what it watches", banner)
         ops = run_round(g, "basic")
@@ -108,6 +109,11 @@ def check_basic(t):
                        r"mapped to a file, 0 waiting for a commit, 0 damaged", err),
              "summary: nothing dropped, nothing left unmapped", err)
         score(t, ops, events, "basic")
+        r = vmscope("log", "query", logdir, "--json")
+        t.ok(r.returncode == 0 and [json.loads(l) for l in r.stdout.splitlines()] == events and
+             "; log: %d events durable" % len(events) in err,
+             "fswatch --log: the log holds exactly the %d events the sink got" % len(events),
+             r.stderr)
 
         written = {op[1] for op in ops if op[0] == "write"}
         got = {e["path"] for e in events if e["action"] == "write"}

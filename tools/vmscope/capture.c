@@ -23,17 +23,25 @@ static int run_capture(int argc, char **argv)
 		{ "disk", required_argument, NULL, 'd' },
 		{ "duration", required_argument, NULL, 't' },
 		{ "sink", required_argument, NULL, 's' },
+		CLI_LOG_OPTIONS,
 		{ 0 },
 	};
 	const char *disk = NULL, *sink_url = "jsonl";
 	struct vms_capture_stats st;
 	struct vms_capture *capture;
 	struct cli_stream stream;
+	struct cli_log log = { 0 };
 	double duration = 0;
 	int opt, status;
 
 	while ((opt = getopt_long(argc, argv, "d:t:", options, NULL)) != -1) {
-		if (opt == 'd')
+		int lo = cli_log_option(&log, opt, optarg);
+
+		if (lo < 0)
+			return 1;
+		else if (lo)
+			continue;
+		else if (opt == 'd')
 			disk = optarg;
 		else if (opt == 's')
 			sink_url = optarg;
@@ -44,7 +52,7 @@ static int run_capture(int argc, char **argv)
 	}
 	if (!disk || optind != argc - 1)
 		return cli_usage(&cmd_capture);
-	if (cli_stream_open(&stream, argv[optind], sink_url))
+	if (cli_stream_open(&stream, argv[optind], sink_url, &log))
 		return 1;
 	if (vms_capture_start(stream.vm, disk, stream.ring, &capture)) {
 		status = cli_fail("%s", vms_last_error(stream.vm));
@@ -68,7 +76,7 @@ out:
 
 const struct cli_command cmd_capture = {
 	.name = "capture",
-	.usage = "TARGET --disk NODE [--duration S] [--sink jsonl|redis://HOST:PORT/STREAM]",
+	.usage = "TARGET --disk NODE [--duration S] [--sink jsonl|redis://HOST:PORT/STREAM] " CLI_LOG_USAGE,
 	.summary = "every write the guest makes to a disk, as JSON lines",
 	.run = run_capture,
 };

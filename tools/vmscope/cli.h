@@ -41,6 +41,7 @@ extern const struct cli_command cmd_record_metrics;
 extern const struct cli_command cmd_model;
 extern const struct cli_command cmd_exporter;
 extern const struct cli_command cmd_top;
+extern const struct cli_command cmd_log;
 
 /* SIGINT and SIGTERM set a flag that long-running commands poll (cli_stopping()). */
 void cli_stop_on_signals(void);
@@ -123,14 +124,45 @@ struct vms_vm *cli_attach(const char *target);
  * the duration (0: none) ends or SIGINT/SIGTERM. cli_stream_finish: drain
  * what is left and end the summary line with the sink's figures.
  */
+/*
+ * --log DIR [--log-sync MS] [--log-acks] on every command that makes events:
+ * the events also go to a durable log (vmscope/log.h). CLI_LOG_OPTIONS goes
+ * in a getopt_long table; cli_log_option() takes its codes (1 if the option
+ * was one of them, -1 on a bad value, 0 otherwise).
+ */
+struct cli_log {
+	const char *dir;
+	unsigned int sync_ms;
+	int acks; /* "log: N events durable" on stderr after each sync */
+};
+
+#define CLI_LOG_OPTIONS                                           \
+	{ "log", required_argument, NULL, 0x4c01 },               \
+	{ "log-sync", required_argument, NULL, 0x4c02 },          \
+	{ "log-acks", no_argument, NULL, 0x4c03 }
+#define CLI_LOG_USAGE "[--log DIR [--log-sync MS] [--log-acks]]"
+
+int cli_log_option(struct cli_log *log, int opt, const char *arg);
+/* The log's sink for log->dir (prints why and returns 1 on failure). */
+int cli_log_open(const struct cli_log *log, struct vms_sink **ret_sink);
+/* "log: N events durable, B bytes stored (R before compression)" on stderr. */
+void cli_log_summary(struct vms_sink *log_sink);
+/* Sync, print the log's line ("vmscope: log: ..."); 1 if the log failed. */
+int cli_log_finish(struct vms_sink *log_sink);
+
+/* "type key=value key=value ..." for people (with_time: "TIME VM " first). */
+void cli_print_event(const struct vms_event *ev, int with_time);
+
 struct cli_stream {
 	struct vms_ring *ring;
-	struct vms_sink *sink;
+	struct vms_sink *sink; /* the output sink, teed into the log when there is one */
+	struct vms_sink *log;  /* owned by sink */
 	struct vms_vm *vm;
 	const char *sink_url;
 };
 
-int cli_stream_open(struct cli_stream *st, const char *target, const char *sink_url);
+int cli_stream_open(struct cli_stream *st, const char *target, const char *sink_url,
+		    const struct cli_log *log);
 void cli_stream_close(struct cli_stream *st);
 int cli_stream(struct cli_stream *st, double duration);
 void cli_stream_finish(struct cli_stream *st);
@@ -159,6 +191,14 @@ int cli_sample_sides(struct vms_vm *vm, struct cli_sample *ret, int guest);
 void cli_sample_release(struct cli_sample *sample);
 /* {"vm", "time_ns", "host", "guest"} as `vmscope metrics --json` prints it (a new json_t). */
 void *cli_sample_json(const char *vm_name, const struct cli_sample *sample);
+/*
+ * A turn's series (vms_monitor_series()) as events into the log: per side
+ * "host_metrics" / "guest_metrics" (source monitor) with each finite series
+ * under its name without the side's prefix, split into parts ("part": 0, 1,
+ * ...) of at most VMS_EVENT_MAX_ATTRS - 1 values.
+ */
+int cli_log_series(struct vms_sink *log, const char *vm, const double *values,
+		   uint64_t time_ns);
 
 /*
  * A thread per VM, sampling it every interval (collect.c): the host's side

@@ -44,7 +44,23 @@ struct exporter {
 	struct cli_collectors group;
 	struct rendered *vms;
 	size_t nr_vms;
+	struct vms_sink *log;	 /* --log: each turn's series as events */
+	pthread_mutex_t log_lock; /* the log takes one appender at a time */
 };
+
+/* The turn's series into the log, from whichever collector thread. */
+static void log_turn(struct exporter *ex, const struct cli_collector *c,
+		     const struct cli_sample *prev, const struct cli_sample *s)
+{
+	double v[VMS_SERIES_MAX];
+
+	vms_monitor_series(prev->has_host ? &prev->host : NULL, s->has_host ? &s->host : NULL,
+			   prev->has_guest ? &prev->guest : NULL, s->has_guest ? &s->guest : NULL,
+			   v);
+	pthread_mutex_lock(&ex->log_lock);
+	cli_log_series(ex->log, c->name, v, (uint64_t)(cli_realtime_s() * 1e9));
+	pthread_mutex_unlock(&ex->log_lock);
+}
 
 /*
  * Guest figures estimated from the host's at every turn, by models refitted
@@ -133,6 +149,8 @@ static void on_turn(struct cli_collector *c, const struct cli_sample *prev,
 	char *text = NULL, *old;
 
 	(void)start;
+	if (ex->log && s && prev)
+		log_turn(ex, c, prev, s);
 	p.sample_time_s = c->last_good_s;
 	p.sample_duration_s = duration;
 	p.host = s ? &s->host : NULL;
@@ -278,6 +296,7 @@ static int run_exporter(int argc, char **argv)
 		{ "interval", required_argument, NULL, 'i' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "guest-every", required_argument, NULL, 'g' },
+		CLI_LOG_OPTIONS,
 		{ 0 },
 	};
 	struct exporter ex = { .group = { .interval_s = 1, .on_turn = on_turn,
@@ -285,11 +304,18 @@ static int run_exporter(int argc, char **argv)
 	uint64_t every = 1;
 	const char *listen = NULL;
 	struct MHD_Daemon *daemon;
+	struct cli_log log = { 0 };
 	double timeout = 2;
 	int opt, status = 0;
 
 	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
-		if (opt == 'l')
+		int lo = cli_log_option(&log, opt, optarg);
+
+		if (lo < 0)
+			return 1;
+		else if (lo)
+			continue;
+		else if (opt == 'l')
 			listen = optarg;
 		else if (opt == 'i' && cli_parse_seconds(optarg, "--interval", &ex.group.interval_s))
 			return 1;
@@ -308,9 +334,14 @@ static int run_exporter(int argc, char **argv)
 	ex.group.guest_every = (unsigned)every;
 	ex.group.ctx = &ex;
 	ex.nr_vms = (size_t)(argc - optind);
+	if (log.dir && cli_log_open(&log, &ex.log))
+		return 1;
+	pthread_mutex_init(&ex.log_lock, NULL);
 	ex.vms = calloc(ex.nr_vms, sizeof(*ex.vms));
-	if (!ex.vms)
+	if (!ex.vms) {
+		vms_sink_free(ex.log);
 		return cli_fail("out of memory");
+	}
 	for (size_t i = 0; i < ex.nr_vms; i++)
 		pthread_mutex_init(&ex.vms[i].lock, NULL);
 	daemon = serve(&ex, listen);
@@ -337,12 +368,17 @@ out:
 		pthread_mutex_destroy(&ex.vms[i].lock);
 	}
 	free(ex.vms);
+	if (ex.log && cli_log_finish(ex.log))
+		status = 1;
+	vms_sink_free(ex.log);
+	pthread_mutex_destroy(&ex.log_lock);
 	return status;
 }
 
 const struct cli_command cmd_exporter = {
 	.name = "exporter",
-	.usage = "--listen HOST:PORT [--interval S] [--timeout S] [--guest-every N] TARGET...",
+	.usage = "--listen HOST:PORT [--interval S] [--timeout S] [--guest-every N] " CLI_LOG_USAGE
+		 " TARGET...",
 	.summary = "Prometheus metrics of every TARGET over HTTP",
 	.run = run_exporter,
 };

@@ -45,18 +45,26 @@ static int run_fswatch(int argc, char **argv)
 		{ "hash", no_argument, NULL, 'H' },
 		{ "duration", required_argument, NULL, 't' },
 		{ "sink", required_argument, NULL, 's' },
+		CLI_LOG_OPTIONS,
 		{ 0 },
 	};
 	const char *disk = NULL, *sink_url = "jsonl", *globs[MAX_GLOBS];
 	struct vms_fswatch_options o = { .paths = globs };
 	struct vms_fswatch_stats st;
 	struct cli_stream stream;
+	struct cli_log log = { 0 };
 	struct vms_fswatch *fw;
 	double duration = 0;
 	int opt, status;
 
 	while ((opt = getopt_long(argc, argv, "d:p:", options, NULL)) != -1) {
-		if (opt == 'd')
+		int lo = cli_log_option(&log, opt, optarg);
+
+		if (lo < 0)
+			return 1;
+		else if (lo)
+			continue;
+		else if (opt == 'd')
 			disk = optarg;
 		else if (opt == 'p' && o.nr_paths < MAX_GLOBS)
 			globs[o.nr_paths++] = optarg;
@@ -77,7 +85,7 @@ static int run_fswatch(int argc, char **argv)
 	}
 	if (!disk || optind != argc - 1)
 		return cli_usage(&cmd_fswatch);
-	if (cli_stream_open(&stream, argv[optind], sink_url))
+	if (cli_stream_open(&stream, argv[optind], sink_url, &log))
 		return 1;
 	if (vms_fswatch_start(stream.vm, disk, &o, stream.ring, &fw)) {
 		status = cli_fail("%s", vms_last_error(stream.vm));
@@ -109,7 +117,7 @@ out:
 const struct cli_command cmd_fswatch = {
 	.name = "fswatch",
 	.usage = "TARGET --disk NODE [--path GLOB]... [--mount DIR] [--hash] [--duration S] "
-		 "[--sink jsonl|redis://HOST:PORT/STREAM]",
+		 "[--sink jsonl|redis://HOST:PORT/STREAM] " CLI_LOG_USAGE,
 	.summary = "file events (create, write, rename, delete, ...) from the guest's ext4 writes",
 	.run = run_fswatch,
 };

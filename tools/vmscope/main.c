@@ -37,6 +37,7 @@ static const struct cli_command *const commands[] = {
 	&cmd_model,
 	&cmd_exporter,
 	&cmd_top,
+	&cmd_log,
 };
 
 static volatile sig_atomic_t stopping;

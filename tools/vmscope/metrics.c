@@ -6,10 +6,13 @@
  * Linux has no guest figures; the JSON says why under "host_absent" or
  * "guest_absent".
  */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <vmscope/monitor.h>
@@ -121,6 +124,54 @@ static json_t *guest_json(const struct vms_guest_metrics *g)
 			 "disks_absent", g->disks_absent[0] ? g->disks_absent : NULL, "nets", nets,
 			 "nets_absent", g->nets_absent[0] ? g->nets_absent : NULL, "partial",
 			 g->partial[0] ? g->partial : NULL);
+}
+
+/* One event per side ("host_metrics", "guest_metrics"), in parts that fit. */
+#define SERIES_PER_EVENT (VMS_EVENT_MAX_ATTRS - 1)
+
+static int log_side(struct vms_sink *log, const char *vm, const char *side,
+		    const double *values, uint64_t time_ns)
+{
+	struct vms_event *ev = malloc(sizeof(*ev));
+	const char *const *names;
+	size_t n = vms_monitor_series_names(&names), len = strlen(side);
+	unsigned int part = 0;
+	int err = 0;
+
+	if (!ev)
+		return -ENOMEM;
+	ev->nr_attrs = 0;
+	for (size_t i = 0; i <= n && !err; i++) {
+		int mine = i < n && !strncmp(names[i], side, len) && names[i][len] == '_' &&
+			   isfinite(values[i]);
+
+		/* Flush a full part, or the last one. */
+		if (ev->nr_attrs > 1 && (i == n || (mine && ev->nr_attrs == SERIES_PER_EVENT + 1))) {
+			err = vms_sink_write(log, ev);
+			ev->nr_attrs = 0;
+		}
+		if (!mine || err)
+			continue;
+		if (!ev->nr_attrs) {
+			char type[VMS_EVENT_TYPE_MAX];
+
+			snprintf(type, sizeof(type), "%s_metrics", side);
+			vms_event_init(ev, vm, VMS_SOURCE_MONITOR, type);
+			ev->time_ns = time_ns;
+			vms_event_add_uint(ev, "part", part++);
+		}
+		err = vms_event_add_double(ev, names[i] + len + 1, values[i]);
+	}
+	free(ev);
+	return err;
+}
+
+int cli_log_series(struct vms_sink *log, const char *vm, const double *values,
+		   uint64_t time_ns)
+{
+	int err = log_side(log, vm, "host", values, time_ns);
+
+	return err ? err : log_side(log, vm, "guest", values, time_ns);
 }
 
 int cli_sample(struct vms_vm *vm, struct cli_sample *ret)

@@ -21,7 +21,9 @@
 #include "cli.h"
 
 struct recorder {
-	FILE *out;
+	FILE *out; /* may be NULL: --log only */
+	struct vms_sink *log;
+	const char *vm_name;
 	int jsonl;
 	const char *const *names;
 	size_t nr_names;
@@ -30,7 +32,7 @@ struct recorder {
 
 static void write_header(struct recorder *r)
 {
-	if (r->jsonl)
+	if (r->jsonl || !r->out)
 		return;
 	fputs("time_s", r->out);
 	for (size_t i = 0; i < r->nr_names; i++)
@@ -40,6 +42,10 @@ static void write_header(struct recorder *r)
 
 static int write_row(struct recorder *r, double t, const double *v)
 {
+	if (r->log && cli_log_series(r->log, r->vm_name, v, (uint64_t)((r->start_s + t) * 1e9)))
+		return -EIO;
+	if (!r->out)
+		return 0;
 	if (r->jsonl) {
 		json_t *row = json_pack("{s:f}", "time_s", t);
 
@@ -122,16 +128,25 @@ static int run_record(int argc, char **argv)
 		{ "duration", required_argument, NULL, 't' },
 		{ "out", required_argument, NULL, 'o' },
 		{ "format", required_argument, NULL, 'f' },
+		CLI_LOG_OPTIONS,
 		{ 0 },
 	};
 	struct recorder r = { 0 };
+	struct cli_log log = { 0 };
+	struct vms_vm_info info;
 	double interval = 1, duration = 60;
 	const char *out = NULL, *format = NULL;
 	struct vms_vm *vm;
 	int opt, status;
 
 	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
-		if (opt == 'i' && cli_parse_seconds(optarg, "--interval", &interval))
+		int lo = cli_log_option(&log, opt, optarg);
+
+		if (lo < 0)
+			return 1;
+		else if (lo)
+			continue;
+		else if (opt == 'i' && cli_parse_seconds(optarg, "--interval", &interval))
 			return 1;
 		else if (opt == 't' && cli_parse_seconds(optarg, "--duration", &duration))
 			return 1;
@@ -142,32 +157,44 @@ static int run_record(int argc, char **argv)
 		else if (opt != 'i' && opt != 't')
 			return cli_usage(&cmd_record_metrics);
 	}
-	if (!out || optind != argc - 1)
+	if ((!out && !log.dir) || optind != argc - 1)
 		return cli_usage(&cmd_record_metrics);
 	if (format && strcmp(format, "csv") && strcmp(format, "jsonl"))
 		return cli_fail("--format %s: not csv or jsonl", format);
 	r.jsonl = format ? !strcmp(format, "jsonl")
-			 : strlen(out) < 4 || strcmp(out + strlen(out) - 4, ".csv");
+			 : !out || strlen(out) < 4 || strcmp(out + strlen(out) - 4, ".csv");
 	r.nr_names = vms_monitor_series_names(&r.names);
 	vm = cli_attach(argv[optind]);
 	if (!vm)
 		return 1;
-	r.out = strcmp(out, "-") ? fopen(out, "w") : stdout;
-	if (!r.out) {
+	r.vm_name = argv[optind];
+	if (!vms_vm_query_info(vm, &info) && info.name[0])
+		r.vm_name = info.name;
+	if (log.dir && cli_log_open(&log, &r.log)) {
+		vms_vm_free(vm);
+		return 1;
+	}
+	r.out = !out ? NULL : strcmp(out, "-") ? fopen(out, "w") : stdout;
+	if (out && !r.out) {
+		vms_sink_free(r.log);
 		vms_vm_free(vm);
 		return cli_fail("cannot write %s: %s", out, strerror(errno));
 	}
 	cli_stop_on_signals();
 	status = record(vm, &r, interval, duration);
-	if (r.out != stdout && fclose(r.out) && !status)
+	if (r.out && r.out != stdout && fclose(r.out) && !status)
 		status = cli_fail("cannot write %s: %s", out, strerror(errno));
+	if (r.log && cli_log_finish(r.log))
+		status = 1;
+	vms_sink_free(r.log);
 	vms_vm_free(vm);
 	return status;
 }
 
 const struct cli_command cmd_record_metrics = {
 	.name = "record-metrics",
-	.usage = "TARGET --out FILE [--interval S] [--duration S] [--format csv|jsonl]",
+	.usage = "TARGET --out FILE|" CLI_LOG_USAGE " [--interval S] [--duration S] "
+		 "[--format csv|jsonl]",
 	.summary = "a VM's figures as time series (CSV or JSON lines) for models and plots",
 	.run = run_record,
 };

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <vmscope/log.h>
 #include <vmscope/trace.h>
 
 #include "cli.h"
@@ -31,38 +32,21 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* "type key=value key=value ..." for people; --json for programs. */
-static void print_text(const struct vms_event *ev)
-{
-	printf("%s", ev->type);
-	for (unsigned int i = 0; i < ev->nr_attrs; i++) {
-		const struct vms_attr *a = &ev->attrs[i];
-
-		printf(" %s=", vms_event_attr_key(ev, i));
-		switch (a->type) {
-		case VMS_ATTR_INT: printf("%" PRId64, a->v.i); break;
-		case VMS_ATTR_UINT: printf("%" PRIu64, a->v.u); break;
-		case VMS_ATTR_BOOL: printf("%s", a->v.b ? "true" : "false"); break;
-		case VMS_ATTR_DOUBLE: printf("%g", a->v.d); break;
-		default: printf(strchr(vms_event_attr_str(ev, i), ' ') ? "\"%s\"" : "%s",
-				vms_event_attr_str(ev, i));
-		}
-	}
-	putchar('\n');
-}
-
-static void drain(struct vms_ring *ring, struct vms_sink *json)
+/* To the JSON sink (teed into the log, if any), or as text and to the log. */
+static void drain(struct cli_stream *st, int json)
 {
 	const struct vms_event *ev;
 
 	if (json) {
-		vms_sink_drain(json, ring, 0, NULL);
-		vms_sink_flush(json);
+		vms_sink_drain(st->sink, st->ring, 0, NULL);
+		vms_sink_flush(st->sink);
 		return;
 	}
-	while ((ev = vms_ring_peek(ring))) {
-		print_text(ev);
-		vms_ring_release(ring);
+	while ((ev = vms_ring_peek(st->ring))) {
+		if (st->log)
+			vms_sink_write(st->log, ev);
+		cli_print_event(ev, 0);
+		vms_ring_release(st->ring);
 	}
 	fflush(stdout);
 }
@@ -113,15 +97,16 @@ static void print_methods(const struct vms_trace *t)
 	}
 }
 
-static int trace_loop(struct vms_vm *vm, unsigned int probes, unsigned int flags,
-		      struct vms_ring *ring, struct vms_sink *json, double duration)
+static int trace_loop(struct cli_stream *s, unsigned int probes, unsigned int flags, int json,
+		      double duration)
 {
+	struct vms_vm *vm = s->vm;
 	long long end = duration > 0 ? now_ms() + (long long)(duration * 1000) : 0;
 	struct vms_trace_stats st;
 	struct vms_trace *t;
 	int status = 0;
 
-	if (vms_trace_start(vm, probes, flags, ring, &t))
+	if (vms_trace_start(vm, probes, flags, s->ring, &t))
 		return cli_fail("%s", vms_last_error(vm));
 	for (int p = 0; p < VMS_PROBE__COUNT; p++)
 		if (vms_trace_probe_status(t, p))
@@ -135,30 +120,32 @@ static int trace_loop(struct vms_vm *vm, unsigned int probes, unsigned int flags
 			status = cli_fail("%s", vms_last_error(vm));
 			break;
 		}
-		drain(ring, json);
+		drain(s, json);
 	}
 	vms_trace_get_stats(t, &st);
 	if (vms_trace_stop(t))
 		status = cli_fail("%s", vms_last_error(vm));
-	drain(ring, json);
+	drain(s, json);
 	fprintf(stderr,
 		"vmscope: %" PRIu64 " events from %" PRIu64 " stops (%u probes set, %u "
 		"unavailable), %" PRIu64 " not queued, %" PRIu64 " partly decoded, %" PRIu64
 		" single-stepped, %" PRIu64 " returns not watched; VM stopped %.3f s in all\n",
 		st.events, st.hits, st.probes_set, st.probes_unavailable, st.dropped, st.errors,
 		st.single_steps, st.returns_lost, st.stopped_s);
+	if (s->log && cli_log_finish(s->log))
+		status = 1;
 	return status;
 }
 
-static int poll_loop(struct vms_vm *vm, double hz, struct vms_ring *ring, struct vms_sink *json,
-		     double duration)
+static int poll_loop(struct cli_stream *s, double hz, int json, double duration)
 {
+	struct vms_vm *vm = s->vm;
 	long long end = duration > 0 ? now_ms() + (long long)(duration * 1000) : 0;
 	long long period = (long long)(1000 / hz), next = now_ms();
 	uint64_t polls = 0, events = 0;
 	struct vms_poll *p;
 
-	if (vms_poll_start(vm, ring, &p))
+	if (vms_poll_start(vm, s->ring, &p))
 		return cli_fail("%s", vms_last_error(vm));
 	fprintf(stderr, "vmscope: polling %.3g times a second; stop with Ctrl-C\n", hz);
 	fflush(stderr);
@@ -177,11 +164,11 @@ static int poll_loop(struct vms_vm *vm, double hz, struct vms_ring *ring, struct
 		}
 		polls++;
 		events += (uint64_t)n;
-		drain(ring, json);
+		drain(s, json);
 	}
 	vms_poll_free(p);
 	fprintf(stderr, "vmscope: %" PRIu64 " events from %" PRIu64 " polls\n", events, polls);
-	return 0;
+	return s->log ? cli_log_finish(s->log) : 0;
 }
 
 static int run_trace(int argc, char **argv)
@@ -192,15 +179,23 @@ static int run_trace(int argc, char **argv)
 		{ "duration", required_argument, NULL, 't' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "breakpoints", no_argument, NULL, 'b' },
+		CLI_LOG_OPTIONS,
 		{ 0 },
 	};
 	unsigned int probes = VMS_PROBES_DEFAULT, flags = 0;
 	double duration = 0, hz = 0;
 	struct cli_stream stream;
+	struct cli_log log = { 0 };
 	int opt, status, want_json = 0;
 
 	while ((opt = getopt_long(argc, argv, "e:", options, NULL)) != -1) {
-		if (opt == 'e' && parse_events(optarg, &probes))
+		int lo = cli_log_option(&log, opt, optarg);
+
+		if (lo < 0)
+			return 1;
+		else if (lo)
+			continue;
+		else if (opt == 'e' && parse_events(optarg, &probes))
 			return 1;
 		else if (opt == 'e')
 			continue;
@@ -219,13 +214,11 @@ static int run_trace(int argc, char **argv)
 	}
 	if (optind != argc - 1)
 		return cli_usage(&cmd_trace);
-	if (cli_stream_open(&stream, argv[optind], "jsonl"))
+	if (cli_stream_open(&stream, argv[optind], "jsonl", &log))
 		return 1;
 	cli_stop_on_signals();
-	status = hz > 0 ? poll_loop(stream.vm, hz, stream.ring, want_json ? stream.sink : NULL,
-				    duration)
-			: trace_loop(stream.vm, probes, flags, stream.ring,
-				     want_json ? stream.sink : NULL, duration);
+	status = hz > 0 ? poll_loop(&stream, hz, want_json, duration)
+			: trace_loop(&stream, probes, flags, want_json, duration);
 	cli_stream_close(&stream);
 	return status;
 }
@@ -233,7 +226,7 @@ static int run_trace(int argc, char **argv)
 const struct cli_command cmd_trace = {
 	.name = "trace",
 	.usage = "TARGET [--events exec,fork,exit,module_load,module_unload,open,connect,accept] "
-		 "[--breakpoints] [--poll HZ] [--duration S] [--json]",
+		 "[--breakpoints] [--poll HZ] [--duration S] [--json] " CLI_LOG_USAGE,
 	.summary = "process, module, file and network events inside the guest, live",
 	.run = run_trace,
 };
