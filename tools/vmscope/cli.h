@@ -42,6 +42,8 @@ extern const struct cli_command cmd_model;
 extern const struct cli_command cmd_exporter;
 extern const struct cli_command cmd_top;
 extern const struct cli_command cmd_log;
+extern const struct cli_command cmd_record;
+extern const struct cli_command cmd_replay;
 
 /* SIGINT and SIGTERM set a flag that long-running commands poll (cli_stopping()). */
 void cli_stop_on_signals(void);

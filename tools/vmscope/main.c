@@ -38,6 +38,8 @@ static const struct cli_command *const commands[] = {
 	&cmd_exporter,
 	&cmd_top,
 	&cmd_log,
+	&cmd_record,
+	&cmd_replay,
 };
 
 static volatile sig_atomic_t stopping;

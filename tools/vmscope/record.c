@@ -1,200 +1,260 @@
 // SPDX-License-Identifier: MIT
 /*
- * vmscope record-metrics TARGET --interval S --duration S --out FILE
- *     [--format csv|jsonl]: a VM's time series (lib/monitor/series.c), one
- * row per interval from the second sample on, for `vmscope model fit` or any
- * other tool. Samples follow an absolute schedule, so a slow sample delays
- * the next one without shifting the rest; SIGINT ends it early, file whole.
+ * vmscope record DIR [--trace EVENTS] [--json] [--checkpoint-every S] -- QEMU...:
+ * run a VM under QEMU's deterministic record mode (TCG, one vCPU), its disks
+ * behind blkreplay and its NICs behind filter-replay, until it exits or
+ * SIGINT/SIGTERM (then QEMU is quit cleanly). Checkpoints of the guest's
+ * state are taken every S seconds for replays to be checked against; the
+ * tracers can run throughout, their events also into DIR/events (a durable
+ * log). At the end the replay log is compressed and DIR/recording.json
+ * written: the QEMU build, both command lines, the checkpoints.
  */
 #include <errno.h>
 #include <getopt.h>
-#include <math.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
-#include <vmscope/monitor.h>
+#include <vmscope/log.h>
 
 #include "cli.h"
+#include "rr.h"
 
-struct recorder {
-	FILE *out; /* may be NULL: --log only */
-	struct vms_sink *log;
-	const char *vm_name;
-	int jsonl;
-	const char *const *names;
-	size_t nr_names;
-	double start_s;
+#define RR_FORMAT 1
+
+struct recording {
+	char dir[4096];
+	char qemu[4096], version[256], sha256[65];
+	json_t *checkpoints;
+	double started, wall_s;
+	uint64_t end_icount;
 };
 
-static void write_header(struct recorder *r)
+static json_t *strings(char *const *argv, size_t n)
 {
-	if (r->jsonl || !r->out)
-		return;
-	fputs("time_s", r->out);
-	for (size_t i = 0; i < r->nr_names; i++)
-		fprintf(r->out, ",%s", r->names[i]);
-	fputc('\n', r->out);
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(a, json_string(argv[i]));
+	return a;
 }
 
-static int write_row(struct recorder *r, double t, const double *v)
+static int write_json(const char *dir, const char *name, json_t *j)
 {
-	if (r->log && cli_log_series(r->log, r->vm_name, v, (uint64_t)((r->start_s + t) * 1e9)))
-		return -EIO;
-	if (!r->out)
-		return 0;
-	if (r->jsonl) {
-		json_t *row = json_pack("{s:f}", "time_s", t);
+	char path[4200], tmp[4300];
+	int err;
 
-		for (size_t i = 0; row && i < r->nr_names; i++)
-			json_object_set_new(row, r->names[i], isfinite(v[i]) ? json_real(v[i])
-									    : json_null());
-		if (!row || json_dumpf(row, r->out, JSON_COMPACT | JSON_PRESERVE_ORDER))
-			return -ENOMEM;
-		json_decref(row);
-		fputc('\n', r->out);
-	} else {
-		fprintf(r->out, "%.3f", t);
-		for (size_t i = 0; i < r->nr_names; i++)
-			if (isfinite(v[i]))
-				fprintf(r->out, ",%.9g", v[i]);
-			else
-				fputs(",", r->out);
-		fputc('\n', r->out);
-	}
-	fflush(r->out);
-	return ferror(r->out) ? -EIO : 0;
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	err = json_dump_file(j, tmp, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	if (!err && rename(tmp, path))
+		err = -1;
+	return err ? cli_fail("cannot write %s", path) : 0;
 }
 
-static void sleep_until(const struct timespec *when)
+static int describe(const struct recording *rec, char *const *argv, size_t argc,
+		    const struct rr_run *run, const char *state, uint64_t log_bytes,
+		    uint64_t stored_bytes)
 {
-	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, when, NULL) == EINTR &&
-	       !cli_stopping())
-		;
-}
+	json_t *j = json_pack("{s:i,s:s,s:{s:s,s:s,s:s},s:o,s:o,s:o,s:I,s:f,s:I,s:I,s:s,s:I}",
+			      "format", RR_FORMAT, "state", state, "qemu", "path", rec->qemu,
+			      "version", rec->version, "sha256", rec->sha256, "command",
+			      strings(argv, argc), "record_command",
+			      strings(run->cmd.argv, run->cmd.argc), "checkpoints",
+			      json_incref(rec->checkpoints), "end_icount",
+			      (json_int_t)rec->end_icount, "wall_seconds", rec->wall_s,
+			      "replay_log_bytes", (json_int_t)log_bytes, "replay_log_stored_bytes",
+			      (json_int_t)stored_bytes, "replay_log", "replay.bin.zst",
+			      "trace_events", (json_int_t)run->events);
+	int err = j ? write_json(rec->dir, "recording.json", j) : cli_fail("out of memory");
 
-static void advance(struct timespec *t, double seconds)
-{
-	long long ns = t->tv_nsec + (long long)(seconds * 1e9);
-
-	t->tv_sec += (time_t)(ns / 1000000000);
-	t->tv_nsec = (long)(ns % 1000000000);
-}
-
-static int record(struct vms_vm *vm, struct recorder *r, double interval, double duration)
-{
-	struct cli_sample prev, cur;
-	double values[VMS_SERIES_MAX];
-	struct timespec next;
-	long rows = 0, steps = (long)(duration / interval + 0.5);
-	int err = 0;
-
-	if (cli_sample(vm, &prev))
-		return cli_fail("no figures: %s; %s", prev.host_absent, prev.guest_absent);
-	r->start_s = cli_realtime_s();
-	write_header(r);
-	clock_gettime(CLOCK_MONOTONIC, &next);
-	for (long i = 0; i < steps && !cli_stopping() && !err; i++) {
-		advance(&next, interval);
-		sleep_until(&next);
-		if (cli_stopping())
-			break;
-		if (cli_sample(vm, &cur)) {
-			err = cli_fail("no figures: %s; %s", cur.host_absent, cur.guest_absent);
-			break;
-		}
-		vms_monitor_series(prev.has_host ? &prev.host : NULL, cur.has_host ? &cur.host : NULL,
-				   prev.has_guest ? &prev.guest : NULL,
-				   cur.has_guest ? &cur.guest : NULL, values);
-		if (write_row(r, cli_realtime_s() - r->start_s, values))
-			err = cli_fail("cannot write the series: %s", strerror(errno));
-		rows++;
-		cli_sample_release(&prev);
-		prev = cur;
-	}
-	cli_sample_release(&prev);
-	if (!err)
-		fprintf(stderr, "vmscope: recorded %ld samples of %zu series\n", rows, r->nr_names);
+	json_decref(j);
 	return err;
+}
+
+static int open_sinks(struct rr_run *run, const char *dir)
+{
+	struct cli_log log = { .dir = NULL };
+	struct vms_sink *logs, *out;
+	char events[4200];
+
+	snprintf(events, sizeof(events), "%s/events", dir);
+	log.dir = events;
+	if (cli_log_open(&log, &logs))
+		return 1;
+	if (!run->json) {
+		run->sink = logs;
+		return 0;
+	}
+	if (vms_sink_jsonl_new(stdout, &out) || vms_sink_tee_new(out, logs, &run->sink)) {
+		vms_sink_free(logs);
+		return cli_fail("out of memory");
+	}
+	return 0;
+}
+
+/* Until QEMU exits or we are told to stop: trace, and checkpoint every `every` s. */
+static void record_loop(struct rr_run *run, struct recording *rec, double every)
+{
+	double next_cp = rr_now_s() + every, next_count = 0;
+
+	while (!rr_exited(run) && !cli_stopping()) {
+		/* The instruction count so far: where a replay of a VM that exits ends. */
+		if (rr_now_s() >= next_count) {
+			char mode[16];
+
+			next_count = rr_now_s() + 0.25;
+			vms_rr_query(run->vm, mode, &rec->end_icount);
+		}
+		rr_try_trace(run);
+		if (run->trace) {
+			if (vms_trace_run(run->trace, 50, 1024) < 0 && !rr_exited(run))
+				break;
+			rr_drain(run);
+		} else {
+			usleep(20000);
+		}
+		if (rr_now_s() >= next_cp && !rr_exited(run)) {
+			struct vms_rr_checkpoint cp;
+
+			next_cp = rr_now_s() + every;
+			/* Before the guest's kernel is up there is nothing to check. */
+			if (!rr_checkpoint(run, &cp, 0)) {
+				json_array_append_new(rec->checkpoints, rr_checkpoint_json(&cp));
+				vms_rr_checkpoint_release(&cp);
+			}
+		}
+	}
+}
+
+static int finish(struct rr_run *run, struct recording *rec, char *const *argv, size_t argc)
+{
+	char mode[16], zst[4300];
+	uint64_t raw = 0;
+	struct stat st;
+	int status = 0;
+
+	if (run->pid > 0 && run->vm && !rr_exited(run))
+		vms_rr_query(run->vm, mode, &rec->end_icount);
+	if (run->trace && run->pid > 0)
+		vms_trace_stop(run->trace);
+	run->trace = NULL;
+	rr_drain(run);
+	rr_stop_qemu(run);
+	rec->wall_s = rr_now_s() - rec->started;
+	if (!stat(run->cmd.replay_log, &st))
+		raw = (uint64_t)st.st_size;
+	if (vms_rr_compress(run->cmd.replay_log))
+		status = cli_fail("cannot compress %s", run->cmd.replay_log);
+	snprintf(zst, sizeof(zst), "%s.zst", run->cmd.replay_log);
+	if (stat(zst, &st))
+		st.st_size = 0;
+	if (describe(rec, argv, argc, run, "complete", raw, (uint64_t)st.st_size))
+		status = 1;
+	if (run->sink && cli_log_finish(run->sink))
+		status = 1;
+	fprintf(stderr, "vmscope: recorded %.1f s, %" PRIu64 " instructions, %zu checkpoints; "
+		"replay log %" PRIu64 " bytes, %" PRIu64 " compressed; %" PRIu64
+		" trace events\n", rec->wall_s, rec->end_icount, json_array_size(rec->checkpoints),
+		raw, (uint64_t)st.st_size, run->events);
+	return status;
+}
+
+static int prepare(struct recording *rec, const char *dir, char *const *argv, size_t argc,
+		   struct rr_run *run)
+{
+	char err[512];
+
+	if (mkdir(dir, 0755) && (errno != EEXIST || rmdir(dir) || mkdir(dir, 0755)))
+		return cli_fail("%s: %s (record into a new or empty directory)", dir,
+				errno == ENOTEMPTY || errno == EEXIST ? "not empty" : strerror(errno));
+	snprintf(rec->dir, sizeof(rec->dir), "%s", dir);
+	if (rr_find_program(argv[0], rec->qemu, sizeof(rec->qemu)))
+		return cli_fail("%s: no such program", argv[0]);
+	if (vms_rr_file_sha256(rec->qemu, rec->sha256))
+		return cli_fail("cannot read %s", rec->qemu);
+	rr_qemu_version(rec->qemu, rec->version, sizeof(rec->version));
+	if (vms_rr_command(dir, VMS_RR_RECORD, argv, argc, &run->cmd, err, sizeof(err)))
+		return cli_fail("cannot record this VM: %s", err);
+	rec->checkpoints = json_array();
+	return 0;
 }
 
 static int run_record(int argc, char **argv)
 {
 	static const struct option options[] = {
-		{ "interval", required_argument, NULL, 'i' },
-		{ "duration", required_argument, NULL, 't' },
-		{ "out", required_argument, NULL, 'o' },
-		{ "format", required_argument, NULL, 'f' },
-		CLI_LOG_OPTIONS,
+		{ "trace", required_argument, NULL, 'e' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "checkpoint-every", required_argument, NULL, 'c' },
 		{ 0 },
 	};
-	struct recorder r = { 0 };
-	struct cli_log log = { 0 };
-	struct vms_vm_info info;
-	double interval = 1, duration = 60;
-	const char *out = NULL, *format = NULL;
-	struct vms_vm *vm;
+	struct recording rec = { 0 };
+	struct rr_run run = { 0 };
+	char qemu_log[4200];
+	double every = 1;
 	int opt, status;
 
 	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
-		int lo = cli_log_option(&log, opt, optarg);
+		if (opt == 'e' && rr_parse_events(optarg, &run.probes))
+			return 1;
+		else if (opt == 'j')
+			run.json = 1;
+		else if (opt == 'c' && cli_parse_seconds(optarg, "--checkpoint-every", &every))
+			return 1;
+		else if (opt != 'e' && opt != 'c')
+			return cli_usage(&cmd_record);
+	}
+	if (optind + 2 > argc || !strcmp(argv[optind], "--"))
+		return cli_usage(&cmd_record);
+	{
+		const char *dir = argv[optind++];
+		char *const *qemu;
+		size_t n;
 
-		if (lo < 0)
+		if (optind < argc && !strcmp(argv[optind], "--"))
+			optind++;
+		qemu = argv + optind;
+		n = (size_t)(argc - optind);
+		if (!n)
+			return cli_usage(&cmd_record);
+		if (prepare(&rec, dir, qemu, n, &run)) {
+			json_decref(rec.checkpoints);
+			vms_rr_command_release(&run.cmd);
 			return 1;
-		else if (lo)
-			continue;
-		else if (opt == 'i' && cli_parse_seconds(optarg, "--interval", &interval))
-			return 1;
-		else if (opt == 't' && cli_parse_seconds(optarg, "--duration", &duration))
-			return 1;
-		else if (opt == 'o')
-			out = optarg;
-		else if (opt == 'f')
-			format = optarg;
-		else if (opt != 'i' && opt != 't')
-			return cli_usage(&cmd_record_metrics);
+		}
+		snprintf(qemu_log, sizeof(qemu_log), "%s/qemu.log", dir);
+		cli_stop_on_signals();
+		rec.started = rr_now_s();
+		status = describe(&rec, qemu, n, &run, "recording", 0, 0);
+		if (!status)
+			status = open_sinks(&run, dir);
+		if (!status)
+			status = rr_spawn(&run, qemu_log);
+		if (!status)
+			status = rr_attach(&run);
+		if (!status && vms_rr_continue(run.vm))
+			status = cli_fail("%s", vms_last_error(run.vm));
+		if (!status) {
+			fprintf(stderr, "vmscope: recording into %s; stop with Ctrl-C\n", dir);
+			record_loop(&run, &rec, every);
+			status = finish(&run, &rec, qemu, n);
+		}
 	}
-	if ((!out && !log.dir) || optind != argc - 1)
-		return cli_usage(&cmd_record_metrics);
-	if (format && strcmp(format, "csv") && strcmp(format, "jsonl"))
-		return cli_fail("--format %s: not csv or jsonl", format);
-	r.jsonl = format ? !strcmp(format, "jsonl")
-			 : !out || strlen(out) < 4 || strcmp(out + strlen(out) - 4, ".csv");
-	r.nr_names = vms_monitor_series_names(&r.names);
-	vm = cli_attach(argv[optind]);
-	if (!vm)
-		return 1;
-	r.vm_name = argv[optind];
-	if (!vms_vm_query_info(vm, &info) && info.name[0])
-		r.vm_name = info.name;
-	if (log.dir && cli_log_open(&log, &r.log)) {
-		vms_vm_free(vm);
-		return 1;
-	}
-	r.out = !out ? NULL : strcmp(out, "-") ? fopen(out, "w") : stdout;
-	if (out && !r.out) {
-		vms_sink_free(r.log);
-		vms_vm_free(vm);
-		return cli_fail("cannot write %s: %s", out, strerror(errno));
-	}
-	cli_stop_on_signals();
-	status = record(vm, &r, interval, duration);
-	if (r.out && r.out != stdout && fclose(r.out) && !status)
-		status = cli_fail("cannot write %s: %s", out, strerror(errno));
-	if (r.log && cli_log_finish(r.log))
-		status = 1;
-	vms_sink_free(r.log);
-	vms_vm_free(vm);
+	rr_close(&run);
+	json_decref(rec.checkpoints);
 	return status;
 }
 
-const struct cli_command cmd_record_metrics = {
-	.name = "record-metrics",
-	.usage = "TARGET --out FILE|" CLI_LOG_USAGE " [--interval S] [--duration S] "
-		 "[--format csv|jsonl]",
-	.summary = "a VM's figures as time series (CSV or JSON lines) for models and plots",
+const struct cli_command cmd_record = {
+	.name = "record",
+	.usage = "DIR [--trace EVENTS] [--json] [--checkpoint-every S] -- QEMU-COMMAND-LINE...",
+	.summary = "run a VM under QEMU's deterministic record mode, for vmscope replay",
 	.run = run_record,
 };

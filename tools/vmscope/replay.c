@@ -1,0 +1,405 @@
+// SPDX-License-Identifier: MIT
+/*
+ * vmscope replay DIR [--trace EVENTS] [--json] [--at ICOUNT VIEW]... [--until ICOUNT]:
+ * replay a recording made by vmscope record under the same QEMU build (any
+ * other is refused), with the tracers attached as to a live VM, a view taken
+ * at each --at instruction count (the VM held there; the view runs as
+ * `vmscope VIEW` on a monitor of its own), and every checkpoint of the
+ * recording checked on the way: the first that differs ends the replay with
+ * what differs (exit status 1).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+#include "rr.h"
+
+#define MAX_AT 64
+
+enum target_kind { T_CHECK, T_VIEW, T_UNTIL };
+
+struct target {
+	uint64_t icount;
+	enum target_kind kind;
+	size_t index; /* checkpoint or view */
+	const char *view;
+};
+
+struct replay {
+	struct rr_run run;
+	json_t *rec;
+	struct vms_rr_checkpoint *cps;
+	size_t nr_cps, checked;
+	struct target targets[MAX_AT + 1 + 4096];
+	size_t nr_targets, next;
+	uint64_t end_icount;
+	int divergent;
+};
+
+static const char *const views[] = { "ps", "pstree", "lsmod", "sockets", "lsof", "mounts",
+				     "dmesg", "sysinfo" };
+
+static int known_view(const char *v)
+{
+	for (size_t i = 0; i < sizeof(views) / sizeof(views[0]); i++)
+		if (!strcmp(views[i], v))
+			return 1;
+	return 0;
+}
+
+static int by_icount(const void *a, const void *b)
+{
+	const struct target *x = a, *y = b;
+
+	if (x->icount != y->icount)
+		return x->icount < y->icount ? -1 : 1;
+	return (int)x->kind - (int)y->kind; /* a checkpoint before a view at the same count */
+}
+
+/* The recording's checkpoints, checked unless --no-check. */
+static int load(struct replay *r, const char *dir, int check)
+{
+	char path[4200];
+	json_error_t je;
+	json_t *cps;
+
+	snprintf(path, sizeof(path), "%s/recording.json", dir);
+	r->rec = json_load_file(path, 0, &je);
+	if (!r->rec)
+		return cli_fail("%s: not a recording (%s)", path, je.text);
+	if (json_integer_value(json_object_get(r->rec, "format")) != 1 ||
+	    strcmp(json_string_value(json_object_get(r->rec, "state")) ?: "", "complete"))
+		return cli_fail("%s: not a complete recording of format 1", path);
+	r->end_icount = (uint64_t)json_integer_value(json_object_get(r->rec, "end_icount"));
+	cps = json_object_get(r->rec, "checkpoints");
+	r->nr_cps = check ? json_array_size(cps) : 0;
+	if (r->nr_cps > 4096)
+		r->nr_cps = 4096;
+	r->cps = calloc(r->nr_cps + 1, sizeof(*r->cps));
+	if (!r->cps)
+		return cli_fail("out of memory");
+	for (size_t i = 0; i < r->nr_cps; i++) {
+		if (rr_checkpoint_from_json(json_array_get(cps, i), &r->cps[i]))
+			return cli_fail("%s: checkpoint %zu is malformed", path, i);
+		r->targets[r->nr_targets++] = (struct target){ r->cps[i].icount, T_CHECK, i, NULL };
+	}
+	return 0;
+}
+
+/* The same QEMU build, or nothing: a replay log is tied to the binary that wrote it. */
+static int same_qemu(const struct replay *r, char *const *argv)
+{
+	json_t *q = json_object_get(r->rec, "qemu");
+	const char *want = json_string_value(json_object_get(q, "sha256")) ?: "";
+	char path[4096], sha[65] = "", version[256];
+
+	if (rr_find_program(argv[0], path, sizeof(path)))
+		return cli_fail("%s: no such program here", argv[0]);
+	if (vms_rr_file_sha256(path, sha))
+		return cli_fail("cannot read %s", path);
+	if (!strcmp(sha, want))
+		return 0;
+	rr_qemu_version(path, version, sizeof(version));
+	return cli_fail("recorded with %s (%.12s), but %s is %s (%.12s): QEMU replays only what "
+			"its own build recorded",
+			json_string_value(json_object_get(q, "version")) ?: "another QEMU", want,
+			path, version, sha);
+}
+
+static int view_at(struct replay *r, const struct target *t)
+{
+	char self[4200], target[4200];
+	char *argv[] = { self, (char *)t->view, target, r->run.json ? "--json" : NULL, NULL };
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	int pipefd[2], status;
+	pid_t pid;
+
+	snprintf(target, sizeof(target), "qmp:%s", r->run.cmd.view_qmp_path);
+	if (n < 0)
+		return cli_fail("cannot find vmscope itself");
+	self[n] = '\0';
+	fflush(stdout);
+	if (!r->run.json)
+		printf("== at instruction %" PRIu64 ": vmscope %s\n", t->icount, t->view);
+	fflush(stdout);
+	if (pipe(pipefd))
+		return cli_fail("cannot run %s: %s", t->view, strerror(errno));
+	pid = fork();
+	if (pid == 0) {
+		if (r->run.json)
+			dup2(pipefd[1], 1);
+		close(pipefd[0]);
+		close(pipefd[1]);
+		execv(self, argv);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	if (r->run.json) {
+		json_error_t je;
+		FILE *in = fdopen(pipefd[0], "r");
+		json_t *res = in ? json_loadf(in, 0, &je) : NULL;
+		json_t *line = json_pack("{s:I,s:s,s:o?}", "icount", (json_int_t)t->icount, "view",
+					 t->view, "result", res);
+
+		if (line) {
+			json_dumpf(line, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
+			putchar('\n');
+		}
+		json_decref(line);
+		if (in)
+			fclose(in);
+		else
+			close(pipefd[0]);
+	} else {
+		close(pipefd[0]);
+	}
+	fflush(stdout);
+	if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status))
+		return cli_fail("vmscope %s at instruction %" PRIu64 " failed", t->view, t->icount);
+	return 0;
+}
+
+static int check_at(struct replay *r, const struct target *t)
+{
+	struct vms_rr_checkpoint now, *then = &r->cps[t->index];
+	char diff[1024];
+
+	if (rr_checkpoint(&r->run, &now, 1))
+		return cli_fail("checkpoint %zu: cannot read the guest: %s", t->index,
+				vms_last_error(r->run.vm));
+	if (now.hash == then->hash) {
+		r->checked++;
+		vms_rr_checkpoint_release(&now);
+		return 0;
+	}
+	vms_rr_checkpoint_diff(then, &now, diff, sizeof(diff));
+	vms_rr_checkpoint_release(&now);
+	r->divergent = 1;
+	return cli_fail("the replay diverges at checkpoint %zu of %zu (instruction %" PRIu64
+			"): %s", t->index, r->nr_cps, t->icount, diff);
+}
+
+/* Is the VM stopped at (or past) the next target? Asked at stops the tracer does not own. */
+static int at_target(void *ctx)
+{
+	struct replay *r = ctx;
+	char mode[16];
+	uint64_t icount;
+
+	return r->next < r->nr_targets && !vms_rr_query(r->run.vm, mode, &icount) &&
+	       icount >= r->targets[r->next].icount;
+}
+
+static int stopped(struct replay *r)
+{
+	struct vms_vm_info info;
+
+	if (r->run.trace)
+		return vms_trace_held(r->run.trace);
+	return !vms_vm_query_info(r->run.vm, &info) && strcmp(info.state, "running");
+}
+
+/* At a stop: every target reached, then the next break, then on. 1: the replay is over. */
+static int at_stop(struct replay *r)
+{
+	char mode[16];
+	uint64_t icount;
+
+	if (vms_rr_query(r->run.vm, mode, &icount))
+		return -1;
+	while (r->next < r->nr_targets && r->targets[r->next].icount <= icount) {
+		const struct target *t = &r->targets[r->next++];
+		int err = t->kind == T_CHECK ? check_at(r, t) : t->kind == T_VIEW ? view_at(r, t) : 0;
+
+		if (err || t->kind == T_UNTIL)
+			return err ? -1 : 1;
+	}
+	/* Past the recording's end (it ended with a quit, not an exit): done. */
+	if (r->next == r->nr_targets && r->end_icount && icount >= r->end_icount)
+		return 1;
+	if (r->next < r->nr_targets && vms_rr_break(r->run.vm, r->targets[r->next].icount))
+		return -1;
+	if (r->run.trace)
+		return vms_trace_resume(r->run.trace) ? -1 : 0;
+	return vms_rr_continue(r->run.vm) ? -1 : 0;
+}
+
+static int replay_loop(struct replay *r)
+{
+	while (!rr_exited(&r->run) && !cli_stopping()) {
+		int end;
+
+		rr_try_trace(&r->run);
+		if (r->run.trace) {
+			if (vms_trace_run(r->run.trace, 50, 1024) < 0 && !rr_exited(&r->run))
+				return cli_fail("%s", vms_last_error(r->run.vm));
+			rr_drain(&r->run);
+		} else {
+			usleep(10000);
+		}
+		if (rr_exited(&r->run) || !stopped(r))
+			continue;
+		end = at_stop(r);
+		if (end)
+			return end < 0;
+	}
+	return 0;
+}
+
+static int parse_at(struct replay *r, int argc, char **argv)
+{
+	uint64_t icount;
+	size_t views_at = 0;
+
+	if (optind >= argc)
+		return cli_fail("--at needs an instruction count and a view");
+	if (cli_parse_u64(optarg, "--at", &icount))
+		return 1;
+	if (!known_view(argv[optind]))
+		return cli_fail("--at %s %s: not a view (ps, pstree, lsmod, sockets, lsof, mounts, "
+				"dmesg, sysinfo)", optarg, argv[optind]);
+	for (size_t i = 0; i < r->nr_targets; i++)
+		views_at += r->targets[i].kind == T_VIEW;
+	if (views_at == MAX_AT)
+		return cli_fail("at most %d --at views", MAX_AT);
+	r->targets[r->nr_targets++] = (struct target){ icount, T_VIEW, views_at, argv[optind] };
+	optind++;
+	return 0;
+}
+
+static int run_replay(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "trace", required_argument, NULL, 'e' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "at", required_argument, NULL, 'a' },
+		{ "until", required_argument, NULL, 'u' },
+		{ "no-check", no_argument, NULL, 'n' },
+		{ 0 },
+	};
+	struct replay *r = calloc(1, sizeof(*r));
+	struct target at[MAX_AT + 1];
+	size_t nr_at = 0;
+	uint64_t until = 0;
+	int opt, status = 1, check = 1;
+	char log[4200], zst[4200];
+	const char *dir;
+	json_t *cmd;
+
+	if (!r)
+		return cli_fail("out of memory");
+	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+		if (opt == 'e' && rr_parse_events(optarg, &r->run.probes))
+			goto out;
+		else if (opt == 'j')
+			r->run.json = 1;
+		else if (opt == 'a' && parse_at(r, argc, argv))
+			goto out;
+		else if (opt == 'u' && cli_parse_u64(optarg, "--until", &until))
+			goto out;
+		else if (opt == 'n')
+			check = 0;
+		else if (opt != 'e' && opt != 'a' && opt != 'u') {
+			status = cli_usage(&cmd_replay);
+			goto out;
+		}
+	}
+	if (optind != argc - 1) {
+		status = cli_usage(&cmd_replay);
+		goto out;
+	}
+	dir = argv[optind];
+	/* The --at views so far; the checkpoints join them once loaded. */
+	nr_at = r->nr_targets;
+	memcpy(at, r->targets, nr_at * sizeof(*at));
+	r->nr_targets = 0;
+	if (load(r, dir, check))
+		goto out;
+	memcpy(r->targets + r->nr_targets, at, nr_at * sizeof(*at));
+	r->nr_targets += nr_at;
+	if (until)
+		r->targets[r->nr_targets++] = (struct target){ until, T_UNTIL, 0, NULL };
+	qsort(r->targets, r->nr_targets, sizeof(*r->targets), by_icount);
+	{
+		size_t n;
+		char **qemu;
+
+		cmd = json_object_get(r->rec, "command");
+		n = json_array_size(cmd);
+		qemu = calloc(n + 1, sizeof(*qemu));
+		for (size_t i = 0; qemu && i < n; i++)
+			qemu[i] = (char *)json_string_value(json_array_get(cmd, i));
+		if (!qemu || !n || same_qemu(r, qemu)) {
+			free(qemu);
+			goto out;
+		}
+		snprintf(zst, sizeof(zst), "%s/replay.bin.zst", dir);
+		snprintf(log, sizeof(log), "%s/replay.bin", dir);
+		if (vms_rr_decompress(zst, log)) {
+			free(qemu);
+			cli_fail("%s: cannot decompress the replay log", zst);
+			goto out;
+		}
+		{
+			char err[512];
+
+			if (vms_rr_command(dir, VMS_RR_REPLAY, qemu, n, &r->run.cmd, err,
+					   sizeof(err))) {
+				free(qemu);
+				cli_fail("cannot replay: %s", err);
+				goto out_log;
+			}
+		}
+		free(qemu);
+	}
+	if (r->run.json && vms_sink_jsonl_new(stdout, &r->run.sink)) {
+		cli_fail("out of memory");
+		goto out_log;
+	}
+	r->run.hold = at_target;
+	r->run.hold_ctx = r;
+	snprintf(zst, sizeof(zst), "%s/replay-qemu.log", dir);
+	cli_stop_on_signals();
+	{
+		double t0 = rr_now_s();
+
+		if (rr_spawn(&r->run, zst) || rr_attach(&r->run))
+			goto out_log;
+		if ((r->nr_targets && vms_rr_break(r->run.vm, r->targets[0].icount)) ||
+		    vms_rr_continue(r->run.vm)) {
+			cli_fail("%s", vms_last_error(r->run.vm));
+			goto out_log;
+		}
+		status = replay_loop(r);
+		rr_drain(&r->run);
+		fprintf(stderr, "vmscope: replayed %.1f s (recorded in %.1f s); %zu of %zu "
+			"checkpoints matched%s; %" PRIu64 " trace events\n", rr_now_s() - t0,
+			json_real_value(json_object_get(r->rec, "wall_seconds")), r->checked,
+			r->nr_cps, r->divergent ? ", then it diverged" : "", r->run.events);
+	}
+out_log:
+	rr_close(&r->run);
+	unlink(log);
+out:
+	for (size_t i = 0; i < r->nr_cps; i++)
+		vms_rr_checkpoint_release(&r->cps[i]);
+	free(r->cps);
+	json_decref(r->rec);
+	free(r);
+	return status;
+}
+
+const struct cli_command cmd_replay = {
+	.name = "replay",
+	.usage = "DIR [--trace EVENTS] [--json] [--at ICOUNT VIEW]... [--until ICOUNT] [--no-check]",
+	.summary = "replay a recording with vmscope attached: tracers, views at any instruction",
+	.run = run_replay,
+};

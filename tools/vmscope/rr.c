@@ -1,0 +1,283 @@
+// SPDX-License-Identifier: MIT
+/*
+ * What `vmscope record` and `vmscope replay` share: running QEMU from a
+ * rewritten command line (lib/replay/cmdline.c) and attaching to it, the
+ * tracers started once the guest's kernel can be found, checkpoints taken
+ * with the VM held still, and the recording's description (recording.json).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include <vmscope/log.h>
+#include <vmscope/mem.h>
+#include <vmscope/trace.h>
+
+#include "cli.h"
+#include "rr.h"
+
+extern char **environ;
+
+double rr_now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int rr_find_program(const char *name, char *out, size_t len)
+{
+	const char *path = getenv("PATH");
+	char *copy, *save = NULL;
+
+	if (strchr(name, '/'))
+		return realpath(name, out) ? 0 : -errno;
+	copy = strdup(path ? path : "/usr/bin:/bin");
+	for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+		char cand[4200];
+
+		snprintf(cand, sizeof(cand), "%s/%s", d, name);
+		if (!access(cand, X_OK) && realpath(cand, out)) {
+			free(copy);
+			return 0;
+		}
+	}
+	free(copy);
+	(void)len;
+	return -ENOENT;
+}
+
+/* "QEMU emulator version 7.2.x (Debian ...)": the first line of --version. */
+void rr_qemu_version(const char *binary, char *out, size_t len)
+{
+	char cmd[4300];
+	FILE *p;
+
+	snprintf(out, len, "unknown");
+	snprintf(cmd, sizeof(cmd), "'%s' --version 2>/dev/null", binary);
+	p = popen(cmd, "r");
+	if (!p)
+		return;
+	if (fgets(out, (int)len, p))
+		out[strcspn(out, "\n")] = '\0';
+	pclose(p);
+}
+
+int rr_spawn(struct rr_run *run, const char *log_path)
+{
+	posix_spawn_file_actions_t fa;
+	int err;
+
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	posix_spawn_file_actions_adddup2(&fa, 1, 2);
+	err = posix_spawnp(&run->pid, run->cmd.argv[0], &fa, NULL, run->cmd.argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (err)
+		return cli_fail("cannot run %s: %s", run->cmd.argv[0], strerror(err));
+	run->log_path = log_path;
+	return 0;
+}
+
+/* The last line QEMU wrote: why it stopped, if it did. */
+static void qemu_said(const char *log_path, char *out, size_t len)
+{
+	char line[512];
+	FILE *f = fopen(log_path, "r");
+
+	snprintf(out, len, "no message");
+	while (f && fgets(line, sizeof(line), f))
+		if (line[0] != '\n')
+			snprintf(out, len, "%.*s", (int)strcspn(line, "\n"), line);
+	if (f)
+		fclose(f);
+}
+
+int rr_exited(struct rr_run *run)
+{
+	int status;
+
+	if (run->pid <= 0)
+		return 1;
+	if (waitpid(run->pid, &status, WNOHANG) == run->pid) {
+		run->pid = 0;
+		run->status = status;
+		return 1;
+	}
+	return 0;
+}
+
+int rr_attach(struct rr_run *run)
+{
+	char target[4200], why[512];
+	double end = rr_now_s() + 60;
+
+	snprintf(target, sizeof(target), "qmp:%s", run->cmd.qmp_path);
+	while (access(run->cmd.qmp_path, F_OK) || access(run->cmd.view_qmp_path, F_OK)) {
+		if (rr_exited(run) || rr_now_s() > end) {
+			qemu_said(run->log_path, why, sizeof(why));
+			return cli_fail("QEMU did not start: %s", why);
+		}
+		usleep(20000);
+	}
+	run->vm = cli_attach(target);
+	return run->vm ? 0 : 1;
+}
+
+void rr_stop_qemu(struct rr_run *run)
+{
+	double end = rr_now_s() + 30;
+
+	if (run->pid <= 0)
+		return;
+	if (run->vm)
+		vms_rr_quit(run->vm);
+	while (!rr_exited(run) && rr_now_s() < end)
+		usleep(20000);
+	if (run->pid > 0) {
+		kill(run->pid, SIGKILL);
+		waitpid(run->pid, &run->status, 0);
+		run->pid = 0;
+	}
+}
+
+void rr_close(struct rr_run *run)
+{
+	if (run->trace) {
+		if (run->pid > 0)
+			vms_trace_stop(run->trace);
+		run->trace = NULL;
+	}
+	rr_stop_qemu(run);
+	vms_vm_free(run->vm);
+	run->vm = NULL;
+	vms_sink_free(run->sink);
+	run->sink = NULL;
+	vms_ring_free(run->ring);
+	run->ring = NULL;
+	unlink(run->cmd.qmp_path);
+	unlink(run->cmd.view_qmp_path);
+	vms_rr_command_release(&run->cmd);
+}
+
+/* Tracing needs the guest's kernel: tried until it can be found. */
+void rr_try_trace(struct rr_run *run)
+{
+	if (!run->probes || run->trace || rr_now_s() < run->next_trace_try)
+		return;
+	run->next_trace_try = rr_now_s() + 0.5;
+	if (!run->ring && vms_ring_new(8192, &run->ring))
+		return;
+	if (vms_trace_start(run->vm, run->probes, 0, run->ring, &run->trace)) {
+		run->trace = NULL;
+		return;
+	}
+	if (run->hold)
+		vms_trace_set_hold(run->trace, run->hold, run->hold_ctx);
+	fprintf(stderr, "vmscope: tracing\n");
+}
+
+void rr_drain(struct rr_run *run)
+{
+	const struct vms_event *ev;
+
+	while (run->ring && (ev = vms_ring_peek(run->ring))) {
+		if (run->sink)
+			vms_sink_write(run->sink, ev); /* the log, teed with stdout for --json */
+		if (!run->json)
+			cli_print_event(ev, 0);
+		vms_ring_release(run->ring);
+		run->events++;
+	}
+	if (run->sink)
+		vms_sink_flush(run->sink);
+	fflush(stdout);
+}
+
+/* Hold the guest still (through the tracer when there is one). */
+static int hold_still(struct rr_run *run)
+{
+	return run->trace ? vms_trace_pause(run->trace) : vms_vm_pause(run->vm);
+}
+
+static int let_go(struct rr_run *run)
+{
+	return run->trace ? vms_trace_resume(run->trace) : vms_vm_resume(run->vm);
+}
+
+int rr_checkpoint(struct rr_run *run, struct vms_rr_checkpoint *cp, int already_stopped)
+{
+	char mode[16];
+	uint64_t icount;
+	int err = already_stopped ? 0 : hold_still(run);
+
+	if (err)
+		return err;
+	vms_vm_flush_caches(run->vm);
+	err = vms_rr_query(run->vm, mode, &icount);
+	if (!err)
+		err = vms_rr_checkpoint_take(run->vm, icount, cp);
+	if (!already_stopped && let_go(run) && !err)
+		err = -EIO;
+	return err;
+}
+
+json_t *rr_checkpoint_json(const struct vms_rr_checkpoint *cp)
+{
+	char hash[20];
+
+	snprintf(hash, sizeof(hash), "%016" PRIx64, cp->hash);
+	return json_pack("{s:I,s:s,s:I,s:I,s:I,s:s}", "icount", (json_int_t)cp->icount, "hash",
+			 hash, "processes", (json_int_t)cp->processes, "forks",
+			 (json_int_t)cp->forks, "context_switches", (json_int_t)cp->context_switches,
+			 "process_list", cp->process_list);
+}
+
+int rr_checkpoint_from_json(const json_t *j, struct vms_rr_checkpoint *cp)
+{
+	const char *hash = json_string_value(json_object_get(j, "hash"));
+	const char *list = json_string_value(json_object_get(j, "process_list"));
+
+	memset(cp, 0, sizeof(*cp));
+	if (!json_is_integer(json_object_get(j, "icount")) || !hash || !list)
+		return -EINVAL;
+	cp->icount = (uint64_t)json_integer_value(json_object_get(j, "icount"));
+	cp->hash = strtoull(hash, NULL, 16);
+	cp->processes = (uint64_t)json_integer_value(json_object_get(j, "processes"));
+	cp->forks = (uint64_t)json_integer_value(json_object_get(j, "forks"));
+	cp->context_switches = (uint64_t)json_integer_value(json_object_get(j, "context_switches"));
+	cp->process_list = strdup(list);
+	return cp->process_list ? 0 : -ENOMEM;
+}
+
+int rr_parse_events(const char *list, unsigned int *ret)
+{
+	char *copy = strdup(list), *save = NULL;
+
+	*ret = 0;
+	for (char *name = strtok_r(copy, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
+		int p = vms_probe_by_name(name);
+
+		if (p < 0) {
+			free(copy);
+			return cli_fail("unknown event \"%s\" (exec, fork, exit, module_load, "
+					"module_unload, open, connect, accept)", name);
+		}
+		*ret |= 1u << p;
+	}
+	free(copy);
+	return *ret ? 0 : cli_fail("--trace names no event");
+}
