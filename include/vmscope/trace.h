@@ -87,21 +87,6 @@ const char *vms_trace_probe_status(const struct vms_trace *t, enum vms_probe pro
  */
 int vms_trace_run(struct vms_trace *t, int timeout_ms, unsigned int max_events);
 void vms_trace_get_stats(const struct vms_trace *t, struct vms_trace_stats *ret);
-/*
- * Hold the VM stopped through the gdbstub (the tracer's own stop, so that it
- * does not resume it) until vms_trace_resume(): for reading a consistent
- * guest in between. 0 or a negative errno.
- */
-int vms_trace_pause(struct vms_trace *t);
-int vms_trace_resume(struct vms_trace *t);
-/*
- * At a stop that is no probe's (a QMP stop, a replay breakpoint), ask
- * hold(ctx): 1 keeps the VM stopped, vms_trace_run() returns, and
- * vms_trace_held() says so until vms_trace_resume(). Without a hold the
- * tracer resumes the VM at once.
- */
-void vms_trace_set_hold(struct vms_trace *t, int (*hold)(void *ctx), void *ctx);
-int vms_trace_held(const struct vms_trace *t);
 /* Remove every breakpoint, detach, switch the gdbstub off; the VM runs on. NULL ok. */
 int vms_trace_stop(struct vms_trace *t);
 

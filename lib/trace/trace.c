@@ -67,9 +67,6 @@ struct vms_trace {
 	struct gdb_conn *g;
 	char dir[64], socket[96], vm_name[VMS_NAME_MAX];
 	int server_on, running;
-	int held;			/* stopped on the caller's behalf (pause or hold) */
-	int (*hold)(void *ctx);		/* asked at stops that are no probe's */
-	void *hold_ctx;
 	int guardian_fd; /* write end: return breakpoints' addresses, then 0 for "clean stop" */
 	pid_t guardian;
 	unsigned int wanted, flags;
@@ -685,7 +682,7 @@ int vms_trace_run(struct vms_trace *t, int timeout_ms, unsigned int max_events)
 	uint64_t before = t->st.events;
 	unsigned int done = 0;
 
-	while (t->running && !t->held && done < max_events) {
+	while (t->running && done < max_events) {
 		long long left = deadline - monotonic_ms();
 		double t0;
 		int sig, r;
@@ -704,11 +701,6 @@ int vms_trace_run(struct vms_trace *t, int timeout_ms, unsigned int max_events)
 			t->running = 0;
 			return vm_error(t->vm, r, "the gdbstub connection broke: %s", strerror(-r));
 		}
-		/* Not a trap (a QMP stop, a replay breakpoint): the caller's, if it says so. */
-		if (sig != 5 && t->hold && t->hold(t->hold_ctx)) {
-			t->held = 1;
-			break;
-		}
 		t0 = now_s();
 		done++;
 		if (handle_stop(t)) {
@@ -725,56 +717,13 @@ void vms_trace_get_stats(const struct vms_trace *t, struct vms_trace_stats *ret)
 	*ret = t->st;
 }
 
-void vms_trace_set_hold(struct vms_trace *t, int (*hold)(void *ctx), void *ctx)
-{
-	t->hold = hold;
-	t->hold_ctx = ctx;
-}
-
-int vms_trace_held(const struct vms_trace *t)
-{
-	return t->held;
-}
-
-int vms_trace_pause(struct vms_trace *t)
-{
-	int sig, r;
-
-	if (t->held || !t->running)
-		return 0;
-	if (gdb_interrupt(t->g))
-		return vm_error(t->vm, -EPIPE, "cannot stop the VM through the gdbstub");
-	/* A probe's hit may come first: the VM is stopped all the same, and the
-	 * breakpoint, still there, is hit again when the VM resumes. */
-	r = gdb_wait_stop(t->g, STOP_WAIT_MS, &sig);
-	if (r != 1)
-		return vm_error(t->vm, r < 0 ? r : -ETIMEDOUT, "the VM did not stop for the gdbstub");
-	t->held = 1;
-	return 0;
-}
-
-int vms_trace_resume(struct vms_trace *t)
-{
-	if (!t->held)
-		return 0;
-	t->held = 0;
-	vm_flush_translations(t->vm);
-	if (gdb_continue(t->g)) {
-		t->running = 0;
-		return vm_error(t->vm, -EPIPE, "cannot resume the VM through the gdbstub");
-	}
-	return 0;
-}
-
 /* Stop the VM if it runs (a hit may arrive first: it is handled as usual). */
 static int halt(struct vms_trace *t)
 {
 	int sig, r;
 
-	if (!t->running || t->held) {
-		t->running = 0;
+	if (!t->running)
 		return 0;
-	}
 	if (gdb_interrupt(t->g))
 		return -EPIPE;
 	r = gdb_wait_stop(t->g, STOP_WAIT_MS, &sig);

@@ -1,13 +1,12 @@
 // SPDX-License-Identifier: MIT
 /*
- * vmscope record DIR [--trace EVENTS] [--json] [--checkpoint-every S] -- QEMU...:
- * run a VM under QEMU's deterministic record mode (TCG, one vCPU), its disks
- * behind blkreplay and its NICs behind filter-replay, until it exits or
+ * vmscope record DIR [--checkpoint-every S] -- QEMU...: run a VM under
+ * QEMU's deterministic record mode (TCG, one vCPU), its disks behind
+ * blkreplay and its NICs behind filter-replay, until it exits or
  * SIGINT/SIGTERM (then QEMU is quit cleanly). Checkpoints of the guest's
- * state are taken every S seconds for replays to be checked against; the
- * tracers can run throughout, their events also into DIR/events (a durable
- * log). At the end the replay log is compressed and DIR/recording.json
- * written: the QEMU build, both command lines, the checkpoints.
+ * state are taken every S seconds for replays to be checked against. At the
+ * end the replay log is compressed and DIR/recording.json written: the QEMU
+ * build, both command lines, the checkpoints.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -21,8 +20,6 @@
 #include <unistd.h>
 
 #include <jansson.h>
-
-#include <vmscope/log.h>
 
 #include "cli.h"
 #include "rr.h"
@@ -63,7 +60,7 @@ static int describe(const struct recording *rec, char *const *argv, size_t argc,
 		    const struct rr_run *run, const char *state, uint64_t log_bytes,
 		    uint64_t stored_bytes)
 {
-	json_t *j = json_pack("{s:i,s:s,s:{s:s,s:s,s:s},s:o,s:o,s:o,s:I,s:f,s:I,s:I,s:s,s:I}",
+	json_t *j = json_pack("{s:i,s:s,s:{s:s,s:s,s:s},s:o,s:o,s:o,s:I,s:f,s:I,s:I,s:s}",
 			      "format", RR_FORMAT, "state", state, "qemu", "path", rec->qemu,
 			      "version", rec->version, "sha256", rec->sha256, "command",
 			      strings(argv, argc), "record_command",
@@ -71,56 +68,27 @@ static int describe(const struct recording *rec, char *const *argv, size_t argc,
 			      json_incref(rec->checkpoints), "end_icount",
 			      (json_int_t)rec->end_icount, "wall_seconds", rec->wall_s,
 			      "replay_log_bytes", (json_int_t)log_bytes, "replay_log_stored_bytes",
-			      (json_int_t)stored_bytes, "replay_log", "replay.bin.zst",
-			      "trace_events", (json_int_t)run->events);
+			      (json_int_t)stored_bytes, "replay_log", "replay.bin.zst");
 	int err = j ? write_json(rec->dir, "recording.json", j) : cli_fail("out of memory");
 
 	json_decref(j);
 	return err;
 }
 
-static int open_sinks(struct rr_run *run, const char *dir)
-{
-	struct cli_log log = { .dir = NULL };
-	struct vms_sink *logs, *out;
-	char events[4200];
-
-	snprintf(events, sizeof(events), "%s/events", dir);
-	log.dir = events;
-	if (cli_log_open(&log, &logs))
-		return 1;
-	if (!run->json) {
-		run->sink = logs;
-		return 0;
-	}
-	if (vms_sink_jsonl_new(stdout, &out) || vms_sink_tee_new(out, logs, &run->sink)) {
-		vms_sink_free(logs);
-		return cli_fail("out of memory");
-	}
-	return 0;
-}
-
-/* Until QEMU exits or we are told to stop: trace, and checkpoint every `every` s. */
+/* Until QEMU exits or we are told to stop: a checkpoint every `every` s. */
 static void record_loop(struct rr_run *run, struct recording *rec, double every)
 {
 	double next_cp = rr_now_s() + every, next_count = 0;
 
 	while (!rr_exited(run) && !cli_stopping()) {
+		char mode[16];
+
 		/* The instruction count so far: where a replay of a VM that exits ends. */
 		if (rr_now_s() >= next_count) {
-			char mode[16];
-
 			next_count = rr_now_s() + 0.25;
 			vms_rr_query(run->vm, mode, &rec->end_icount);
 		}
-		rr_try_trace(run);
-		if (run->trace) {
-			if (vms_trace_run(run->trace, 50, 1024) < 0 && !rr_exited(run))
-				break;
-			rr_drain(run);
-		} else {
-			usleep(20000);
-		}
+		usleep(20000);
 		if (rr_now_s() >= next_cp && !rr_exited(run)) {
 			struct vms_rr_checkpoint cp;
 
@@ -143,10 +111,6 @@ static int finish(struct rr_run *run, struct recording *rec, char *const *argv, 
 
 	if (run->pid > 0 && run->vm && !rr_exited(run))
 		vms_rr_query(run->vm, mode, &rec->end_icount);
-	if (run->trace && run->pid > 0)
-		vms_trace_stop(run->trace);
-	run->trace = NULL;
-	rr_drain(run);
 	rr_stop_qemu(run);
 	rec->wall_s = rr_now_s() - rec->started;
 	if (!stat(run->cmd.replay_log, &st))
@@ -158,12 +122,9 @@ static int finish(struct rr_run *run, struct recording *rec, char *const *argv, 
 		st.st_size = 0;
 	if (describe(rec, argv, argc, run, "complete", raw, (uint64_t)st.st_size))
 		status = 1;
-	if (run->sink && cli_log_finish(run->sink))
-		status = 1;
 	fprintf(stderr, "vmscope: recorded %.1f s, %" PRIu64 " instructions, %zu checkpoints; "
-		"replay log %" PRIu64 " bytes, %" PRIu64 " compressed; %" PRIu64
-		" trace events\n", rec->wall_s, rec->end_icount, json_array_size(rec->checkpoints),
-		raw, (uint64_t)st.st_size, run->events);
+		"replay log %" PRIu64 " bytes, %" PRIu64 " compressed\n", rec->wall_s,
+		rec->end_icount, json_array_size(rec->checkpoints), raw, (uint64_t)st.st_size);
 	return status;
 }
 
@@ -191,7 +152,6 @@ static int run_record(int argc, char **argv)
 {
 	static const struct option options[] = {
 		{ "trace", required_argument, NULL, 'e' },
-		{ "json", no_argument, NULL, 'j' },
 		{ "checkpoint-every", required_argument, NULL, 'c' },
 		{ 0 },
 	};
@@ -202,10 +162,8 @@ static int run_record(int argc, char **argv)
 	int opt, status;
 
 	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
-		if (opt == 'e' && rr_parse_events(optarg, &run.probes))
-			return 1;
-		else if (opt == 'j')
-			run.json = 1;
+		if (opt == 'e')
+			return cli_fail("%s", rr_no_trace);
 		else if (opt == 'c' && cli_parse_seconds(optarg, "--checkpoint-every", &every))
 			return 1;
 		else if (opt != 'e' && opt != 'c')
@@ -234,8 +192,6 @@ static int run_record(int argc, char **argv)
 		rec.started = rr_now_s();
 		status = describe(&rec, qemu, n, &run, "recording", 0, 0);
 		if (!status)
-			status = open_sinks(&run, dir);
-		if (!status)
 			status = rr_spawn(&run, qemu_log);
 		if (!status)
 			status = rr_attach(&run);
@@ -254,7 +210,7 @@ static int run_record(int argc, char **argv)
 
 const struct cli_command cmd_record = {
 	.name = "record",
-	.usage = "DIR [--trace EVENTS] [--json] [--checkpoint-every S] -- QEMU-COMMAND-LINE...",
+	.usage = "DIR [--checkpoint-every S] -- QEMU-COMMAND-LINE...",
 	.summary = "run a VM under QEMU's deterministic record mode, for vmscope replay",
 	.run = run_record,
 };

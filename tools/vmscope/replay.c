@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: MIT
 /*
- * vmscope replay DIR [--trace EVENTS] [--json] [--at ICOUNT VIEW]... [--until ICOUNT]:
+ * vmscope replay DIR [--json] [--at ICOUNT VIEW]... [--until ICOUNT] [--no-check]:
  * replay a recording made by vmscope record under the same QEMU build (any
- * other is refused), with the tracers attached as to a live VM, a view taken
- * at each --at instruction count (the VM held there; the view runs as
- * `vmscope VIEW` on a monitor of its own), and every checkpoint of the
- * recording checked on the way: the first that differs ends the replay with
- * what differs (exit status 1).
+ * other is refused), with a view taken at each --at instruction count (the
+ * VM held there; the view runs as `vmscope VIEW` on a monitor of its own),
+ * and every checkpoint of the recording checked on the way: the first that
+ * differs ends the replay with what differs (exit status 1). Tracing is
+ * refused (rr_no_trace says why).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -23,7 +23,9 @@
 #include "rr.h"
 
 #define MAX_AT 64
+#define STALL_MIN_S 30 /* see stalled() */
 
+/* At one count: checkpoint, then view, then the end. */
 enum target_kind { T_CHECK, T_VIEW, T_UNTIL };
 
 struct target {
@@ -41,6 +43,7 @@ struct replay {
 	struct target targets[MAX_AT + 1 + 4096];
 	size_t nr_targets, next;
 	uint64_t end_icount;
+	double stall_s; /* no progress for this long: stalled */
 	int divergent;
 };
 
@@ -79,6 +82,9 @@ static int load(struct replay *r, const char *dir, int check)
 	    strcmp(json_string_value(json_object_get(r->rec, "state")) ?: "", "complete"))
 		return cli_fail("%s: not a complete recording of format 1", path);
 	r->end_icount = (uint64_t)json_integer_value(json_object_get(r->rec, "end_icount"));
+	r->stall_s = json_real_value(json_object_get(r->rec, "wall_seconds"));
+	if (r->stall_s < STALL_MIN_S)
+		r->stall_s = STALL_MIN_S;
 	cps = json_object_get(r->rec, "checkpoints");
 	r->nr_cps = check ? json_array_size(cps) : 0;
 	if (r->nr_cps > 4096)
@@ -187,24 +193,19 @@ static int check_at(struct replay *r, const struct target *t)
 			"): %s", t->index, r->nr_cps, t->icount, diff);
 }
 
-/* Is the VM stopped at (or past) the next target? Asked at stops the tracer does not own. */
-static int at_target(void *ctx)
-{
-	struct replay *r = ctx;
-	char mode[16];
-	uint64_t icount;
-
-	return r->next < r->nr_targets && !vms_rr_query(r->run.vm, mode, &icount) &&
-	       icount >= r->targets[r->next].icount;
-}
-
 static int stopped(struct replay *r)
 {
 	struct vms_vm_info info;
 
-	if (r->run.trace)
-		return vms_trace_held(r->run.trace);
 	return !vms_vm_query_info(r->run.vm, &info) && strcmp(info.state, "running");
+}
+
+/* Break at the next target, if any. */
+static int next_break(struct replay *r)
+{
+	if (r->next < r->nr_targets && vms_rr_break(r->run.vm, r->targets[r->next].icount))
+		return cli_fail("%s", vms_last_error(r->run.vm));
+	return 0;
 }
 
 /* At a stop: every target reached, then the next break, then on. 1: the replay is over. */
@@ -225,25 +226,56 @@ static int at_stop(struct replay *r)
 	/* Past the recording's end (it ended with a quit, not an exit): done. */
 	if (r->next == r->nr_targets && r->end_icount && icount >= r->end_icount)
 		return 1;
-	if (r->next < r->nr_targets && vms_rr_break(r->run.vm, r->targets[r->next].icount))
+	if (next_break(r))
 		return -1;
-	if (r->run.trace)
-		return vms_trace_resume(r->run.trace) ? -1 : 0;
 	return vms_rr_continue(r->run.vm) ? -1 : 0;
+}
+
+/*
+ * A replay that no longer matches its log (a changed disk, say) does not
+ * always reach the next checkpoint to be found out: QEMU can wait forever
+ * for an event the guest no longer causes. An instruction count that stands
+ * still while the VM runs is that, if it stands still longer than the whole
+ * recording took (an idle guest's count stands still for seconds in a
+ * replay too).
+ */
+
+static int stalled(struct replay *r, double *since, uint64_t *last)
+{
+	char mode[16];
+	uint64_t icount;
+	const struct target *t = r->next < r->nr_targets ? &r->targets[r->next] : NULL;
+
+	if (vms_rr_query(r->run.vm, mode, &icount) || icount != *last) {
+		*last = icount;
+		*since = rr_now_s();
+		return 0;
+	}
+	if (rr_now_s() - *since < r->stall_s)
+		return 0;
+	r->divergent = 1;
+	if (t && t->kind == T_CHECK)
+		return cli_fail("the replay diverges at checkpoint %zu of %zu (instruction %" PRIu64
+				"): it stalled %.0f s at instruction %" PRIu64 ", short of it: the "
+				"guest no longer does what was recorded (a changed disk or input?)",
+				t->index, r->nr_cps, t->icount, r->stall_s, icount);
+	return cli_fail("the replay stalled %.0f s at instruction %" PRIu64 ": the guest no longer "
+			"does what was recorded (a changed disk or input?)", r->stall_s, icount);
 }
 
 static int replay_loop(struct replay *r)
 {
+	double since = rr_now_s(), next_look = 0;
+	uint64_t last = 0;
+
 	while (!rr_exited(&r->run) && !cli_stopping()) {
 		int end;
 
-		rr_try_trace(&r->run);
-		if (r->run.trace) {
-			if (vms_trace_run(r->run.trace, 50, 1024) < 0 && !rr_exited(&r->run))
-				return cli_fail("%s", vms_last_error(r->run.vm));
-			rr_drain(&r->run);
-		} else {
-			usleep(10000);
+		usleep(10000);
+		if (rr_now_s() >= next_look) {
+			next_look = rr_now_s() + 1;
+			if (stalled(r, &since, &last))
+				return 1;
 		}
 		if (rr_exited(&r->run) || !stopped(r))
 			continue;
@@ -297,8 +329,10 @@ static int run_replay(int argc, char **argv)
 	if (!r)
 		return cli_fail("out of memory");
 	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
-		if (opt == 'e' && rr_parse_events(optarg, &r->run.probes))
+		if (opt == 'e') {
+			cli_fail("%s", rr_no_trace);
 			goto out;
+		}
 		else if (opt == 'j')
 			r->run.json = 1;
 		else if (opt == 'a' && parse_at(r, argc, argv))
@@ -360,12 +394,6 @@ static int run_replay(int argc, char **argv)
 		}
 		free(qemu);
 	}
-	if (r->run.json && vms_sink_jsonl_new(stdout, &r->run.sink)) {
-		cli_fail("out of memory");
-		goto out_log;
-	}
-	r->run.hold = at_target;
-	r->run.hold_ctx = r;
 	snprintf(zst, sizeof(zst), "%s/replay-qemu.log", dir);
 	cli_stop_on_signals();
 	{
@@ -379,11 +407,10 @@ static int run_replay(int argc, char **argv)
 			goto out_log;
 		}
 		status = replay_loop(r);
-		rr_drain(&r->run);
 		fprintf(stderr, "vmscope: replayed %.1f s (recorded in %.1f s); %zu of %zu "
-			"checkpoints matched%s; %" PRIu64 " trace events\n", rr_now_s() - t0,
+			"checkpoints matched%s\n", rr_now_s() - t0,
 			json_real_value(json_object_get(r->rec, "wall_seconds")), r->checked,
-			r->nr_cps, r->divergent ? ", then it diverged" : "", r->run.events);
+			r->nr_cps, r->divergent ? ", then it diverged" : "");
 	}
 out_log:
 	rr_close(&r->run);
@@ -399,7 +426,7 @@ out:
 
 const struct cli_command cmd_replay = {
 	.name = "replay",
-	.usage = "DIR [--trace EVENTS] [--json] [--at ICOUNT VIEW]... [--until ICOUNT] [--no-check]",
-	.summary = "replay a recording with vmscope attached: tracers, views at any instruction",
+	.usage = "DIR [--json] [--at ICOUNT VIEW]... [--until ICOUNT] [--no-check]",
+	.summary = "replay a recording, checked at its checkpoints, views at any instruction",
 	.run = run_replay,
 };

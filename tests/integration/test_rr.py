@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""VM record/replay with vmscope attached. The rr guest forks and execs,
+reads /dev/urandom, the clock and (at step 10) a file of its data disk,
+logging every step on its ground-truth port, then powers off. Recorded
+under `vmscope record` and replayed with `vmscope replay`: the guest's
+output is byte-identical, every checkpoint matches,
+views taken at two instruction counts agree with what the guest had logged
+by then, a replay over a changed disk is reported divergent at the first
+checkpoint after the guest read the change; and what cannot be recorded or
+replayed is refused in one line."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from harness import Tap, vmscope, vmguest
+
+RECORD_TIMEOUT = 600
+
+
+def qemu_command(rundir, image, disk):
+    """The test guest's command line, with its disk and serial files in rundir."""
+    g = vmguest.Guest(workload="rr", name="rr", shm=False, disk=False,
+                      extra_args=["-blockdev", "driver=file,filename=%s,node-name=disk0-file"
+                                  % disk, "-blockdev", "driver=raw,file=disk0-file,"
+                                  "node-name=disk0", "-device", "virtio-blk-pci,drive=disk0,id=vda"])
+    g.rundir = rundir
+    g.qmp_path = os.path.join(rundir, "unused.sock")
+    g.harness_qmp_path = os.path.join(rundir, "unused2.sock")
+    g.console_path = os.path.join(rundir, "console.log")
+    g.truth_path = os.path.join(rundir, "truth.log")
+    g.pid_path = os.path.join(rundir, "qemu.pid")
+    cmd, out, skip = g._command(image), [], False
+    for a in cmd:  # vmscope adds the monitors it needs
+        if skip:
+            skip = False
+        elif a == "-qmp":
+            skip = True
+        else:
+            out.append(a)
+    return out, g.truth_path
+
+
+def put_input(disk, text):
+    """rr-input on the data disk, written in place (its metadata unchanged) once it exists."""
+    with tempfile.NamedTemporaryFile("w", delete=False) as f:
+        f.write(text)
+    try:
+        out = subprocess.run(["debugfs", "-R", "bmap rr-input 0", disk], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True).stdout.strip()
+        if not out.isdigit() or out == "0":
+            subprocess.run(["debugfs", "-w", "-R", "write %s rr-input" % f.name, disk],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+            return
+        bs = int(re.search(r"Block size:\s+(\d+)", subprocess.run(
+            ["dumpe2fs", "-h", disk], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            text=True).stdout).group(1))
+        with open(disk, "r+b") as d:
+            d.seek(int(out) * bs)
+            d.write(text.encode())
+    finally:
+        os.unlink(f.name)
+
+
+def sleepers(truth):
+    spawned = re.findall(r"^SPAWN (\d+)$", truth, re.M)
+    killed = set(re.findall(r"^KILLED (\d+)$", truth, re.M))
+    return {int(p) for p in spawned if p not in killed}
+
+
+def replay(rec, *args):
+    return vmscope("replay", rec, *args, timeout=RECORD_TIMEOUT)
+
+
+def check_record(t, top, image):
+    rundir = os.path.join(top, "run")
+    os.mkdir(rundir)
+    disk = os.path.join(rundir, "data.img")
+    shutil.copyfile(os.path.join(image, "data.img"), disk)
+    put_input(disk, "2\n")
+    cmd, truth_path = qemu_command(rundir, image, disk)
+    rec = os.path.join(top, "rec")
+    r = vmscope("record", rec, "--checkpoint-every", "2", "--", *cmd, timeout=RECORD_TIMEOUT)
+    with open(truth_path, "rb") as f:
+        recorded = f.read()
+    with open(os.path.join(rec, "recording.json")) as f:
+        meta = json.load(f)
+    t.ok(r.returncode == 0 and b"=== END rr ===" in recorded and meta["state"] == "complete" and
+         len(meta["checkpoints"]) >= 10 and meta["command"] == cmd and
+         meta["qemu"]["version"].startswith("QEMU emulator version") and
+         os.path.exists(os.path.join(rec, "replay.bin.zst")) and
+         not os.path.exists(os.path.join(rec, "replay.bin")),
+         "record: the guest ran to its power-off; the command line, QEMU build, %d "
+         "checkpoints and the compressed replay log kept" % len(meta["checkpoints"]), r.stderr)
+    return rec, meta, recorded, truth_path, disk
+
+
+def check_replay(t, rec, meta, recorded, truth_path):
+    r = replay(rec)
+    with open(truth_path, "rb") as f:
+        replayed = f.read()
+    n = len(meta["checkpoints"])
+    t.ok(r.returncode == 0 and replayed == recorded,
+         "replay: the guest's ground-truth output byte for byte (%d bytes: random bytes, "
+         "clocks, pids)" % len(recorded), r.stderr)
+    t.ok("%d of %d checkpoints matched" % (n, n) in r.stderr,
+         "replay: all %d checkpoints match (processes, forks, context switches)" % n, r.stderr)
+
+    cps = meta["checkpoints"]
+    spawned = re.findall(r"^SPAWN (\d+)$", recorded.decode(), re.M)
+    # Checkpoints while the guest's "sleep 1000"s live (by their pids, as it logged them).
+    with_sleep = [c for c in cps if spawned and all(
+        re.search(r"(^| )%s:\d+:sleep( |$)" % p, c["process_list"]) for p in spawned)]
+    for label, cp in (("while the sleepers live", with_sleep[0] if with_sleep else None),
+                      ("after they were killed", cps[-1])):
+        if cp is None:
+            t.ok(False, "--at: no checkpoint with the sleepers to look at")
+            continue
+        r = replay(rec, "--at", str(cp["icount"]), "ps", "--until", str(cp["icount"]),
+                   "--json")
+        with open(truth_path) as f:
+            truth = f.read()
+        lines = [json.loads(l) for l in r.stdout.splitlines()]
+        got = {p["pid"] for p in lines[0]["result"]["items"] if p["cmdline"] == "sleep 1000"} \
+            if lines and lines[0].get("view") == "ps" else None
+        t.ok(r.returncode == 0 and got == sleepers(truth) and lines[0]["icount"] == cp["icount"]
+             and (got if label.startswith("while") else not got),
+             "replay --at %d ps (%s): the sleepers the guest had logged by then, %s"
+             % (cp["icount"], label, sorted(sleepers(truth))), (got, r.stderr))
+    return with_sleep
+
+
+def check_divergence(t, rec, meta, disk, with_sleep):
+    """The same replay over a disk whose rr-input says 3, not 2."""
+    put_input(disk, "3\n")
+    r = replay(rec)
+    first = meta["checkpoints"].index(with_sleep[0]) if with_sleep else -1
+    m = re.search(r"diverges at checkpoint (\d+) of (\d+) \(instruction (\d+)\): (.*)", r.stderr)
+    t.ok(r.returncode == 1 and m and int(m.group(1)) == first and
+         int(m.group(3)) == meta["checkpoints"][first]["icount"] and
+         ("sleep" in m.group(4) or "stalled" in m.group(4)),
+         "replay over a changed disk: divergent at checkpoint %d, the first after the guest "
+         "read the change, saying what differs" % first, r.stderr)
+    put_input(disk, "2\n")
+
+
+def check_refusals(t, top, rec, image):
+    r = vmscope("replay", rec, "--trace", "exec")
+    t.one_line_error(r, "replay --trace: refused, saying why", "gdbstub breaks record/replay")
+    r = vmscope("record", os.path.join(top, "traced"), "--trace", "exec", "--",
+                "qemu-system-x86_64")
+    t.one_line_error(r, "record --trace: refused, saying why", "gdbstub breaks record/replay")
+    cmd = ["qemu-system-x86_64", "-accel", "tcg", "-smp", "2", "-kernel",
+           os.path.join(image, "vmlinuz")]
+    r = vmscope("record", os.path.join(top, "smp"), "--", *cmd)
+    t.one_line_error(r, "record -smp 2: refused", "one vCPU")
+    r = vmscope("record", os.path.join(top, "kvm"), "--", "qemu-system-x86_64", "-enable-kvm")
+    t.one_line_error(r, "record -enable-kvm: refused", "TCG only")
+    r = vmscope("record", rec, "--", "qemu-system-x86_64")
+    t.one_line_error(r, "record into a directory that is not empty: refused", "not empty")
+    forged = os.path.join(top, "forged")
+    os.mkdir(forged)
+    shutil.copyfile(os.path.join(rec, "recording.json"), os.path.join(forged, "recording.json"))
+    with open(os.path.join(forged, "recording.json")) as f:
+        meta = json.load(f)
+    meta["qemu"]["sha256"] = "0" * 64
+    meta["qemu"]["version"] = "QEMU emulator version 9.9.9"
+    with open(os.path.join(forged, "recording.json"), "w") as f:
+        json.dump(meta, f)
+    r = vmscope("replay", forged)
+    t.one_line_error(r, "replay under another QEMU build: refused, naming both",
+                     "recorded with QEMU emulator version 9.9.9")
+
+
+def main():
+    t = Tap()
+    image = vmguest.build(None)
+    with tempfile.TemporaryDirectory(prefix="vmscope-test-rr-") as top:
+        rec, meta, recorded, truth_path, disk = check_record(t, top, image)
+        with_sleep = check_replay(t, rec, meta, recorded, truth_path)
+        check_divergence(t, rec, meta, disk, with_sleep)
+        check_refusals(t, top, rec, image)
+    sys.exit(t.done())
+
+
+if __name__ == "__main__":
+    main()
