@@ -3,8 +3,9 @@
 reads of /dev/urandom and the clock, then power-off), each against plain
 TCG in the same run:
   plain     QEMU as given, start to exit
-  record    under `vmscope record` (checkpoints every 2 s), then with
-            `--trace exec,exit` as well
+  icount    the same with -icount shift=auto only (what record mode needs
+            before it records anything)
+  record    under `vmscope record` (checkpoints every 2 s)
   replay    `vmscope replay` of the first recording, checkpoints checked
 and the replay log's size: raw and zstd-compressed, per second of guest time
 (the guest's own uptime at its last step; target <= 10 KB/s compressed),
@@ -50,7 +51,7 @@ def main():
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 2
     image = vmguest.build(None)
     top = tempfile.mkdtemp(prefix="vmscope-bench-rr-")
-    times = {"plain": [], "record": [], "record --trace": [], "replay": []}
+    times = {"plain": [], "icount": [], "record": [], "replay": []}
     try:
         rundir = os.path.join(top, "run")
         os.mkdir(rundir)
@@ -64,13 +65,11 @@ def main():
             plain = [a.replace(disk, base) for a in cmd]
             times["plain"].append(timed(plain))
             guest_s = guest_seconds(truth)
+            shutil.copyfile(disk, base)
+            times["icount"].append(timed(plain + ["-icount", "shift=auto"]))
             rec = os.path.join(top, "rec%d" % i)
             times["record"].append(timed([binary, "record", rec, "--checkpoint-every", "2",
                                           "--"] + cmd))
-            traced = os.path.join(top, "traced%d" % i)
-            times["record --trace"].append(timed([binary, "record", traced, "--trace",
-                                                  "exec,exit", "--checkpoint-every", "2",
-                                                  "--"] + cmd))
             times["replay"].append(timed([binary, "replay", rec]))
         with open(os.path.join(top, "rec0", "recording.json")) as f:
             meta = json.load(f)

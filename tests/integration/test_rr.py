@@ -148,6 +148,10 @@ def check_divergence(t, rec, meta, disk, with_sleep):
 
 
 def check_refusals(t, top, rec, image):
+    with open(os.path.join(rec, "recording.json")) as f:
+        end = json.load(f)["end_icount"]
+    r = vmscope("replay", rec, "--at", str(end + 1000), "ps")
+    t.one_line_error(r, "replay --at past the recording's end: refused", "past the recording's end")
     r = vmscope("replay", rec, "--trace", "exec")
     t.one_line_error(r, "replay --trace: refused, saying why", "gdbstub breaks record/replay")
     r = vmscope("record", os.path.join(top, "traced"), "--trace", "exec", "--",

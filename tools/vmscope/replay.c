@@ -357,6 +357,12 @@ static int run_replay(int argc, char **argv)
 	r->nr_targets = 0;
 	if (load(r, dir, check))
 		goto out;
+	for (size_t i = 0; i < nr_at; i++)
+		if (r->end_icount && at[i].icount > r->end_icount) {
+			cli_fail("--at %" PRIu64 ": past the recording's end (instruction %" PRIu64 ")",
+				 at[i].icount, r->end_icount);
+			goto out;
+		}
 	memcpy(r->targets + r->nr_targets, at, nr_at * sizeof(*at));
 	r->nr_targets += nr_at;
 	if (until)
