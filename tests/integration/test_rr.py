@@ -2,8 +2,9 @@
 """VM record/replay with vmscope attached. The rr guest forks and execs,
 reads /dev/urandom, the clock and (at step 10) a file of its data disk,
 logging every step on its ground-truth port, then powers off. Recorded
-under `vmscope record` and replayed with `vmscope replay`: the guest's
-output is byte-identical, every checkpoint matches,
+under `vmscope record --poll` and replayed with `vmscope replay --poll`:
+the guest's output is byte-identical, every checkpoint matches, the same
+process events come at the same instruction counts,
 views taken at two instruction counts agree with what the guest had logged
 by then, a replay over a changed disk is reported divergent at the first
 checkpoint after the guest read the change; and what cannot be recorded or
@@ -83,7 +84,8 @@ def check_record(t, top, image):
     put_input(disk, "2\n")
     cmd, truth_path = qemu_command(rundir, image, disk)
     rec = os.path.join(top, "rec")
-    r = vmscope("record", rec, "--checkpoint-every", "2", "--", *cmd, timeout=RECORD_TIMEOUT)
+    r = vmscope("record", rec, "--checkpoint-every", "2", "--poll", "--json", "--", *cmd,
+                timeout=RECORD_TIMEOUT)
     with open(truth_path, "rb") as f:
         recorded = f.read()
     with open(os.path.join(rec, "recording.json")) as f:
@@ -95,11 +97,29 @@ def check_record(t, top, image):
          not os.path.exists(os.path.join(rec, "replay.bin")),
          "record: the guest ran to its power-off; the command line, QEMU build, %d "
          "checkpoints and the compressed replay log kept" % len(meta["checkpoints"]), r.stderr)
-    return rec, meta, recorded, truth_path, disk
+    events = [json.loads(l) for l in r.stdout.splitlines()]
+    truth = recorded.decode()
+    starts = {e["pid"] for e in events if e["type"] == "process_start" and e["comm"] == "sleep"}
+    exits = {e["pid"] for e in events if e["type"] == "process_exit" and e["comm"] == "sleep"}
+    spawned = {int(p) for p in re.findall(r"^SPAWN (\d+)$", truth, re.M)}
+    killed = {int(p) for p in re.findall(r"^KILLED (\d+)$", truth, re.M)}
+    t.ok(spawned and spawned <= starts and killed == spawned and killed <= exits and
+         all("icount" in e for e in events),
+         "record --poll: the guest's sleepers %s start and end between checkpoints, each event "
+         "with its instruction count" % sorted(spawned), (sorted(starts), sorted(exits)))
+    q = vmscope("log", "query", os.path.join(rec, "events"), "--json")
+    t.ok(q.returncode == 0 and [json.loads(l) for l in q.stdout.splitlines()] == events,
+         "record --poll: the same events in the recording's event log (DIR/events)")
+    rec_events = events
+    return rec, meta, recorded, truth_path, disk, rec_events
 
 
-def check_replay(t, rec, meta, recorded, truth_path):
-    r = replay(rec)
+def untimed(events):
+    return [{k: v for k, v in e.items() if k not in ("time", "time_ns")} for e in events]
+
+
+def check_replay(t, rec, meta, recorded, truth_path, rec_events):
+    r = replay(rec, "--poll", "--json")
     with open(truth_path, "rb") as f:
         replayed = f.read()
     n = len(meta["checkpoints"])
@@ -108,6 +128,10 @@ def check_replay(t, rec, meta, recorded, truth_path):
          "clocks, pids)" % len(recorded), r.stderr)
     t.ok("%d of %d checkpoints matched" % (n, n) in r.stderr,
          "replay: all %d checkpoints match (processes, forks, context switches)" % n, r.stderr)
+    events = [json.loads(l) for l in r.stdout.splitlines()]
+    t.ok(rec_events and untimed(events) == untimed(rec_events),
+         "replay --poll: the same %d process, module and socket events as while recording, at "
+         "the same instruction counts" % len(rec_events), (len(events), len(rec_events)))
 
     cps = meta["checkpoints"]
     spawned = re.findall(r"^SPAWN (\d+)$", recorded.decode(), re.M)
@@ -183,8 +207,8 @@ def main():
     t = Tap()
     image = vmguest.build(None)
     with tempfile.TemporaryDirectory(prefix="vmscope-test-rr-") as top:
-        rec, meta, recorded, truth_path, disk = check_record(t, top, image)
-        with_sleep = check_replay(t, rec, meta, recorded, truth_path)
+        rec, meta, recorded, truth_path, disk, rec_events = check_record(t, top, image)
+        with_sleep = check_replay(t, rec, meta, recorded, truth_path, rec_events)
         check_divergence(t, rec, meta, disk, with_sleep)
         check_refusals(t, top, rec, image)
     sys.exit(t.done())

@@ -4,7 +4,9 @@
  * QEMU's deterministic record mode (TCG, one vCPU), its disks behind
  * blkreplay and its NICs behind filter-replay, until it exits or
  * SIGINT/SIGTERM (then QEMU is quit cleanly). Checkpoints of the guest's
- * state are taken every S seconds for replays to be checked against. At the
+ * state are taken every S seconds for replays to be checked against; with
+ * --poll, the process, module and socket views are diffed at each (events
+ * also into DIR/events), as replay --poll does at the same counts. At the
  * end the replay log is compressed and DIR/recording.json written: the QEMU
  * build, both command lines, the checkpoints.
  */
@@ -75,6 +77,28 @@ static int describe(const struct recording *rec, char *const *argv, size_t argc,
 	return err;
 }
 
+/* --poll's events: into DIR/events (a durable log), and stdout for --json. */
+static int open_events(struct rr_run *run, const char *dir)
+{
+	struct cli_log log = { 0 };
+	struct vms_sink *logs, *out;
+	char events[4200];
+
+	snprintf(events, sizeof(events), "%s/events", dir);
+	log.dir = events;
+	if (cli_log_open(&log, &logs))
+		return 1;
+	if (!run->json) {
+		run->sink = logs;
+		return 0;
+	}
+	if (vms_sink_jsonl_new(stdout, &out) || vms_sink_tee_new(out, logs, &run->sink)) {
+		vms_sink_free(logs);
+		return cli_fail("out of memory");
+	}
+	return 0;
+}
+
 /* Until QEMU exits or we are told to stop: a checkpoint every `every` s. */
 static void record_loop(struct rr_run *run, struct recording *rec, double every)
 {
@@ -94,10 +118,15 @@ static void record_loop(struct rr_run *run, struct recording *rec, double every)
 
 			next_cp = rr_now_s() + every;
 			/* Before the guest's kernel is up there is nothing to check. */
-			if (!rr_checkpoint(run, &cp, 0)) {
+			if (vms_vm_pause(run->vm))
+				continue;
+			if (!rr_checkpoint(run, &cp, 1)) {
 				json_array_append_new(rec->checkpoints, rr_checkpoint_json(&cp));
+				if (run->poll)
+					rr_poll_at(run, cp.icount);
 				vms_rr_checkpoint_release(&cp);
 			}
+			vms_vm_resume(run->vm);
 		}
 	}
 }
@@ -153,6 +182,8 @@ static int run_record(int argc, char **argv)
 	static const struct option options[] = {
 		{ "trace", required_argument, NULL, 'e' },
 		{ "checkpoint-every", required_argument, NULL, 'c' },
+		{ "poll", no_argument, NULL, 'p' },
+		{ "json", no_argument, NULL, 'j' },
 		{ 0 },
 	};
 	struct recording rec = { 0 };
@@ -166,6 +197,10 @@ static int run_record(int argc, char **argv)
 			return cli_fail("%s", rr_no_trace);
 		else if (opt == 'c' && cli_parse_seconds(optarg, "--checkpoint-every", &every))
 			return 1;
+		else if (opt == 'p')
+			run.poll = 1;
+		else if (opt == 'j')
+			run.json = 1;
 		else if (opt != 'e' && opt != 'c')
 			return cli_usage(&cmd_record);
 	}
@@ -191,6 +226,8 @@ static int run_record(int argc, char **argv)
 		cli_stop_on_signals();
 		rec.started = rr_now_s();
 		status = describe(&rec, qemu, n, &run, "recording", 0, 0);
+		if (!status && run.poll)
+			status = open_events(&run, dir);
 		if (!status)
 			status = rr_spawn(&run, qemu_log);
 		if (!status)
@@ -210,7 +247,7 @@ static int run_record(int argc, char **argv)
 
 const struct cli_command cmd_record = {
 	.name = "record",
-	.usage = "DIR [--checkpoint-every S] -- QEMU-COMMAND-LINE...",
+	.usage = "DIR [--checkpoint-every S] [--poll [--json]] -- QEMU-COMMAND-LINE...",
 	.summary = "run a VM under QEMU's deterministic record mode, for vmscope replay",
 	.run = run_record,
 };

@@ -184,7 +184,7 @@ static int check_at(struct replay *r, const struct target *t)
 	if (now.hash == then->hash) {
 		r->checked++;
 		vms_rr_checkpoint_release(&now);
-		return 0;
+		return r->run.poll ? rr_poll_at(&r->run, t->icount) : 0;
 	}
 	vms_rr_checkpoint_diff(then, &now, diff, sizeof(diff));
 	vms_rr_checkpoint_release(&now);
@@ -315,6 +315,7 @@ static int run_replay(int argc, char **argv)
 		{ "at", required_argument, NULL, 'a' },
 		{ "until", required_argument, NULL, 'u' },
 		{ "no-check", no_argument, NULL, 'n' },
+		{ "poll", no_argument, NULL, 'p' },
 		{ 0 },
 	};
 	struct replay *r = calloc(1, sizeof(*r));
@@ -341,6 +342,8 @@ static int run_replay(int argc, char **argv)
 			goto out;
 		else if (opt == 'n')
 			check = 0;
+		else if (opt == 'p')
+			r->run.poll = 1;
 		else if (opt != 'e' && opt != 'a' && opt != 'u') {
 			status = cli_usage(&cmd_replay);
 			goto out;
@@ -400,6 +403,14 @@ static int run_replay(int argc, char **argv)
 		}
 		free(qemu);
 	}
+	if (r->run.poll && !check) {
+		cli_fail("--poll diffs the views at the checkpoints: not with --no-check");
+		goto out_log;
+	}
+	if (r->run.poll && r->run.json && vms_sink_jsonl_new(stdout, &r->run.sink)) {
+		cli_fail("out of memory");
+		goto out_log;
+	}
 	snprintf(zst, sizeof(zst), "%s/replay-qemu.log", dir);
 	cli_stop_on_signals();
 	{
@@ -432,7 +443,7 @@ out:
 
 const struct cli_command cmd_replay = {
 	.name = "replay",
-	.usage = "DIR [--json] [--at ICOUNT VIEW]... [--until ICOUNT] [--no-check]",
+	.usage = "DIR [--json] [--at ICOUNT VIEW]... [--until ICOUNT] [--no-check] [--poll]",
 	.summary = "replay a recording, checked at its checkpoints, views at any instruction",
 	.run = run_replay,
 };

@@ -168,6 +168,12 @@ void rr_stop_qemu(struct rr_run *run)
 void rr_close(struct rr_run *run)
 {
 	rr_stop_qemu(run);
+	vms_poll_free(run->poller);
+	run->poller = NULL;
+	vms_ring_free(run->ring);
+	run->ring = NULL;
+	vms_sink_free(run->sink);
+	run->sink = NULL;
 	vms_vm_free(run->vm);
 	run->vm = NULL;
 	unlink(run->cmd.qmp_path);
@@ -190,6 +196,35 @@ int rr_checkpoint(struct rr_run *run, struct vms_rr_checkpoint *cp, int already_
 	if (!already_stopped && vms_vm_resume(run->vm) && !err)
 		err = -EIO;
 	return err;
+}
+
+int rr_poll_at(struct rr_run *run, uint64_t icount)
+{
+	struct vms_event *copy;
+	const struct vms_event *ev;
+	int n;
+
+	if (!run->ring && vms_ring_new(16384, &run->ring))
+		return -ENOMEM;
+	if (!run->poller)
+		return vms_poll_start(run->vm, run->ring, &run->poller) ? -EIO : 0;
+	n = vms_poll_once(run->poller);
+	copy = malloc(sizeof(*copy));
+	while (copy && (ev = vms_ring_peek(run->ring))) {
+		vms_event_copy(copy, ev);
+		vms_event_add_uint(copy, "icount", icount);
+		if (run->sink)
+			vms_sink_write(run->sink, copy);
+		if (!run->json)
+			cli_print_event(copy, 0);
+		vms_ring_release(run->ring);
+		run->events++;
+	}
+	free(copy);
+	if (run->sink)
+		vms_sink_flush(run->sink);
+	fflush(stdout);
+	return n < 0 ? n : 0;
 }
 
 json_t *rr_checkpoint_json(const struct vms_rr_checkpoint *cp)

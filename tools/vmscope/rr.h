@@ -8,6 +8,9 @@
 #include <jansson.h>
 
 #include <vmscope/replay.h>
+#include <vmscope/ring.h>
+#include <vmscope/sink.h>
+#include <vmscope/trace.h>
 
 
 struct rr_run {
@@ -17,6 +20,12 @@ struct rr_run {
 	const char *log_path; /* QEMU's stdout and stderr */
 	struct vms_vm *vm;
 	int json;
+	/* --poll: the views diffed at each checkpoint, the VM held there. */
+	int poll;
+	struct vms_poll *poller;
+	struct vms_ring *ring;
+	struct vms_sink *sink; /* where the events go besides text on stdout (NULL: none) */
+	uint64_t events;
 };
 
 double rr_now_s(void);
@@ -32,6 +41,14 @@ void rr_close(struct rr_run *run);
 int rr_checkpoint(struct rr_run *run, struct vms_rr_checkpoint *cp, int already_stopped);
 json_t *rr_checkpoint_json(const struct vms_rr_checkpoint *cp);
 int rr_checkpoint_from_json(const json_t *j, struct vms_rr_checkpoint *cp);
+/*
+ * --poll at a checkpoint (the VM held at icount): process, module and
+ * socket starts and ends since the last one, each with the instruction
+ * count, to stdout (JSON lines with --json) and run->sink. The first call
+ * takes the first snapshot. A replay gives the same events at the same counts.
+ */
+int rr_poll_at(struct rr_run *run, uint64_t icount);
+
 /* Why --trace is refused in record and replay (QEMU 7.2). */
 extern const char rr_no_trace[];
 
