@@ -39,38 +39,35 @@ int vms_rr_query(struct vms_vm *vm, char mode[16], uint64_t *ret_icount)
 	return 0;
 }
 
-int vms_rr_break(struct vms_vm *vm, uint64_t icount)
+/* A QMP command that answers nothing worth keeping. */
+static int command(struct vms_vm *vm, const char *name, json_t *args)
 {
 	int err;
 
-	if (!vm->qmp)
+	if (!vm->qmp) {
+		json_decref(args);
 		return vm_error(vm, -EOPNOTSUPP, "not a live QEMU");
-	err = qmp_execute(vm->qmp, "replay-break",
-			  json_pack("{s:I}", "icount", (json_int_t)icount), NULL);
-	return err ? vm_error(vm, err, "replay-break: %s", qmp_error(vm->qmp)) : 0;
+	}
+	err = qmp_execute(vm->qmp, name, args, NULL);
+	return err ? vm_error(vm, err, "%s: %s", name, qmp_error(vm->qmp)) : 0;
+}
+
+int vms_rr_break(struct vms_vm *vm, uint64_t icount)
+{
+	return command(vm, "replay-break", json_pack("{s:I}", "icount", (json_int_t)icount));
 }
 
 int vms_rr_continue(struct vms_vm *vm)
 {
-	int err;
-
-	if (!vm->qmp)
-		return vm_error(vm, -EOPNOTSUPP, "not a live QEMU");
-	err = qmp_execute(vm->qmp, "cont", NULL, NULL);
-	return err ? vm_error(vm, err, "cont: %s", qmp_error(vm->qmp)) : 0;
+	return command(vm, "cont", NULL);
 }
 
 int vms_rr_quit(struct vms_vm *vm)
 {
-	int err;
+	int err = command(vm, "quit", NULL);
 
-	if (!vm->qmp)
-		return vm_error(vm, -EOPNOTSUPP, "not a live QEMU");
-	err = qmp_execute(vm->qmp, "quit", NULL, NULL);
 	/* QEMU may close the connection before it answers. */
-	return err && err != -EPIPE && err != -ECONNRESET ? vm_error(vm, err, "quit: %s",
-								     qmp_error(vm->qmp))
-							 : 0;
+	return err == -EPIPE || err == -ECONNRESET ? 0 : err;
 }
 
 static int by_pid(const void *a, const void *b)

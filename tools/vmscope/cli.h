@@ -152,6 +152,9 @@ void cli_log_summary(struct vms_sink *log_sink);
 /* Sync, print the log's line ("vmscope: log: ..."); 1 if the log failed. */
 int cli_log_finish(struct vms_sink *log_sink);
 
+/* A sink from "jsonl" (stdout) or "redis://HOST:PORT/STREAM" (prints why and returns 1). */
+int cli_sink_open(const char *url, struct vms_sink **ret_sink);
+
 /* "type key=value key=value ..." for people (with_time: "TIME VM " first). */
 void cli_print_event(const struct vms_event *ev, int with_time);
 

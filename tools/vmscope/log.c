@@ -230,11 +230,9 @@ static int log_replay(const char *dir, struct log_args *a)
 
 	if (!ev)
 		return cli_fail("out of memory");
-	if (!strcmp(a->sink_url, "jsonl") ? vms_sink_jsonl_new(stdout, &sink)
-					  : vms_sink_redis_new(a->sink_url, NULL, &sink)) {
+	if (cli_sink_open(a->sink_url, &sink)) {
 		free(ev);
-		return cli_fail("bad sink \"%s\": expected jsonl or redis://HOST:PORT/STREAM",
-				a->sink_url);
+		return 1;
 	}
 	if (open_reader(dir, a, &r)) {
 		vms_sink_free(sink);

@@ -319,8 +319,6 @@ static int run_replay(int argc, char **argv)
 		{ 0 },
 	};
 	struct replay *r = calloc(1, sizeof(*r));
-	struct target at[MAX_AT + 1];
-	size_t nr_at = 0;
 	uint64_t until = 0;
 	int opt, status = 1, check = 1;
 	char log[4200], zst[4200];
@@ -354,20 +352,16 @@ static int run_replay(int argc, char **argv)
 		goto out;
 	}
 	dir = argv[optind];
-	/* The --at views so far; the checkpoints join them once loaded. */
-	nr_at = r->nr_targets;
-	memcpy(at, r->targets, nr_at * sizeof(*at));
-	r->nr_targets = 0;
+	/* The --at views are in targets already; the checkpoints join them. */
 	if (load(r, dir, check))
 		goto out;
-	for (size_t i = 0; i < nr_at; i++)
-		if (r->end_icount && at[i].icount > r->end_icount) {
+	for (size_t i = 0; i < r->nr_targets; i++)
+		if (r->targets[i].kind == T_VIEW && r->end_icount &&
+		    r->targets[i].icount > r->end_icount) {
 			cli_fail("--at %" PRIu64 ": past the recording's end (instruction %" PRIu64 ")",
-				 at[i].icount, r->end_icount);
+				 r->targets[i].icount, r->end_icount);
 			goto out;
 		}
-	memcpy(r->targets + r->nr_targets, at, nr_at * sizeof(*at));
-	r->nr_targets += nr_at;
 	if (until)
 		r->targets[r->nr_targets++] = (struct target){ until, T_UNTIL, 0, NULL };
 	qsort(r->targets, r->nr_targets, sizeof(*r->targets), by_icount);

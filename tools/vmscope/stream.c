@@ -116,15 +116,21 @@ int cli_log_finish(struct vms_sink *log_sink)
 	return ls.error ? cli_fail("the log failed: %s", strerror(-ls.error)) : 0;
 }
 
+int cli_sink_open(const char *url, struct vms_sink **ret_sink)
+{
+	if (!strcmp(url, "jsonl") ? vms_sink_jsonl_new(stdout, ret_sink)
+				  : vms_sink_redis_new(url, NULL, ret_sink))
+		return cli_fail("bad sink \"%s\": expected jsonl or redis://HOST:PORT/STREAM", url);
+	return 0;
+}
+
 /* The output sink, teed into the log when there is one. */
 static int open_sinks(struct cli_stream *st, const char *sink_url, const struct cli_log *log)
 {
 	struct vms_sink *out, *both;
 
-	if (!strcmp(sink_url, "jsonl") ? vms_sink_jsonl_new(stdout, &out)
-				       : vms_sink_redis_new(sink_url, NULL, &out))
-		return cli_fail("bad sink \"%s\": expected jsonl or redis://HOST:PORT/STREAM",
-				sink_url);
+	if (cli_sink_open(sink_url, &out))
+		return 1;
 	if (!log || !log->dir) {
 		st->sink = out;
 		return 0;
@@ -196,9 +202,8 @@ void cli_stream_finish(struct cli_stream *st)
 	vms_sink_drain(st->sink, st->ring, 0, NULL);
 	vms_sink_flush(st->sink);
 	vms_sink_get_stats(st->sink, &ss);
-	if (st->log)
-		vms_log_sync(vms_sink_log_get(st->log));
 	if (st->log) {
+		vms_log_sync(vms_sink_log_get(st->log));
 		fputs("; ", stderr);
 		cli_log_summary(st->log);
 	}
