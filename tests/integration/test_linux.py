@@ -364,6 +364,27 @@ def plant_notes(data, gpa_of):
         data[at:at + len(FAKE_NOTE)] = FAKE_NOTE
 
 
+def lookalike_tokens():
+    """A kallsyms token table and index that look whole: 256 tokens, the digits
+    as tokens 0x30..0x39, the index of their offsets just after."""
+    table, index = b"", []
+    for i in range(256):
+        index.append(len(table))
+        table += (chr(i) if 0x20 < i < 0x7f else "~%02x" % i).encode() + b"\0"
+    table += b"\0" * (len(table) & 1)
+    return table + struct.pack("<256H", *index)
+
+
+def plant_tables(data, gpa_of):
+    """No vmcoreinfo, and 40 look-alike token tables below the kernel (more than
+    a search of all RAM tries): a process can leave such pages anywhere."""
+    wipe_notes(data, gpa_of)
+    fake = lookalike_tokens()
+    for page in range(0x50, 0x78):
+        at = gpa_of(page << 12)
+        data[at:at + len(fake)] = fake
+
+
 def check_discovery(t, g, target, label):
     """Discovery without vmcoreinfo (structural kallsyms search, KASLR from the
     page tables) and with fake notes below the real one gives the same kernel,
@@ -378,7 +399,8 @@ def check_discovery(t, g, target, label):
         r = vmscope("dump", target, core)
         if r.returncode:
             raise RuntimeError(r.stderr)
-        for what, edit in (("no vmcoreinfo", wipe_notes), ("64 fake notes below", plant_notes)):
+        for what, edit in (("no vmcoreinfo", wipe_notes), ("64 fake notes below", plant_notes),
+                           ("no vmcoreinfo, 40 look-alike tables below", plant_tables)):
             bad = os.path.join(d, "edited.core")
             rewrite_ram(core, bad, edit)
             r = vmscope("kernel", "dump:" + bad, "--json", *symbols, env=env)

@@ -389,6 +389,8 @@ static int try_build(struct linux_kernel *k, const char *path)
 		err = adopt(k, &b, stext);
 	if (!err)
 		err = check_content(k, &b, stext);
+	if (!err)
+		err = linux_check_cpu_mapping(k);
 	if (b.map)
 		munmap(b.map, b.map_len);
 	if (err) {

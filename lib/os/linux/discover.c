@@ -150,24 +150,35 @@ static int load_btf(struct linux_kernel *k)
 	return err;
 }
 
+/* The CPU's CR3, and the kernel half of a KPTI pair when CR3 is the user half. */
+static int cpu_root(struct linux_kernel *k, int kernel_half, uint64_t *ret)
+{
+	uint64_t cr3;
+
+	if (vms_vcpu_get_cr3(k->vm, 0, &cr3))
+		return -ENODATA;
+	cr3 &= 0x000ffffffffff000ull; /* PCID off */
+	*ret = kernel_half ? cr3 & ~0x1000ull : cr3;
+	return 0;
+}
+
 /*
  * The page tables found in RAM must map the kernel as the CPU's own do: a
  * root forged in a process's memory (its own "kernel" tables) maps _text and
  * linux_banner elsewhere than vCPU 0's CR3, which the guest cannot forge (it
- * comes from QEMU). Targets without registers (raw images) skip this.
+ * comes from QEMU). Targets without registers (raw images) skip this. The
+ * per-build cache checks it too: a cached placement is a candidate like any.
  */
-static int check_against_cpu(struct linux_kernel *k)
+int linux_check_cpu_mapping(struct linux_kernel *k)
 {
 	uint64_t cr3, text = kallsyms_lookup(&k->ksyms, "_text");
 	uint64_t banner = kallsyms_lookup(&k->ksyms, "linux_banner");
 	struct vms_translation ours, cpus;
 
-	if (vms_vcpu_get_cr3(k->vm, 0, &cr3))
+	if (cpu_root(k, 0, &cr3))
 		return 0;
-	cr3 &= 0x000ffffffffff000ull; /* PCID off */
-	/* In user mode under KPTI, CR3 is the user half of a pair: the kernel's is 4 KiB below. */
-	if (vms_translate(k->vm, cr3, text, &cpus) && (cr3 & 0x1000))
-		cr3 &= ~0x1000ull;
+	if (vms_translate(k->vm, cr3, text, &cpus))
+		cpu_root(k, 1, &cr3);
 	for (int i = 0; i < 2; i++) {
 		uint64_t va = i ? banner : text;
 
@@ -186,7 +197,7 @@ static int verify(struct linux_kernel *k)
 
 	if (check_banner(k))
 		return vm_error(k->vm, -EPROTO, "linux_banner holds no kernel banner");
-	if (check_against_cpu(k))
+	if (linux_check_cpu_mapping(k))
 		return vm_error(k->vm, -EPROTO,
 				"the page tables found in RAM map the kernel elsewhere than the "
 				"vCPU's own");
@@ -299,12 +310,64 @@ static int place_base_relative(struct linux_kernel *k, const struct kallsyms_tab
 	return -ENOENT;
 }
 
+struct image_run {
+	uint64_t va, gpa, end; /* the run's first VA, its PA, and the PA it reaches */
+};
+
+/* Extend the run while VA and PA advance together (the image is contiguous). */
+static int extend_run(uint64_t va, const struct vms_translation *t, void *ctx)
+{
+	struct image_run *r = ctx;
+
+	if (!r->end) {
+		r->va = va;
+		r->gpa = t->gpa;
+	} else if (t->gpa - r->gpa != va - r->va) {
+		return 1; /* modules, or anything else mapped beyond the image */
+	}
+	r->end = t->gpa + t->page_bytes;
+	return r->end - r->gpa >= MAX_IMAGE_BYTES;
+}
+
+/*
+ * Where the vCPU's own page tables map the kernel image: the first run of
+ * the kernel text mapping that is contiguous in both address spaces. No
+ * guest process can write there, nor change what CR3 maps, so look-alike
+ * tables planted in free pages or the page cache cannot hide the real ones.
+ * Under KPTI in user mode, CR3 may map only the entry code: then the kernel
+ * half of the pair (4 KiB below) is tried.
+ */
+static int cpu_image_range(struct linux_kernel *k, uint64_t *ret_low, uint64_t *ret_high)
+{
+	for (int kernel_half = 0; kernel_half < 2; kernel_half++) {
+		struct image_run r = { 0, 0, 0 };
+		uint64_t root;
+
+		if (cpu_root(k, kernel_half, &root))
+			return -ENODATA;
+		vms_for_each_mapping(k->vm, root, LINUX_IMAGE_LOW, LINUX_IMAGE_HIGH - 1, 4096,
+				     extend_run, &r);
+		if (r.end - r.gpa >= KERNEL_ALIGN) {
+			*ret_low = r.gpa;
+			*ret_high = r.end;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
 static int discover_by_search(struct linux_kernel *k)
 {
 	struct kallsyms_tables t;
 	char why[160];
-	int err = kallsyms_search(k->vm, 0, UINT64_MAX, &t, why, sizeof(why));
+	uint64_t low, high;
+	int err = -ENOENT;
 
+	/* The image the CPU maps first; all of RAM where there is no CPU (raw images). */
+	if (!cpu_image_range(k, &low, &high))
+		err = kallsyms_search(k->vm, low, high, &t, why, sizeof(why));
+	if (err)
+		err = kallsyms_search(k->vm, 0, UINT64_MAX, &t, why, sizeof(why));
 	if (!err)
 		err = kallsyms_load(&k->ksyms, &t, read_phys, k, why, sizeof(why));
 	if (err)

@@ -163,12 +163,24 @@ int linux_discover(struct linux_kernel *k);
 int linux_kernel_get(struct vms_vm *vm, struct linux_kernel **ret);
 void linux_kernel_free(void *kernel);
 
+/*
+ * Do the page tables at k->root map _text and linux_banner where vCPU 0's own
+ * CR3 does? 0 if so, or when there is no CPU to ask; -EPROTO if not.
+ */
+int linux_check_cpu_mapping(struct linux_kernel *k);
+
 /* Where the kernel image is mapped (__START_KERNEL_map and the 1 GiB after it). */
 #define LINUX_IMAGE_LOW	 0xffffffff80000000ull
 #define LINUX_IMAGE_HIGH 0xffffffffc0000000ull
 
 /* The VA in the image's range where the tables at k->root map gpa; -ENOENT if none. */
 int linux_image_va(struct linux_kernel *k, uint64_t gpa, uint64_t *ret_va);
+
+/*
+ * Internal flag of vms_os_processes, beside VMS_PS_*: leave cmdline NULL
+ * (for a stop that must be short, or a caller that does not print them).
+ */
+#define LINUX_PS_NO_CMDLINE (1u << 31)
 
 /* netdev.c keeps a module's BTF in its layout. */
 void linux_netdev_layout_free(void *layout);
