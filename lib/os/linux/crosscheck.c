@@ -23,6 +23,7 @@
  * costs about one pass over its RAM.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,6 +39,7 @@
 #define MAX_PID		  (1 << 22) /* PID_MAX_LIMIT */
 #define MAX_THREADS	  65536
 #define MAX_SEEN	  (1u << 20)
+#define MAX_SCAN_STEPS	  (16u << 20) /* candidates' thread lists, all told */
 #define DIRECT_MAP_4LEVEL 0xffff888000000000ull
 #define DIRECT_MAP_5LEVEL 0xff11000000000000ull
 #define KERNEL_IMAGE	  0xffffffff80000000ull
@@ -61,7 +63,11 @@ struct cross_walk {
 	const struct cross_layout *l;
 	struct vms_seen_process *seen;
 	size_t n, cap;
+	/* Open addressing over seen[] by task address: index + 1, 0 for empty. */
+	uint32_t *slots;
+	size_t nr_slots;
 	uint64_t direct_map, ram_end;
+	uint64_t steps; /* thread-list reads of the memory scan, against MAX_SCAN_STEPS */
 };
 
 static void widen(struct cross_layout *l, const struct kfield *f)
@@ -93,6 +99,10 @@ static int find_layout(struct linux_kernel *k, void *layout)
 	    ksym_require(k, "__per_cpu_offset", &l->per_cpu_offset) ||
 	    ksym_require(k, "nr_cpu_ids", &l->nr_cpu_ids))
 		return -ENOENT;
+	/* task_shaped() reads all 16 bytes of comm and both pointers of tasks. */
+	if (l->comm.size < 16 || l->tasks.size < 16)
+		return vm_error(k->vm, -EPROTO, "the guest's BTF gives task_struct a short %s",
+				l->comm.size < 16 ? "comm" : "tasks");
 	for (size_t i = 0; i < 9; i++)
 		widen(l, want[i].field);
 	/* The IDR is a source only where all of it is known. */
@@ -112,20 +122,60 @@ static struct cross_layout *layout(struct linux_kernel *k)
 	return linux_layout(k, &k->crosscheck_layout, sizeof(struct cross_layout), find_layout);
 }
 
+static size_t slot_of(uint64_t task, size_t nr_slots)
+{
+	return (size_t)((task >> 6) * 0x9e3779b97f4a7c15ull >> 20) & (nr_slots - 1);
+}
+
+/* Index i of seen[] into the table, doubling it past half full. */
+static int index_add(struct cross_walk *w, size_t i)
+{
+	if (2 * (w->n + 1) > w->nr_slots) {
+		size_t nr = w->nr_slots ? 2 * w->nr_slots : 1024;
+		uint32_t *slots = calloc(nr, sizeof(*slots));
+
+		if (!slots)
+			return -ENOMEM;
+		free(w->slots);
+		w->slots = slots;
+		w->nr_slots = nr;
+		for (size_t j = 0; j < w->n; j++)
+			if (j != i)
+				index_add(w, j);
+	}
+	for (size_t at = slot_of(w->seen[i].task, w->nr_slots);; at = (at + 1) & (w->nr_slots - 1)) {
+		if (!w->slots[at]) {
+			w->slots[at] = (uint32_t)i + 1;
+			return 0;
+		}
+	}
+}
+
+static struct vms_seen_process *index_find(const struct cross_walk *w, uint64_t task)
+{
+	if (!w->nr_slots)
+		return NULL;
+	for (size_t at = slot_of(task, w->nr_slots); w->slots[at]; at = (at + 1) & (w->nr_slots - 1))
+		if (w->seen[w->slots[at] - 1].task == task)
+			return &w->seen[w->slots[at] - 1];
+	return NULL;
+}
+
 /* Count a leader as seen by source; the first sighting fills in who it is. */
 static int saw(struct cross_walk *w, uint64_t task, int pid, int tgid, const char *comm,
 	       unsigned int source)
 {
-	struct vms_seen_process *s;
+	struct vms_seen_process *s = index_find(w, task);
 
-	for (size_t i = 0; i < w->n; i++) {
-		if (w->seen[i].task == task) {
-			w->seen[i].sources |= source;
-			return 0;
-		}
+	if (s) {
+		s->sources |= source;
+		return 0;
 	}
-	if (w->n == MAX_SEEN)
+	if (w->n == MAX_SEEN) {
+		view_partial(w->k->vm, "more than %u processes: the cross-check compares those first "
+			     "seen", MAX_SEEN);
 		return -E2BIG;
+	}
 	s = array_grow(w->seen, &w->cap, w->n, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
@@ -137,7 +187,7 @@ static int saw(struct cross_walk *w, uint64_t task, int pid, int tgid, const cha
 	s->tgid = tgid;
 	memcpy(s->comm, comm, sizeof(s->comm) - 1);
 	s->sources = source;
-	return 0;
+	return index_add(w, w->n - 1);
 }
 
 /* Read a task's identity; 0 if it reads and looks like one. */
@@ -297,9 +347,11 @@ static int in_own_thread_group(struct cross_walk *w, uint64_t task, const uint8_
 
 	if (list_walk_start(&lw, w->k, signal + w->l->signal_thread_head.offset, MAX_THREADS))
 		return 0;
-	while (list_walk_next(&lw, &node) > 0)
+	while (w->steps < MAX_SCAN_STEPS && list_walk_next(&lw, &node) > 0) {
+		w->steps++;
 		if (node == want)
 			return 1;
+	}
 	return 0;
 }
 
@@ -310,6 +362,11 @@ static int scan_chunk(struct cross_walk *w, const uint8_t *buf, size_t len, uint
 		uint64_t task = w->direct_map + gpa + off;
 		int err;
 
+		if (w->steps >= MAX_SCAN_STEPS) {
+			view_partial(w->k->vm, "the memory scan's thread lists take more reads than "
+				     "its budget: RAM from 0x%" PRIx64 " on not scanned", gpa + off);
+			return -E2BIG;
+		}
 		if (!task_shaped(w, t) || !in_own_thread_group(w, task, t))
 			continue;
 		err = saw(w, task, (int32_t)kfield_get(&w->l->pid, t),
@@ -398,6 +455,7 @@ int vms_os_cross_check(struct vms_vm *vm, struct vms_seen_process **ret_seen, si
 
 	if (err)
 		return err;
+	view_begin(vm);
 	w.l = layout(w.k);
 	if (!w.l)
 		return -ENOENT;
@@ -413,7 +471,8 @@ int vms_os_cross_check(struct vms_vm *vm, struct vms_seen_process **ret_seen, si
 	if (!err)
 		err = from_memory(&w);
 	if (!err)
-		drop_stale_copies(&w);
+		drop_stale_copies(&w); /* the index is stale from here on */
+	free(w.slots);
 	if (err) {
 		free(w.seen);
 		return err == -ENOMEM ? vm_error(vm, err, "out of memory") : err;

@@ -21,6 +21,7 @@
 #define MAX_FDS	      (1u << 20)
 #define FD_CHUNK      512
 #define MAX_OPEN_FILES (4u << 20)
+#define MAX_SLOTS      (64u << 20) /* descriptor slots read in one view */
 #define PATH_BUDGET    (256u << 20) /* bytes of paths in one view */
 
 struct files_layout {
@@ -36,6 +37,7 @@ struct files_walk {
 	struct vms_open_file *files;
 	size_t n, cap;
 	size_t path_bytes; /* of the view's budget, PATH_BUDGET */
+	uint64_t slots;	   /* descriptor slots read, of MAX_SLOTS */
 };
 
 static int find_layout(struct linux_kernel *k, void *layout)
@@ -171,6 +173,12 @@ static int process_files(struct files_walk *w, const struct vms_process *p)
 	for (uint32_t base = 0; base < max; base += FD_CHUNK) {
 		uint32_t count = max - base < FD_CHUNK ? max - base : FD_CHUNK;
 
+		w->slots += count;
+		if (w->slots > MAX_SLOTS) {
+			view_partial(w->k->vm, "the descriptor tables take more reads than the "
+				     "view's budget: %zu files listed", w->n);
+			return -E2BIG;
+		}
 		if (kread(w->k, array + 8ull * base, chunk, 8ull * count))
 			return partial_process(w, p, "descriptors");
 		for (uint32_t i = 0; i < count; i++) {
@@ -202,7 +210,7 @@ int vms_os_open_files(struct vms_vm *vm, int pid, struct vms_open_file **ret_fil
 		err = -ENOENT;
 	/* After the kernel (which starts a view afresh): a partial task list's warning stands. */
 	if (!err)
-		err = vms_os_processes(vm, 0, &procs, &nprocs);
+		err = vms_os_processes(vm, LINUX_PS_NO_CMDLINE, &procs, &nprocs);
 	if (err)
 		return err;
 	for (size_t i = 0; !err && i < nprocs; i++)

@@ -5,6 +5,7 @@
  * array of struct module_memory); BTF says which one this kernel has.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,8 @@ struct module_layout {
 	uint64_t head;
 };
 
+#define MAX_MEMORY_TYPES 16 /* 7 in 6.4 to 7.x */
+
 static int find_layout(struct linux_kernel *k, void *layout)
 {
 	struct module_layout *l = layout;
@@ -47,6 +50,12 @@ static int find_layout(struct linux_kernel *k, void *layout)
 		l->memory_bytes = kbtf_size(k->btf, "module_memory");
 		if (kbtf_enum_value(k->btf, "MOD_MEM_NUM_TYPES", &types) || !l->memory_bytes)
 			return vm_error(k->vm, -ENOENT, "the guest kernel's module layout is unknown");
+		/* fill() reads every module_memory of the array, all inside module.mem. */
+		if (types <= 0 || types > MAX_MEMORY_TYPES ||
+		    (uint64_t)types * l->memory_bytes > l->mem.size)
+			return vm_error(k->vm, -EPROTO,
+					"the guest's BTF gives module.mem %" PRId64
+					" types that do not fit it", types);
 		l->memory_types = (uint32_t)types;
 	} else if (kfield_require(k, "module", "core_layout.base", &l->core_base) ||
 		   kfield_require(k, "module", "core_layout.size", &l->core_size) ||
@@ -75,7 +84,13 @@ static void fill(const struct module_layout *l, const uint8_t *mod, struct vms_m
 										: sizeof(m->name) - 1);
 	m->name[sizeof(m->name) - 1] = '\0';
 	snprintf(m->state, sizeof(m->state), "%s", state_name(kfield_get(&l->state, mod)));
-	m->refcount = l->refcnt.found ? (int)kfield_get(&l->refcnt, mod) - MODULE_REF_BASE : -1;
+	if (l->refcnt.found) {
+		int64_t refs = (int64_t)(int32_t)kfield_get(&l->refcnt, mod) - MODULE_REF_BASE;
+
+		m->refcount = refs < INT32_MIN ? INT32_MIN : (int)refs; /* no overflow */
+	} else {
+		m->refcount = -1;
+	}
 	if (l->memory_types) {
 		for (uint32_t t = 0; t < l->memory_types; t++) {
 			const uint8_t *mem = mod + l->mem.offset + t * l->memory_bytes;

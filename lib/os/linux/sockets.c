@@ -40,6 +40,7 @@ struct socket_layout {
 	struct kfield ehash, ehash_mask, lhash2, lhash2_mask, lbucket_head, udp_hash, udp_mask,
 		hslot_head;
 	uint32_t ehash_bucket_bytes, lbucket_bytes, hslot_bytes;
+	uint32_t common_span; /* the bytes of sock_common read_sock() uses */
 	uint64_t tcp_hashinfo, udp_table;
 };
 
@@ -73,6 +74,39 @@ static const char *const tcp_states[] = {
 	"CLOSE",      "CLOSE_WAIT",  "LAST_ACK", "LISTEN",     "CLOSING",   "NEW_SYN_RECV",
 };
 
+#define COMMON_MAX 256
+
+/* Where a member read as `bytes` bytes ends (kfield_get reads at most 8 of it). */
+static uint32_t field_end(const struct kfield *f, uint32_t bytes)
+{
+	return f->offset + (bytes ? bytes : (f->size < 8 ? f->size : 8));
+}
+
+/* Every sock_common member read_sock() takes from its copy, within the copy. */
+static int measure_common(struct linux_kernel *k, struct socket_layout *l)
+{
+	const struct {
+		const struct kfield *f;
+		uint32_t bytes;
+	} used[] = {
+		{ &l->family, 0 },   { &l->state, 0 },	 { &l->num, 0 },
+		{ &l->dport, 2 },    { &l->daddr, 4 },	 { &l->rcv_saddr, 4 },
+		{ &l->v6_daddr, 16 }, { &l->v6_rcv_saddr, 16 },
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(used); i++) {
+		uint32_t end = field_end(used[i].f, used[i].bytes);
+
+		if (end > COMMON_MAX)
+			return vm_error(k->vm, -EPROTO,
+					"the guest's BTF puts sock_common's addresses beyond %d bytes",
+					COMMON_MAX);
+		if (end > l->common_span)
+			l->common_span = end;
+	}
+	return 0;
+}
+
 static int find_layout(struct linux_kernel *k, void *layout)
 {
 	struct socket_layout *l = layout;
@@ -102,6 +136,8 @@ static int find_layout(struct linux_kernel *k, void *layout)
 
 	if (kfields_require(k, want, ARRAY_SIZE(want)))
 		return -ENOENT;
+	if (measure_common(k, l))
+		return -EPROTO;
 	if (kbtf_member(k->btf, "inet_connection_sock", "icsk_listen_portaddr_node",
 			&l->listen_node))
 		l->listen_node = l->nulls_node;
@@ -134,12 +170,11 @@ static void format_address(int family, const uint8_t *v4, const uint8_t *v6, cha
 static int read_sock(struct linux_kernel *k, const struct socket_layout *l, uint64_t sk, int udp,
 		     struct vms_socket *s)
 {
-	uint8_t common[256];
-	uint32_t span = l->v6_rcv_saddr.offset + 16;
+	uint8_t common[COMMON_MAX];
 	uint64_t family, state, sock = 0;
 	uint16_t dport;
 
-	if (span > sizeof(common) || kread(k, sk, common, span))
+	if (kread(k, sk, common, l->common_span))
 		return -EFAULT;
 	family = kfield_get(&l->family, common);
 	state = kfield_get(&l->state, common);

@@ -189,8 +189,11 @@ static void tickless_idle(struct linux_kernel *k, const struct stats_layout *l, 
 	uint64_t open = 0, active;
 	int64_t entry;
 
+	const struct kfield *flag = l->ts_idle_active.found ? &l->ts_idle_active : &l->ts_flags;
+
 	if (l->ts_iowait_sleep.offset + 8 > sizeof(ts) || l->ts_idle_entry.offset + 8 > sizeof(ts) ||
-	    l->ts_idle_sleep.offset + 8 > sizeof(ts) || kread(k, l->tick_sched + off, ts, sizeof(ts)))
+	    l->ts_idle_sleep.offset + 8 > sizeof(ts) || flag->offset + 8 > sizeof(ts) ||
+	    kread(k, l->tick_sched + off, ts, sizeof(ts)))
 		return;
 	entry = (int64_t)kfield_get(&l->ts_idle_entry, ts);
 	/* 6.9 on: idle_active is bit 2 of flags (TS_FLAG_IDLE_ACTIVE). */
@@ -281,13 +284,16 @@ int vms_os_cpu_times(struct vms_vm *vm, struct vms_cpu_time **ret_cpus, size_t *
 	return 0;
 }
 
+#define MAX_PAGES (1ll << 48)
+
 static int64_t node_stat(struct linux_kernel *k, const struct stats_layout *l, int64_t item)
 {
 	int64_t v = 0;
 
 	if (item >= 0)
 		kread(k, l->node_stat + 8 * (uint64_t)item, &v, sizeof(v));
-	return v < 0 ? 0 : v;
+	/* Pages: past MAX_PAGES the guest lies, and sums of them could overflow. */
+	return v < 0 ? 0 : v > MAX_PAGES ? MAX_PAGES : v;
 }
 
 /* Block device inodes, as blockdev_superblock lists them: bounded, each once. */
@@ -326,7 +332,7 @@ static uint64_t blockdev_pages(struct linux_kernel *k, const struct stats_layout
 		    !kread_u64(k, mapping + l->mapping_nrpages.offset, &pages) && pages < (1ull << 40))
 			total += pages;
 	}
-	return total;
+	return total < (uint64_t)MAX_PAGES ? total : (uint64_t)MAX_PAGES;
 }
 
 static uint64_t sum_cpus(struct linux_kernel *k, const struct stats_layout *l, uint64_t base,

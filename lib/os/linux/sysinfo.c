@@ -113,12 +113,23 @@ static const struct sysinfo_layout *layout(struct linux_kernel *k)
 	return linux_layout(k, &k->sysinfo_layout, sizeof(struct sysinfo_layout), find_layout);
 }
 
+#define MAX_PAGES (1ll << 48)
+
+/*
+ * A count of pages as the kernel reads it (global_*_page_state: never below
+ * 0), and never above MAX_PAGES, so that the sums below cannot overflow.
+ */
+static int64_t pages(int64_t v)
+{
+	return v < 0 ? 0 : v > MAX_PAGES ? MAX_PAGES : v;
+}
+
 static int64_t read_stat(struct linux_kernel *k, uint64_t array, int64_t index)
 {
 	int64_t v = 0;
 
 	kread(k, array + 8 * (uint64_t)index, &v, sizeof(v));
-	return v;
+	return pages(v);
 }
 
 /* Sum of every zone's low watermark (with its boost), over online nodes. */
@@ -138,7 +149,9 @@ static int64_t low_watermarks(struct linux_kernel *k, const struct sysinfo_layou
 			kread_u64(k, zone + l->zone_watermark.offset + 8 * WMARK_LOW, &mark);
 			if (l->zone_boost.size == 8)
 				kread_u64(k, zone + l->zone_boost.offset, &boost);
-			total += (int64_t)(mark + boost);
+			mark = mark < (uint64_t)MAX_PAGES ? mark : (uint64_t)MAX_PAGES;
+			boost = boost < (uint64_t)MAX_PAGES ? boost : (uint64_t)MAX_PAGES;
+			total = pages(total + (int64_t)mark + (int64_t)boost);
 		}
 	}
 	return total;
@@ -150,6 +163,7 @@ static int64_t mem_available(struct linux_kernel *k, const struct sysinfo_layout
 	int64_t wmark_low = low_watermarks(k, l), reserve = 0, pagecache, reclaimable, available;
 
 	kread(k, l->totalreserve, &reserve, sizeof(reserve));
+	reserve = pages(reserve);
 	available = read_stat(k, l->zone_stat, l->nr_free) - reserve;
 	pagecache = read_stat(k, l->node_stat, l->active_file) +
 		    read_stat(k, l->node_stat, l->inactive_file);

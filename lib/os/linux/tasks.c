@@ -8,9 +8,11 @@
  * Only the span of task_struct that holds the members we use is copied, once
  * per task. Lists are guest data: a walk stops at the head, at a link or task
  * it cannot read, at a cycle that misses the head, or after MAX_TASKS
- * entries; the view then returns what it read and says what it left out
+ * entries (MAX_ENTRIES tasks and threads in all); the view then returns what
+ * it read and says what it left out
  * (vms_view_warning), failing only when init_task itself is unreadable.
- * Command lines share one budget per view (CMDLINE_BUDGET bytes; past it they
+ * Command lines, threads' copies included, share one budget per view
+ * (CMDLINE_BUDGET bytes; past it they
  * are left NULL, and said so); one that is unreadable (paged out, not yet
  * faulted in) is NULL for that process only.
  */
@@ -28,6 +30,7 @@
 #include "os/linux/list.h"
 
 #define MAX_TASKS	(1u << 20)
+#define MAX_ENTRIES	(4u << 20) /* tasks and threads, the whole view */
 #define MAX_CMDLINE	65536
 #define CMDLINE_BUDGET	(64u << 20)
 #define TASK_REPORT	0x7f
@@ -48,9 +51,6 @@ struct task_layout {
 	uint32_t span; /* bytes of task_struct to copy */
 	uint64_t init_task;
 };
-
-/* Internal walk flag, beside VMS_PS_*: leave cmdline NULL (a stop is short). */
-#define TASK_NO_CMDLINE (1u << 31)
 
 struct ps_walk {
 	struct linux_kernel *k;
@@ -237,6 +237,12 @@ static struct vms_process *grow(struct ps_walk *w)
 	return &w->procs[w->count++];
 }
 
+static void over_cmdline_budget(struct ps_walk *w)
+{
+	view_partial(w->k->vm, "command lines past the first %u MiB are left out",
+		     CMDLINE_BUDGET >> 20);
+}
+
 static void add_cmdline(struct ps_walk *w, struct vms_process *p, uint64_t mm)
 {
 	if (!mm) {
@@ -244,13 +250,27 @@ static void add_cmdline(struct ps_walk *w, struct vms_process *p, uint64_t mm)
 		return;
 	}
 	if (w->cmdline_bytes >= CMDLINE_BUDGET) {
-		view_partial(w->k->vm, "command lines past the first %u MiB are left out",
-			     CMDLINE_BUDGET >> 20);
+		over_cmdline_budget(w);
 		return;
 	}
 	p->cmdline = read_cmdline(w->k, w->l, mm);
 	if (p->cmdline)
 		w->cmdline_bytes += strlen(p->cmdline) + 1;
+}
+
+/* A thread's copy of its leader's command line, from the same budget. */
+static char *thread_cmdline(struct ps_walk *w, const char *cmdline)
+{
+	size_t len = cmdline ? strlen(cmdline) + 1 : 0;
+
+	if (!cmdline)
+		return NULL;
+	if (w->cmdline_bytes + len > CMDLINE_BUDGET) {
+		over_cmdline_budget(w);
+		return NULL;
+	}
+	w->cmdline_bytes += len;
+	return strdup(cmdline);
 }
 
 /* Fill one entry from the task at addr; group carries the leader's shared facts. */
@@ -261,6 +281,8 @@ static int add_task(struct ps_walk *w, uint64_t addr, const struct vms_process *
 	uint64_t parent, cred, mm;
 	uint32_t value;
 
+	if (w->count >= MAX_ENTRIES)
+		return -E2BIG;
 	if (kread(w->k, addr, w->task, l->span))
 		return vm_error(w->k->vm, -EFAULT, "task_struct at 0x%llx is unreadable",
 				(unsigned long long)addr);
@@ -286,12 +308,12 @@ static int add_task(struct ps_walk *w, uint64_t addr, const struct vms_process *
 	p->kernel_thread = mm == 0;
 	if (group) {
 		p->threads = group->threads;
-		p->cmdline = group->cmdline ? strdup(group->cmdline) : NULL;
+		p->cmdline = thread_cmdline(w, group->cmdline);
 		return 0;
 	}
 	if (!kread_u32(w->k, kfield_get(&l->signal, w->task) + l->signal_nr_threads.offset, &value))
 		p->threads = (int)value;
-	if (!(w->flags & TASK_NO_CMDLINE))
+	if (!(w->flags & LINUX_PS_NO_CMDLINE))
 		add_cmdline(w, p, mm);
 	return 0;
 }
@@ -323,13 +345,13 @@ static int add_threads(struct ps_walk *w)
 		free(group.cmdline);
 		return err;
 	}
-	if (more < 0 || err)
+	if ((more < 0 || err) && err != -E2BIG)
 		walk_partial(w, err ? err : more, "a thread list");
 	if (w->count == before) /* not one thread read: keep the leader's own entry */
 		w->procs[w->count++] = group;
 	else
 		free(group.cmdline);
-	return 0;
+	return err == -E2BIG ? err : 0;
 }
 
 /* A cycle that misses the head: cut the list where a task comes again. */
@@ -363,10 +385,16 @@ static int walk(struct ps_walk *w)
 		err = add_task(w, task, NULL);
 		if (!err && (w->flags & VMS_PS_THREADS))
 			err = add_threads(w);
-		if (err == -EFAULT) /* its own links are in the task we cannot read */
+		/* -EFAULT: its own links are in the task we cannot read */
+		if (err == -EFAULT || err == -E2BIG)
 			break;
 		if (err)
 			return err;
+	}
+	if (err == -E2BIG) {
+		view_partial(w->k->vm, "more than %u tasks and threads: %zu listed", MAX_ENTRIES,
+			     w->count);
+		return 0;
 	}
 	if (more == -ELOOP)
 		cut_repeats(w);
@@ -409,7 +437,7 @@ int vms_os_processes(struct vms_vm *vm, unsigned int flags, struct vms_process *
 
 int linux_task_read(struct linux_kernel *k, uint64_t addr, struct vms_process *ret)
 {
-	struct ps_walk w = { .k = k, .flags = TASK_NO_CMDLINE };
+	struct ps_walk w = { .k = k, .flags = LINUX_PS_NO_CMDLINE };
 	int err;
 
 	w.l = layout(k);
