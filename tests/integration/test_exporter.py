@@ -88,6 +88,33 @@ def wait_for(fn, timeout=60):
     return fn()
 
 
+def check_hang(t, g, url):
+    """A VM that was up and then hangs (its QEMU frozen mid-run): scrapes still answer
+    at once, it goes to vmscope_up 0 with its last good sample's time standing still,
+    and it comes back when QEMU does."""
+    stamp = lambda: value(parse(http_get(url)[0]), "vmscope_last_sample_timestamp_seconds",
+                          vm="alive")
+    before = stamp()
+    os.kill(g.pid, signal.SIGSTOP)
+    try:
+        frozen_at = time.time()
+        down = wait_for(lambda: value(parse(http_get(url)[0]), "vmscope_up", vm="alive") == 0,
+                        15)
+        took = time.time() - frozen_at
+        times = [http_get(url)[2] for _ in range(5)]
+        held = stamp()
+        time.sleep(2)
+        t.ok(down and max(times) < 0.5 and held is not None and held >= before and
+             held <= frozen_at + 1.5 and stamp() == held,
+             "a VM frozen mid-run: vmscope_up 0 after %.1f s, scrapes at once (slowest %.3f s), "
+             "its last sample's timestamp stands still" % (took, max(times)),
+             (before, held, frozen_at, times))
+    finally:
+        os.kill(g.pid, signal.SIGCONT)
+    back = wait_for(lambda: value(parse(http_get(url)[0]), "vmscope_up", vm="alive") == 1, 30)
+    t.ok(back and stamp() > held, "and vmscope_up 1 again once QEMU runs, with fresh samples")
+
+
 def check_exporter(t):
     with vmguest.Guest(workload="metrics", name="alive", control=True) as g, \
             vmguest.Guest(workload="idle", name="frozen") as frozen, \
@@ -161,6 +188,7 @@ def check_exporter(t):
              "rate(vmscope_vcpu_seconds_total) is a share of one vCPU: %s" % rate)
         prom.send_signal(signal.SIGTERM)
         prom.wait(timeout=30)
+        check_hang(t, g, url)
         ex.send_signal(signal.SIGINT)
         t.eq(ex.wait(timeout=30), 0, "the exporter stops cleanly on SIGINT, frozen VM and all")
         os.kill(frozen.pid, signal.SIGCONT)

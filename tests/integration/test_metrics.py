@@ -6,6 +6,7 @@ Guest figures must agree with the guest's /proc at that instant (ours may be
 a little later: only the pause is between them); host figures with what the
 host itself says of QEMU (its /proc, QEMU's own blockstats)."""
 import json
+import math
 import os
 import subprocess
 import sys
@@ -287,7 +288,10 @@ def check_arx(t):
                             ("guest_mem_used_bytes", "host_rss_bytes")):
             m = model_fit(path, "--input", inp, "--output", output)
             fit = m["fit_validation_percent"]
-            t.ok(m["train_rows"] >= 30 and (fit is None or fit == fit),
+            # Any figure is a result (docs/monitoring.md records them), but it must be one:
+            # these series vary under the workload, so a fit is defined and at most 100 %.
+            t.ok(m["train_rows"] >= 30 and isinstance(fit, (int, float)) and
+                 math.isfinite(fit) and fit <= 100 and m.get("stable") is not False,
                  "%s from %s: validation fit %s %%, training %s %%, ARX(%d,%d,%d)"
                  % (output, inp, "%.1f" % fit if fit is not None else "n/a (constant)",
                     "%.1f" % m["fit_train_percent"] if m["fit_train_percent"] is not None
