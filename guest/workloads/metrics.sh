@@ -6,6 +6,8 @@
 #   forks   200 forks of a short-lived child
 #   io      8 MiB written to the data disk with O_DIRECT, then 4 MiB read back
 #   quiet   1 s of sleep
+#   spin    two busy loops started in the background (on the run queue until unspin)
+#   unspin  and stopped
 #   net     eth0 as 10.199.0.2/24 (the host's tap is .1), then 20 pings of 1000 bytes
 #           to the host and 5 of 200 bytes over loopback
 #   vary    about 40 s of CPU bursts and pauses of varying lengths (a fixed
@@ -60,6 +62,20 @@ quiet() {
 	sleep 1
 }
 
+spin() {
+	sh -c 'while :; do :; done' &
+	spinners=$!
+	sh -c 'while :; do :; done' &
+	spinners="$spinners $!"
+	sleep 1
+}
+
+unspin() {
+	kill $spinners
+	wait $spinners 2>/dev/null
+	spinners=
+}
+
 # Centiseconds since boot, from /proc/uptime, with builtins only.
 now_cs() {
 	read -r up _ </proc/uptime
@@ -97,4 +113,4 @@ vary() {
 	rm -f /tmp/held
 }
 
-control_rounds snap burn forks io quiet vary net
+control_rounds snap burn forks io quiet vary net spin unspin

@@ -455,6 +455,61 @@ def poke_bytes(core, va, data):
         f.write(data)
 
 
+BTF_TRAILER = {1: 4, 3: 12, 4: 12, 5: 12, 6: 8, 13: 8, 14: 4, 15: 12, 17: 4, 19: 12}
+BTF_PER_MEMBER = {4, 5, 6, 13, 15, 19}
+
+
+def btf_struct(blob, name):
+    """Where struct name's record lies in a raw BTF blob, and its members'
+    (name, offset of the member record)."""
+    hdr_len, type_off, type_len, str_off = struct.unpack_from("<IIII", blob, 4)[:4]
+    types, strings = hdr_len + type_off, hdr_len + str_off
+    at = types
+    while at < types + type_len:
+        name_off, info = struct.unpack_from("<II", blob, at)
+        kind, vlen = (info >> 24) & 0x1f, info & 0xffff
+        extra = BTF_TRAILER.get(kind, 0) * (vlen if kind in BTF_PER_MEMBER else 1)
+        got = blob[strings + name_off:blob.index(b"\0", strings + name_off)].decode()
+        if kind == 4 and got == name:
+            members = []
+            for i in range(vlen):
+                m = at + 12 + 12 * i
+                moff, = struct.unpack_from("<I", blob, m)
+                members.append((blob[strings + moff:blob.index(b"\0", strings + moff)]
+                                .decode(), m))
+            return at, dict(members)
+        at += 12 + extra
+    raise ValueError("no struct %s in the BTF" % name)
+
+
+def check_forged_btf(t, g, target):
+    """The kernel's BTF is guest data too. Forged so that struct sock_common claims
+    64 KiB and skc_family sits at its end (in the struct as the BTF says, far
+    beyond the bytes the sockets view copies), the view refuses in one line and
+    the others still work; before, it read past its stack buffer."""
+    with tempfile.TemporaryDirectory(prefix="vmscope-test-") as d:
+        core = os.path.join(d, "vm.core")
+        r = vmscope("dump", target, core)
+        if r.returncode:
+            raise RuntimeError(r.stderr)
+        at = run_json("kernel", "dump:" + core, "--json", "--symbol", "__start_BTF",
+                      "--symbol", "__stop_BTF")["addresses"]
+        start, stop = int(at["__start_BTF"], 16), int(at["__stop_BTF"], 16)
+        blob = peek(core, start, stop - start)
+        rec, members = btf_struct(blob, "sock_common")
+        size = 0x10000
+        poke_bytes(core, start + rec + 8, struct.pack("<I", size))
+        poke_bytes(core, start + members["skc_family"] + 8, struct.pack("<I", (size - 2) * 8))
+        env = {"VMSCOPE_KERNEL_CACHE": ""}
+        r = vmscope("sockets", "dump:" + core, env=env)
+        t.ok(r.returncode == 1 and r.stdout == "" and r.stderr.count("\n") == 1 and
+             "sock_common's addresses beyond 256 bytes" in r.stderr,
+             "BTF forged to put skc_family 64 KiB in: sockets refuses in one line", r.stderr)
+        r = vmscope("ps", "dump:" + core, env=env)
+        t.ok(r.returncode == 0 and "init" in r.stdout, "and ps works on the same dump",
+             r.stderr)
+
+
 def check_no_btf(t, g, target):
     """A kernel without BTF (built without it, or before 5.2: no __start_BTF) and a
     kernel whose BTF is garbage are refused, each in one line that says why, also
@@ -670,6 +725,7 @@ def check_kernel(t, kernel):
         if kernel == vmguest.pinned_kernel():
             check_hostile(t, g, target)
             check_no_btf(t, g, target)
+            check_forged_btf(t, g, target)
         g.qmp("cont")
 
 

@@ -110,6 +110,12 @@ def check_guest(t, truth, m, label, slack_s):
          % (label, guest["load"], load[:3]))
     t.ok(abs(guest["tasks"] - int(load[3].split("/")[1])) <= 5, "%s tasks: ours %d, the "
          "guest's %s" % (label, guest["tasks"], load[3]))
+    # /proc/stat's procs_running counts the cat that printed it; the VM is held after.
+    t.ok(abs(guest["running"] - stat["procs_running"]) <= 2 and
+         abs(guest["blocked"] - stat["procs_blocked"]) <= 2,
+         "%s running and blocked tasks: ours %d and %d, the guest's %d and %d" %
+         (label, guest["running"], guest["blocked"], stat["procs_running"],
+          stat["procs_blocked"]))
     disks = diskstats(truth["diskstats"])
     ours = {d["name"]: (d["read_bytes"], d["write_bytes"], d["read_ios"], d["write_ios"])
             for d in guest["disks"]}
@@ -206,6 +212,16 @@ def check_metrics(t, kernel):
                      "%s: the host saw %d bytes written since idle, the guest's block layer %d"
                      % (label, host_w, guest_w))
             g.qmp("cont")
+        # Two busy loops on the run queue: the guest's own count and ours, held still.
+        run_round(g, "spin")
+        truth, m, _ = snapshot(g)
+        _, stat = proc_stat(truth["stat"])
+        t.ok(m["guest"]["running"] >= 2 and stat["procs_running"] >= 3 and
+             abs(m["guest"]["running"] - (stat["procs_running"] - 1)) <= 1,
+             "%s with two busy loops: %d tasks running, the guest's %d (its cat included)"
+             % (kernel, m["guest"]["running"], stat["procs_running"]))
+        g.qmp("cont")
+        run_round(g, "unspin")
 
 
 def solve(M, v):

@@ -168,19 +168,23 @@ void linux_kernel_free(void *kernel)
 		return;
 	kallsyms_release(&k->ksyms);
 	btf__free(k->btf);
-	free(k->tasks_layout);
-	free(k->modules_layout);
-	free(k->sysinfo_layout);
-	free(k->stats_layout);
-	linux_netdev_layout_free(k->netdev_layout);
-	free(k->path_layout);
-	free(k->dmesg_layout);
-	free(k->files_layout);
-	free(k->mounts_layout);
-	free(k->sockets_layout);
-	free(k->probes_layout);
-	free(k->crosscheck_layout);
+	linux_layouts_forget(k);
 	free(k);
+}
+
+void linux_layouts_forget(struct linux_kernel *k)
+{
+	void **plain[] = { &k->tasks_layout, &k->modules_layout, &k->sysinfo_layout,
+			   &k->stats_layout,  &k->path_layout,	  &k->dmesg_layout,
+			   &k->files_layout,  &k->mounts_layout,  &k->sockets_layout,
+			   &k->probes_layout, &k->crosscheck_layout };
+
+	for (size_t i = 0; i < ARRAY_SIZE(plain); i++) {
+		free(*plain[i]);
+		*plain[i] = NULL;
+	}
+	linux_netdev_layout_free(k->netdev_layout);
+	k->netdev_layout = NULL;
 }
 
 int linux_kernel_get(struct vms_vm *vm, struct linux_kernel **ret)

@@ -162,6 +162,8 @@ int linux_discover(struct linux_kernel *k);
 /* Discover the kernel (once per handle); -ENOENT etc. with the error set on vm. */
 int linux_kernel_get(struct vms_vm *vm, struct linux_kernel **ret);
 void linux_kernel_free(void *kernel);
+/* Drop what the views found in BTF (they find it again on their next use). */
+void linux_layouts_forget(struct linux_kernel *k);
 
 /*
  * Do the page tables at k->root map _text and linux_banner where vCPU 0's own
