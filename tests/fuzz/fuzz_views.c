@@ -210,6 +210,32 @@ static void run_views(int cross_check)
 		vms_guest_metrics_release(&metrics);
 }
 
+/*
+ * The next patch of the input: 2 bytes of region, 2 of offset in it, 1 of
+ * length, then the bytes; NULL when the input or the space (limit) ends.
+ */
+static const uint8_t *next_patch(const uint8_t **data, size_t *size, const struct region *in,
+				 size_t nr, uint64_t limit, uint64_t *ret_at, size_t *ret_len)
+{
+	const uint8_t *d = *data, *bytes = d + 5;
+	const struct region *r;
+	size_t len;
+
+	if (*size < 5)
+		return NULL;
+	r = &in[((size_t)d[0] << 8 | d[1]) % nr];
+	*ret_at = r->gpa + (((uint64_t)d[2] << 8 | d[3]) % r->len);
+	len = 1 + d[4] % PATCH_BYTES;
+	if (len > *size - 5)
+		len = *size - 5;
+	if (*ret_at + len > limit)
+		return NULL;
+	*data = bytes + len;
+	*size -= 5 + len;
+	*ret_len = len;
+	return bytes;
+}
+
 /* The views over a patched copy of the kernel's BTF, then the kernel's own again. */
 static void fuzz_btf(const uint8_t *data, size_t size, int cross_check)
 {
@@ -219,21 +245,15 @@ static void fuzz_btf(const uint8_t *data, size_t size, int cross_check)
 	if (!blob)
 		return;
 	memcpy(blob, btf_blob, btf_bytes);
-	for (int n = 0; size >= 5 && n < MAX_PATCHES; n++) {
-		const struct region *r = &btf_regions[((size_t)data[0] << 8 | data[1]) %
-						      nr_btf_regions];
-		uint64_t at = r->gpa + (((uint64_t)data[2] << 8 | data[3]) % r->len);
-		size_t len = 1 + data[4] % PATCH_BYTES;
+	for (int n = 0; n < MAX_PATCHES; n++) {
+		uint64_t at;
+		size_t len;
+		const uint8_t *bytes = next_patch(&data, &size, btf_regions, nr_btf_regions,
+						  btf_bytes, &at, &len);
 
-		data += 5;
-		size -= 5;
-		if (len > size)
-			len = size;
-		if (at + len > btf_bytes)
+		if (!bytes)
 			break;
-		memcpy(blob + at, data, len);
-		data += len;
-		size -= len;
+		memcpy(blob + at, bytes, len);
 	}
 	patched = btf__new(blob, btf_bytes);
 	free(blob);
@@ -267,24 +287,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_btf(data + 1, size - 1, cross_check);
 		return 0;
 	}
-	while (size >= 5 && nr_undo < MAX_PATCHES) {
-		const struct region *r = &regions[((size_t)data[0] << 8 | data[1]) % nr_regions];
-		uint64_t at = r->gpa + (((uint64_t)data[2] << 8 | data[3]) % r->len);
-		size_t len = 1 + data[4] % PATCH_BYTES;
+	while (nr_undo < MAX_PATCHES) {
+		uint64_t at;
+		size_t len;
+		const uint8_t *bytes = next_patch(&data, &size, regions, nr_regions, ram_bytes, &at,
+						  &len);
 
-		data += 5;
-		size -= 5;
-		if (len > size)
-			len = size;
-		if (at + len > ram_bytes)
-			break;
-		if (pread(ram_fd, undo[nr_undo].old, len, (off_t)at) != (ssize_t)len ||
-		    pwrite(ram_fd, data, len, (off_t)at) != (ssize_t)len)
+		if (!bytes || pread(ram_fd, undo[nr_undo].old, len, (off_t)at) != (ssize_t)len ||
+		    pwrite(ram_fd, bytes, len, (off_t)at) != (ssize_t)len)
 			break;
 		undo[nr_undo].gpa = at;
 		undo[nr_undo++].len = len;
-		data += len;
-		size -= len;
 	}
 	run_views(cross_check);
 	while (nr_undo--) /* newest first, so overlapping patches unwind right */
