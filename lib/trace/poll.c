@@ -5,8 +5,9 @@
  * cannot fake (a process: pid and start time; a module: name and base; a
  * socket: protocol, both ends and inode), and the two sorted lists are
  * merged: what is only in the new one started, what is only in the old one
- * ended. The guest never stops; what lived shorter than the period is not
- * seen at all.
+ * ended, and a process in both whose name or command line changed has
+ * exec'ed. The guest never stops; what lived shorter than the period is not
+ * seen at all, nor an exec followed by another within it.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -116,6 +117,49 @@ static int process_event(struct vms_poll *p, const struct vms_process *proc, int
 	return 1;
 }
 
+/* Same pid and start time, another program: an exec (or a prctl(PR_SET_NAME)). */
+static int exec_event(struct vms_poll *p, const struct vms_process *was,
+		      const struct vms_process *now)
+{
+	struct vms_event *ev;
+
+	/* Kernel threads never exec, but a worker's name shows its current work queue. */
+	if (was->kernel_thread && now->kernel_thread)
+		return 0;
+	if (!strcmp(was->comm, now->comm) &&
+	    (!was->cmdline || !now->cmdline || !strcmp(was->cmdline, now->cmdline)))
+		return 0;
+	ev = event(p, "process_exec");
+	if (!ev)
+		return 0;
+	vms_event_add_int(ev, "pid", now->tgid);
+	vms_event_add_int(ev, "ppid", now->ppid);
+	vms_event_add_uint(ev, "uid", now->uid);
+	vms_event_add_str(ev, "comm", now->comm);
+	if (now->cmdline)
+		vms_event_add_str(ev, "cmdline", now->cmdline);
+	vms_event_add_str(ev, "old_comm", was->comm);
+	vms_ring_commit(p->ring);
+	return 1;
+}
+
+/* The processes both readings have (both sorted by identity), checked for an exec. */
+static int diff_execs(struct vms_poll *p, const struct snapshot *was, const struct snapshot *now)
+{
+	size_t i = 0, j = 0;
+	int n = 0;
+
+	while (i < was->nr_procs && j < now->nr_procs) {
+		int c = by_process(&was->procs[i], &now->procs[j]);
+
+		if (!c)
+			n += exec_event(p, &was->procs[i], &now->procs[j]);
+		i += c <= 0;
+		j += c >= 0;
+	}
+	return n;
+}
+
 static int module_event(struct vms_poll *p, const struct vms_module *m, int loaded)
 {
 	struct vms_event *ev = event(p, loaded ? "module_load" : "module_unload");
@@ -200,6 +244,7 @@ int vms_poll_once(struct vms_poll *p)
 		return err;
 	n += DIFF(p->last.procs, p->last.nr_procs, now.procs, now.nr_procs, by_process,
 		  process_event);
+	n += diff_execs(p, &p->last, &now);
 	n += DIFF(p->last.mods, p->last.nr_mods, now.mods, now.nr_mods, by_module, module_event);
 	n += DIFF(p->last.socks, p->last.nr_socks, now.socks, now.nr_socks, by_socket,
 		  socket_event);

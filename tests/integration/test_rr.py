@@ -133,6 +133,7 @@ def check_replay(t, rec, meta, recorded, truth_path, rec_events):
          "replay --poll: the same %d process, module and socket events as while recording, at "
          "the same instruction counts" % len(rec_events), (len(events), len(rec_events)))
 
+    check_poll_grid(t, rec, meta, recorded, rec_events)
     cps = meta["checkpoints"]
     spawned = re.findall(r"^SPAWN (\d+)$", recorded.decode(), re.M)
     # Checkpoints while the guest's "sleep 1000"s live (by their pids, as it logged them).
@@ -155,6 +156,31 @@ def check_replay(t, rec, meta, recorded, truth_path, rec_events):
              "replay --at %d ps (%s): the sleepers the guest had logged by then, %s"
              % (cp["icount"], label, sorted(sleepers(truth))), (got, r.stderr))
     return with_sleep
+
+
+GRID = 20000000
+
+
+def check_poll_grid(t, rec, meta, recorded, rec_events):
+    """--poll-every: the views diffed every GRID instructions as well, in the same
+    replay that checks the checkpoints: the guest's sleepers start (or exec) and
+    end, at counts of the grid or of checkpoints, and more is seen than at the
+    checkpoints alone."""
+    r = replay(rec, "--poll-every", str(GRID), "--json")
+    n = len(meta["checkpoints"])
+    events = [json.loads(l) for l in r.stdout.splitlines()]
+    spawned = {int(p) for p in re.findall(r"^SPAWN (\d+)$", recorded.decode(), re.M)}
+    seen = {e["pid"] for e in events if e["type"] in ("process_start", "process_exec") and
+            e.get("cmdline") == "sleep 1000"}
+    ended = {e["pid"] for e in events if e["type"] == "process_exit"}
+    at_checkpoints = {c["icount"] for c in meta["checkpoints"]}
+    t.ok(r.returncode == 0 and "%d of %d checkpoints matched" % (n, n) in r.stderr and
+         spawned and spawned <= seen and spawned <= ended and
+         all(e["icount"] % GRID == 0 or e["icount"] in at_checkpoints for e in events) and
+         len(events) > len(rec_events),
+         "replay --poll-every %d: the sleepers %s start and end, every event at a grid or "
+         "checkpoint count, %d events against %d at the checkpoints alone"
+         % (GRID, sorted(spawned), len(events), len(rec_events)), (sorted(seen), r.stderr))
 
 
 def check_divergence(t, rec, meta, disk, with_sleep):
@@ -201,6 +227,23 @@ def check_refusals(t, top, rec, image):
     r = vmscope("replay", forged)
     t.one_line_error(r, "replay under another QEMU build: refused, naming both",
                      "recorded with QEMU emulator version 9.9.9")
+    with open(os.path.join(rec, "recording.json")) as f:
+        meta = json.load(f)
+    boot = {b["option"]: b for b in meta.get("boot_files", [])}
+    t.ok(set(boot) == {"-kernel", "-initrd"} and
+         boot["-initrd"]["path"].endswith("initramfs.cpio.gz"),
+         "the recording keeps the SHA-256 of the kernel and initrd it booted", boot)
+    # The guest image is rebuilt whenever its recipe changes: a replay over it would diverge.
+    changed = os.path.join(top, "initrd-changed")
+    shutil.copyfile(boot["-initrd"]["path"], changed)
+    with open(changed, "ab") as f:
+        f.write(b"\0")
+    boot["-initrd"]["path"] = changed
+    with open(os.path.join(forged, "recording.json"), "w") as f:
+        json.dump(meta, f)
+    r = vmscope("replay", forged)
+    t.one_line_error(r, "replay over a changed initrd: refused, naming it",
+                     "-initrd %s changed since it was recorded" % changed)
 
 
 def main():

@@ -31,7 +31,7 @@
 struct recording {
 	char dir[4096];
 	char qemu[4096], version[256], sha256[65];
-	json_t *checkpoints;
+	json_t *checkpoints, *boot_files;
 	double started, wall_s;
 	uint64_t end_icount;
 };
@@ -62,10 +62,10 @@ static int describe(const struct recording *rec, char *const *argv, size_t argc,
 		    const struct rr_run *run, const char *state, uint64_t log_bytes,
 		    uint64_t stored_bytes)
 {
-	json_t *j = json_pack("{s:i,s:s,s:{s:s,s:s,s:s},s:o,s:o,s:o,s:I,s:f,s:I,s:I,s:s}",
+	json_t *j = json_pack("{s:i,s:s,s:{s:s,s:s,s:s},s:o,s:O,s:o,s:o,s:I,s:f,s:I,s:I,s:s}",
 			      "format", RR_FORMAT, "state", state, "qemu", "path", rec->qemu,
 			      "version", rec->version, "sha256", rec->sha256, "command",
-			      strings(argv, argc), "record_command",
+			      strings(argv, argc), "boot_files", rec->boot_files, "record_command",
 			      strings(run->cmd.argv, run->cmd.argc), "checkpoints",
 			      json_incref(rec->checkpoints), "end_icount",
 			      (json_int_t)rec->end_icount, "wall_seconds", rec->wall_s,
@@ -171,6 +171,9 @@ static int prepare(struct recording *rec, const char *dir, char *const *argv, si
 	if (vms_rr_file_sha256(rec->qemu, rec->sha256))
 		return cli_fail("cannot read %s", rec->qemu);
 	rr_qemu_version(rec->qemu, rec->version, sizeof(rec->version));
+	rec->boot_files = rr_boot_files(argv, argc);
+	if (!rec->boot_files)
+		return 1;
 	if (vms_rr_command(dir, VMS_RR_RECORD, argv, argc, &run->cmd, err, sizeof(err)))
 		return cli_fail("cannot record this VM: %s", err);
 	rec->checkpoints = json_array();
@@ -219,6 +222,7 @@ static int run_record(int argc, char **argv)
 			return cli_usage(&cmd_record);
 		if (prepare(&rec, dir, qemu, n, &run)) {
 			json_decref(rec.checkpoints);
+			json_decref(rec.boot_files);
 			vms_rr_command_release(&run.cmd);
 			return 1;
 		}
@@ -242,6 +246,7 @@ static int run_record(int argc, char **argv)
 	}
 	rr_close(&run);
 	json_decref(rec.checkpoints);
+	json_decref(rec.boot_files);
 	return status;
 }
 

@@ -1,12 +1,16 @@
 // SPDX-License-Identifier: MIT
 /*
- * vmscope replay DIR [--json] [--at ICOUNT VIEW]... [--until ICOUNT] [--no-check]:
+ * vmscope replay DIR [--json] [--at ICOUNT VIEW]... [--until ICOUNT] [--no-check]
+ *                   [--poll [--poll-every ICOUNTS]]:
  * replay a recording made by vmscope record under the same QEMU build (any
  * other is refused), with a view taken at each --at instruction count (the
  * VM held there; the view runs as `vmscope VIEW` on a monitor of its own),
  * and every checkpoint of the recording checked on the way: the first that
- * differs ends the replay with what differs (exit status 1). Tracing is
- * refused (rr_no_trace says why).
+ * differs ends the replay with what differs (exit status 1). --poll diffs
+ * the process, module and socket views at each checkpoint, and with
+ * --poll-every also every ICOUNTS instructions between them: in a replay a
+ * stop costs the guest nothing, so the grid can be as fine as patience
+ * allows. Tracing is refused (rr_no_trace says why).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -43,6 +47,7 @@ struct replay {
 	struct target targets[MAX_AT + 1 + 4096];
 	size_t nr_targets, next;
 	uint64_t end_icount;
+	uint64_t poll_every, next_poll; /* --poll-every: the grid, and its next point */
 	double stall_s; /* no progress for this long: stalled */
 	int divergent;
 };
@@ -200,12 +205,40 @@ static int stopped(struct replay *r)
 	return !vms_vm_query_info(r->run.vm, &info) && strcmp(info.state, "running");
 }
 
-/* Break at the next target, if any. */
+/* Break at the next target or grid point, if any. */
 static int next_break(struct replay *r)
 {
-	if (r->next < r->nr_targets && vms_rr_break(r->run.vm, r->targets[r->next].icount))
+	uint64_t at = r->next < r->nr_targets ? r->targets[r->next].icount : UINT64_MAX;
+
+	if (r->poll_every && r->next_poll < at && (!r->end_icount || r->next_poll <= r->end_icount))
+		at = r->next_poll;
+	if (at != UINT64_MAX && vms_rr_break(r->run.vm, at))
 		return cli_fail("%s", vms_last_error(r->run.vm));
 	return 0;
+}
+
+/*
+ * A point of the --poll-every grid reached: diff the views (unless a
+ * checkpoint here just did). Before the guest's kernel is up there is
+ * nothing to diff, and the poller starts at the first point where it is.
+ */
+static int poll_grid(struct replay *r, uint64_t icount, int polled)
+{
+	int err = 0;
+
+	if (!r->poll_every || icount < r->next_poll)
+		return 0;
+	r->next_poll = (icount / r->poll_every + 1) * r->poll_every;
+	if (!polled) {
+		int started = r->run.poller != NULL;
+
+		err = rr_poll_at(&r->run, icount);
+		if (err && !started)
+			err = 0;
+	}
+	return err ? cli_fail("--poll-every at instruction %" PRIu64 ": %s", icount,
+			      vms_last_error(r->run.vm))
+		   : 0;
 }
 
 /* At a stop: every target reached, then the next break, then on. 1: the replay is over. */
@@ -213,6 +246,8 @@ static int at_stop(struct replay *r)
 {
 	char mode[16];
 	uint64_t icount;
+
+	int polled = 0;
 
 	if (vms_rr_query(r->run.vm, mode, &icount))
 		return -1;
@@ -222,7 +257,10 @@ static int at_stop(struct replay *r)
 
 		if (err || t->kind == T_UNTIL)
 			return err ? -1 : 1;
+		polled |= t->kind == T_CHECK && r->run.poll;
 	}
+	if (poll_grid(r, icount, polled))
+		return -1;
 	/* Past the recording's end (it ended with a quit, not an exit): done. */
 	if (r->next == r->nr_targets && r->end_icount && icount >= r->end_icount)
 		return 1;
@@ -316,6 +354,7 @@ static int run_replay(int argc, char **argv)
 		{ "until", required_argument, NULL, 'u' },
 		{ "no-check", no_argument, NULL, 'n' },
 		{ "poll", no_argument, NULL, 'p' },
+		{ "poll-every", required_argument, NULL, 'g' },
 		{ 0 },
 	};
 	struct replay *r = calloc(1, sizeof(*r));
@@ -342,7 +381,12 @@ static int run_replay(int argc, char **argv)
 			check = 0;
 		else if (opt == 'p')
 			r->run.poll = 1;
-		else if (opt != 'e' && opt != 'a' && opt != 'u') {
+		else if (opt == 'g' && (cli_parse_u64(optarg, "--poll-every", &r->poll_every) ||
+				       !r->poll_every)) {
+			if (!r->poll_every)
+				cli_fail("--poll-every: a number of instructions above 0");
+			goto out;
+		} else if (opt != 'e' && opt != 'a' && opt != 'u' && opt != 'g') {
 			status = cli_usage(&cmd_replay);
 			goto out;
 		}
@@ -374,7 +418,8 @@ static int run_replay(int argc, char **argv)
 		qemu = calloc(n + 1, sizeof(*qemu));
 		for (size_t i = 0; qemu && i < n; i++)
 			qemu[i] = (char *)json_string_value(json_array_get(cmd, i));
-		if (!qemu || !n || same_qemu(r, qemu)) {
+		if (!qemu || !n || same_qemu(r, qemu) ||
+		    rr_check_boot_files(json_object_get(r->rec, "boot_files"))) {
 			free(qemu);
 			goto out;
 		}
@@ -397,8 +442,12 @@ static int run_replay(int argc, char **argv)
 		}
 		free(qemu);
 	}
-	if (r->run.poll && !check) {
-		cli_fail("--poll diffs the views at the checkpoints: not with --no-check");
+	if (r->poll_every)
+		r->run.poll = 1;
+	r->next_poll = r->poll_every;
+	if (r->run.poll && !check && !r->poll_every) {
+		cli_fail("--poll diffs the views at the checkpoints: not with --no-check (or give "
+			 "--poll-every)");
 		goto out_log;
 	}
 	if (r->run.poll && r->run.json && vms_sink_jsonl_new(stdout, &r->run.sink)) {
@@ -412,8 +461,7 @@ static int run_replay(int argc, char **argv)
 
 		if (rr_spawn(&r->run, zst) || rr_attach(&r->run))
 			goto out_log;
-		if ((r->nr_targets && vms_rr_break(r->run.vm, r->targets[0].icount)) ||
-		    vms_rr_continue(r->run.vm)) {
+		if (next_break(r) || vms_rr_continue(r->run.vm)) {
 			cli_fail("%s", vms_last_error(r->run.vm));
 			goto out_log;
 		}
@@ -437,7 +485,8 @@ out:
 
 const struct cli_command cmd_replay = {
 	.name = "replay",
-	.usage = "DIR [--json] [--at ICOUNT VIEW]... [--until ICOUNT] [--no-check] [--poll]",
+	.usage = "DIR [--json] [--at ICOUNT VIEW]... [--until ICOUNT] [--no-check] [--poll "
+		 "[--poll-every ICOUNTS]]",
 	.summary = "replay a recording, checked at its checkpoints, views at any instruction",
 	.run = run_replay,
 };

@@ -266,3 +266,60 @@ const char rr_no_trace[] =
 	"--trace: QEMU 7.2's gdbstub breaks record/replay (a recording made with breakpoints "
 	"in may stall in replay; a replay under a gdbstub stalls); use the checkpoints and "
 	"replay --at ICOUNT VIEW, or trace the live VM";
+
+static const char *const boot_options[] = { "-kernel", "-initrd", "-bios", "-dtb" };
+
+static int boot_option(const char *arg)
+{
+	if (arg[0] == '-' && arg[1] == '-')
+		arg++; /* QEMU takes --kernel too */
+	for (size_t i = 0; i < sizeof(boot_options) / sizeof(boot_options[0]); i++)
+		if (!strcmp(arg, boot_options[i]))
+			return 1;
+	return 0;
+}
+
+json_t *rr_boot_files(char *const *argv, size_t argc)
+{
+	json_t *files = json_array();
+
+	for (size_t i = 1; files && i + 1 < argc; i++) {
+		char sha[65];
+
+		if (!boot_option(argv[i]))
+			continue;
+		if (vms_rr_file_sha256(argv[i + 1], sha)) {
+			cli_fail("%s %s: cannot read it", argv[i], argv[i + 1]);
+			json_decref(files);
+			return NULL;
+		}
+		json_array_append_new(files, json_pack("{s:s,s:s,s:s}", "option", argv[i], "path",
+						       argv[i + 1], "sha256", sha));
+		i++;
+	}
+	return files;
+}
+
+int rr_check_boot_files(const json_t *files)
+{
+	size_t i;
+	json_t *f;
+
+	json_array_foreach(files, i, f) {
+		const char *path = json_string_value(json_object_get(f, "path"));
+		const char *want = json_string_value(json_object_get(f, "sha256"));
+		const char *option = json_string_value(json_object_get(f, "option"));
+		char sha[65] = "";
+
+		if (!path || !want || !option)
+			return cli_fail("recording.json: boot file %zu is malformed", i);
+		if (vms_rr_file_sha256(path, sha))
+			return cli_fail("%s %s: recorded, but unreadable now: the replay needs the very "
+					"file", option, path);
+		if (strcmp(sha, want))
+			return cli_fail("%s %s changed since it was recorded (SHA-256 %.12s, now "
+					"%.12s): the replay would diverge",
+					option, path, want, sha);
+	}
+	return 0;
+}

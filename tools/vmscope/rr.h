@@ -49,6 +49,15 @@ int rr_checkpoint_from_json(const json_t *j, struct vms_rr_checkpoint *cp);
  */
 int rr_poll_at(struct rr_run *run, uint64_t icount);
 
+/*
+ * The files QEMU boots from (-kernel, -initrd, -bios, -dtb) with their
+ * SHA-256, as a JSON array for recording.json; NULL if one is unreadable
+ * (the one-line error said). A replay over a changed file would diverge at
+ * once, so rr_check_boot_files() refuses it, naming the file.
+ */
+json_t *rr_boot_files(char *const *argv, size_t argc);
+int rr_check_boot_files(const json_t *files);
+
 /* Why --trace is refused in record and replay (QEMU 7.2). */
 extern const char rr_no_trace[];
 
