@@ -23,6 +23,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -340,3 +341,41 @@ class QMPSession:
 
     def hmp(self, command_line):
         return self.qmp("human-monitor-command", **{"command-line": command_line})
+
+
+def standalone_command(workload, rundir, image=None, disk=None, name=None):
+    """The QEMU command line of a guest that vmscope itself starts (vmscope
+    record): its serial files in rundir, disk (a copy of the image's data disk
+    made by the caller) as node disk0, no QMP monitor (vmscope adds its own).
+    Returns (argv, truth_path)."""
+    image = image or build(None)
+    g = Guest(workload=workload, name=name or workload, shm=False, disk=False,
+              extra_args=["-blockdev", "driver=file,filename=%s,node-name=disk0-file" % disk,
+                          "-blockdev", "driver=raw,file=disk0-file,node-name=disk0",
+                          "-device", "virtio-blk-pci,drive=disk0,id=vda"] if disk else [])
+    g.rundir = rundir
+    g.qmp_path = g.harness_qmp_path = os.path.join(rundir, "unused.sock")
+    g.console_path = os.path.join(rundir, "console.log")
+    g.truth_path = os.path.join(rundir, "truth.log")
+    g.pid_path = os.path.join(rundir, "qemu.pid")
+    out, skip = [], False
+    for a in g._command(image):
+        if skip:
+            skip = False
+        elif a == "-qmp":
+            skip = True
+        else:
+            out.append(a)
+    return out, g.truth_path
+
+
+if __name__ == "__main__":
+    # vmguest.py command WORKLOAD RUNDIR: such a command line, one argument a line,
+    # with a copy of the data disk in RUNDIR (scripts/demo records one).
+    if len(sys.argv) == 4 and sys.argv[1] == "command":
+        _image = build(None)
+        _disk = os.path.join(sys.argv[3], "data.img")
+        shutil.copyfile(os.path.join(_image, "data.img"), _disk)
+        print("\n".join(standalone_command(sys.argv[2], sys.argv[3], _image, _disk)[0]))
+    else:
+        sys.exit("usage: vmguest.py command WORKLOAD RUNDIR")

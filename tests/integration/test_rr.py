@@ -24,25 +24,7 @@ RECORD_TIMEOUT = 600
 
 def qemu_command(rundir, image, disk):
     """The test guest's command line, with its disk and serial files in rundir."""
-    g = vmguest.Guest(workload="rr", name="rr", shm=False, disk=False,
-                      extra_args=["-blockdev", "driver=file,filename=%s,node-name=disk0-file"
-                                  % disk, "-blockdev", "driver=raw,file=disk0-file,"
-                                  "node-name=disk0", "-device", "virtio-blk-pci,drive=disk0,id=vda"])
-    g.rundir = rundir
-    g.qmp_path = os.path.join(rundir, "unused.sock")
-    g.harness_qmp_path = os.path.join(rundir, "unused2.sock")
-    g.console_path = os.path.join(rundir, "console.log")
-    g.truth_path = os.path.join(rundir, "truth.log")
-    g.pid_path = os.path.join(rundir, "qemu.pid")
-    cmd, out, skip = g._command(image), [], False
-    for a in cmd:  # vmscope adds the monitors it needs
-        if skip:
-            skip = False
-        elif a == "-qmp":
-            skip = True
-        else:
-            out.append(a)
-    return out, g.truth_path
+    return vmguest.standalone_command("rr", rundir, image, disk)
 
 
 def put_input(disk, text):
