@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * The cost of one full sample of a VM's figures: vms_monitor_host() (three
- * QMP exchanges and a few /proc reads) and vms_monitor_guest() (introspection),
+ * The cost of one full sample of a VM's figures: vms_monitor_host() (one QMP
+ * exchange under TCG, three under KVM, and a few /proc reads) and
+ * vms_monitor_guest() (introspection),
  * in CPU time of this process and in wall time, beside baselines taken in the
  * same run on the same VM:
  *   QMP round trip   one query-status through the same connection

@@ -272,6 +272,32 @@ def model_fit(path, *args):
     return json.loads(r.stdout)
 
 
+def check_jsonl(t, g, csv_path, cpu):
+    """record-metrics --format jsonl: the CSV's columns, a row an object; and model fit
+    reads JSON lines as it reads CSV (the same rows written as JSON lines, the same
+    model)."""
+    out = os.path.join(g.rundir, "short.jsonl")
+    r = vmscope("record-metrics", "qmp:" + g.qmp_path, "--interval", "0.5", "--duration", "2",
+                "--format", "jsonl", "--out", out, timeout=60)
+    with open(csv_path) as f:
+        header = f.readline().strip().split(",")
+        rows = [l.strip().split(",") for l in f if l.strip()]
+    lines = [json.loads(l) for l in open(out)] if r.returncode == 0 else []
+    t.ok(len(lines) == 4 and all(list(l) == header for l in lines) and
+         all(isinstance(l["host_vcpu_run"], float) for l in lines),
+         "record-metrics --format jsonl: 4 rows, each an object with the CSV's %d columns"
+         % len(header), (r.stderr, lines[:1]))
+    as_jsonl = os.path.join(g.rundir, "series.jsonl")
+    with open(as_jsonl, "w") as f:
+        for row in rows:
+            f.write(json.dumps({k: (float(v) if v else None) for k, v in zip(header, row)}) +
+                    "\n")
+    again = model_fit(as_jsonl, "--input", "host_vcpu_run", "--output", "guest_cpu_busy")
+    t.ok(again["a"] == cpu["a"] and again["inputs"] == cpu["inputs"] and
+         again["fit_validation_percent"] == cpu["fit_validation_percent"],
+         "model fit reads the same rows as JSON lines into the same model", (again, cpu))
+
+
 def check_arx(t):
     """A guest under a varying load, recorded for 36 s: the guest's CPU use is
     estimated from the host's vCPU time alone (simulation on held-out data),
@@ -293,6 +319,7 @@ def check_arx(t):
                                                     cpu["fit_train_percent"] or -1, cpu["na"],
                                                     cpu["inputs"][0]["nb"],
                                                     cpu["inputs"][0]["nk"]), cpu)
+        check_jsonl(t, g, path, cpu)
         na, nb, nk = cpu["na"], cpu["inputs"][0]["nb"], cpu["inputs"][0]["nk"]
         a, b = normal_equations(path, "host_vcpu_run", "guest_cpu_busy", na, nb, nk)
         got = cpu["a"] + cpu["inputs"][0]["b"]
