@@ -100,18 +100,23 @@ static struct vms_event *event(struct vms_poll *p, const char *type)
 	return ev;
 }
 
-static int process_event(struct vms_poll *p, const struct vms_process *proc, int started)
+static void add_process(struct vms_event *ev, const struct vms_process *proc)
 {
-	struct vms_event *ev = event(p, started ? "process_start" : "process_exit");
-
-	if (!ev)
-		return 0;
 	vms_event_add_int(ev, "pid", proc->tgid);
 	vms_event_add_int(ev, "ppid", proc->ppid);
 	vms_event_add_uint(ev, "uid", proc->uid);
 	vms_event_add_str(ev, "comm", proc->comm);
 	if (proc->cmdline)
 		vms_event_add_str(ev, "cmdline", proc->cmdline);
+}
+
+static int process_event(struct vms_poll *p, const struct vms_process *proc, int started)
+{
+	struct vms_event *ev = event(p, started ? "process_start" : "process_exit");
+
+	if (!ev)
+		return 0;
+	add_process(ev, proc);
 	vms_event_add_uint(ev, "start_time_ns", proc->start_time_ns);
 	vms_ring_commit(p->ring);
 	return 1;
@@ -132,12 +137,7 @@ static int exec_event(struct vms_poll *p, const struct vms_process *was,
 	ev = event(p, "process_exec");
 	if (!ev)
 		return 0;
-	vms_event_add_int(ev, "pid", now->tgid);
-	vms_event_add_int(ev, "ppid", now->ppid);
-	vms_event_add_uint(ev, "uid", now->uid);
-	vms_event_add_str(ev, "comm", now->comm);
-	if (now->cmdline)
-		vms_event_add_str(ev, "cmdline", now->cmdline);
+	add_process(ev, now);
 	vms_event_add_str(ev, "old_comm", was->comm);
 	vms_ring_commit(p->ring);
 	return 1;
