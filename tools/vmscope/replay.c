@@ -381,10 +381,10 @@ static int run_replay(int argc, char **argv)
 			check = 0;
 		else if (opt == 'p')
 			r->run.poll = 1;
-		else if (opt == 'g' && (cli_parse_u64(optarg, "--poll-every", &r->poll_every) ||
-				       !r->poll_every)) {
-			if (!r->poll_every)
-				cli_fail("--poll-every: a number of instructions above 0");
+		else if (opt == 'g' && cli_parse_u64(optarg, "--poll-every", &r->poll_every))
+			goto out;
+		else if (opt == 'g' && !r->poll_every) {
+			cli_fail("--poll-every: a number of instructions above 0");
 			goto out;
 		} else if (opt != 'e' && opt != 'a' && opt != 'u' && opt != 'g') {
 			status = cli_usage(&cmd_replay);

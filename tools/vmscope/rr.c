@@ -285,16 +285,21 @@ json_t *rr_boot_files(char *const *argv, size_t argc)
 
 	for (size_t i = 1; files && i + 1 < argc; i++) {
 		char sha[65];
+		json_t *f;
 
 		if (!boot_option(argv[i]))
 			continue;
-		if (vms_rr_file_sha256(argv[i + 1], sha)) {
-			cli_fail("%s %s: cannot read it", argv[i], argv[i + 1]);
+		/*
+		 * Not a file here (QEMU looks `-bios NAME` up in its own data
+		 * directories; a multiboot -initrd lists several): kept unhashed.
+		 */
+		f = json_pack("{s:s,s:s,s:s?}", "option", argv[i], "path", argv[i + 1], "sha256",
+			      vms_rr_file_sha256(argv[i + 1], sha) ? NULL : sha);
+		if (!f || json_array_append_new(files, f)) {
+			cli_fail("%s %s: cannot keep it in recording.json", argv[i], argv[i + 1]);
 			json_decref(files);
 			return NULL;
 		}
-		json_array_append_new(files, json_pack("{s:s,s:s,s:s}", "option", argv[i], "path",
-						       argv[i + 1], "sha256", sha));
 		i++;
 	}
 	return files;
@@ -311,8 +316,10 @@ int rr_check_boot_files(const json_t *files)
 		const char *option = json_string_value(json_object_get(f, "option"));
 		char sha[65] = "";
 
-		if (!path || !want || !option)
+		if (!path || !option)
 			return cli_fail("recording.json: boot file %zu is malformed", i);
+		if (!want)
+			continue; /* not a file when recorded: QEMU finds it, as then */
 		if (vms_rr_file_sha256(path, sha))
 			return cli_fail("%s %s: recorded, but unreadable now: the replay needs the very "
 					"file", option, path);

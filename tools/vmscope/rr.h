@@ -51,7 +51,8 @@ int rr_poll_at(struct rr_run *run, uint64_t icount);
 
 /*
  * The files QEMU boots from (-kernel, -initrd, -bios, -dtb) with their
- * SHA-256, as a JSON array for recording.json; NULL if one is unreadable
+ * SHA-256 (null for one that is no file here, such as a -bios name QEMU
+ * looks up itself), as a JSON array for recording.json; NULL on failure
  * (the one-line error said). A replay over a changed file would diverge at
  * once, so rr_check_boot_files() refuses it, naming the file.
  */

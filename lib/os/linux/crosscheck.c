@@ -407,6 +407,7 @@ static int from_memory(struct cross_walk *w)
 static int pid_owned_by_listed(const struct cross_walk *w, uint64_t task)
 {
 	uint64_t pid = 0, first = 0, owner, leader = 0;
+	const struct vms_seen_process *seen;
 
 	if (!w->l->thread_pid.found || kread_u64(w->k, task + w->l->thread_pid.offset, &pid) ||
 	    !pid || kread_u64(w->k, pid + w->l->pid_tasks.offset, &first) || !first)
@@ -414,10 +415,8 @@ static int pid_owned_by_listed(const struct cross_walk *w, uint64_t task)
 	owner = first - w->l->task_pid_links.offset;
 	if (owner == task || kread_u64(w->k, owner + w->l->group_leader.offset, &leader))
 		return 0;
-	for (size_t i = 0; i < w->n; i++)
-		if (w->seen[i].task == leader && (w->seen[i].sources & VMS_SOURCE_TASK_LIST))
-			return 1;
-	return 0;
+	seen = index_find(w, leader);
+	return seen && (seen->sources & VMS_SOURCE_TASK_LIST);
 }
 
 /*
@@ -426,16 +425,23 @@ static int pid_owned_by_listed(const struct cross_walk *w, uint64_t task)
  * duplicating its parent, 7.x's init among them), not a hidden process: a
  * process unlinked from the task list keeps its own pid.
  */
-static void drop_stale_copies(struct cross_walk *w)
+static int drop_stale_copies(struct cross_walk *w)
 {
+	uint8_t *stale = calloc(w->n + 1, 1);
 	size_t kept = 0;
 
-	for (size_t i = 0; i < w->n; i++) {
-		if (w->seen[i].sources == VMS_SOURCE_MEMORY && pid_owned_by_listed(w, w->seen[i].task))
-			continue;
-		w->seen[kept++] = w->seen[i];
-	}
+	if (!stale)
+		return -ENOMEM;
+	/* Decided first, through the index, which compacting seen[] would spoil. */
+	for (size_t i = 0; i < w->n; i++)
+		stale[i] = w->seen[i].sources == VMS_SOURCE_MEMORY &&
+			   pid_owned_by_listed(w, w->seen[i].task);
+	for (size_t i = 0; i < w->n; i++)
+		if (!stale[i])
+			w->seen[kept++] = w->seen[i];
 	w->n = kept;
+	free(stale);
+	return 0;
 }
 
 /* The direct map's base: page_offset_base where KASLR moves it, else the fixed one. */
@@ -471,7 +477,7 @@ int vms_os_cross_check(struct vms_vm *vm, struct vms_seen_process **ret_seen, si
 	if (!err)
 		err = from_memory(&w);
 	if (!err)
-		drop_stale_copies(&w); /* the index is stale from here on */
+		err = drop_stale_copies(&w); /* the index is stale from here on */
 	free(w.slots);
 	if (err) {
 		free(w.seen);

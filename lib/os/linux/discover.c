@@ -150,16 +150,20 @@ static int load_btf(struct linux_kernel *k)
 	return err;
 }
 
-/* The CPU's CR3, and the kernel half of a KPTI pair when CR3 is the user half. */
-static int cpu_root(struct linux_kernel *k, int kernel_half, uint64_t *ret)
+/*
+ * vCPU 0's page-table roots, from one read of its CR3: CR3 itself and, when
+ * it is the user half of a KPTI pair, the kernel half 4 KiB below. Returns
+ * how many (1 or 2), or 0 when the target has no vCPU state.
+ */
+static int cpu_roots(struct linux_kernel *k, uint64_t roots[2])
 {
 	uint64_t cr3;
 
 	if (vms_vcpu_get_cr3(k->vm, 0, &cr3))
-		return -ENODATA;
-	cr3 &= 0x000ffffffffff000ull; /* PCID off */
-	*ret = kernel_half ? cr3 & ~0x1000ull : cr3;
-	return 0;
+		return 0;
+	roots[0] = cr3 & 0x000ffffffffff000ull; /* PCID off */
+	roots[1] = roots[0] & ~0x1000ull;
+	return roots[1] == roots[0] ? 1 : 2;
 }
 
 /*
@@ -175,10 +179,14 @@ int linux_check_cpu_mapping(struct linux_kernel *k)
 	uint64_t banner = kallsyms_lookup(&k->ksyms, "linux_banner");
 	struct vms_translation ours, cpus;
 
-	if (cpu_root(k, 0, &cr3))
+	uint64_t roots[2];
+	int nr = cpu_roots(k, roots);
+
+	if (!nr)
 		return 0;
-	if (vms_translate(k->vm, cr3, text, &cpus))
-		cpu_root(k, 1, &cr3);
+	cr3 = roots[0];
+	if (nr == 2 && vms_translate(k->vm, cr3, text, &cpus))
+		cr3 = roots[1];
 	for (int i = 0; i < 2; i++) {
 		uint64_t va = i ? banner : text;
 
@@ -330,28 +338,27 @@ static int extend_run(uint64_t va, const struct vms_translation *t, void *ctx)
 }
 
 /*
- * Where the vCPU's own page tables map the kernel image: the first run of
- * the kernel text mapping that is contiguous in both address spaces. No
- * guest process can write there, nor change what CR3 maps, so look-alike
+ * The tables where vCPU 0's own page tables map the kernel image: the first
+ * run of the kernel text mapping that is contiguous in both address spaces.
+ * No guest process can write there, nor change what CR3 maps, so look-alike
  * tables planted in free pages or the page cache cannot hide the real ones.
- * Under KPTI in user mode, CR3 may map only the entry code: then the kernel
- * half of the pair (4 KiB below) is tried.
+ * Under KPTI in user mode, CR3 maps only part of the kernel (the entry code,
+ * as whole 2 MiB pages when PCID is on): each half's run is searched in turn.
  */
-static int cpu_image_range(struct linux_kernel *k, uint64_t *ret_low, uint64_t *ret_high)
+static int search_cpu_image(struct linux_kernel *k, struct kallsyms_tables *t, char *why,
+			    size_t len)
 {
-	for (int kernel_half = 0; kernel_half < 2; kernel_half++) {
-		struct image_run r = { 0, 0, 0 };
-		uint64_t root;
+	uint64_t roots[2];
+	int nr = cpu_roots(k, roots);
 
-		if (cpu_root(k, kernel_half, &root))
-			return -ENODATA;
-		vms_for_each_mapping(k->vm, root, LINUX_IMAGE_LOW, LINUX_IMAGE_HIGH - 1, 4096,
+	for (int i = 0; i < nr; i++) {
+		struct image_run r = { 0, 0, 0 };
+
+		vms_for_each_mapping(k->vm, roots[i], LINUX_IMAGE_LOW, LINUX_IMAGE_HIGH - 1, 4096,
 				     extend_run, &r);
-		if (r.end - r.gpa >= KERNEL_ALIGN) {
-			*ret_low = r.gpa;
-			*ret_high = r.end;
+		if (r.end - r.gpa >= KERNEL_ALIGN && !kallsyms_search(k->vm, r.gpa, r.end, t, why,
+								     len))
 			return 0;
-		}
 	}
 	return -ENOENT;
 }
@@ -360,12 +367,9 @@ static int discover_by_search(struct linux_kernel *k)
 {
 	struct kallsyms_tables t;
 	char why[160];
-	uint64_t low, high;
-	int err = -ENOENT;
-
 	/* The image the CPU maps first; all of RAM where there is no CPU (raw images). */
-	if (!cpu_image_range(k, &low, &high))
-		err = kallsyms_search(k->vm, low, high, &t, why, sizeof(why));
+	int err = search_cpu_image(k, &t, why, sizeof(why));
+
 	if (err)
 		err = kallsyms_search(k->vm, 0, UINT64_MAX, &t, why, sizeof(why));
 	if (!err)

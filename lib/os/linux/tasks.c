@@ -391,13 +391,14 @@ static int walk(struct ps_walk *w)
 		if (err)
 			return err;
 	}
+	/* A cycle can fill the entry budget before the list walk sees it loop. */
+	if (more == -ELOOP || err == -E2BIG)
+		cut_repeats(w);
 	if (err == -E2BIG) {
 		view_partial(w->k->vm, "more than %u tasks and threads: %zu listed", MAX_ENTRIES,
 			     w->count);
 		return 0;
 	}
-	if (more == -ELOOP)
-		cut_repeats(w);
 	if (more < 0 || err == -EFAULT)
 		walk_partial(w, more < 0 ? more : err, "the task list");
 	return 0;
