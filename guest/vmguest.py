@@ -121,8 +121,9 @@ class Guest:
 
     def __init__(self, workload="idle", name="vmscope-test", ram_mib=256,
                  vcpus=1, accel="tcg", shm=True, disk=True, kernel=None, extra_args=(),
-                 control=False):
+                 control=False, append=""):
         self.workload = workload
+        self.append = append
         self.name = name
         self.ram_mib = ram_mib
         self.vcpus = vcpus
@@ -173,7 +174,7 @@ class Guest:
                "-kernel", os.path.join(image, "vmlinuz"),
                "-initrd", os.path.join(image, "initramfs.cpio.gz"),
                "-append", "console=ttyS0 loglevel=4 panic=-1 "
-                          "vmscope.workload=%s" % self.workload,
+                          "vmscope.workload=%s %s" % (self.workload, self.append),
                "-chardev", "file,id=console,path=%s" % self.console_path,
                "-serial", "chardev:console",
                "-chardev", "file,id=truth,path=%s" % self.truth_path,

@@ -94,7 +94,8 @@ int vms_rr_checkpoint_take(struct vms_vm *vm, uint64_t icount, struct vms_rr_che
 		vms_processes_free(procs, n);
 		return err;
 	}
-	qsort(procs, n, sizeof(*procs), by_pid);
+	if (n) /* none yet at the very start: procs is NULL */
+		qsort(procs, n, sizeof(*procs), by_pid);
 	cap = n * (VMS_COMM_MAX + 24) + 1;
 	text = malloc(cap);
 	if (!text) {

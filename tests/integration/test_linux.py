@@ -412,6 +412,89 @@ def check_discovery(t, g, target, label):
             os.unlink(bad)
 
 
+PFN = 0x000ffffffffff000
+IMAGE = 0xffffffff80000000
+
+
+def walk(data, gpa_of, root, va):
+    """va through 4-level page tables at root inside a dump's RAM, or None."""
+    table = root
+    for shift in (39, 30, 21, 12):
+        entry, = struct.unpack_from("<Q", data, gpa_of(table + ((va >> shift) & 511) * 8))
+        if not entry & 1:
+            return None
+        if shift in (30, 21) and entry & 0x80:
+            return (entry & PFN & ~((1 << shift) - 1)) + (va & ((1 << shift) - 1))
+        table = entry & PFN
+    return table + (va & 0xfff)
+
+
+def cloned_image(cr3):
+    """An edit that makes the KPTI user half of cr3 map the whole kernel image,
+    as Linux does when it maps the image global (pti=auto on a CPU without
+    PCID): the kernel half's page-middle entries copied into the user half's."""
+    def edit(data, gpa_of):
+        def pmd_table(root):
+            pud, = struct.unpack_from("<Q", data, gpa_of((root & PFN) + 511 * 8))
+            pmd, = struct.unpack_from("<Q", data, gpa_of((pud & PFN) + 510 * 8))
+            return gpa_of(pmd & PFN)
+        user, kernel = pmd_table(cr3), pmd_table(cr3 & ~0x1000)
+        data[user:user + 4096] = data[kernel:kernel + 4096]
+    return edit
+
+
+def check_kpti(t, kernel):
+    """Discovery with vCPU 0 in user mode under KPTI, CR3 the user half of its
+    pair: the kernel half is found and searched, look-alike tables or not,
+    whether the user half maps only the entry code (pti=on, or PCID: most real
+    CPUs) or the whole kernel image (made by editing the dump: pti=auto on a
+    CPU without PCID, which TCG's Meltdown-free CPUs never choose)."""
+    env = {"VMSCOPE_KERNEL_CACHE": ""}
+    symbols = ["--symbol", "_text", "--symbol", "linux_banner", "--symbol", "init_task",
+               "--symbol", "__entry_text_start", "--symbol", "__entry_text_end"]
+    with vmguest.Guest(workload="busy", kernel=kernel, name="kpti", append="pti=on",
+                       disk=False) as g, tempfile.TemporaryDirectory(prefix="vmscope-test-") as d:
+        target, core = "qmp:" + g.qmp_path, os.path.join(d, "vm.core")
+        for _ in range(20):  # the spinner is in user mode nearly always
+            g.qmp("stop")
+            regs = json.loads(vmscope("regs", target, "--json").stdout)[0]
+            if regs["cpl"] == 3:
+                break
+            g.qmp("cont")
+        cr3 = int(regs["cr3"], 16)
+        t.ok(regs["cpl"] == 3 and cr3 & 0x1000, "kpti: vCPU 0 in user mode, CR3 %#x the "
+             "user half of its pair" % cr3)
+        live = json.loads(vmscope("kernel", target, "--json", *symbols, env=env).stdout)
+        live_ps = vmscope("ps", target, "--json", env=env).stdout
+        sym = {k: int(v, 16) for k, v in live["addresses"].items()}
+        if vmscope("dump", target, core).returncode:
+            raise RuntimeError("dump failed")
+        g.qmp("cont")
+        cloned = cloned_image(cr3)
+
+        def both(data, gpa_of):
+            cloned(data, gpa_of)
+            plant_tables(data, gpa_of)
+        for what, edit in (("entry code only", plant_tables), ("whole image", both)):
+            bad = os.path.join(d, "edited.core")
+            rewrite_ram(core, bad, edit)
+            data = open(bad, "rb").read()
+            gpa_of = lambda gpa: file_offset(bad, gpa)
+            user = [walk(data, gpa_of, cr3 & PFN, sym[s]) for s in ("__entry_text_start",
+                                                                     "linux_banner")]
+            want = [True, what == "whole image"]
+            t.eq([u is not None for u in user], want, "kpti %s: the user half maps the "
+                 "entry code, and the kernel's rodata %s" % (what, "too" if want[1] else "not"))
+            del data
+            r = vmscope("kernel", "dump:" + bad, "--json", *symbols, env=env)
+            got = json.loads(r.stdout) if r.returncode == 0 else r.stderr
+            t.eq(got, live, "kpti %s, no vmcoreinfo, 40 look-alike tables: the same kernel "
+                 "and symbols" % what)
+            r = vmscope("ps", "dump:" + bad, "--json", env=env)
+            t.eq(r.stdout, live_ps, "kpti %s: the same processes" % what, r.stderr)
+            os.unlink(bad)
+
+
 def peek(core, va, n):
     """n bytes of a dump at kernel address va (the image is physically contiguous)."""
     r = vmscope("translate", "dump:" + core, hex(va))
@@ -733,6 +816,7 @@ def main():
     t = Tap()
     for kernel in vmguest.kernel_lines() + vmguest.kernel_flavours():
         t.run(kernel, check_kernel, kernel)
+    t.run("kpti", check_kpti, vmguest.pinned_kernel())
     return t.done()
 
 

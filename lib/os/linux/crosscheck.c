@@ -355,6 +355,13 @@ static int in_own_thread_group(struct cross_walk *w, uint64_t task, const uint8_
 	return 0;
 }
 
+static int out_of_steps(struct cross_walk *w, uint64_t gpa)
+{
+	view_partial(w->k->vm, "the memory scan's thread lists take more reads than its budget: "
+		     "RAM from 0x%" PRIx64 " on not scanned", gpa);
+	return -E2BIG;
+}
+
 static int scan_chunk(struct cross_walk *w, const uint8_t *buf, size_t len, uint64_t gpa)
 {
 	for (size_t off = 0; off + w->l->span <= len; off += TASK_ALIGN) {
@@ -362,13 +369,15 @@ static int scan_chunk(struct cross_walk *w, const uint8_t *buf, size_t len, uint
 		uint64_t task = w->direct_map + gpa + off;
 		int err;
 
-		if (w->steps >= MAX_SCAN_STEPS) {
-			view_partial(w->k->vm, "the memory scan's thread lists take more reads than "
-				     "its budget: RAM from 0x%" PRIx64 " on not scanned", gpa + off);
-			return -E2BIG;
-		}
-		if (!task_shaped(w, t) || !in_own_thread_group(w, task, t))
+		if (w->steps >= MAX_SCAN_STEPS)
+			return out_of_steps(w, gpa + off);
+		if (!task_shaped(w, t))
 			continue;
+		if (!in_own_thread_group(w, task, t)) {
+			if (w->steps >= MAX_SCAN_STEPS)
+				return out_of_steps(w, gpa + off); /* this one is undecided */
+			continue;
+		}
 		err = saw(w, task, (int32_t)kfield_get(&w->l->pid, t),
 			  (int32_t)kfield_get(&w->l->tgid, t), (const char *)t + w->l->comm.offset,
 			  VMS_SOURCE_MEMORY);

@@ -175,24 +175,21 @@ static int cpu_roots(struct linux_kernel *k, uint64_t roots[2])
  */
 int linux_check_cpu_mapping(struct linux_kernel *k)
 {
-	uint64_t cr3, text = kallsyms_lookup(&k->ksyms, "_text");
-	uint64_t banner = kallsyms_lookup(&k->ksyms, "linux_banner");
+	const uint64_t va[2] = { kallsyms_lookup(&k->ksyms, "_text"),
+				 kallsyms_lookup(&k->ksyms, "linux_banner") };
 	struct vms_translation ours, cpus;
-
 	uint64_t roots[2];
 	int nr = cpu_roots(k, roots);
 
-	if (!nr)
-		return 0;
-	cr3 = roots[0];
-	if (nr == 2 && vms_translate(k->vm, cr3, text, &cpus))
-		cr3 = roots[1];
 	for (int i = 0; i < 2; i++) {
-		uint64_t va = i ? banner : text;
+		int r = 0;
 
-		if (vms_translate(k->vm, cr3, va, &cpus))
+		/* A KPTI user half may map _text (the entry code's page) but not rodata. */
+		while (r < nr && vms_translate(k->vm, roots[r], va[i], &cpus))
+			r++;
+		if (r == nr)
 			return 0; /* the CPU maps no kernel now (early boot): nothing to compare */
-		if (vms_translate(k->vm, k->root, va, &ours) || ours.gpa != cpus.gpa)
+		if (vms_translate(k->vm, k->root, va[i], &ours) || ours.gpa != cpus.gpa)
 			return -EPROTO;
 	}
 	return 0;

@@ -335,9 +335,12 @@ static int add_threads(struct ps_walk *w)
 	uint64_t signal = kfield_get(&w->l->signal, w->task), node;
 	size_t before = --w->count; /* the leader's entry, redone below */
 	struct vms_process group = w->procs[before];
+	size_t leader_bytes = group.cmdline ? strlen(group.cmdline) + 1 : 0;
 	struct list_walk lw;
 	int more = -EFAULT, err = 0;
 
+	/* The leader's line is charged again by its thread entry's copy, not twice. */
+	w->cmdline_bytes -= leader_bytes;
 	if (!list_walk_start(&lw, w->k, signal + w->l->signal_thread_head.offset, MAX_TASKS))
 		while (!err && (more = list_walk_next(&lw, &node)) > 0)
 			err = add_task(w, node - w->l->thread_node.offset, &group);
@@ -347,9 +350,10 @@ static int add_threads(struct ps_walk *w)
 	}
 	if ((more < 0 || err) && err != -E2BIG)
 		walk_partial(w, err ? err : more, "a thread list");
-	if (w->count == before) /* not one thread read: keep the leader's own entry */
+	if (w->count == before) { /* not one thread read: keep the leader's own entry */
 		w->procs[w->count++] = group;
-	else
+		w->cmdline_bytes += leader_bytes;
+	} else
 		free(group.cmdline);
 	return err == -E2BIG ? err : 0;
 }
