@@ -256,15 +256,15 @@ int rr_checkpoint_from_json(const json_t *j, struct vms_rr_checkpoint *cp)
 }
 
 /*
- * Seen here with QEMU 7.2: a recording made while the gdbstub tracer had
- * breakpoints in (its connector watchpoint aborts the recording outright)
- * may not replay at all, the replay stalling early; and a replay started
- * with -gdb runs about ten times slower, while a gdbstub switched on later
- * answers nothing. Checkpoints and views need no gdbstub.
+ * docs/replay.md says what was tried (QEMU 7.2 and 10.0): a gdbstub hangs a
+ * replay with a disk (the snapshot QEMU saves on connection never ends),
+ * and a tracer that skips or steps over instructions differently from the
+ * other run makes record and replay diverge. Checkpoints and views need no
+ * gdbstub.
  */
 const char rr_no_trace[] =
-	"--trace: QEMU 7.2's gdbstub breaks record/replay (a recording made with breakpoints "
-	"in may stall in replay; a replay under a gdbstub stalls); use the checkpoints and "
+	"--trace: QEMU's gdbstub and its record/replay do not work together yet (a gdbstub "
+	"hangs a replay with a disk; traced runs diverge: docs/replay.md); use --poll, "
 	"replay --at ICOUNT VIEW, or trace the live VM";
 
 static const char *const boot_options[] = { "-kernel", "-initrd", "-bios", "-dtb" };
