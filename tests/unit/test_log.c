@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <xxhash.h>
 
 #include <vmscope/log.h>
 
@@ -385,6 +386,44 @@ static void test_damage_is_found_and_skipped(void **state)
 	remove_dir(dir);
 }
 
+/*
+ * A frame whose payload is valid zstd of the right length, but not the bytes
+ * its header hashed: only the payload hash can tell (the header is made to
+ * check itself again), so this fails if that check goes.
+ */
+static void test_payload_hash_is_checked(void **state)
+{
+	char *dir = new_dir(), seg[4200];
+	struct vms_log_read_stats rs;
+	struct vms_log_reader *r;
+	struct vms_event *ev = malloc(sizeof(*ev));
+	unsigned char hdr[64];
+	uint64_t hash;
+	int fd;
+
+	(void)state;
+	write_events(dir, 0, 20000, NULL, NULL);
+	last_segment(dir, seg, sizeof(seg));
+	fd = open(seg, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, hdr, sizeof(hdr), 40), sizeof(hdr));
+	hdr[48] ^= 1; /* payload_hash */
+	hash = XXH3_64bits(hdr, 56);
+	for (int i = 0; i < 8; i++)
+		hdr[56 + i] = (unsigned char)(hash >> (8 * i));
+	assert_int_equal(pwrite(fd, hdr, sizeof(hdr), 40), sizeof(hdr));
+	close(fd);
+	assert_true(verify(dir, NULL) >= 1);
+	assert_int_equal(vms_log_reader_open(dir, NULL, &r), 0);
+	while (vms_log_next(r, ev) == 1)
+		;
+	vms_log_reader_get_stats(r, &rs);
+	vms_log_reader_free(r);
+	assert_int_equal(rs.damaged_frames, 1);
+	free(ev);
+	remove_dir(dir);
+}
+
 static void test_retention_drops_oldest(void **state)
 {
 	struct vms_log_opts opts = { .sz = sizeof(opts), .segment_bytes = 32 << 10,
@@ -446,6 +485,7 @@ int main(void)
 		cmocka_unit_test(test_filters_are_exact),
 		cmocka_unit_test(test_torn_tail_is_cut_and_counted),
 		cmocka_unit_test(test_damage_is_found_and_skipped),
+		cmocka_unit_test(test_payload_hash_is_checked),
 		cmocka_unit_test(test_retention_drops_oldest),
 		cmocka_unit_test(test_one_writer_and_sync_acks),
 	};
