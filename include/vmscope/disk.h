@@ -54,6 +54,53 @@ int vms_disk_read(struct vms_disk_reader *reader, uint64_t offset, void *buf, si
 int vms_disk_close(struct vms_disk_reader *reader);
 
 /*
+ * The VM's disks as the guest sees them: each guest block device's root
+ * node, and on it the partition table (GPT, MBR with logical partitions, or
+ * none: a whole-disk filesystem) and what each partition holds. All of it
+ * is read from the disk, which the guest may have forged: tables are
+ * checked (GPT's CRC32s, its backup header), walks are bounded, and what
+ * had to be left out is said (partial, why).
+ */
+struct vms_disk_node {
+	char node[64];	 /* the block node the device reads, for --disk */
+	char device[64]; /* the guest device's id (its -device id=) */
+};
+
+/* Every guest block device with a medium; free *ret with free(). */
+int vms_disk_nodes(struct vms_vm *vm, struct vms_disk_node **ret, size_t *ret_n);
+
+struct vms_disk_fs {
+	char type[16]; /* "ext4", "ext3", "ext2", "xfs", "btrfs", "swap", "lvm2_member"; "" unknown */
+	char label[64];
+	char uuid[40];
+	uint64_t size; /* bytes, where the format says (ext*); 0 otherwise */
+};
+
+struct vms_disk_partition {
+	unsigned int number; /* as Linux numbers them (MBR logical from 5) */
+	uint64_t offset, size;
+	char type[40]; /* GPT type GUID, or MBR type as "0x83" */
+	char uuid[40]; /* GPT partition GUID */
+	char name[72]; /* GPT name */
+	struct vms_disk_fs fs;
+};
+
+struct vms_disk_layout {
+	char table[8]; /* "gpt", "mbr", or "none" */
+	char uuid[40]; /* GPT disk GUID */
+	uint64_t size;
+	struct vms_disk_fs fs; /* table "none": what the whole disk holds */
+	int partial;
+	char why[160];
+	size_t n;
+	struct vms_disk_partition parts[128];
+};
+
+/* The layout of the disk behind reader (free it with free()); on failure, why says why. */
+int vms_disk_layout(struct vms_disk_reader *reader, struct vms_disk_layout **ret, char *why,
+		    size_t why_len);
+
+/*
  * File events from disk writes (ext4): vms_fswatch_start() reads the
  * filesystem on the node through QEMU (its layout, every inode, extent tree
  * and directory, and what the journal holds), attaches a capture, and from

@@ -31,6 +31,7 @@ extern const struct cli_command cmd_sysinfo;
 extern const struct cli_command cmd_kernel;
 extern const struct cli_command cmd_dmesg;
 extern const struct cli_command cmd_mounts;
+extern const struct cli_command cmd_disks;
 extern const struct cli_command cmd_lsof;
 extern const struct cli_command cmd_sockets;
 extern const struct cli_command cmd_capture;

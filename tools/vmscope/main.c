@@ -22,6 +22,7 @@ static const struct cli_command *const commands[] = {
 	&cmd_sockets,
 	&cmd_lsof,
 	&cmd_mounts,
+	&cmd_disks,
 	&cmd_dmesg,
 	&cmd_kernel,
 	&cmd_regs,

@@ -37,6 +37,17 @@ struct layout {
 
 typedef int (*layout_read_fn)(void *ctx, uint64_t offset, void *buf, size_t len);
 
+struct layout_fs {
+	char type[16];	/* "ext4", "xfs", "swap", "lvm2_member", ...; "" when unknown */
+	char label[64];
+	char uuid[40];
+	uint64_t size;	/* bytes, where the format says (ext*), else 0 */
+};
+
+/* What the space of `space` bytes at offset holds (fs->type "" for nothing known). */
+void layout_probe_fs(layout_read_fn read, void *ctx, uint64_t offset, uint64_t space,
+		     struct layout_fs *fs);
+
 /*
  * The disk's partitions. A disk with no partition table is LAYOUT_WHOLE_DISK
  * with none. Returns 0, or a negative errno with why set: a read failed, or
