@@ -117,6 +117,12 @@ struct vms_fswatch_options {
 	const char *mount;	   /* where the guest mounts it: prefixed to every path */
 	int hash;		   /* add "sha256" of small regular files' content */
 	uint64_t hash_max;	   /* bytes; 0: 1 MiB */
+	/*
+	 * On a partitioned disk, the partition whose filesystem is watched (its
+	 * number, as vms_disk_layout() gives it); 0: the one ext2/3/4 partition
+	 * if there is exactly one, or the whole disk when it has no table.
+	 */
+	unsigned int partition;
 };
 
 struct vms_fswatch_stats {

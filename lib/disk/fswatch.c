@@ -46,6 +46,9 @@ struct vms_fswatch {
 	_Atomic int stopping, abandon;
 	_Atomic uint64_t queued, applied;
 	char vm_name[VMS_NAME_MAX], node[64];
+	/* The filesystem's bytes on the disk: [base, base + len); partition 0 = no table. */
+	uint64_t base, len;
+	unsigned int partition;
 	char **paths, *mount;
 	size_t nr_paths;
 	int hash;
@@ -74,19 +77,44 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/*
+ * A request's part inside the watched filesystem, in the filesystem's own
+ * offsets: 0 when it has none (another partition's, or the table's).
+ */
+static int clip(const struct vms_fswatch *fw, uint64_t offset, uint64_t length,
+		uint64_t *ret_offset, uint64_t *ret_length, uint64_t *ret_skip)
+{
+	uint64_t end = offset + length, fs_end = fw->base + fw->len;
+	uint64_t from = offset > fw->base ? offset : fw->base, to = end < fs_end ? end : fs_end;
+
+	if (end < offset || from >= to)
+		return 0;
+	*ret_offset = from - fw->base;
+	*ret_length = to - from;
+	*ret_skip = from - offset;
+	return 1;
+}
+
 /* NBD thread: the guest waits until this returns. */
 static void on_request(void *ctx, const struct nbd_request *req, const void *payload)
 {
 	struct vms_fswatch *fw = ctx;
-	struct spool_record r = { req->offset, req->length, now_ns(), 0, req->type, 0 };
+	struct spool_record r = { 0, 0, now_ns(), 0, req->type, 0 };
+	uint64_t offset, length, skip;
 
 	if (req->type != NBD_CMD_WRITE && req->type != NBD_CMD_WRITE_ZEROES)
 		return; /* flushes carry no change; trims free blocks a commit already freed */
+	if (!clip(fw, req->offset, req->length, &offset, &length, &skip))
+		return;
+	r.offset = offset;
+	r.length = length;
+	if (payload)
+		payload = (const uint8_t *)payload + skip;
 	if (req->type == NBD_CMD_WRITE) {
 		fw->writes++;
-		fw->write_bytes += req->length;
+		fw->write_bytes += length;
 		if (payload)
-			r.payload_len = req->length;
+			r.payload_len = (uint32_t)length;
 	}
 	if (!spool_push(&fw->spool, &r, payload))
 		fw->queued++;
@@ -95,15 +123,19 @@ static void on_request(void *ctx, const struct nbd_request *req, const void *pay
 static int want_payload(void *ctx, const struct nbd_request *req)
 {
 	struct vms_fswatch *fw = ctx;
+	uint64_t offset, length, skip;
 
-	return ext4_engine_wants_payload(fw->engine, req->offset, req->length);
+	return clip(fw, req->offset, req->length, &offset, &length, &skip) &&
+	       ext4_engine_wants_payload(fw->engine, offset, length);
 }
 
 static int read_disk(void *ctx, uint64_t offset, void *buf, size_t len)
 {
 	struct vms_fswatch *fw = ctx;
 
-	return vms_disk_read(fw->reader, offset, buf, len);
+	if (offset > fw->len || len > fw->len - offset)
+		return -EIO; /* past the filesystem's partition */
+	return vms_disk_read(fw->reader, fw->base + offset, buf, len);
 }
 
 static const char *file_type(uint16_t mode)
@@ -224,6 +256,8 @@ static void on_event(void *ctx, const struct ext4_fs_event *fe)
 		vms_event_add_uint(ev, "length", fe->length);
 	}
 	vms_event_add_str(ev, "disk", fw->node);
+	if (fw->partition)
+		vms_event_add_uint(ev, "partition", fw->partition);
 	if (fw->hash)
 		add_hash(fw, ev, fe);
 	vms_ring_commit(fw->ring);
@@ -287,6 +321,53 @@ static int copy_options(struct vms_fswatch *fw, const struct vms_fswatch_options
 	return 0;
 }
 
+static int is_ext(const struct vms_disk_fs *fs)
+{
+	return !strncmp(fs->type, "ext", 3);
+}
+
+/* Where the watched filesystem lies: the whole disk, or the partition asked for (or the only one). */
+static int find_filesystem(struct vms_fswatch *fw, unsigned int want)
+{
+	struct vms_disk_layout *l;
+	const struct vms_disk_partition *pick = NULL;
+	char why[200];
+	size_t found = 0;
+	int err = vms_disk_layout(fw->reader, &l, why, sizeof(why));
+
+	if (err)
+		return vm_error(fw->vm, err, "disk %s: %s", fw->node, why);
+	fw->base = 0;
+	fw->len = l->size;
+	if (!l->n) {
+		free(l);
+		return want ? vm_error(fw->vm, -ENOENT, "disk %s has no partition table, so no "
+				       "partition %u", fw->node, want) : 0;
+	}
+	for (size_t i = 0; i < l->n; i++) {
+		const struct vms_disk_partition *p = &l->parts[i];
+
+		if (want ? p->number == want : is_ext(&p->fs)) {
+			pick = pick ? pick : p;
+			found++;
+		}
+	}
+	if (!pick)
+		err = want ? vm_error(fw->vm, -ENOENT, "disk %s has no partition %u", fw->node, want)
+			   : vm_error(fw->vm, -ENOENT, "disk %s: no ext2/3/4 filesystem in any of "
+				      "its %zu partitions", fw->node, l->n);
+	else if (!want && found > 1)
+		err = vm_error(fw->vm, -EINVAL, "disk %s has %zu ext2/3/4 partitions: choose one "
+			       "with --partition N (vmscope disks lists them)", fw->node, found);
+	if (!err) {
+		fw->base = pick->offset;
+		fw->len = pick->size;
+		fw->partition = pick->number;
+	}
+	free(l);
+	return err;
+}
+
 static int start(struct vms_fswatch *fw, const char *node, const struct vms_fswatch_options *o)
 {
 	struct vms_vm *vm = fw->vm;
@@ -302,8 +383,10 @@ static int start(struct vms_fswatch *fw, const char *node, const struct vms_fswa
 	err = vms_disk_open(vm, node, &fw->reader);
 	if (err)
 		return err;
-	err = ext4_engine_probe(&fw->engine, vms_disk_size(fw->reader), read_disk, fw, why,
-				sizeof(why));
+	err = find_filesystem(fw, o ? o->partition : 0);
+	if (err)
+		return err;
+	err = ext4_engine_probe(&fw->engine, fw->len, read_disk, fw, why, sizeof(why));
 	if (err)
 		return vm_error(vm, err, "disk %s: %s", node, why[0] ? why : strerror(-err));
 	err = capture_start(vm, node, NULL, on_request, want_payload, fw, &fw->capture);

@@ -6,7 +6,8 @@ kind, nested directories, an htree directory, a 4 MiB file, a file of 400
 extents (a two-level extent tree), renames across directories, a burst of
 2000 files created and deleted (streamed into a real redis-server and read
 back with XRANGE), --path filtering, --hash, files made before vmscope
-attached, clean detach; the basic round again on the second pinned kernel."""
+attached, clean detach; the basic round again on the second pinned kernel, and on
+a GPT partition beside another ext4 (the partition chosen, named in every event)."""
 import hashlib
 import json
 import os
@@ -205,11 +206,51 @@ def check_burst(t):
             redis.stop()
 
 
+def check_partition(t):
+    """The data disk's filesystem as partition 1 of a GPT disk, beside another
+    ext4 in partition 2: the guest mounts /dev/vda1; fswatch must be told which
+    to watch, and then sees the basic round as on a whole disk, each event
+    naming its partition."""
+    image = vmguest.build(None)
+    src = os.path.join(image, "data.img")
+    sectors = os.path.getsize(src) // 512
+    with tempfile.TemporaryDirectory(prefix="vmscope-test-") as d:
+        disk = os.path.join(d, "gpt.img")
+        with open(disk, "wb") as f:
+            f.truncate((2048 + sectors + 32768 + 2048) * 512)
+        subprocess.run(["sfdisk", "-q", disk], check=True, text=True,
+                       input="label: gpt\nstart=2048, size=%d, name=data\nsize=32768, "
+                             "name=other\n" % sectors)
+        subprocess.run(["dd", "if=" + src, "of=" + disk, "bs=1M", "seek=1", "conv=notrunc",
+                        "status=none"], check=True)
+        subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-L", "other", "-E",
+                        "offset=%d" % ((2048 + sectors) * 512), disk, "16M"], check=True)
+        args = ["-blockdev", "driver=file,filename=%s,node-name=disk0-file" % disk,
+                "-blockdev", "driver=raw,file=disk0-file,node-name=disk0",
+                "-device", "virtio-blk-pci,drive=disk0,id=vda"]
+        with vmguest.Guest(workload="fsops", name="fsops-gpt", control=True, disk=False,
+                           extra_args=args, append="vmscope.data=/dev/vda1") as g:
+            r = vmscope("fswatch", "qmp:" + g.qmp_path, "--disk", "disk0", "--duration", "1")
+            t.one_line_error(r, "fswatch on a disk with two ext4 partitions: told to choose",
+                             "has 2 ext2/3/4 partitions: choose one with --partition N")
+            r = vmscope("fswatch", "qmp:" + g.qmp_path, "--disk", "disk0", "--partition", "9",
+                        "--duration", "1")
+            t.one_line_error(r, "fswatch --partition 9: no such partition",
+                             "disk disk0 has no partition 9")
+            fw, _ = start_fswatch(g, "--partition", "1")
+            ops = run_round(g, "basic")
+            events, err, rc = stop_fswatch(fw)
+            t.ok(rc == 0 and events and all(e.get("partition") == 1 for e in events),
+                 "GPT partition 1: fswatch exits 0, every event names partition 1", err)
+            score(t, ops, events, "GPT partition 1")
+
+
 def main():
     t = Tap()
     t.run("fswatch basic", check_basic)
     t.run("fswatch burst", check_burst)
     t.run("fswatch on the other kernel", check_other_kernel)
+    t.run("fswatch on a GPT partition", check_partition)
     return t.done()
 
 

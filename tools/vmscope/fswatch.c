@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * vmscope fswatch TARGET --disk NODE [--path GLOB]... [--mount DIR] [--hash]
+ * vmscope fswatch TARGET --disk NODE [--partition N] [--path GLOB]... [--mount DIR] [--hash]
  *                [--duration S] [--sink jsonl|redis://HOST:PORT/STREAM]:
  * file events inferred from the guest's ext4 writes, as JSON lines or into
  * a Redis stream, until the duration ends or SIGINT/SIGTERM; then a clean
@@ -36,10 +36,23 @@ static void summary(struct vms_fswatch *fw)
 		st.latency_p99_us, st.infer_cpu_s);
 }
 
+static int parse_partition(const char *text, unsigned int *ret)
+{
+	uint64_t n;
+
+	if (cli_parse_u64(text, "--partition", &n))
+		return 1;
+	if (!n || n > 128)
+		return cli_fail("--partition: a partition number from 1 to 128, not %s", text);
+	*ret = (unsigned int)n;
+	return 0;
+}
+
 static int run_fswatch(int argc, char **argv)
 {
 	static const struct option options[] = {
 		{ "disk", required_argument, NULL, 'd' },
+		{ "partition", required_argument, NULL, 'P' },
 		{ "path", required_argument, NULL, 'p' },
 		{ "mount", required_argument, NULL, 'm' },
 		{ "hash", no_argument, NULL, 'H' },
@@ -66,6 +79,10 @@ static int run_fswatch(int argc, char **argv)
 			continue;
 		else if (opt == 'd')
 			disk = optarg;
+		else if (opt == 'P' && parse_partition(optarg, &o.partition))
+			return 1;
+		else if (opt == 'P')
+			continue;
 		else if (opt == 'p' && o.nr_paths < MAX_GLOBS)
 			globs[o.nr_paths++] = optarg;
 		else if (opt == 'p')
@@ -116,7 +133,8 @@ out:
 
 const struct cli_command cmd_fswatch = {
 	.name = "fswatch",
-	.usage = "TARGET --disk NODE [--path GLOB]... [--mount DIR] [--hash] [--duration S] "
+	.usage = "TARGET --disk NODE [--partition N] [--path GLOB]... [--mount DIR] [--hash] "
+		 "[--duration S] "
 		 "[--sink jsonl|redis://HOST:PORT/STREAM] " CLI_LOG_USAGE,
 	.summary = "file events (create, write, rename, delete, ...) from the guest's ext4 writes",
 	.run = run_fswatch,
