@@ -92,4 +92,13 @@ small2() {
 	sync
 }
 
-control_rounds basic burst small small2
+# On the second filesystem (vmscope.data2), for disks with several.
+second() {
+	mkdir /data2/t && op mkdir /data2/t && sync
+	echo two >/data2/t/two.txt && op create /data2/t/two.txt && op write /data2/t/two.txt &&
+		sync
+	mv /data2/t/two.txt /data2/t/moved.txt && op rename /data2/t/two.txt /data2/t/moved.txt
+	sync
+}
+
+control_rounds basic burst small small2 second

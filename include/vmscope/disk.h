@@ -118,9 +118,9 @@ struct vms_fswatch_options {
 	int hash;		   /* add "sha256" of small regular files' content */
 	uint64_t hash_max;	   /* bytes; 0: 1 MiB */
 	/*
-	 * On a partitioned disk, the partition whose filesystem is watched (its
-	 * number, as vms_disk_layout() gives it); 0: the one ext2/3/4 partition
-	 * if there is exactly one, or the whole disk when it has no table.
+	 * On a partitioned disk, the one partition to watch (its number, as
+	 * vms_disk_layout() gives it); 0: every ext2/3/4 partition, or the whole
+	 * disk when it has no table. Events name their partition ("partition").
 	 */
 	unsigned int partition;
 };

@@ -34,11 +34,23 @@
 #define LATENCY_SAMPLES	 65536u
 #define PATH_MAX_BYTES	 8192
 
+#define MAX_WATCHED 16
+
+/* One filesystem on the disk: its bytes [base, base + len), its engine. */
+struct watched {
+	struct vms_fswatch *fw;
+	struct ext4_engine *engine;
+	uint64_t base, len;
+	unsigned int partition; /* 0: a disk with no partition table */
+	struct ext4_engine_stats stats;
+};
+
 struct vms_fswatch {
 	struct vms_vm *vm;
 	struct vms_ring *ring;
 	struct vms_disk_reader *reader;
-	struct ext4_engine *engine;
+	struct watched fs[MAX_WATCHED];
+	size_t nr_fs;
 	struct vms_capture *capture;
 	struct spool spool;
 	pthread_t thread;
@@ -46,15 +58,13 @@ struct vms_fswatch {
 	_Atomic int stopping, abandon;
 	_Atomic uint64_t queued, applied;
 	char vm_name[VMS_NAME_MAX], node[64];
-	/* The filesystem's bytes on the disk: [base, base + len); partition 0 = no table. */
-	uint64_t base, len;
-	unsigned int partition;
 	char **paths, *mount;
 	size_t nr_paths;
 	int hash;
 	uint64_t hash_max;
 	uint8_t *hash_buf;
 	struct { /* the last digest: one commit's many writes to a file hash it once */
+		const struct watched *w;
 		uint32_t ino;
 		uint64_t size;
 		int64_t mtime, ctime;
@@ -66,7 +76,6 @@ struct vms_fswatch {
 	uint64_t events, filtered, dropped;
 	uint32_t latency_us[LATENCY_SAMPLES];
 	uint64_t nr_latency;
-	struct ext4_engine_stats engine_stats;
 };
 
 static uint64_t now_ns(void)
@@ -81,61 +90,67 @@ static uint64_t now_ns(void)
  * A request's part inside the watched filesystem, in the filesystem's own
  * offsets: 0 when it has none (another partition's, or the table's).
  */
-static int clip(const struct vms_fswatch *fw, uint64_t offset, uint64_t length,
+static int clip(const struct watched *w, uint64_t offset, uint64_t length,
 		uint64_t *ret_offset, uint64_t *ret_length, uint64_t *ret_skip)
 {
-	uint64_t end = offset + length, fs_end = fw->base + fw->len;
-	uint64_t from = offset > fw->base ? offset : fw->base, to = end < fs_end ? end : fs_end;
+	uint64_t end = offset + length, fs_end = w->base + w->len;
+	uint64_t from = offset > w->base ? offset : w->base, to = end < fs_end ? end : fs_end;
 
 	if (end < offset || from >= to)
 		return 0;
-	*ret_offset = from - fw->base;
+	*ret_offset = from - w->base;
 	*ret_length = to - from;
 	*ret_skip = from - offset;
 	return 1;
 }
 
-/* NBD thread: the guest waits until this returns. */
+/* NBD thread: the guest waits until this returns. Each filesystem gets its part. */
 static void on_request(void *ctx, const struct nbd_request *req, const void *payload)
 {
 	struct vms_fswatch *fw = ctx;
-	struct spool_record r = { 0, 0, now_ns(), 0, req->type, 0 };
-	uint64_t offset, length, skip;
+	int counted = 0;
 
 	if (req->type != NBD_CMD_WRITE && req->type != NBD_CMD_WRITE_ZEROES)
 		return; /* flushes carry no change; trims free blocks a commit already freed */
-	if (!clip(fw, req->offset, req->length, &offset, &length, &skip))
-		return;
-	r.offset = offset;
-	r.length = length;
-	if (payload)
-		payload = (const uint8_t *)payload + skip;
-	if (req->type == NBD_CMD_WRITE) {
-		fw->writes++;
-		fw->write_bytes += length;
-		if (payload)
-			r.payload_len = (uint32_t)length;
+	for (size_t i = 0; i < fw->nr_fs; i++) {
+		struct spool_record r = { 0, 0, now_ns(), 0, req->type, 0, (uint16_t)i };
+		uint64_t skip;
+
+		if (!clip(&fw->fs[i], req->offset, req->length, &r.offset, &r.length, &skip))
+			continue;
+		if (req->type == NBD_CMD_WRITE) {
+			fw->writes += !counted;
+			fw->write_bytes += r.length;
+			if (payload)
+				r.payload_len = (uint32_t)r.length;
+		}
+		counted = 1;
+		if (!spool_push(&fw->spool, &r, payload ? (const uint8_t *)payload + skip : NULL))
+			fw->queued++;
 	}
-	if (!spool_push(&fw->spool, &r, payload))
-		fw->queued++;
 }
 
 static int want_payload(void *ctx, const struct nbd_request *req)
 {
 	struct vms_fswatch *fw = ctx;
-	uint64_t offset, length, skip;
 
-	return clip(fw, req->offset, req->length, &offset, &length, &skip) &&
-	       ext4_engine_wants_payload(fw->engine, offset, length);
+	for (size_t i = 0; i < fw->nr_fs; i++) {
+		uint64_t offset, length, skip;
+
+		if (clip(&fw->fs[i], req->offset, req->length, &offset, &length, &skip) &&
+		    ext4_engine_wants_payload(fw->fs[i].engine, offset, length))
+			return 1;
+	}
+	return 0;
 }
 
 static int read_disk(void *ctx, uint64_t offset, void *buf, size_t len)
 {
-	struct vms_fswatch *fw = ctx;
+	struct watched *w = ctx;
 
-	if (offset > fw->len || len > fw->len - offset)
+	if (offset > w->len || len > w->len - offset)
 		return -EIO; /* past the filesystem's partition */
-	return vms_disk_read(fw->reader, fw->base + offset, buf, len);
+	return vms_disk_read(w->fw->reader, w->base + offset, buf, len);
 }
 
 static const char *file_type(uint16_t mode)
@@ -170,8 +185,9 @@ static int watched(const struct vms_fswatch *fw, const char *path, const char *o
 	return 0;
 }
 
-static void add_hash(struct vms_fswatch *fw, struct vms_event *ev, const struct ext4_fs_event *fe)
+static void add_hash(struct watched *w, struct vms_event *ev, const struct ext4_fs_event *fe)
 {
+	struct vms_fswatch *fw = w->fw;
 	unsigned char md[EVP_MAX_MD_SIZE];
 	char hex[2 * EVP_MAX_MD_SIZE + 1];
 	unsigned int md_len = 0;
@@ -181,18 +197,20 @@ static void add_hash(struct vms_fswatch *fw, struct vms_event *ev, const struct 
 	    (fe->action != EXT4_CREATE && fe->action != EXT4_WRITE && fe->action != EXT4_TRUNCATE))
 		return;
 	/* Same inode, same size and times, same captured write being applied: same bytes. */
-	if (fw->last_hash.ino == fe->ino && fw->last_hash.size == fe->info->size &&
+	if (fw->last_hash.w == w && fw->last_hash.ino == fe->ino &&
+	    fw->last_hash.size == fe->info->size &&
 	    fw->last_hash.mtime == fe->info->mtime && fw->last_hash.ctime == fe->info->ctime &&
 	    fw->last_hash.applied == fw->applied) {
 		vms_event_add_str(ev, "sha256", fw->last_hash.hex);
 		return;
 	}
-	if (ext4_engine_read_file(fw->engine, fe->ino, fw->hash_buf, fw->hash_max, &len) ||
+	if (ext4_engine_read_file(w->engine, fe->ino, fw->hash_buf, fw->hash_max, &len) ||
 	    !EVP_Digest(fw->hash_buf, len, md, &md_len, EVP_sha256(), NULL) || md_len != 32)
 		return;
 	for (unsigned int i = 0; i < md_len; i++)
 		sprintf(hex + 2 * i, "%02x", md[i]);
 	vms_event_add_str(ev, "sha256", hex);
+	fw->last_hash.w = w;
 	fw->last_hash.ino = fe->ino;
 	fw->last_hash.size = fe->info->size;
 	fw->last_hash.mtime = fe->info->mtime;
@@ -212,7 +230,8 @@ static void record_latency(struct vms_fswatch *fw, uint64_t seen_ns)
 /* Inference thread: one engine finding, as an event. */
 static void on_event(void *ctx, const struct ext4_fs_event *fe)
 {
-	struct vms_fswatch *fw = ctx;
+	struct watched *w = ctx;
+	struct vms_fswatch *fw = w->fw;
 	char path[PATH_MAX_BYTES], old_path[PATH_MAX_BYTES], mode[16];
 	const struct ext4_inode_info *i = fe->info;
 	struct vms_event *ev;
@@ -256,10 +275,10 @@ static void on_event(void *ctx, const struct ext4_fs_event *fe)
 		vms_event_add_uint(ev, "length", fe->length);
 	}
 	vms_event_add_str(ev, "disk", fw->node);
-	if (fw->partition)
-		vms_event_add_uint(ev, "partition", fw->partition);
+	if (w->partition)
+		vms_event_add_uint(ev, "partition", w->partition);
 	if (fw->hash)
-		add_hash(fw, ev, fe);
+		add_hash(w, ev, fe);
 	vms_ring_commit(fw->ring);
 	fw->events++;
 	record_latency(fw, fe->seen_ns);
@@ -281,7 +300,9 @@ static void *infer_thread(void *arg)
 			spool_wait(&fw->spool, 50);
 			continue;
 		}
-		err = ext4_engine_write(fw->engine, r->offset, r->length,
+		struct watched *w = &fw->fs[r->fs < fw->nr_fs ? r->fs : 0];
+
+		err = ext4_engine_write(w->engine, r->offset, r->length,
 					r->payload_len ? r->payload : NULL,
 					r->type == NBD_CMD_WRITE_ZEROES, r->seen_ns);
 		spool_pop(&fw->spool);
@@ -289,7 +310,7 @@ static void *infer_thread(void *arg)
 		pthread_mutex_lock(&fw->lock);
 		if (err && !fw->err)
 			fw->err = err;
-		ext4_engine_get_stats(fw->engine, &fw->engine_stats);
+		ext4_engine_get_stats(w->engine, &w->stats);
 		pthread_mutex_unlock(&fw->lock);
 	}
 	return NULL;
@@ -326,53 +347,84 @@ static int is_ext(const struct vms_disk_fs *fs)
 	return !strncmp(fs->type, "ext", 3);
 }
 
-/* Where the watched filesystem lies: the whole disk, or the partition asked for (or the only one). */
-static int find_filesystem(struct vms_fswatch *fw, unsigned int want)
+static void watch(struct vms_fswatch *fw, uint64_t base, uint64_t len, unsigned int partition)
+{
+	fw->fs[fw->nr_fs++] = (struct watched){ fw, NULL, base, len, partition, { 0 } };
+}
+
+/*
+ * Which filesystems to watch: the whole disk when it has no partition table;
+ * else the partition asked for, or every ext2/3/4 partition.
+ */
+static int find_filesystems(struct vms_fswatch *fw, unsigned int want)
 {
 	struct vms_disk_layout *l;
-	const struct vms_disk_partition *pick = NULL;
 	char why[200];
-	size_t found = 0;
 	int err = vms_disk_layout(fw->reader, &l, why, sizeof(why));
 
 	if (err)
 		return vm_error(fw->vm, err, "disk %s: %s", fw->node, why);
-	fw->base = 0;
-	fw->len = l->size;
-	if (!l->n) {
-		free(l);
-		return want ? vm_error(fw->vm, -ENOENT, "disk %s has no partition table, so no "
-				       "partition %u", fw->node, want) : 0;
-	}
-	for (size_t i = 0; i < l->n; i++) {
+	if (!l->n && !want)
+		watch(fw, 0, l->size, 0);
+	for (size_t i = 0; i < l->n && fw->nr_fs < MAX_WATCHED; i++) {
 		const struct vms_disk_partition *p = &l->parts[i];
 
-		if (want ? p->number == want : is_ext(&p->fs)) {
-			pick = pick ? pick : p;
-			found++;
-		}
+		if (want ? p->number == want : is_ext(&p->fs))
+			watch(fw, p->offset, p->size, p->number);
 	}
-	if (!pick)
-		err = want ? vm_error(fw->vm, -ENOENT, "disk %s has no partition %u", fw->node, want)
-			   : vm_error(fw->vm, -ENOENT, "disk %s: no ext2/3/4 filesystem in any of "
-				      "its %zu partitions", fw->node, l->n);
-	else if (!want && found > 1)
-		err = vm_error(fw->vm, -EINVAL, "disk %s has %zu ext2/3/4 partitions: choose one "
-			       "with --partition N (vmscope disks lists them)", fw->node, found);
-	if (!err) {
-		fw->base = pick->offset;
-		fw->len = pick->size;
-		fw->partition = pick->number;
-	}
+	if (!fw->nr_fs && want)
+		err = vm_error(fw->vm, -ENOENT, "disk %s has %s partition %u", fw->node,
+			       l->n ? "no" : "no partition table, so no", want);
+	else if (!fw->nr_fs)
+		err = vm_error(fw->vm, -ENOENT, "disk %s: no ext2/3/4 filesystem in any of its %zu "
+			       "partitions", fw->node, l->n);
+	else if (fw->nr_fs > 1 && fw->mount)
+		err = vm_error(fw->vm, -EINVAL, "disk %s has %zu ext2/3/4 partitions: --mount maps "
+			       "one, so choose it with --partition N (vmscope disks lists them)",
+			       fw->node, fw->nr_fs);
 	free(l);
 	return err;
+}
+
+/* Each filesystem's layout, then (with the capture on) its contents. */
+static int probe_all(struct vms_fswatch *fw)
+{
+	char why[256] = "";
+
+	for (size_t i = 0; i < fw->nr_fs; i++) {
+		struct watched *w = &fw->fs[i];
+		int err = ext4_engine_probe(&w->engine, w->len, read_disk, w, why, sizeof(why));
+
+		if (err && w->partition)
+			return vm_error(fw->vm, err, "disk %s partition %u: %s", fw->node,
+					w->partition, why[0] ? why : strerror(-err));
+		if (err)
+			return vm_error(fw->vm, err, "disk %s: %s", fw->node,
+					why[0] ? why : strerror(-err));
+	}
+	return 0;
+}
+
+static int bootstrap_all(struct vms_fswatch *fw)
+{
+	char why[256] = "";
+
+	for (size_t i = 0; i < fw->nr_fs; i++) {
+		struct watched *w = &fw->fs[i];
+		int err = ext4_engine_bootstrap(w->engine, why, sizeof(why));
+
+		if (err)
+			return vm_error(fw->vm, err, "disk %s: %s", fw->node, why);
+		ext4_engine_set_emit(w->engine, on_event, w);
+		ext4_engine_get_stats(w->engine, &w->stats);
+	}
+	return 0;
 }
 
 static int start(struct vms_fswatch *fw, const char *node, const struct vms_fswatch_options *o)
 {
 	struct vms_vm *vm = fw->vm;
 	struct vms_vm_info info;
-	char why[256] = "";
 	int err;
 
 	if (!vms_vm_query_info(vm, &info))
@@ -381,22 +433,12 @@ static int start(struct vms_fswatch *fw, const char *node, const struct vms_fswa
 	if (copy_options(fw, o) || spool_init(&fw->spool, SPOOL_BYTES))
 		return vm_error(vm, -ENOMEM, "out of memory");
 	err = vms_disk_open(vm, node, &fw->reader);
+	err = err ? err : find_filesystems(fw, o ? o->partition : 0);
+	err = err ? err : probe_all(fw);
+	err = err ? err : capture_start(vm, node, NULL, on_request, want_payload, fw, &fw->capture);
+	err = err ? err : bootstrap_all(fw);
 	if (err)
 		return err;
-	err = find_filesystem(fw, o ? o->partition : 0);
-	if (err)
-		return err;
-	err = ext4_engine_probe(&fw->engine, fw->len, read_disk, fw, why, sizeof(why));
-	if (err)
-		return vm_error(vm, err, "disk %s: %s", node, why[0] ? why : strerror(-err));
-	err = capture_start(vm, node, NULL, on_request, want_payload, fw, &fw->capture);
-	if (err)
-		return err;
-	err = ext4_engine_bootstrap(fw->engine, why, sizeof(why));
-	if (err)
-		return vm_error(vm, err, "disk %s: %s", node, why);
-	ext4_engine_set_emit(fw->engine, on_event, fw);
-	ext4_engine_get_stats(fw->engine, &fw->engine_stats);
 	err = -pthread_create(&fw->thread, NULL, infer_thread, fw);
 	if (err)
 		return vm_error(vm, err, "cannot start the inference thread");
@@ -457,13 +499,19 @@ void vms_fswatch_get_stats(struct vms_fswatch *fw, struct vms_fswatch_stats *ret
 	ret->events = fw->events;
 	ret->filtered = fw->filtered;
 	ret->dropped = fw->dropped;
-	ret->transactions = fw->engine_stats.transactions;
-	ret->unmapped = fw->engine_stats.unmapped;
-	ret->pending = fw->engine_stats.pending;
-	ret->errors = fw->engine_stats.errors + (fw->err ? 1 : 0);
-	ret->inodes = fw->engine_stats.inodes;
-	ret->directories = fw->engine_stats.directories;
-	ret->journaled = fw->engine ? ext4_engine_journaled(fw->engine) : 0;
+	ret->journaled = fw->nr_fs > 0;
+	for (size_t i = 0; i < fw->nr_fs; i++) {
+		const struct ext4_engine_stats *e = &fw->fs[i].stats;
+
+		ret->transactions += e->transactions;
+		ret->unmapped += e->unmapped;
+		ret->pending += e->pending;
+		ret->errors += e->errors;
+		ret->inodes += e->inodes;
+		ret->directories += e->directories;
+		ret->journaled &= fw->fs[i].engine && ext4_engine_journaled(fw->fs[i].engine);
+	}
+	ret->errors += fw->err ? 1 : 0;
 	n = fw->nr_latency < LATENCY_SAMPLES ? fw->nr_latency : LATENCY_SAMPLES;
 	memcpy(sorted, fw->latency_us, n * sizeof(*sorted));
 	pthread_mutex_unlock(&fw->lock);
@@ -504,8 +552,10 @@ int vms_fswatch_stop(struct vms_fswatch *fw)
 		pthread_join(fw->thread, NULL);
 		fw->thread_started = 0;
 	}
-	ext4_engine_free(fw->engine);
-	fw->engine = NULL;
+	for (size_t i = 0; i < fw->nr_fs; i++) {
+		ext4_engine_free(fw->fs[i].engine);
+		fw->fs[i].engine = NULL;
+	}
 	if (fw->reader) {
 		int closed = vms_disk_close(fw->reader);
 

@@ -19,6 +19,7 @@ struct spool_record {
 	uint32_t payload_len;		  /* 0 when the bytes were not kept */
 	uint16_t type;			  /* NBD_CMD_* */
 	uint16_t wrap;			  /* internal: skip to the start of the ring */
+	uint16_t fs;			  /* the consumer's: which filesystem it is for */
 	uint8_t payload[];
 };
 

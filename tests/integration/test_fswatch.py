@@ -7,7 +7,9 @@ extents (a two-level extent tree), renames across directories, a burst of
 2000 files created and deleted (streamed into a real redis-server and read
 back with XRANGE), --path filtering, --hash, files made before vmscope
 attached, clean detach; the basic round again on the second pinned kernel, and on
-a GPT partition beside another ext4 (the partition chosen, named in every event)."""
+a GPT partition beside another ext4 (the partition chosen, named in every event),
+and on both ext4 filesystems of an MBR disk (a primary and a logical partition)
+at once."""
 import hashlib
 import json
 import os
@@ -230,9 +232,10 @@ def check_partition(t):
                 "-device", "virtio-blk-pci,drive=disk0,id=vda"]
         with vmguest.Guest(workload="fsops", name="fsops-gpt", control=True, disk=False,
                            extra_args=args, append="vmscope.data=/dev/vda1") as g:
-            r = vmscope("fswatch", "qmp:" + g.qmp_path, "--disk", "disk0", "--duration", "1")
-            t.one_line_error(r, "fswatch on a disk with two ext4 partitions: told to choose",
-                             "has 2 ext2/3/4 partitions: choose one with --partition N")
+            r = vmscope("fswatch", "qmp:" + g.qmp_path, "--disk", "disk0", "--mount", "/data",
+                        "--duration", "1")
+            t.one_line_error(r, "fswatch --mount on a disk with two ext4 partitions: told to "
+                             "choose one", "--mount maps one, so choose it with --partition N")
             r = vmscope("fswatch", "qmp:" + g.qmp_path, "--disk", "disk0", "--partition", "9",
                         "--duration", "1")
             t.one_line_error(r, "fswatch --partition 9: no such partition",
@@ -245,12 +248,61 @@ def check_partition(t):
             score(t, ops, events, "GPT partition 1")
 
 
+def strip(ops, prefix):
+    return [tuple(p[len(prefix):] if p and p.startswith(prefix + "/") else p for p in op)
+            for op in ops]
+
+
+def check_two_filesystems(t):
+    """An MBR disk: the data filesystem in primary partition 1 (the guest's
+    /data), another ext4 in logical partition 5 (its /data2). fswatch watches
+    both at once; each event names its partition, paths from that
+    filesystem's root."""
+    image = vmguest.build(None)
+    src = os.path.join(image, "data.img")
+    sectors = os.path.getsize(src) // 512
+    with tempfile.TemporaryDirectory(prefix="vmscope-test-") as d:
+        disk = os.path.join(d, "mbr.img")
+        ext = 2048 + sectors
+        with open(disk, "wb") as f:
+            f.truncate((ext + 2048 + 32768 + 2048) * 512)
+        subprocess.run(["sfdisk", "-q", disk], check=True, text=True,
+                       input="label: dos\nstart=2048, size=%d, type=83\nstart=%d, size=%d, "
+                             "type=5\nstart=%d, size=32768, type=83\n"
+                             % (sectors, ext, 2048 + 32768, ext + 2048))
+        subprocess.run(["dd", "if=" + src, "of=" + disk, "bs=1M", "seek=1", "conv=notrunc",
+                        "status=none"], check=True)
+        subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-L", "second", "-E",
+                        "offset=%d" % ((ext + 2048) * 512), disk, "16M"], check=True)
+        args = ["-blockdev", "driver=file,filename=%s,node-name=disk0-file" % disk,
+                "-blockdev", "driver=raw,file=disk0-file,node-name=disk0",
+                "-device", "virtio-blk-pci,drive=disk0,id=vda"]
+        with vmguest.Guest(workload="fsops", name="fsops-mbr", control=True, disk=False,
+                           extra_args=args,
+                           append="vmscope.data=/dev/vda1 vmscope.data2=/dev/vda5") as g:
+            fw = subprocess.Popen([VMSCOPE, "fswatch", "qmp:" + g.qmp_path, "--disk", "disk0"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            track(fw)
+            banner = fw.stderr.readline()
+            first = run_round(g, "small")
+            second = run_round(g, "second")
+            events, err, rc = stop_fswatch(fw)
+            t.ok(rc == 0 and "watching" in banner, "MBR disk: fswatch watches both "
+                 "filesystems", banner + err)
+            by = {n: [e for e in events if e.get("partition") == n] for n in (1, 5)}
+            t.eq(len(by[1]) + len(by[5]), len(events), "MBR disk: every event names partition "
+                 "1 or 5")
+            score(t, strip(first, "/data"), by[1], "MBR primary partition 1")
+            score(t, strip(second, "/data2"), by[5], "MBR logical partition 5")
+
+
 def main():
     t = Tap()
     t.run("fswatch basic", check_basic)
     t.run("fswatch burst", check_burst)
     t.run("fswatch on the other kernel", check_other_kernel)
     t.run("fswatch on a GPT partition", check_partition)
+    t.run("fswatch on two filesystems of an MBR disk", check_two_filesystems)
     return t.done()
 
 
