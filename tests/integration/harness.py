@@ -96,3 +96,12 @@ def vmscope(*args, timeout=HANG_LIMIT_S, user=None, input=None, env=None):
                "env", "LD_LIBRARY_PATH=" + d, os.path.join(d, os.path.basename(VMSCOPE))]
         return subprocess.run(cmd + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True, timeout=timeout)
+
+
+def flip_bits(path, offset, mask=0x01):
+    """Damage a file in place: one byte at offset XORed with mask."""
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        b = f.read(1)
+        f.seek(offset)
+        f.write(bytes([b[0] ^ mask]))

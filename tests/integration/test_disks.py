@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 
-from harness import Tap, vmscope, vmguest
+from harness import Tap, flip_bits, vmscope, vmguest
 
 MIB = 1 << 20
 GPT = ("label: gpt\nstart=2048, size=40960, name=root, type=L\n"
@@ -77,14 +77,6 @@ def disk_args(path, node, dev):
             "-device", "virtio-blk-pci,drive=%s,id=%s" % (node, dev)]
 
 
-def flip(path, offset):
-    with open(path, "r+b") as f:
-        f.seek(offset)
-        b = f.read(1)
-        f.seek(offset)
-        f.write(bytes([b[0] ^ 1]))
-
-
 def check(t, d):
     gpt, mbr = os.path.join(d, "gpt.img"), os.path.join(d, "mbr.img")
     make(gpt, GPT, [(1, "root"), (2, "data")])
@@ -115,7 +107,7 @@ def check(t, d):
              'ext4 label "logical"' in r.stdout, "disks: the text form names disks, tables "
              "and labels", r.stdout)
 
-    flip(gpt, 512 + 40)  # the primary GPT header: the backup serves
+    flip_bits(gpt, 512 + 40)  # the primary GPT header: the backup serves
     with open(mbr, "r+b") as f:  # the logical chain's only EBR links back to itself
         f.seek(22528 * 512 + 446 + 16 + 4)
         f.write(struct.pack("<B3xII", 5, 0, 2048))
@@ -129,8 +121,8 @@ def check(t, d):
         t.ok(m.get("partial") is True and "loops" in (m.get("warning") or "") and
              [p["number"] for p in m.get("partitions", [])] == [1, 5],
              "disks: a looping logical chain: each partition once, marked partial", m)
-    flip(gpt, 1024 + 7)  # the primary's entries, and the backup header
-    flip(gpt, 64 * MIB - 512 + 40)
+    flip_bits(gpt, 1024 + 7)  # the primary's entries, and the backup header
+    flip_bits(gpt, 64 * MIB - 512 + 40)
     with vmguest.Guest(workload="idle", name="disks3", extra_args=extra) as g:
         r = vmscope("disks", "qmp:" + g.qmp_path, "--json")
         listed = [x["node"] for x in json.loads(r.stdout or "[]")]

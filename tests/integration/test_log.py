@@ -18,7 +18,7 @@ import threading
 import time
 from collections import Counter
 
-from harness import VMSCOPE, Tap, vmscope, vmguest, track
+from harness import flip_bits, VMSCOPE, Tap, vmscope, vmguest, track
 from test_redis import Redis, entries, free_port
 from test_trace import kill_trace, run_round, start_trace, stop_trace
 
@@ -190,19 +190,11 @@ def check_crashes(t, g, d, kills=6):
          r.stdout)
 
 
-def flip(path, offset):
-    with open(path, "r+b") as f:
-        f.seek(offset)
-        b = f.read(1)
-        f.seek(offset)
-        f.write(bytes([b[0] ^ 0x20]))
-
-
 def check_damage(t, d):
     seg = sorted(p for p in os.listdir(d) if p.endswith(".vlog"))[0]
     path = os.path.join(d, seg)
     total = len(log_lines(d))
-    flip(path, 40 + 64 + 20)  # in the first frame's payload
+    flip_bits(path, 40 + 64 + 20, 0x20)  # in the first frame's payload
     r = vmscope("log", "verify", d)
     t.ok(r.returncode == 1 and "damage: %s: bytes 40 to " % path in r.stdout and
          re.search(r"; [1-9]\d* problems?$", r.stdout.strip()),
@@ -212,7 +204,7 @@ def check_damage(t, d):
     t.ok(r.returncode == 0 and 0 < len(r.stdout.splitlines()) < total and
          "damaged frames skipped" in r.stderr,
          "log query: the damaged frame is skipped and said so, the rest is read", r.stderr)
-    flip(path, 40 + 64 + 20)
+    flip_bits(path, 40 + 64 + 20, 0x20)
     with open(path, "r+b") as f:
         f.truncate(os.path.getsize(path) - 3)
     r = vmscope("log", "verify", d)

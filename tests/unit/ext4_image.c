@@ -16,24 +16,9 @@
 
 #include "disk/ext4/engine.h"
 #include "ext4_image.h"
+#include "run_command.h"
 
 #define JBD2_MAGIC 0xc03b3998u
-
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...)
-{
-	char command[4096];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(command, sizeof(command), fmt, ap);
-	va_end(ap);
-	if (system(command)) {
-		fprintf(stderr, "failed: %s\n", command);
-		return -1;
-	}
-	return 0;
-}
 
 int ext4_image_make(struct ext4_image *img, const char *features, int big_dir)
 {
@@ -45,7 +30,7 @@ int ext4_image_make(struct ext4_image *img, const char *features, int big_dir)
 		return -1;
 	snprintf(img->path, sizeof(img->path), "%s/fs.img", img->dir);
 	snprintf(tree, sizeof(tree), "%s/tree", img->dir);
-	if (run("mkdir -p %s/etc %s/docs/deep/er %s/emptydir %s/big && echo motd >%s/etc/motd && "
+	if (run_command("mkdir -p %s/etc %s/docs/deep/er %s/emptydir %s/big && echo motd >%s/etc/motd && "
 		"seq 1 3000 >%s/docs/numbers.txt && echo x >%s/docs/deep/er/leaf && "
 		"echo gone >%s/docs/old.txt",
 		tree, tree, tree, tree, tree, tree, tree, tree))
@@ -58,8 +43,8 @@ int ext4_image_make(struct ext4_image *img, const char *features, int big_dir)
 		fprintf(names, "a-long-enough-name-to-fill-blocks-%04d\n", i);
 	fclose(names);
 	tree[strlen(tree) - strlen("/big/names")] = 0;
-	if (run("cd %s/big && xargs -r touch <names && rm names", tree) ||
-	    run("E2FSPROGS_FAKE_TIME=1000 mke2fs -q -F -t ext4 -b %d -O %s "
+	if (run_command("cd %s/big && xargs -r touch <names && rm names", tree) ||
+	    run_command("E2FSPROGS_FAKE_TIME=1000 mke2fs -q -F -t ext4 -b %d -O %s "
 		"-U 5c0d1e55-0000-4000-8000-000000000001 -E hash_seed=5c0d1e55-0000-4000-8000-"
 		"000000000002 -d %s %s 32M >/dev/null",
 		EXT4_IMAGE_BLOCK, features, tree, img->path))
@@ -75,7 +60,7 @@ void ext4_image_drop(struct ext4_image *img)
 {
 	if (img->fd >= 0)
 		close(img->fd);
-	run("rm -rf %s", img->dir);
+	run_command("rm -rf %s", img->dir);
 }
 
 int ext4_image_read(void *ctx, uint64_t offset, void *buf, size_t len)
@@ -98,12 +83,12 @@ long ext4_image_change(struct ext4_image *img, const char *commands, uint64_t **
 	snprintf(before, sizeof(before), "%s/before.img", img->dir);
 	snprintf(script, sizeof(script), "%s/commands", img->dir);
 	cmd = fopen(script, "w");
-	if (!a || !b || !cmd || run("cp %s %s", img->path, before))
+	if (!a || !b || !cmd || run_command("cp %s %s", img->path, before))
 		goto fail;
 	fputs(commands, cmd);
 	fclose(cmd);
 	cmd = NULL;
-	if (run("cd %s && E2FSPROGS_FAKE_TIME=2000 debugfs -w -f %s %s >/dev/null 2>&1", img->dir,
+	if (run_command("cd %s && E2FSPROGS_FAKE_TIME=2000 debugfs -w -f %s %s >/dev/null 2>&1", img->dir,
 		script, img->path))
 		goto fail;
 	old = open(before, O_RDONLY);
@@ -289,5 +274,5 @@ int ext4_image_log_to_disk(struct ext4_image *img, int csum_v3, const uint64_t *
 
 int ext4_image_restore(struct ext4_image *img)
 {
-	return run("cp %s/before.img %s", img->dir, img->path);
+	return run_command("cp %s/before.img %s", img->dir, img->path);
 }

@@ -23,6 +23,7 @@
 #include <zlib.h>
 
 #include "disk/layout/layout.h"
+#include "run_command.h"
 
 #define DISK_BYTES (64u << 20)
 
@@ -35,18 +36,6 @@ static int read_image(void *ctx, uint64_t offset, void *buf, size_t len)
 	return pread(fd, buf, len, (off_t)offset) == (ssize_t)len ? 0 : -EIO;
 }
 
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...)
-{
-	char command[4096];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(command, sizeof(command), fmt, ap);
-	va_end(ap);
-	return system(command);
-}
-
 /* An image partitioned by sfdisk from script (its own input format). */
 static void make_image(const char *script)
 {
@@ -57,7 +46,7 @@ static void make_image(const char *script)
 	assert_true(fd >= 0);
 	assert_int_equal(ftruncate(fd, DISK_BYTES), 0);
 	close(fd);
-	assert_int_equal(run("printf '%s' | sfdisk -q %s >/dev/null", script, image), 0);
+	assert_int_equal(run_command("printf '%s' | sfdisk -q %s >/dev/null", script, image), 0);
 }
 
 static int read_layout(struct layout *l)
@@ -260,7 +249,7 @@ static void test_whole_disk(void **state)
 	fd = mkstemp(image);
 	assert_true(fd >= 0);
 	close(fd);
-	assert_int_equal(run("mke2fs -q -F -t ext4 %s 16M >/dev/null 2>&1", image), 0);
+	assert_int_equal(run_command("mke2fs -q -F -t ext4 %s 16M >/dev/null 2>&1", image), 0);
 	fd = open(image, O_RDONLY);
 	assert_int_equal(layout_read(read_image, &fd, 16u << 20, l), 0);
 	close(fd);
@@ -273,10 +262,8 @@ static void test_whole_disk(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_gpt),
-		cmocka_unit_test(test_gpt_damage),
-		cmocka_unit_test(test_mbr),
-		cmocka_unit_test(test_mbr_forged),
+		cmocka_unit_test(test_gpt),	   cmocka_unit_test(test_gpt_damage),
+		cmocka_unit_test(test_mbr),	   cmocka_unit_test(test_mbr_forged),
 		cmocka_unit_test(test_whole_disk),
 	};
 

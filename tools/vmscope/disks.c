@@ -29,17 +29,16 @@ static json_t *layout_json(const struct vms_disk_node *d, const struct vms_disk_
 	for (size_t i = 0; parts && i < l->n; i++) {
 		const struct vms_disk_partition *p = &l->parts[i];
 
-		json_array_append_new(parts, json_pack("{s:I,s:I,s:I,s:s,s:s,s:s,s:o}", "number",
-						       (json_int_t)p->number, "offset",
-						       (json_int_t)p->offset, "size",
-						       (json_int_t)p->size, "type", p->type, "uuid",
-						       p->uuid, "name", p->name, "filesystem",
-						       fs_json(&p->fs)));
+		json_array_append_new(
+			parts, json_pack("{s:I,s:I,s:I,s:s,s:s,s:s,s:o}", "number",
+					 (json_int_t)p->number, "offset", (json_int_t)p->offset,
+					 "size", (json_int_t)p->size, "type", p->type, "uuid",
+					 p->uuid, "name", p->name, "filesystem", fs_json(&p->fs)));
 	}
 	return json_pack("{s:s,s:s,s:I,s:s,s:s,s:o,s:o,s:b,s:s?}", "node", d->node, "device",
-			 d->device, "size", (json_int_t)l->size, "table", l->table, "uuid",
-			 l->uuid, "filesystem", fs_json(&l->fs), "partitions", parts, "partial",
-			 l->partial, "warning", l->partial ? l->why : NULL);
+			 d->device, "size", (json_int_t)l->size, "table", l->table, "uuid", l->uuid,
+			 "filesystem", fs_json(&l->fs), "partitions", parts, "partial", l->partial,
+			 "warning", l->partial ? l->why : NULL);
 }
 
 static void print_fs(const struct vms_disk_fs *fs)

@@ -12,10 +12,10 @@
 
 #include "disk/layout/layout.h"
 
-#define EXT4_MAGIC	   0xef53
-#define EXT4_FEATURE_JOURNAL 0x4u
+#define EXT4_MAGIC	      0xef53
+#define EXT4_FEATURE_JOURNAL  0x4u
 #define EXT4_INCOMPAT_EXTENTS 0x40u
-#define EXT4_INCOMPAT_64BIT 0x80u
+#define EXT4_INCOMPAT_64BIT   0x80u
 
 static uint32_t le32(const uint8_t *p)
 {

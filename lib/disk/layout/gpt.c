@@ -128,9 +128,8 @@ static int read_header(layout_read_fn read, void *ctx, uint64_t lba, unsigned in
 	h->entry_size = le32(buf + 84);
 	h->entries_crc = le32(buf + 88);
 	if (h->my_lba != lba || h->first_usable > h->last_usable || h->last_usable >= nr_lbas ||
-	    h->entry_size < GPT_ENTRY_MIN || h->entry_size > GPT_ENTRY_MAX ||
-	    h->entry_size % 8 || !h->nr_entries ||
-	    (uint64_t)h->nr_entries * h->entry_size > GPT_ENTRIES_BYTES ||
+	    h->entry_size < GPT_ENTRY_MIN || h->entry_size > GPT_ENTRY_MAX || h->entry_size % 8 ||
+	    !h->nr_entries || (uint64_t)h->nr_entries * h->entry_size > GPT_ENTRIES_BYTES ||
 	    h->entries_lba >= nr_lbas ||
 	    (uint64_t)h->nr_entries * h->entry_size > (nr_lbas - h->entries_lba) * sector)
 		return 0;
@@ -218,7 +217,8 @@ int layout_gpt(layout_read_fn read, void *ctx, uint64_t disk_size, struct layout
 		}
 	}
 	if (seen) {
-		snprintf(l->why, sizeof(l->why), "GPT: every copy of the partition entries fails "
+		snprintf(l->why, sizeof(l->why),
+			 "GPT: every copy of the partition entries fails "
 			 "its CRC32");
 		return -EBADMSG;
 	}

@@ -10,7 +10,7 @@
 #include "disk/layout/layout.h"
 
 static int (*const tables[])(layout_read_fn read, void *ctx, uint64_t disk_size,
-			    struct layout *ret) = { layout_gpt, layout_mbr };
+			     struct layout *ret) = { layout_gpt, layout_mbr };
 
 const char *layout_kind_name(enum layout_kind kind)
 {

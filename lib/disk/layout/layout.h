@@ -18,7 +18,7 @@
 enum layout_kind { LAYOUT_WHOLE_DISK, LAYOUT_MBR, LAYOUT_GPT };
 
 struct layout_partition {
-	unsigned int number; /* as Linux numbers them: GPT entries 1.., MBR logical from 5 */
+	unsigned int number;   /* as Linux numbers them: GPT entries 1.., MBR logical from 5 */
 	uint64_t offset, size; /* bytes */
 	char type[40];	       /* GPT: the type GUID; MBR: "0x83" and the like */
 	char uuid[40];	       /* GPT: the partition's own GUID; MBR: "" */
@@ -38,10 +38,10 @@ struct layout {
 typedef int (*layout_read_fn)(void *ctx, uint64_t offset, void *buf, size_t len);
 
 struct layout_fs {
-	char type[16];	/* "ext4", "xfs", "swap", "lvm2_member", ...; "" when unknown */
+	char type[16]; /* "ext4", "xfs", "swap", "lvm2_member", ...; "" when unknown */
 	char label[64];
 	char uuid[40];
-	uint64_t size;	/* bytes, where the format says (ext*), else 0 */
+	uint64_t size; /* bytes, where the format says (ext*), else 0 */
 };
 
 /* What the space of `space` bytes at offset holds (fs->type "" for nothing known). */

@@ -13,9 +13,9 @@
 
 #include "disk/layout/layout.h"
 
-#define SECTOR	      512u
-#define MAX_LOGICAL   (LAYOUT_MAX_PARTITIONS - 4)
-#define TYPE_GPT      0xee
+#define SECTOR	    512u
+#define MAX_LOGICAL (LAYOUT_MAX_PARTITIONS - 4)
+#define TYPE_GPT    0xee
 
 struct mbr_entry {
 	uint8_t type;
@@ -51,8 +51,8 @@ static int partial(struct layout *l, const char *why)
 }
 
 /* A partition of count sectors from sector start, if it lies inside [low, high). */
-static void add(struct layout *l, unsigned int number, const struct mbr_entry *e,
-		uint64_t start, uint64_t low, uint64_t high)
+static void add(struct layout *l, unsigned int number, const struct mbr_entry *e, uint64_t start,
+		uint64_t low, uint64_t high)
 {
 	struct layout_partition *p;
 
@@ -72,8 +72,7 @@ static void add(struct layout *l, unsigned int number, const struct mbr_entry *e
 	snprintf(p->type, sizeof(p->type), "0x%02x", e->type);
 }
 
-static int logical(layout_read_fn read, void *ctx, const struct mbr_entry *ext,
-		   struct layout *l)
+static int logical(layout_read_fn read, void *ctx, const struct mbr_entry *ext, struct layout *l)
 {
 	uint64_t ebr = ext->start, seen[MAX_LOGICAL];
 	uint64_t end = ext->start + ext->count;
@@ -102,7 +101,8 @@ static int logical(layout_read_fn read, void *ctx, const struct mbr_entry *ext,
 		if (!is_extended(next.type) || !next.count)
 			return 0;
 		if (next.start >= ext->count)
-			return partial(l, "a link of the logical chain leaves the extended partition");
+			return partial(l,
+				       "a link of the logical chain leaves the extended partition");
 		ebr = ext->start + next.start;
 	}
 }
@@ -127,7 +127,8 @@ int layout_mbr(layout_read_fn read, void *ctx, uint64_t disk_size, struct layout
 			continue;
 		used++;
 		if (e[i].type == TYPE_GPT) {
-			snprintf(l->why, sizeof(l->why), "a protective MBR, but no GPT header on the "
+			snprintf(l->why, sizeof(l->why),
+				 "a protective MBR, but no GPT header on the "
 				 "disk checks out (both copies damaged?)");
 			return -EBADMSG;
 		}
