@@ -308,7 +308,10 @@ def check_arx(t):
              "record-metrics: 72 samples in 36 s at 0.5 s", r.stderr)
         g.wait_for("DONE vary", 120, after=len(text))
         cpu = model_fit(path, "--input", "host_vcpu_run", "--output", "guest_cpu_busy")
-        t.ok(cpu["fit_validation_percent"] is not None and cpu["fit_validation_percent"] >= 90
+        # 98.7 % on a quiet host; rates over the guest's own clock (the mistake this
+        # guards against) fit 76-82 %. Other load on these 2-core hosts costs a few
+        # points (89.4 % seen with a second test suite running): 85 keeps them apart.
+        t.ok(cpu["fit_validation_percent"] is not None and cpu["fit_validation_percent"] >= 85
              and cpu["stable"], "guest CPU use from host vCPU time: validation fit %.1f %% "
              "(training %.1f %%), ARX(%d,%d,%d)" % (cpu["fit_validation_percent"] or -1,
                                                     cpu["fit_train_percent"] or -1, cpu["na"],
