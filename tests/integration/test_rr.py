@@ -115,14 +115,18 @@ def check_replay(t, rec, meta, recorded, truth_path, rec_events):
          "replay --poll: the same %d process, module and socket events as while recording, at "
          "the same instruction counts" % len(rec_events), (len(events), len(rec_events)))
 
-    check_poll_grid(t, rec, meta, recorded, rec_events)
+    killed_by = check_poll_grid(t, rec, meta, recorded, rec_events)
     cps = meta["checkpoints"]
     spawned = re.findall(r"^SPAWN (\d+)$", recorded.decode(), re.M)
     # Checkpoints while the guest's "sleep 1000"s live (by their pids, as it logged them).
     with_sleep = [c for c in cps if spawned and all(
         re.search(r"(^| )%s:\d+:sleep( |$)" % p, c["process_list"]) for p in spawned)]
+    # After the kills: half way from the grid point that saw the last sleeper gone to
+    # the end (the guest logs KILLED just after; icount time warps over its sleeps,
+    # so the last checkpoint, taken by the wall clock, may come before the kills).
+    after = {"icount": (killed_by + meta["end_icount"]) // 2} if killed_by else cps[-1]
     for label, cp in (("while the sleepers live", with_sleep[0] if with_sleep else None),
-                      ("after they were killed", cps[-1])):
+                      ("after they were killed", after)):
         if cp is None:
             t.ok(False, "--at: no checkpoint with the sleepers to look at")
             continue
@@ -163,6 +167,8 @@ def check_poll_grid(t, rec, meta, recorded, rec_events):
          "replay --poll-every %d: the sleepers %s start and end, every event at a grid or "
          "checkpoint count, %d events against %d at the checkpoints alone"
          % (GRID, sorted(spawned), len(events), len(rec_events)), (sorted(seen), r.stderr))
+    exits = [e["icount"] for e in events if e["type"] == "process_exit" and e["pid"] in spawned]
+    return max(exits) if exits else None
 
 
 def check_divergence(t, rec, meta, disk, with_sleep):
