@@ -17,6 +17,11 @@
 
 #define MAX_NODES 256
 
+_Static_assert(sizeof(((struct vms_disk_layout *)0)->parts) /
+			       sizeof(((struct vms_disk_layout *)0)->parts[0]) ==
+		       LAYOUT_MAX_PARTITIONS,
+	       "vms_disk_layout holds every partition the tables give");
+
 /* "/machine/peripheral/vda/virtio-backend" -> "vda"; anything else as it is. */
 static void device_id(const char *qdev, char *out, size_t len)
 {
@@ -105,7 +110,7 @@ int vms_disk_layout(struct vms_disk_reader *r, struct vms_disk_layout **ret, cha
 		layout_probe_fs(read_reader, r, 0, out->size, &fs);
 		copy_fs(&out->fs, &fs);
 	}
-	for (size_t i = 0; i < l->n && i < sizeof(out->parts) / sizeof(out->parts[0]); i++) {
+	for (size_t i = 0; i < l->n; i++) {
 		const struct layout_partition *p = &l->parts[i];
 		struct vms_disk_partition *q = &out->parts[out->n++];
 

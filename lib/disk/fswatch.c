@@ -42,6 +42,7 @@ struct watched {
 	struct ext4_engine *engine;
 	uint64_t base, len;
 	unsigned int partition; /* 0: a disk with no partition table */
+	char name[96];		/* "disk0" or "disk0 partition 5", for messages */
 	struct ext4_engine_stats stats;
 };
 
@@ -108,12 +109,13 @@ static int clip(const struct watched *w, uint64_t offset, uint64_t length,
 static void on_request(void *ctx, const struct nbd_request *req, const void *payload)
 {
 	struct vms_fswatch *fw = ctx;
+	uint64_t seen = now_ns();
 	int counted = 0;
 
 	if (req->type != NBD_CMD_WRITE && req->type != NBD_CMD_WRITE_ZEROES)
 		return; /* flushes carry no change; trims free blocks a commit already freed */
 	for (size_t i = 0; i < fw->nr_fs; i++) {
-		struct spool_record r = { 0, 0, now_ns(), 0, req->type, 0, (uint16_t)i };
+		struct spool_record r = { 0, 0, seen, 0, req->type, 0, (uint16_t)i };
 		uint64_t skip;
 
 		if (!clip(&fw->fs[i], req->offset, req->length, &r.offset, &r.length, &skip))
@@ -300,7 +302,7 @@ static void *infer_thread(void *arg)
 			spool_wait(&fw->spool, 50);
 			continue;
 		}
-		struct watched *w = &fw->fs[r->fs < fw->nr_fs ? r->fs : 0];
+		struct watched *w = &fw->fs[r->fs]; /* on_request's index */
 
 		err = ext4_engine_write(w->engine, r->offset, r->length,
 					r->payload_len ? r->payload : NULL,
@@ -349,7 +351,13 @@ static int is_ext(const struct vms_disk_fs *fs)
 
 static void watch(struct vms_fswatch *fw, uint64_t base, uint64_t len, unsigned int partition)
 {
-	fw->fs[fw->nr_fs++] = (struct watched){ fw, NULL, base, len, partition, { 0 } };
+	struct watched *w = &fw->fs[fw->nr_fs++];
+
+	*w = (struct watched){ .fw = fw, .base = base, .len = len, .partition = partition };
+	if (partition)
+		snprintf(w->name, sizeof(w->name), "%s partition %u", fw->node, partition);
+	else
+		snprintf(w->name, sizeof(w->name), "%s", fw->node);
 }
 
 /*
@@ -366,19 +374,24 @@ static int find_filesystems(struct vms_fswatch *fw, unsigned int want)
 		return vm_error(fw->vm, err, "disk %s: %s", fw->node, why);
 	if (!l->n && !want)
 		watch(fw, 0, l->size, 0);
-	for (size_t i = 0; i < l->n && fw->nr_fs < MAX_WATCHED; i++) {
+	for (size_t i = 0; i < l->n && !err; i++) {
 		const struct vms_disk_partition *p = &l->parts[i];
 
-		if (want ? p->number == want : is_ext(&p->fs))
+		if (!(want ? p->number == want : is_ext(&p->fs)))
+			continue;
+		if (fw->nr_fs == MAX_WATCHED)
+			err = vm_error(fw->vm, -E2BIG, "disk %s has more than %d ext2/3/4 partitions: "
+				       "choose one with --partition N", fw->node, MAX_WATCHED);
+		else
 			watch(fw, p->offset, p->size, p->number);
 	}
-	if (!fw->nr_fs && want)
+	if (!err && !fw->nr_fs && want)
 		err = vm_error(fw->vm, -ENOENT, "disk %s has %s partition %u", fw->node,
 			       l->n ? "no" : "no partition table, so no", want);
-	else if (!fw->nr_fs)
+	else if (!err && !fw->nr_fs)
 		err = vm_error(fw->vm, -ENOENT, "disk %s: no ext2/3/4 filesystem in any of its %zu "
 			       "partitions", fw->node, l->n);
-	else if (fw->nr_fs > 1 && fw->mount)
+	else if (!err && fw->nr_fs > 1 && fw->mount)
 		err = vm_error(fw->vm, -EINVAL, "disk %s has %zu ext2/3/4 partitions: --mount maps "
 			       "one, so choose it with --partition N (vmscope disks lists them)",
 			       fw->node, fw->nr_fs);
@@ -395,11 +408,8 @@ static int probe_all(struct vms_fswatch *fw)
 		struct watched *w = &fw->fs[i];
 		int err = ext4_engine_probe(&w->engine, w->len, read_disk, w, why, sizeof(why));
 
-		if (err && w->partition)
-			return vm_error(fw->vm, err, "disk %s partition %u: %s", fw->node,
-					w->partition, why[0] ? why : strerror(-err));
 		if (err)
-			return vm_error(fw->vm, err, "disk %s: %s", fw->node,
+			return vm_error(fw->vm, err, "disk %s: %s", w->name,
 					why[0] ? why : strerror(-err));
 	}
 	return 0;
@@ -414,7 +424,7 @@ static int bootstrap_all(struct vms_fswatch *fw)
 		int err = ext4_engine_bootstrap(w->engine, why, sizeof(why));
 
 		if (err)
-			return vm_error(fw->vm, err, "disk %s: %s", fw->node, why);
+			return vm_error(fw->vm, err, "disk %s: %s", w->name, why);
 		ext4_engine_set_emit(w->engine, on_event, w);
 		ext4_engine_get_stats(w->engine, &w->stats);
 	}

@@ -30,14 +30,19 @@ def sh(*args, **kw):
                           text=True, **kw).stdout
 
 
+def number(path, node):
+    """sfdisk's node name for a partition of path ("IMAGE3", "IMAGEp3") to its number."""
+    return int(node[len(path):].lstrip("p"))
+
+
 def make(path, script, filesystems, mib=64):
     with open(path, "wb") as f:
         f.truncate(mib * MIB)
     sh("sfdisk", "-q", path, input=script)
-    parts = {p["node"][len(path):].lstrip("p"): p
+    parts = {number(path, p["node"]): p
              for p in json.loads(sh("sfdisk", "--json", path))["partitiontable"]["partitions"]}
-    for number, label in filesystems:
-        p = parts[str(number)]
+    for n, label in filesystems:
+        p = parts[n]
         sh("mke2fs", "-q", "-F", "-t", "ext4", "-L", label, "-E",
            "offset=%d" % (p["start"] * 512), path, "%dk" % (p["size"] // 2))
     return parts
@@ -57,7 +62,7 @@ def truth(path):
         if table["label"] == "dos" and p["type"] in ("5", "f", "85"):
             continue
         fs = blkid(path, p["start"] * 512)
-        out.append({"number": int(p["node"][len(path):].lstrip("p")),
+        out.append({"number": number(path, p["node"]),
                     "offset": p["start"] * 512, "size": p["size"] * 512,
                     "name": p.get("name", ""),
                     "fs": (fs.get("TYPE"), fs.get("LABEL", ""), fs.get("UUID", ""))})

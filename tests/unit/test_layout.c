@@ -125,33 +125,39 @@ static void test_gpt(void **state)
 	free(l);
 }
 
-static void flip(uint64_t offset)
+/* len bytes of the image at offset, read into buf, or written from it. */
+static void image_io(uint64_t offset, void *buf, size_t len, int write)
 {
 	int fd = open(image, O_RDWR);
-	unsigned char b;
 
 	assert_true(fd >= 0);
-	assert_int_equal(pread(fd, &b, 1, (off_t)offset), 1);
-	b ^= 0x01;
-	assert_int_equal(pwrite(fd, &b, 1, (off_t)offset), 1);
+	assert_int_equal(write ? pwrite(fd, buf, len, (off_t)offset)
+			       : pread(fd, buf, len, (off_t)offset),
+			 (ssize_t)len);
 	close(fd);
+}
+
+static void flip(uint64_t offset)
+{
+	unsigned char b;
+
+	image_io(offset, &b, 1, 0);
+	b ^= 0x01;
+	image_io(offset, &b, 1, 1);
 }
 
 /* The primary header says there are 2^31 entries, its CRC made to match. */
 static void forge_entry_count(void)
 {
-	int fd = open(image, O_RDWR);
 	unsigned char h[92];
 	uint32_t crc;
 
-	assert_true(fd >= 0);
-	assert_int_equal(pread(fd, h, sizeof(h), 512), sizeof(h));
+	image_io(512, h, sizeof(h), 0);
 	h[83] = 0x80;
 	memset(h + 16, 0, 4);
 	crc = (uint32_t)crc32(0, h, sizeof(h));
 	memcpy(h + 16, &crc, 4);
-	assert_int_equal(pwrite(fd, h, sizeof(h), 512), sizeof(h));
-	close(fd);
+	image_io(512, h, sizeof(h), 1);
 }
 
 static void test_gpt_damage(void **state)
@@ -201,11 +207,7 @@ static void test_mbr(void **state)
 
 static void poke32(uint64_t offset, uint32_t v)
 {
-	int fd = open(image, O_RDWR);
-
-	assert_true(fd >= 0);
-	assert_int_equal(pwrite(fd, &v, 4, (off_t)offset), 4);
-	close(fd);
+	image_io(offset, &v, 4, 1);
 }
 
 static void test_mbr_forged(void **state)
@@ -213,14 +215,11 @@ static void test_mbr_forged(void **state)
 	struct layout *l = malloc(sizeof(*l));
 	uint64_t first_ebr = 22528ull * 512, second_ebr;
 	uint32_t link;
-	int fd;
 
 	(void)state;
 	make_image(mbr_script);
 	/* The first EBR's link, relative to the extended partition's start. */
-	fd = open(image, O_RDONLY);
-	assert_int_equal(pread(fd, &link, 4, (off_t)(first_ebr + 446 + 16 + 8)), 4);
-	close(fd);
+	image_io(first_ebr + 446 + 16 + 8, &link, 4, 0);
 	second_ebr = first_ebr + (uint64_t)link * 512;
 	/* The second (last) EBR links back to the first: read once, marked partial. */
 	poke32(second_ebr + 446 + 16 + 4, 0x05); /* type: extended, end CHS zero */

@@ -353,8 +353,9 @@ static int add_threads(struct ps_walk *w)
 	if (w->count == before) { /* not one thread read: keep the leader's own entry */
 		w->procs[w->count++] = group;
 		w->cmdline_bytes += leader_bytes;
-	} else
+	} else {
 		free(group.cmdline);
+	}
 	return err == -E2BIG ? err : 0;
 }
 
