@@ -49,6 +49,15 @@ int vms_rr_query(struct vms_vm *vm, char mode[16], uint64_t *ret_icount);
 int vms_rr_break(struct vms_vm *vm, uint64_t icount);
 /* Start (or continue) a VM that vmscope holds stopped. */
 int vms_rr_continue(struct vms_vm *vm);
+/*
+ * Guest block requests QEMU has taken from its virtio queues and not yet
+ * completed (x-query-virtio-queue-status "inuse", every queue of every
+ * virtio disk); devices QEMU cannot say this of count 0. A recording must
+ * not be stopped with any: QEMU 7.2 then logs the completion while the VM
+ * is stopped, at a point its replay never reaches, and the replay stalls
+ * there (docs/replay.md).
+ */
+int vms_rr_io_in_flight(struct vms_vm *vm, unsigned int *ret_count);
 /* End QEMU cleanly (QMP quit): a recording's log is complete then. */
 int vms_rr_quit(struct vms_vm *vm);
 

@@ -62,6 +62,47 @@ int vms_rr_continue(struct vms_vm *vm)
 	return command(vm, "cont", NULL);
 }
 
+/* "/machine/peripheral/vda/virtio-backend" and the like: a virtio device's own node. */
+static unsigned int queue_in_use(struct vms_vm *vm, const char *qdev)
+{
+	unsigned int inuse = 0;
+
+	if (!strstr(qdev, "virtio"))
+		return 0;
+	for (int q = 0; q < 64; q++) {
+		json_t *r = NULL;
+
+		if (qmp_execute(vm->qmp, "x-query-virtio-queue-status",
+				json_pack("{s:s,s:i}", "path", qdev, "queue", q), &r))
+			break; /* past the last queue */
+		inuse += (unsigned int)json_integer_value(json_object_get(r, "inuse"));
+		json_decref(r);
+	}
+	return inuse;
+}
+
+int vms_rr_io_in_flight(struct vms_vm *vm, unsigned int *ret_count)
+{
+	json_t *list = NULL, *dev;
+	size_t i;
+	int err;
+
+	*ret_count = 0;
+	if (!vm->qmp)
+		return vm_error(vm, -EOPNOTSUPP, "not a live QEMU");
+	err = qmp_execute(vm->qmp, "query-block", NULL, &list);
+	if (err)
+		return vm_error(vm, err, "query-block: %s", qmp_error(vm->qmp));
+	json_array_foreach(list, i, dev) {
+		const char *qdev = json_string_value(json_object_get(dev, "qdev"));
+
+		if (qdev && json_object_get(dev, "inserted"))
+			*ret_count += queue_in_use(vm, qdev);
+	}
+	json_decref(list);
+	return 0;
+}
+
 int vms_rr_quit(struct vms_vm *vm)
 {
 	int err = command(vm, "quit", NULL);

@@ -74,6 +74,7 @@ def check_record(t, top, image):
         meta = json.load(f)
     t.ok(r.returncode == 0 and b"=== END rr ===" in recorded and meta["state"] == "complete" and
          len(meta["checkpoints"]) >= 10 and meta["command"] == cmd and
+         isinstance(meta.get("checkpoints_deferred"), int) and
          meta["qemu"]["version"].startswith("QEMU emulator version") and
          os.path.exists(os.path.join(rec, "replay.bin.zst")) and
          not os.path.exists(os.path.join(rec, "replay.bin")),
