@@ -85,6 +85,27 @@ struct vms_disk_partition {
 	struct vms_disk_fs fs;
 };
 
+/*
+ * An LVM2 logical volume on a physical volume of this disk. Only linear
+ * ones (every segment one run of the PV's extents) can be read here;
+ * striped, thin, mirrored, RAID, cached or snapshot volumes, and volumes
+ * with a segment on another PV, are listed with why not (refused).
+ */
+struct vms_disk_segment {
+	uint64_t lv_offset, disk_offset, len; /* bytes: where the volume's bytes are on the disk */
+};
+
+struct vms_disk_volume {
+	unsigned int partition; /* the PV's partition; 0: the whole disk is the PV */
+	char vg[128], lv[128];
+	char uuid[40]; /* the LV's LVM UUID */
+	uint64_t size;
+	char refused[96]; /* "" when vmscope can read it */
+	size_t nr_segments;
+	struct vms_disk_segment seg[16];
+	struct vms_disk_fs fs;
+};
+
 struct vms_disk_layout {
 	char table[8]; /* "gpt", "mbr", or "none" */
 	char uuid[40]; /* GPT disk GUID */
@@ -94,6 +115,8 @@ struct vms_disk_layout {
 	char why[160];
 	size_t n;
 	struct vms_disk_partition parts[128];
+	size_t nr_volumes; /* LVM2 logical volumes on the PVs above */
+	struct vms_disk_volume volumes[64];
 };
 
 /* The layout of the disk behind reader (free it with free()); on failure, why says why. */
@@ -123,6 +146,12 @@ struct vms_fswatch_options {
 	 * disk when it has no table. Events name their partition ("partition").
 	 */
 	unsigned int partition;
+	/*
+	 * An LVM2 logical volume to watch, "VG/LV" (vms_disk_layout() lists
+	 * them); NULL: as above, with every readable ext2/3/4 volume too. Its
+	 * events name it ("volume").
+	 */
+	const char *volume;
 };
 
 struct vms_fswatch_stats {

@@ -85,6 +85,70 @@ static void copy_fs(struct vms_disk_fs *to, const struct layout_fs *from)
 	to->size = from->size;
 }
 
+struct volume_reader {
+	struct vms_disk_reader *r;
+	const struct vms_disk_volume *v;
+};
+
+static int read_volume(void *ctx, uint64_t offset, void *buf, size_t len)
+{
+	const struct volume_reader *vr = ctx;
+
+	return layout_read_mapped(read_reader, vr->r, vr->v->seg, vr->v->nr_segments, offset, buf,
+				  len);
+}
+
+static void add_volume(struct vms_disk_reader *r, struct vms_disk_layout *out, unsigned int part,
+		       uint64_t base, const struct layout_volume *lv, const char *vg)
+{
+	struct vms_disk_volume *v = &out->volumes[out->nr_volumes++];
+	struct volume_reader vr = { r, v };
+	struct layout_fs fs;
+
+	v->partition = part;
+	snprintf(v->vg, sizeof(v->vg), "%s", vg);
+	snprintf(v->lv, sizeof(v->lv), "%s", lv->name);
+	memcpy(v->uuid, lv->uuid, sizeof(v->uuid));
+	memcpy(v->refused, lv->refused, sizeof(v->refused));
+	v->size = lv->size;
+	v->nr_segments = lv->nr_segments;
+	for (size_t i = 0; i < lv->nr_segments; i++)
+		v->seg[i] = (struct vms_disk_segment){ lv->seg[i].lv_offset,
+						       base + lv->seg[i].pv_offset, lv->seg[i].len };
+	if (v->refused[0])
+		return;
+	layout_probe_fs(read_volume, &vr, 0, v->size, &fs);
+	copy_fs(&v->fs, &fs);
+}
+
+/* The logical volumes of an LVM2 PV at [base, base + space): a PV that does not read is said. */
+static void add_volumes(struct vms_disk_reader *r, struct vms_disk_layout *out, unsigned int part,
+			uint64_t base, uint64_t space)
+{
+	struct layout_lvm *lvm = malloc(sizeof(*lvm));
+	int found = lvm ? layout_lvm(read_reader, r, base, space, lvm) : -ENOMEM;
+
+	if (found < 0 || (found > 0 && lvm->partial)) {
+		out->partial = 1;
+		snprintf(out->why, sizeof(out->why), "%s", lvm ? lvm->why : "out of memory");
+	}
+	for (size_t i = 0; found > 0 && i < lvm->n; i++) {
+		if (out->nr_volumes == sizeof(out->volumes) / sizeof(out->volumes[0])) {
+			out->partial = 1;
+			snprintf(out->why, sizeof(out->why), "more than %zu logical volumes",
+				 out->nr_volumes);
+			break;
+		}
+		add_volume(r, out, part, base, &lvm->vols[i], lvm->vg);
+	}
+	free(lvm);
+}
+
+static int is_pv(const struct vms_disk_fs *fs)
+{
+	return !strcmp(fs->type, "lvm2_member");
+}
+
 int vms_disk_layout(struct vms_disk_reader *r, struct vms_disk_layout **ret, char *why,
 		    size_t why_len)
 {
@@ -109,6 +173,8 @@ int vms_disk_layout(struct vms_disk_reader *r, struct vms_disk_layout **ret, cha
 	if (l->kind == LAYOUT_WHOLE_DISK) {
 		layout_probe_fs(read_reader, r, 0, out->size, &fs);
 		copy_fs(&out->fs, &fs);
+		if (is_pv(&out->fs))
+			add_volumes(r, out, 0, 0, out->size);
 	}
 	for (size_t i = 0; i < l->n; i++) {
 		const struct layout_partition *p = &l->parts[i];
@@ -122,6 +188,8 @@ int vms_disk_layout(struct vms_disk_reader *r, struct vms_disk_layout **ret, cha
 		memcpy(q->name, p->name, sizeof(q->name));
 		layout_probe_fs(read_reader, r, p->offset, p->size, &fs);
 		copy_fs(&q->fs, &fs);
+		if (is_pv(&q->fs))
+			add_volumes(r, out, p->number, p->offset, p->size);
 	}
 	free(l);
 	*ret = out;

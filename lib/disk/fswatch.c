@@ -27,6 +27,7 @@
 #include "core/internal.h"
 #include "disk/capture.h"
 #include "disk/ext4/engine.h"
+#include "disk/layout/layout.h"
 #include "disk/spool.h"
 
 #define SPOOL_BYTES	 (64u << 20)
@@ -36,13 +37,19 @@
 
 #define MAX_WATCHED 16
 
-/* One filesystem on the disk: its bytes [base, base + len), its engine. */
+/*
+ * One filesystem on the disk: its len bytes, where they lie on the disk (a
+ * partition is one segment; an LVM volume one per run of extents), its engine.
+ */
 struct watched {
 	struct vms_fswatch *fw;
 	struct ext4_engine *engine;
-	uint64_t base, len;
+	uint64_t len;
+	size_t nr_seg;
+	struct vms_disk_segment seg[16];
 	unsigned int partition; /* 0: a disk with no partition table */
-	char name[96];		/* "disk0" or "disk0 partition 5", for messages */
+	char volume[260];	/* "VG/LV" for an LVM volume, else "" */
+	char name[340];		/* "disk0", "disk0 partition 5", "disk0 volume vg/lv" */
 	struct ext4_engine_stats stats;
 };
 
@@ -88,21 +95,31 @@ static uint64_t now_ns(void)
 }
 
 /*
- * A request's part inside the watched filesystem, in the filesystem's own
- * offsets: 0 when it has none (another partition's, or the table's).
+ * The request's next part inside the watched filesystem, from segment *k
+ * on, in the filesystem's own offsets: 0 when there is none left (the rest
+ * is another partition's or volume's, or the table's).
  */
-static int clip(const struct watched *w, uint64_t offset, uint64_t length,
+static int clip(const struct watched *w, size_t *k, uint64_t offset, uint64_t length,
 		uint64_t *ret_offset, uint64_t *ret_length, uint64_t *ret_skip)
 {
-	uint64_t end = offset + length, fs_end = w->base + w->len;
-	uint64_t from = offset > w->base ? offset : w->base, to = end < fs_end ? end : fs_end;
+	uint64_t end = offset + length;
 
-	if (end < offset || from >= to)
+	if (end < offset)
 		return 0;
-	*ret_offset = from - w->base;
-	*ret_length = to - from;
-	*ret_skip = from - offset;
-	return 1;
+	while (*k < w->nr_seg) {
+		const struct vms_disk_segment *g = &w->seg[(*k)++];
+		uint64_t g_end = g->disk_offset + g->len;
+		uint64_t from = offset > g->disk_offset ? offset : g->disk_offset;
+		uint64_t to = end < g_end ? end : g_end;
+
+		if (from >= to)
+			continue;
+		*ret_offset = g->lv_offset + (from - g->disk_offset);
+		*ret_length = to - from;
+		*ret_skip = from - offset;
+		return 1;
+	}
+	return 0;
 }
 
 /* NBD thread: the guest waits until this returns. Each filesystem gets its part. */
@@ -117,18 +134,20 @@ static void on_request(void *ctx, const struct nbd_request *req, const void *pay
 	for (size_t i = 0; i < fw->nr_fs; i++) {
 		struct spool_record r = { 0, 0, seen, 0, req->type, 0, (uint16_t)i };
 		uint64_t skip;
+		size_t k = 0;
 
-		if (!clip(&fw->fs[i], req->offset, req->length, &r.offset, &r.length, &skip))
-			continue;
-		if (req->type == NBD_CMD_WRITE) {
-			fw->writes += !counted;
-			fw->write_bytes += r.length;
-			if (payload)
-				r.payload_len = (uint32_t)r.length;
+		while (clip(&fw->fs[i], &k, req->offset, req->length, &r.offset, &r.length, &skip)) {
+			if (req->type == NBD_CMD_WRITE) {
+				fw->writes += !counted;
+				fw->write_bytes += r.length;
+				if (payload)
+					r.payload_len = (uint32_t)r.length;
+			}
+			counted = 1;
+			if (!spool_push(&fw->spool, &r,
+					payload ? (const uint8_t *)payload + skip : NULL))
+				fw->queued++;
 		}
-		counted = 1;
-		if (!spool_push(&fw->spool, &r, payload ? (const uint8_t *)payload + skip : NULL))
-			fw->queued++;
 	}
 }
 
@@ -138,12 +157,18 @@ static int want_payload(void *ctx, const struct nbd_request *req)
 
 	for (size_t i = 0; i < fw->nr_fs; i++) {
 		uint64_t offset, length, skip;
+		size_t k = 0;
 
-		if (clip(&fw->fs[i], req->offset, req->length, &offset, &length, &skip) &&
-		    ext4_engine_wants_payload(fw->fs[i].engine, offset, length))
-			return 1;
+		while (clip(&fw->fs[i], &k, req->offset, req->length, &offset, &length, &skip))
+			if (ext4_engine_wants_payload(fw->fs[i].engine, offset, length))
+				return 1;
 	}
 	return 0;
+}
+
+static int read_reader(void *ctx, uint64_t offset, void *buf, size_t len)
+{
+	return vms_disk_read(ctx, offset, buf, len);
 }
 
 static int read_disk(void *ctx, uint64_t offset, void *buf, size_t len)
@@ -151,8 +176,8 @@ static int read_disk(void *ctx, uint64_t offset, void *buf, size_t len)
 	struct watched *w = ctx;
 
 	if (offset > w->len || len > w->len - offset)
-		return -EIO; /* past the filesystem's partition */
-	return vms_disk_read(w->fw->reader, w->base + offset, buf, len);
+		return -EIO; /* past the filesystem's partition or volume */
+	return layout_read_mapped(read_reader, w->fw->reader, w->seg, w->nr_seg, offset, buf, len);
 }
 
 static const char *file_type(uint16_t mode)
@@ -279,6 +304,8 @@ static void on_event(void *ctx, const struct ext4_fs_event *fe)
 	vms_event_add_str(ev, "disk", fw->node);
 	if (w->partition)
 		vms_event_add_uint(ev, "partition", w->partition);
+	if (w->volume[0])
+		vms_event_add_str(ev, "volume", w->volume);
 	if (fw->hash)
 		add_hash(w, ev, fe);
 	vms_ring_commit(fw->ring);
@@ -349,22 +376,87 @@ static int is_ext(const struct vms_disk_fs *fs)
 	return !strncmp(fs->type, "ext", 3);
 }
 
-static void watch(struct vms_fswatch *fw, uint64_t base, uint64_t len, unsigned int partition)
+static struct watched *watch(struct vms_fswatch *fw, uint64_t base, uint64_t len,
+			     unsigned int partition)
 {
 	struct watched *w = &fw->fs[fw->nr_fs++];
 
-	*w = (struct watched){ .fw = fw, .base = base, .len = len, .partition = partition };
+	*w = (struct watched){ .fw = fw, .len = len, .nr_seg = 1, .partition = partition };
+	w->seg[0] = (struct vms_disk_segment){ 0, base, len };
 	if (partition)
 		snprintf(w->name, sizeof(w->name), "%s partition %u", fw->node, partition);
 	else
 		snprintf(w->name, sizeof(w->name), "%s", fw->node);
+	return w;
+}
+
+static void watch_volume(struct vms_fswatch *fw, const struct vms_disk_volume *v)
+{
+	struct watched *w = watch(fw, 0, v->size, v->partition);
+
+	_Static_assert(sizeof(w->seg) == sizeof(v->seg), "a volume's segments fit");
+	w->nr_seg = v->nr_segments;
+	memcpy(w->seg, v->seg, sizeof(w->seg));
+	snprintf(w->volume, sizeof(w->volume), "%s/%s", v->vg, v->lv);
+	snprintf(w->name, sizeof(w->name), "%s volume %s", fw->node, w->volume);
+}
+
+static int too_many(struct vms_fswatch *fw)
+{
+	return vm_error(fw->vm, -E2BIG, "disk %s has more than %d ext2/3/4 filesystems: choose "
+			"one with --partition N or --volume VG/LV", fw->node, MAX_WATCHED);
+}
+
+/* --volume VG/LV: that volume, if vmscope can read it. */
+static int find_volume(struct vms_fswatch *fw, const struct vms_disk_layout *l, const char *want)
+{
+	for (size_t i = 0; i < l->nr_volumes; i++) {
+		const struct vms_disk_volume *v = &l->volumes[i];
+		char name[260];
+
+		snprintf(name, sizeof(name), "%s/%s", v->vg, v->lv);
+		if (strcmp(name, want))
+			continue;
+		if (v->refused[0])
+			return vm_error(fw->vm, -EOPNOTSUPP, "disk %s: volume %s: %s", fw->node, want,
+					v->refused);
+		watch_volume(fw, v);
+		return 0;
+	}
+	return vm_error(fw->vm, -ENOENT, "disk %s has no LVM volume %s%s", fw->node, want,
+			l->nr_volumes ? "" : " (it has no LVM physical volume vmscope can read)");
+}
+
+/* No choice made: every ext2/3/4 partition and readable volume, or the whole disk. */
+static int find_every(struct vms_fswatch *fw, const struct vms_disk_layout *l)
+{
+	if (!l->n && !l->nr_volumes)
+		watch(fw, 0, l->size, 0);
+	for (size_t i = 0; i < l->n; i++) {
+		if (!is_ext(&l->parts[i].fs))
+			continue;
+		if (fw->nr_fs == MAX_WATCHED)
+			return too_many(fw);
+		watch(fw, l->parts[i].offset, l->parts[i].size, l->parts[i].number);
+	}
+	for (size_t i = 0; i < l->nr_volumes; i++) {
+		if (l->volumes[i].refused[0] || !is_ext(&l->volumes[i].fs))
+			continue;
+		if (fw->nr_fs == MAX_WATCHED)
+			return too_many(fw);
+		watch_volume(fw, &l->volumes[i]);
+	}
+	if (!fw->nr_fs)
+		return vm_error(fw->vm, -ENOENT, "disk %s: no ext2/3/4 filesystem in any of its %zu "
+				"partitions or %zu LVM volumes", fw->node, l->n, l->nr_volumes);
+	return 0;
 }
 
 /*
- * Which filesystems to watch: the whole disk when it has no partition table;
- * else the partition asked for, or every ext2/3/4 partition.
+ * Which filesystems to watch: the partition or volume asked for; else every
+ * ext2/3/4 partition and LVM volume, or the whole disk when it has neither.
  */
-static int find_filesystems(struct vms_fswatch *fw, unsigned int want)
+static int find_filesystems(struct vms_fswatch *fw, unsigned int want, const char *volume)
 {
 	struct vms_disk_layout *l;
 	char why[200];
@@ -372,29 +464,24 @@ static int find_filesystems(struct vms_fswatch *fw, unsigned int want)
 
 	if (err)
 		return vm_error(fw->vm, err, "disk %s: %s", fw->node, why);
-	if (!l->n && !want)
-		watch(fw, 0, l->size, 0);
-	for (size_t i = 0; i < l->n && !err; i++) {
-		const struct vms_disk_partition *p = &l->parts[i];
-
-		if (!(want ? p->number == want : is_ext(&p->fs)))
-			continue;
-		if (fw->nr_fs == MAX_WATCHED)
-			err = vm_error(fw->vm, -E2BIG, "disk %s has more than %d ext2/3/4 partitions: "
-				       "choose one with --partition N", fw->node, MAX_WATCHED);
-		else
-			watch(fw, p->offset, p->size, p->number);
-	}
-	if (!err && !fw->nr_fs && want)
+	if (volume)
+		err = find_volume(fw, l, volume);
+	else if (want)
+		err = -ENOENT;
+	else
+		err = find_every(fw, l);
+	for (size_t i = 0; i < l->n && err == -ENOENT && want; i++)
+		if (l->parts[i].number == want) {
+			watch(fw, l->parts[i].offset, l->parts[i].size, want);
+			err = 0;
+		}
+	if (err == -ENOENT && want)
 		err = vm_error(fw->vm, -ENOENT, "disk %s has %s partition %u", fw->node,
 			       l->n ? "no" : "no partition table, so no", want);
-	else if (!err && !fw->nr_fs)
-		err = vm_error(fw->vm, -ENOENT, "disk %s: no ext2/3/4 filesystem in any of its %zu "
-			       "partitions", fw->node, l->n);
 	else if (!err && fw->nr_fs > 1 && fw->mount)
-		err = vm_error(fw->vm, -EINVAL, "disk %s has %zu ext2/3/4 partitions: --mount maps "
-			       "one, so choose it with --partition N (vmscope disks lists them)",
-			       fw->node, fw->nr_fs);
+		err = vm_error(fw->vm, -EINVAL, "disk %s has %zu ext2/3/4 filesystems: --mount maps "
+			       "one, so choose it with --partition N or --volume VG/LV (vmscope "
+			       "disks lists them)", fw->node, fw->nr_fs);
 	free(l);
 	return err;
 }
@@ -443,7 +530,7 @@ static int start(struct vms_fswatch *fw, const char *node, const struct vms_fswa
 	if (copy_options(fw, o) || spool_init(&fw->spool, SPOOL_BYTES))
 		return vm_error(vm, -ENOMEM, "out of memory");
 	err = vms_disk_open(vm, node, &fw->reader);
-	err = err ? err : find_filesystems(fw, o ? o->partition : 0);
+	err = err ? err : find_filesystems(fw, o ? o->partition : 0, o ? o->volume : NULL);
 	err = err ? err : probe_all(fw);
 	err = err ? err : capture_start(vm, node, NULL, on_request, want_payload, fw, &fw->capture);
 	err = err ? err : bootstrap_all(fw);

@@ -3,6 +3,7 @@
 Each test script is a list of checks against a real guest; every check prints
 one TAP line, so the test command counts checks, not scripts.
 """
+import json
 import os
 import re
 import shutil
@@ -105,3 +106,22 @@ def flip_bits(path, offset, mask=0x01):
         b = f.read(1)
         f.seek(offset)
         f.write(bytes([b[0] ^ mask]))
+
+
+def lvm_on_images(script, *images):
+    """lvm2's own tools run on image files (tests/lvm-on-images): script runs
+    with $vg (a name unique to the run), $pv1, $pv2, ... and `lvm`. Returns
+    lvm2's report of the result: (its LV segments, its PVs), sizes in bytes,
+    the PVs named PV1, PV2, ..."""
+    with tempfile.TemporaryDirectory(prefix="vmscope-lvm-") as d:
+        report = os.path.join(d, "report.json")
+        subprocess.run([os.path.join(ROOT, "tests", "lvm-on-images"), report, script, *images],
+                       check=True)
+        with open(report) as f:
+            text = f.read()
+    dec, docs, at = json.JSONDecoder(), [], 0
+    while text[at:].strip():
+        doc, end = dec.raw_decode(text[at:].lstrip())
+        at += len(text[at:]) - len(text[at:].lstrip()) + end
+        docs.append(doc)
+    return docs[0]["report"][0]["lv"], docs[1]["report"][0]["pv"]

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""vmscope disks on a live guest with three disks: its usual whole-disk
-ext4, a GPT disk (two ext4 partitions and swap, named) and an MBR disk
-(a primary partition and an ext4 in a logical one). The tables and
-filesystems are made on the host by sfdisk and mke2fs; what vmscope reads
-through QEMU must be what sfdisk --json and blkid (util-linux, the
-reference readers) say of the same images. Then a GPT whose primary header
+"""vmscope disks on a live guest with four disks: its usual whole-disk
+ext4, a GPT disk (two ext4 partitions and swap, named), an MBR disk (a
+primary partition and an ext4 in a logical one) and an LVM disk (an MBR
+partition that is an LVM2 physical volume, its volumes made by lvm2's own
+tools: one of two segments holding ext4, one without a filesystem). The
+tables and filesystems are made on the host by sfdisk, lvm2 and mke2fs;
+what vmscope reads through QEMU must be what sfdisk --json, lvs and blkid
+(the reference readers) say of the same images. Then a GPT whose primary header
 is damaged (the backup serves), one with both copies damaged (one line
 saying why; the other disks still listed), and a looping logical chain
 (partial, said so)."""
@@ -16,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 
-from harness import Tap, flip_bits, vmscope, vmguest
+from harness import Tap, flip_bits, lvm_on_images, vmscope, vmguest
 
 MIB = 1 << 20
 GPT = ("label: gpt\nstart=2048, size=40960, name=root, type=L\n"
@@ -76,6 +78,41 @@ def ours(disk):
             for p in disk["partitions"]]
 
 
+# The PV's volumes: home extended after scratch, so in two segments.
+LVM = ("lvm pvcreate -q $pv1; lvm vgcreate -q -s 1M $vg $pv1; "
+       "mk() { lvm lvcreate --driverloaded n --activate n --zero n -q \"$@\"; }; "
+       "mk -L 8M -n home $vg; mk -L 4M -n scratch $vg; "
+       "lvm lvextend --driverloaded n -q -L +8M $vg/home")
+
+
+def make_lvm(path, d):
+    """An MBR disk whose partition 1 (type 8e) is a PV; ext4 labelled "home" in
+    its volume home. Returns lvm2's account of it: {lv: (uuid, size, [(lv
+    offset, disk offset, length)])}, and its VG's name."""
+    parts = make(path, "label: dos\nstart=2048, size=61440, type=8e\n", [])
+    start = parts[1]["start"] * 512
+    pv = os.path.join(d, "pv.img")
+    with open(pv, "wb") as f:
+        f.truncate(parts[1]["size"] * 512)
+    segs, pvs = lvm_on_images(LVM, pv)
+    pe_start = int(pvs[0]["pe_start"])
+    vols = {}
+    for s in segs:
+        first = int(s["seg_pe_ranges"].split(":")[1].split("-")[0])
+        v = vols.setdefault(s["lv_name"], (s["lv_uuid"], int(s["lv_size"]), []))
+        v[2].append((int(s["seg_start"]), start + pe_start + first * MIB, int(s["seg_size"])))
+    home = os.path.join(d, "home.img")
+    sh("mke2fs", "-q", "-F", "-t", "ext4", "-L", "home", home, "%dk" % (vols["home"][1] >> 10))
+    with open(home, "rb") as src, open(pv, "r+b") as dst:
+        for lv_off, disk_off, n in vols["home"][2]:
+            src.seek(lv_off)
+            dst.seek(disk_off - start)
+            dst.write(src.read(n))
+    sh("dd", "if=" + pv, "of=" + path, "bs=1M", "seek=%d" % (start // MIB), "conv=notrunc",
+       "status=none")
+    return vols, segs[0]["vg_name"], blkid(home, 0)
+
+
 def disk_args(path, node, dev):
     return ["-blockdev", "driver=file,filename=%s,node-name=%s-file" % (path, node),
             "-blockdev", "driver=raw,file=%s-file,node-name=%s" % (node, node),
@@ -86,13 +123,31 @@ def check(t, d):
     gpt, mbr = os.path.join(d, "gpt.img"), os.path.join(d, "mbr.img")
     make(gpt, GPT, [(1, "root"), (2, "data")])
     make(mbr, MBR, [(1, "primary"), (5, "logical")])
+    lvm = os.path.join(d, "lvm.img")
+    lvs, vg, home_fs = make_lvm(lvm, d)
     extra = disk_args(gpt, "gptdisk", "vdb") + disk_args(mbr, "mbrdisk", "vdc")
-    with vmguest.Guest(workload="idle", name="disks", extra_args=extra) as g:
+    with vmguest.Guest(workload="idle", name="disks", extra_args=extra +
+                       disk_args(lvm, "lvmdisk", "vdd")) as g:
         target = "qmp:" + g.qmp_path
         r = vmscope("disks", target, "--json")
         got = {x["node"]: x for x in json.loads(r.stdout)} if r.returncode == 0 else {}
-        t.eq(sorted(got), ["disk0", "gptdisk", "mbrdisk"], "disks: the guest's three disks",
-             r.stderr)
+        t.eq(sorted(got), ["disk0", "gptdisk", "lvmdisk", "mbrdisk"],
+             "disks: the guest's four disks", r.stderr)
+        vols = {v["lv"]: v for v in got.get("lvmdisk", {}).get("volumes", [])}
+        t.eq({n: (v["uuid"], v["size"], v["partition"], v["vg"],
+                  [(g["lv_offset"], g["disk_offset"], g["length"]) for g in v["segments"]])
+              for n, v in vols.items()},
+             {n: (u, size, 1, vg, segs) for n, (u, size, segs) in lvs.items()},
+             "disks: lvmdisk partition 1: the volumes lvs lists, with their UUIDs, sizes and "
+             "segments (where on the disk each lies)")
+        h = (vols.get("home") or {}).get("filesystem") or {}
+        t.ok(h.get("type") == home_fs.get("TYPE") == "ext4" and h.get("label") == "home" and
+             h.get("uuid") == home_fs.get("UUID") and (vols["scratch"]["filesystem"] is None),
+             "disks: the ext4 in volume home, read through its two segments, as blkid reads it; "
+             "none in scratch", vols)
+        r2 = vmscope("disks", target)
+        t.ok(r2.returncode == 0 and "%s/home" % vg in r2.stdout, "disks: the text form lists "
+             "the LVM volumes", r2.stdout)
         whole = got.get("disk0", {})
         fs = blkid(os.path.join(g.rundir, "data.img"), 0)
         t.ok(whole.get("table") == "none" and whole.get("device") == "vda" and

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 
-from harness import VMSCOPE, Tap, vmscope, vmguest, track
+from harness import VMSCOPE, Tap, lvm_on_images, vmscope, vmguest, track
 from test_redis import Redis, entries, free_port
 
 ACTIONS = ["create", "mkdir", "symlink", "link", "rename", "delete", "rmdir", "chmod", "chown",
@@ -296,6 +296,62 @@ def check_two_filesystems(t):
             score(t, strip(second, "/data2"), by[5], "MBR logical partition 5")
 
 
+def check_lvm(t):
+    """A GPT disk whose partition 1 is an LVM2 physical volume made by lvm2's
+    tools: the data filesystem in volume data, another ext4 in volume spare.
+    The guest mounts the volume's extents at their offset (its kernel has no
+    LVM tools to map them); fswatch reads the PV's metadata, watches the
+    volume asked for, and every event names it."""
+    image = vmguest.build(None)
+    src = os.path.join(image, "data.img")
+    size = os.path.getsize(src)
+    with tempfile.TemporaryDirectory(prefix="vmscope-test-") as d:
+        pv, disk = os.path.join(d, "pv.img"), os.path.join(d, "gpt.img")
+        with open(pv, "wb") as f:
+            f.truncate(size + (8 << 20))
+        lvs, pvs = lvm_on_images(
+            "lvm pvcreate -q $pv1; lvm vgcreate -q -s 1M $vg $pv1; "
+            "lvm lvcreate --driverloaded n --activate n --zero n -q -L %dB -n data $vg; "
+            "lvm lvcreate --driverloaded n --activate n --zero n -q -L 4M -n spare $vg"
+            % size, pv)
+        vg = lvs[0]["vg_name"]
+        at = {l["lv_name"]: int(pvs[0]["pe_start"]) +
+              int(l["seg_pe_ranges"].split(":")[1].split("-")[0]) * (1 << 20) for l in lvs}
+        subprocess.run(["dd", "if=" + src, "of=" + pv, "bs=1M", "seek=%d" % (at["data"] >> 20),
+                        "conv=notrunc", "status=none"], check=True)
+        subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-L", "spare", "-E",
+                        "offset=%d" % at["spare"], pv, "4M"], check=True)
+        with open(disk, "wb") as f:
+            f.truncate(os.path.getsize(pv) + (2 << 20))
+        subprocess.run(["sfdisk", "-q", disk], check=True, text=True,
+                       input="label: gpt\nstart=2048, size=%d, type=V\n"
+                             % (os.path.getsize(pv) // 512))
+        subprocess.run(["dd", "if=" + pv, "of=" + disk, "bs=1M", "seek=1", "conv=notrunc",
+                        "status=none"], check=True)
+        args = ["-blockdev", "driver=file,filename=%s,node-name=disk0-file" % disk,
+                "-blockdev", "driver=raw,file=disk0-file,node-name=disk0",
+                "-device", "virtio-blk-pci,drive=disk0,id=vda"]
+        with vmguest.Guest(workload="fsops", name="fsops-lvm", control=True, disk=False,
+                           extra_args=args, append="vmscope.data=/dev/vda1@%d" % at["data"]) as g:
+            r = vmscope("fswatch", "qmp:" + g.qmp_path, "--disk", "disk0", "--mount", "/data",
+                        "--duration", "1")
+            t.one_line_error(r, "fswatch --mount on a PV with two ext4 volumes: told to choose "
+                             "one", "choose it with --partition N or --volume VG/LV")
+            r = vmscope("fswatch", "qmp:" + g.qmp_path, "--disk", "disk0", "--volume",
+                        vg + "/nope", "--duration", "1")
+            t.one_line_error(r, "fswatch --volume VG/nope: no such volume",
+                             "disk disk0 has no LVM volume %s/nope" % vg)
+            fw, _ = start_fswatch(g, "--volume", vg + "/data")
+            ops = run_round(g, "basic")
+            events, err, rc = stop_fswatch(fw)
+            t.ok(rc == 0 and events and
+                 all(e.get("volume") == vg + "/data" and e.get("partition") == 1
+                     for e in events),
+                 "LVM volume data: fswatch exits 0, every event names the volume and its PV's "
+                 "partition", err)
+            score(t, ops, events, "LVM linear volume")
+
+
 def main():
     t = Tap()
     t.run("fswatch basic", check_basic)
@@ -303,6 +359,7 @@ def main():
     t.run("fswatch on the other kernel", check_other_kernel)
     t.run("fswatch on a GPT partition", check_partition)
     t.run("fswatch on two filesystems of an MBR disk", check_two_filesystems)
+    t.run("fswatch on an LVM volume", check_lvm)
     return t.done()
 
 

@@ -2,7 +2,8 @@
 /*
  * vmscope disks TARGET [--json]: every guest disk's node, its partition
  * table, and what each partition (or the whole disk) holds: type, label,
- * UUID, size. Read through QEMU's NBD export of each node; the VM runs on.
+ * UUID, size, and the LVM2 logical volumes on its physical volumes. Read
+ * through QEMU's NBD export of each node; the VM runs on.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -22,6 +23,35 @@ static json_t *fs_json(const struct vms_disk_fs *fs)
 			 fs->uuid, "size", (json_int_t)fs->size);
 }
 
+static json_t *segments_json(const struct vms_disk_volume *v)
+{
+	json_t *segs = json_array();
+
+	for (size_t i = 0; segs && i < v->nr_segments; i++)
+		json_array_append_new(segs, json_pack("{s:I,s:I,s:I}", "lv_offset",
+						      (json_int_t)v->seg[i].lv_offset, "disk_offset",
+						      (json_int_t)v->seg[i].disk_offset, "length",
+						      (json_int_t)v->seg[i].len));
+	return segs;
+}
+
+static json_t *volumes_json(const struct vms_disk_layout *l)
+{
+	json_t *vols = json_array();
+
+	for (size_t i = 0; vols && i < l->nr_volumes; i++) {
+		const struct vms_disk_volume *v = &l->volumes[i];
+
+		json_array_append_new(
+			vols, json_pack("{s:I,s:s,s:s,s:s,s:I,s:o,s:o,s:s?}", "partition",
+					(json_int_t)v->partition, "vg", v->vg, "lv", v->lv, "uuid",
+					v->uuid, "size", (json_int_t)v->size, "segments",
+					segments_json(v), "filesystem", fs_json(&v->fs), "refused",
+					v->refused[0] ? v->refused : NULL));
+	}
+	return vols;
+}
+
 static json_t *layout_json(const struct vms_disk_node *d, const struct vms_disk_layout *l)
 {
 	json_t *parts = json_array();
@@ -35,10 +65,11 @@ static json_t *layout_json(const struct vms_disk_node *d, const struct vms_disk_
 					 "size", (json_int_t)p->size, "type", p->type, "uuid",
 					 p->uuid, "name", p->name, "filesystem", fs_json(&p->fs)));
 	}
-	return json_pack("{s:s,s:s,s:I,s:s,s:s,s:o,s:o,s:b,s:s?}", "node", d->node, "device",
+	return json_pack("{s:s,s:s,s:I,s:s,s:s,s:o,s:o,s:o,s:b,s:s?}", "node", d->node, "device",
 			 d->device, "size", (json_int_t)l->size, "table", l->table, "uuid", l->uuid,
-			 "filesystem", fs_json(&l->fs), "partitions", parts, "partial", l->partial,
-			 "warning", l->partial ? l->why : NULL);
+			 "filesystem", fs_json(&l->fs), "partitions", parts, "volumes",
+			 volumes_json(l), "partial", l->partial, "warning",
+			 l->partial ? l->why : NULL);
 }
 
 static void print_fs(const struct vms_disk_fs *fs)
@@ -73,6 +104,18 @@ static void print_text(const struct vms_disk_node *d, const struct vms_disk_layo
 		if (p->name[0])
 			printf(" \"%s\"", p->name);
 		print_fs(&p->fs);
+	}
+	for (size_t i = 0; i < l->nr_volumes; i++) {
+		const struct vms_disk_volume *v = &l->volumes[i];
+
+		printf("  %s/%s %10.1f MiB in %s", v->vg, v->lv, (double)v->size / (1 << 20),
+		       v->partition ? "partition" : "the whole disk");
+		if (v->partition)
+			printf(" %u", v->partition);
+		if (v->refused[0])
+			printf("  (not readable here: %s)\n", v->refused);
+		else
+			print_fs(&v->fs);
 	}
 	if (l->partial)
 		fprintf(stderr, "vmscope: %s: partial: %s\n", d->node, l->why);
@@ -140,6 +183,6 @@ out:
 const struct cli_command cmd_disks = {
 	.name = "disks",
 	.usage = "TARGET [--json]",
-	.summary = "a VM's disks: partition tables, and the filesystem in each partition",
+	.summary = "a VM's disks: partition tables, LVM volumes, and the filesystem in each",
 	.run = run_disks,
 };

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * vmscope fswatch TARGET --disk NODE [--partition N] [--path GLOB]... [--mount DIR] [--hash]
+ * vmscope fswatch TARGET --disk NODE [--partition N | --volume VG/LV] [--path GLOB]...
+ *                [--mount DIR] [--hash]
  *                [--duration S] [--sink jsonl|redis://HOST:PORT/STREAM]:
  * file events inferred from the guest's ext4 writes, as JSON lines or into
  * a Redis stream, until the duration ends or SIGINT/SIGTERM; then a clean
@@ -53,6 +54,7 @@ static int run_fswatch(int argc, char **argv)
 	static const struct option options[] = {
 		{ "disk", required_argument, NULL, 'd' },
 		{ "partition", required_argument, NULL, 'P' },
+		{ "volume", required_argument, NULL, 'V' },
 		{ "path", required_argument, NULL, 'p' },
 		{ "mount", required_argument, NULL, 'm' },
 		{ "hash", no_argument, NULL, 'H' },
@@ -83,6 +85,11 @@ static int run_fswatch(int argc, char **argv)
 			return 1;
 		else if (opt == 'P')
 			continue;
+		else if (opt == 'V' && !strchr(optarg, '/'))
+			return cli_fail("--volume: VG/LV (an LVM volume group and volume), not \"%s\"",
+					optarg);
+		else if (opt == 'V')
+			o.volume = optarg;
 		else if (opt == 'p' && o.nr_paths < MAX_GLOBS)
 			globs[o.nr_paths++] = optarg;
 		else if (opt == 'p')
@@ -102,6 +109,8 @@ static int run_fswatch(int argc, char **argv)
 	}
 	if (!disk || optind != argc - 1)
 		return cli_usage(&cmd_fswatch);
+	if (o.partition && o.volume)
+		return cli_fail("--partition and --volume each choose the one filesystem: give one");
 	if (cli_stream_open(&stream, argv[optind], sink_url, &log))
 		return 1;
 	if (vms_fswatch_start(stream.vm, disk, &o, stream.ring, &fw)) {
@@ -133,7 +142,8 @@ out:
 
 const struct cli_command cmd_fswatch = {
 	.name = "fswatch",
-	.usage = "TARGET --disk NODE [--partition N] [--path GLOB]... [--mount DIR] [--hash] "
+	.usage = "TARGET --disk NODE [--partition N | --volume VG/LV] [--path GLOB]... [--mount DIR] "
+		 "[--hash] "
 		 "[--duration S] "
 		 "[--sink jsonl|redis://HOST:PORT/STREAM] " CLI_LOG_USAGE,
 	.summary = "file events (create, write, rename, delete, ...) from the guest's ext4 writes",

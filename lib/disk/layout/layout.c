@@ -5,6 +5,7 @@
  * disk is one filesystem (or none).
  */
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "disk/layout/layout.h"
@@ -34,4 +35,26 @@ int layout_read(layout_read_fn read, void *ctx, uint64_t disk_size, struct layou
 	}
 	ret->kind = LAYOUT_WHOLE_DISK;
 	return 0;
+}
+
+int layout_read_mapped(layout_read_fn read, void *ctx, const struct vms_disk_segment *seg,
+		       size_t n, uint64_t offset, void *buf, size_t len)
+{
+	uint8_t *out = buf;
+
+	for (size_t i = 0; i < n && len; i++) {
+		uint64_t end = seg[i].lv_offset + seg[i].len, part;
+		int err;
+
+		if (offset < seg[i].lv_offset || offset >= end)
+			continue;
+		part = end - offset < len ? end - offset : len;
+		err = read(ctx, seg[i].disk_offset + (offset - seg[i].lv_offset), out, part);
+		if (err)
+			return err;
+		out += part;
+		offset += part;
+		len -= part;
+	}
+	return len ? -EIO : 0;
 }

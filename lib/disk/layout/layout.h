@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <vmscope/disk.h>
+
 #define LAYOUT_MAX_PARTITIONS 128
 
 enum layout_kind { LAYOUT_WHOLE_DISK, LAYOUT_MBR, LAYOUT_GPT };
@@ -43,6 +45,55 @@ struct layout_fs {
 	char uuid[40];
 	uint64_t size; /* bytes, where the format says (ext*), else 0 */
 };
+
+/*
+ * LVM2 on a physical volume: its label, the newest metadata copy that
+ * checks (CRCs, bounds), and from the metadata each logical volume as
+ * segments of the PV. Only linear volumes (every segment "striped" with one
+ * stripe, on this PV) can be read from this disk; the others are listed
+ * with why not.
+ */
+#define LAYOUT_MAX_VOLUMES  64
+#define LAYOUT_MAX_SEGMENTS 16
+#define LAYOUT_LVM_NAME	    128 /* LVM's own limit on VG and LV names, with the NUL */
+
+struct layout_segment {
+	uint64_t lv_offset, pv_offset, len; /* bytes */
+};
+
+struct layout_volume {
+	char name[LAYOUT_LVM_NAME];
+	char uuid[40];
+	uint64_t size;
+	char refused[96]; /* "" when linear on this PV */
+	size_t nr_segments;
+	struct layout_segment seg[LAYOUT_MAX_SEGMENTS];
+};
+
+struct layout_lvm {
+	char vg[LAYOUT_LVM_NAME];
+	char vg_uuid[40], pv_uuid[40];
+	uint64_t seqno;
+	int partial;
+	char why[160];
+	size_t n;
+	struct layout_volume vols[LAYOUT_MAX_VOLUMES];
+};
+
+/*
+ * The LVM2 PV in the `space` bytes at offset: 1 and *ret filled, 0 when
+ * there is no PV label, <0 with ret->why when there is one but no copy of
+ * its metadata can be used.
+ */
+int layout_lvm(layout_read_fn read, void *ctx, uint64_t offset, uint64_t space,
+	       struct layout_lvm *ret);
+
+/*
+ * Read from a volume made of segments (in order, contiguous from 0, as
+ * layout_lvm() gives them once placed on the disk): -EIO past its end.
+ */
+int layout_read_mapped(layout_read_fn read, void *ctx, const struct vms_disk_segment *seg,
+		       size_t n, uint64_t offset, void *buf, size_t len);
 
 /* What the space of `space` bytes at offset holds (fs->type "" for nothing known). */
 void layout_probe_fs(layout_read_fn read, void *ctx, uint64_t offset, uint64_t space,
