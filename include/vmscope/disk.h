@@ -137,7 +137,13 @@ struct vms_fswatch;
 struct vms_fswatch_options {
 	const char *const *paths; /* fnmatch(3) globs, "*" crossing "/"; none: everything */
 	size_t nr_paths;
-	const char *mount;	   /* where the guest mounts it: prefixed to every path */
+	/*
+	 * Where the guest mounts the filesystem: prefixed to every path ("/":
+	 * none). NULL: each filesystem's mount point is looked up in the
+	 * guest's own mount table (vms_os_mounts(), by UUID and device name);
+	 * one not found there keeps paths from its root.
+	 */
+	const char *mount;
 	int hash;		   /* add "sha256" of small regular files' content */
 	uint64_t hash_max;	   /* bytes; 0: 1 MiB */
 	/*
@@ -167,6 +173,13 @@ struct vms_fswatch_stats {
 
 int vms_fswatch_start(struct vms_vm *vm, const char *node, const struct vms_fswatch_options *opts,
 		      struct vms_ring *ring, struct vms_fswatch **ret);
+/*
+ * The i-th filesystem watched: its name ("disk0 partition 1") and the
+ * prefix its paths get ("" none), found: 1 when that came from the guest's
+ * mount table. -ENOENT past the last. The strings live as long as fw.
+ */
+int vms_fswatch_filesystem(const struct vms_fswatch *fw, size_t i, const char **ret_name,
+			   const char **ret_mount, int *ret_found);
 void vms_fswatch_get_stats(struct vms_fswatch *fw, struct vms_fswatch_stats *ret);
 /*
  * Inference never drops an event for a full ring: it waits, and the

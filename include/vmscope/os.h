@@ -164,6 +164,7 @@ struct vms_mount {
 	char mountpoint[4096];
 	char fstype[64];
 	int read_only;
+	char uuid[40]; /* the filesystem's UUID as its kernel keeps it (super_block.s_uuid); "" none */
 };
 
 /* Mounts of init's namespace, in /proc/mounts order; free(*ret_mounts). */

@@ -11,6 +11,7 @@
  * read, so whatever the guest writes while vmscope reads is spooled and
  * applied afterwards rather than lost.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fnmatch.h>
 #include <openssl/evp.h>
@@ -23,6 +24,7 @@
 #include <unistd.h>
 
 #include <vmscope/disk.h>
+#include <vmscope/os.h>
 
 #include "core/internal.h"
 #include "disk/capture.h"
@@ -50,6 +52,9 @@ struct watched {
 	unsigned int partition; /* 0: a disk with no partition table */
 	char volume[260];	/* "VG/LV" for an LVM volume, else "" */
 	char name[340];		/* "disk0", "disk0 partition 5", "disk0 volume vg/lv" */
+	char uuid[40];		/* the filesystem's, from its superblock */
+	char mount[PATH_MAX_BYTES]; /* where the guest mounts it, prefixed to paths; "" none */
+	int mount_found;	    /* 1: from the guest's own mount table */
 	struct ext4_engine_stats stats;
 };
 
@@ -66,7 +71,8 @@ struct vms_fswatch {
 	_Atomic int stopping, abandon;
 	_Atomic uint64_t queued, applied;
 	char vm_name[VMS_NAME_MAX], node[64];
-	char **paths, *mount;
+	char **paths;
+	int mount_given;
 	size_t nr_paths;
 	int hash;
 	uint64_t hash_max;
@@ -194,12 +200,12 @@ static const char *file_type(uint16_t mode)
 	}
 }
 
-static void full_path(const struct vms_fswatch *fw, const char *path, char *out)
+static void full_path(const struct watched *w, const char *path, char *out)
 {
-	if (fw->mount && !strcmp(path, "/"))
-		snprintf(out, PATH_MAX_BYTES, "%s", fw->mount);
+	if (w->mount[0] && !strcmp(path, "/"))
+		snprintf(out, PATH_MAX_BYTES, "%s", w->mount);
 	else
-		snprintf(out, PATH_MAX_BYTES, "%s%s", fw->mount ? fw->mount : "", path);
+		snprintf(out, PATH_MAX_BYTES, "%s%s", w->mount, path);
 }
 
 static int watched(const struct vms_fswatch *fw, const char *path, const char *old_path)
@@ -263,9 +269,9 @@ static void on_event(void *ctx, const struct ext4_fs_event *fe)
 	const struct ext4_inode_info *i = fe->info;
 	struct vms_event *ev;
 
-	full_path(fw, fe->path, path);
+	full_path(w, fe->path, path);
 	if (fe->old_path)
-		full_path(fw, fe->old_path, old_path);
+		full_path(w, fe->old_path, old_path);
 	pthread_mutex_lock(&fw->lock);
 	if (!watched(fw, path, fe->old_path ? old_path : NULL)) {
 		fw->filtered++;
@@ -351,15 +357,7 @@ static int copy_options(struct vms_fswatch *fw, const struct vms_fswatch_options
 		return 0;
 	fw->hash = o->hash;
 	fw->hash_max = o->hash_max ? o->hash_max : HASH_MAX_DEFAULT;
-	if (o->mount && strcmp(o->mount, "/")) {
-		size_t len = strlen(o->mount);
-
-		fw->mount = strdup(o->mount);
-		if (!fw->mount)
-			return -ENOMEM;
-		while (len > 1 && fw->mount[len - 1] == '/')
-			fw->mount[--len] = 0;
-	}
+	fw->mount_given = o->mount != NULL;
 	if (fw->hash && !(fw->hash_buf = malloc(fw->hash_max)))
 		return -ENOMEM;
 	fw->paths = calloc(o->nr_paths + 1, sizeof(*fw->paths));
@@ -377,11 +375,16 @@ static int is_ext(const struct vms_disk_fs *fs)
 }
 
 static struct watched *watch(struct vms_fswatch *fw, uint64_t base, uint64_t len,
-			     unsigned int partition)
+			     unsigned int partition, const char *uuid)
 {
 	struct watched *w = &fw->fs[fw->nr_fs++];
 
-	*w = (struct watched){ .fw = fw, .len = len, .nr_seg = 1, .partition = partition };
+	memset(w, 0, sizeof(*w));
+	w->fw = fw;
+	w->len = len;
+	w->nr_seg = 1;
+	w->partition = partition;
+	snprintf(w->uuid, sizeof(w->uuid), "%s", uuid);
 	w->seg[0] = (struct vms_disk_segment){ 0, base, len };
 	if (partition)
 		snprintf(w->name, sizeof(w->name), "%s partition %u", fw->node, partition);
@@ -392,7 +395,7 @@ static struct watched *watch(struct vms_fswatch *fw, uint64_t base, uint64_t len
 
 static void watch_volume(struct vms_fswatch *fw, const struct vms_disk_volume *v)
 {
-	struct watched *w = watch(fw, 0, v->size, v->partition);
+	struct watched *w = watch(fw, 0, v->size, v->partition, v->fs.uuid);
 
 	_Static_assert(sizeof(w->seg) == sizeof(v->seg), "a volume's segments fit");
 	w->nr_seg = v->nr_segments;
@@ -431,13 +434,14 @@ static int find_volume(struct vms_fswatch *fw, const struct vms_disk_layout *l, 
 static int find_every(struct vms_fswatch *fw, const struct vms_disk_layout *l)
 {
 	if (!l->n && !l->nr_volumes)
-		watch(fw, 0, l->size, 0);
+		watch(fw, 0, l->size, 0, l->fs.uuid);
 	for (size_t i = 0; i < l->n; i++) {
 		if (!is_ext(&l->parts[i].fs))
 			continue;
 		if (fw->nr_fs == MAX_WATCHED)
 			return too_many(fw);
-		watch(fw, l->parts[i].offset, l->parts[i].size, l->parts[i].number);
+		watch(fw, l->parts[i].offset, l->parts[i].size, l->parts[i].number,
+		      l->parts[i].fs.uuid);
 	}
 	for (size_t i = 0; i < l->nr_volumes; i++) {
 		if (l->volumes[i].refused[0] || !is_ext(&l->volumes[i].fs))
@@ -472,18 +476,84 @@ static int find_filesystems(struct vms_fswatch *fw, unsigned int want, const cha
 		err = find_every(fw, l);
 	for (size_t i = 0; i < l->n && err == -ENOENT && want; i++)
 		if (l->parts[i].number == want) {
-			watch(fw, l->parts[i].offset, l->parts[i].size, want);
+			watch(fw, l->parts[i].offset, l->parts[i].size, want, l->parts[i].fs.uuid);
 			err = 0;
 		}
 	if (err == -ENOENT && want)
 		err = vm_error(fw->vm, -ENOENT, "disk %s has %s partition %u", fw->node,
 			       l->n ? "no" : "no partition table, so no", want);
-	else if (!err && fw->nr_fs > 1 && fw->mount)
+	else if (!err && fw->nr_fs > 1 && fw->mount_given)
 		err = vm_error(fw->vm, -EINVAL, "disk %s has %zu ext2/3/4 filesystems: --mount maps "
 			       "one, so choose it with --partition N or --volume VG/LV (vmscope "
 			       "disks lists them)", fw->node, fw->nr_fs);
 	free(l);
 	return err;
+}
+
+/* Does the guest's name for a device fit the filesystem's place ("vda1", "vg-lv")? */
+static int device_fits(const struct watched *w, const char *device)
+{
+	size_t n = strlen(device), d = 0;
+	char number[16];
+
+	if (w->volume[0])
+		return strstr(device, strchr(w->volume, '/') + 1) != NULL;
+	if (!w->partition)
+		return n && !isdigit((unsigned char)device[n - 1]);
+	while (d < n && isdigit((unsigned char)device[n - 1 - d]))
+		d++;
+	snprintf(number, sizeof(number), "%u", w->partition);
+	return d && !strcmp(device + n - d, number);
+}
+
+/*
+ * Where the guest mounts each filesystem, from its own mount table: the
+ * mount of an ext filesystem with this UUID. Cloned disks share UUIDs:
+ * among mounts of different devices, the one whose name fits this
+ * partition or volume; still several, none (paths stay relative).
+ */
+static void find_mounts(struct vms_fswatch *fw)
+{
+	struct vms_mount *m;
+	size_t n;
+
+	if (vms_os_mounts(fw->vm, &m, &n))
+		return; /* no kernel found (yet), or no mount table: paths from the root */
+	for (size_t i = 0; i < fw->nr_fs; i++) {
+		struct watched *w = &fw->fs[i];
+		const struct vms_mount *pick = NULL;
+		int ambiguous = 0;
+
+		for (size_t k = 0; k < n && w->uuid[0]; k++) {
+			if (strcmp(m[k].uuid, w->uuid) || strncmp(m[k].fstype, "ext", 3))
+				continue;
+			if (!pick || !strcmp(pick->device, m[k].device))
+				pick = pick ? pick : &m[k]; /* a bind mount's repeat: the first */
+			else if (device_fits(w, m[k].device) && !device_fits(w, pick->device))
+				pick = &m[k];
+			else if (device_fits(w, m[k].device) == device_fits(w, pick->device))
+				ambiguous = 1;
+		}
+		if (!pick || ambiguous)
+			continue;
+		snprintf(w->mount, sizeof(w->mount), "%s", strcmp(pick->mountpoint, "/") ? pick->mountpoint : "");
+		w->mount_found = 1;
+	}
+	free(m);
+}
+
+/* --mount DIR for the one filesystem, or each one's from the guest's mount table. */
+static void set_mounts(struct vms_fswatch *fw, const struct vms_fswatch_options *o)
+{
+	if (o && o->mount) {
+		size_t len = snprintf(fw->fs[0].mount, sizeof(fw->fs[0].mount), "%s",
+				      strcmp(o->mount, "/") ? o->mount : "");
+
+		while (len > 1 && fw->fs[0].mount[len - 1] == '/')
+			fw->fs[0].mount[--len] = 0;
+		return;
+	}
+	find_mounts(fw);
 }
 
 /* Each filesystem's layout, then (with the capture on) its contents. */
@@ -531,6 +601,8 @@ static int start(struct vms_fswatch *fw, const char *node, const struct vms_fswa
 		return vm_error(vm, -ENOMEM, "out of memory");
 	err = vms_disk_open(vm, node, &fw->reader);
 	err = err ? err : find_filesystems(fw, o ? o->partition : 0, o ? o->volume : NULL);
+	if (!err)
+		set_mounts(fw, o);
 	err = err ? err : probe_all(fw);
 	err = err ? err : capture_start(vm, node, NULL, on_request, want_payload, fw, &fw->capture);
 	err = err ? err : bootstrap_all(fw);
@@ -662,9 +734,19 @@ int vms_fswatch_stop(struct vms_fswatch *fw)
 	for (size_t i = 0; i < fw->nr_paths; i++)
 		free(fw->paths[i]);
 	free(fw->paths);
-	free(fw->mount);
 	free(fw->hash_buf);
 	pthread_mutex_destroy(&fw->lock);
 	free(fw);
 	return err;
+}
+
+int vms_fswatch_filesystem(const struct vms_fswatch *fw, size_t i, const char **ret_name,
+			   const char **ret_mount, int *ret_found)
+{
+	if (i >= fw->nr_fs)
+		return -ENOENT;
+	*ret_name = fw->fs[i].name;
+	*ret_mount = fw->fs[i].mount;
+	*ret_found = fw->fs[i].mount_found;
+	return 0;
 }

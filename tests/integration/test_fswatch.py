@@ -37,9 +37,12 @@ def truth_ops(g, since=0):
 
 
 def start_fswatch(g, *extra):
-    fw = subprocess.Popen([VMSCOPE, "fswatch", "qmp:" + g.qmp_path, "--disk", "disk0",
-                           "--mount", "/data"] + list(extra),
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return start_fswatch_args(g, "--mount", "/data", *extra)
+
+
+def start_fswatch_args(g, *extra):
+    fw = subprocess.Popen([VMSCOPE, "fswatch", "qmp:" + g.qmp_path, "--disk", "disk0"] +
+                          list(extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     track(fw)
     line = fw.stderr.readline()
     if "watching" not in line:
@@ -256,8 +259,9 @@ def strip(ops, prefix):
 def check_two_filesystems(t):
     """An MBR disk: the data filesystem in primary partition 1 (the guest's
     /data), another ext4 in logical partition 5 (its /data2). fswatch watches
-    both at once; each event names its partition, paths from that
-    filesystem's root."""
+    both at once; each event names its partition, and with no --mount each
+    filesystem's paths start where the guest's own mount table (read from
+    its RAM) says it is mounted; --mount / keeps them from the root."""
     image = vmguest.build(None)
     src = os.path.join(image, "data.img")
     sectors = os.path.getsize(src) // 512
@@ -287,13 +291,22 @@ def check_two_filesystems(t):
             first = run_round(g, "small")
             second = run_round(g, "second")
             events, err, rc = stop_fswatch(fw)
-            t.ok(rc == 0 and "watching" in banner, "MBR disk: fswatch watches both "
-                 "filesystems", banner + err)
+            t.ok(rc == 0 and "watching" in banner and
+                 "disk0 partition 1 at /data (the guest's mount table)" in banner and
+                 "disk0 partition 5 at /data2 (the guest's mount table)" in banner,
+                 "MBR disk: fswatch watches both filesystems, each at the mount point the "
+                 "guest's mount table gives", banner + err)
             by = {n: [e for e in events if e.get("partition") == n] for n in (1, 5)}
             t.eq(len(by[1]) + len(by[5]), len(events), "MBR disk: every event names partition "
                  "1 or 5")
-            score(t, strip(first, "/data"), by[1], "MBR primary partition 1")
-            score(t, strip(second, "/data2"), by[5], "MBR logical partition 5")
+            score(t, first, by[1], "MBR primary partition 1")
+            score(t, second, by[5], "MBR logical partition 5")
+            fw, banner = start_fswatch_args(g, "--partition", "1", "--mount", "/")
+            again = run_round(g, "small2")
+            events, err, rc = stop_fswatch(fw)
+            t.ok(rc == 0 and "disk0 partition 1, paths from its root" in banner,
+                 "MBR disk: --mount / keeps partition 1's paths from its root", banner + err)
+            score(t, strip(again, "/data"), events, "MBR primary partition 1, --mount /")
 
 
 def check_lvm(t):
@@ -341,7 +354,10 @@ def check_lvm(t):
                         vg + "/nope", "--duration", "1")
             t.one_line_error(r, "fswatch --volume VG/nope: no such volume",
                              "disk disk0 has no LVM volume %s/nope" % vg)
-            fw, _ = start_fswatch(g, "--volume", vg + "/data")
+            fw, banner = start_fswatch_args(g, "--volume", vg + "/data")
+            t.ok("volume %s/data at /data (the guest's mount table)" % vg in banner,
+                 "LVM volume data: its mount point found by UUID (the guest mounts it through "
+                 "a loop device)", banner)
             ops = run_round(g, "basic")
             events, err, rc = stop_fswatch(fw)
             t.ok(rc == 0 and events and

@@ -646,11 +646,20 @@ def check_mounts(t, g, target, label):
     for line in g.truth()["mounts"].splitlines():
         dev, point, fstype, opts = line.split()[:4]
         truth.append((dev, point, fstype, opts.split(",")[0]))
+    got = run_json("mounts", target, "--json")
     ours = [(m["device"], m["mountpoint"], m["fstype"], "ro" if m["read_only"] else "rw")
-            for m in run_json("mounts", target, "--json")]
+            for m in got]
     precision, recall = precision_recall(set(ours), set(truth))
     t.ok(ours == truth, "%s mounts: precision %.3f, recall %.3f over %d mounts, same order"
          % (label, precision, recall, len(truth)), "vmscope %s\nguest %s" % (ours, truth))
+    # The data disk's UUID as the host's blkid reads it from the image; /proc has none.
+    disk = os.path.join(g.rundir, "data.img")
+    want = subprocess.run(["blkid", "-p", "-o", "value", "-s", "UUID", disk],
+                          stdout=subprocess.PIPE, text=True).stdout.strip()
+    uuids = {m["mountpoint"]: m["uuid"] for m in got}
+    t.ok(want and uuids.get("/data") == want and uuids.get("/proc") == "",
+         "%s mounts: /data's filesystem UUID (super_block.s_uuid) is the one blkid reads on "
+         "its disk; /proc has none" % label, (want, uuids))
 
 
 def check_lsof(t, g, target, label):

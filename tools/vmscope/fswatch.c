@@ -49,6 +49,21 @@ static int parse_partition(const char *text, unsigned int *ret)
 	return 0;
 }
 
+/* Each filesystem and where its paths are rooted, on the banner's line. */
+static void print_filesystems(const struct vms_fswatch *fw)
+{
+	const char *name, *mount;
+	int found;
+
+	for (size_t i = 0; !vms_fswatch_filesystem(fw, i, &name, &mount, &found); i++) {
+		if (mount[0])
+			fprintf(stderr, "%s %s at %s%s", i ? "," : "", name, mount,
+				found ? " (the guest's mount table)" : "");
+		else
+			fprintf(stderr, "%s %s, paths from its root", i ? "," : "", name);
+	}
+}
+
 static int run_fswatch(int argc, char **argv)
 {
 	static const struct option options[] = {
@@ -118,9 +133,11 @@ static int run_fswatch(int argc, char **argv)
 		goto out;
 	}
 	vms_fswatch_get_stats(fw, &st);
-	fprintf(stderr, "vmscope: watching %" PRIu64 " files in %" PRIu64 " directories on %s (%s); "
-		"stop with Ctrl-C\n", st.inodes, st.directories, disk,
+	fprintf(stderr, "vmscope: watching %" PRIu64 " files in %" PRIu64 " directories on %s (%s):",
+		st.inodes, st.directories, disk,
 		st.journaled ? "ext4, events from journal commits" : "ext4 without a journal");
+	print_filesystems(fw);
+	fprintf(stderr, "; stop with Ctrl-C\n");
 	fflush(stderr);
 	status = cli_stream(&stream, duration);
 	/* Detach, then deliver every event inferred from what was captured. */

@@ -27,9 +27,10 @@ static void *to_json(const void *items, size_t n)
 	json_t *list = json_array();
 
 	for (size_t i = 0; list && i < n; i++)
-		json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:b}", "device", m[i].device,
+		json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:b,s:s}", "device", m[i].device,
 						      "mountpoint", m[i].mountpoint, "fstype",
-						      m[i].fstype, "read_only", m[i].read_only));
+						      m[i].fstype, "read_only", m[i].read_only,
+						      "uuid", m[i].uuid));
 	return list;
 }
 

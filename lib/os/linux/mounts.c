@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * Mounts of init's mount namespace, as /proc/mounts lists them: device,
- * mount point, filesystem type, read-only or not. The namespace keeps its
+ * mount point, filesystem type, read-only or not; and the filesystem's UUID
+ * (super_block.s_uuid), by which a disk's filesystem is found among them. The namespace keeps its
  * mounts in a list (mnt_namespace.list, mount.mnt_list) up to Linux 6.7 and
  * in a red-black tree (mnt_namespace.mounts, mount.mnt_node) since; BTF says
  * which. Tree walks keep an explicit, bounded stack. Like /proc/mounts, only
@@ -29,7 +30,7 @@
 struct mounts_layout {
 	struct kfield task_nsproxy, nsproxy_mnt_ns, ns_list, ns_mounts, mnt_list, mnt_node;
 	struct kfield rb_left, rb_right, devname, mnt, mnt_sb, mnt_flags, mnt_root, sb_type,
-		sb_flags, type_name, task_tasks, task_fs, fs_root, mnt_parent;
+		sb_flags, type_name, task_tasks, task_fs, fs_root, mnt_parent, sb_uuid;
 	uint64_t init_task;
 };
 
@@ -63,6 +64,7 @@ static int find_layout(struct linux_kernel *k, void *layout)
 	kbtf_member(k->btf, "task_struct", "fs", &l->task_fs);
 	kbtf_member(k->btf, "fs_struct", "root.mnt", &l->fs_root);
 	kbtf_member(k->btf, "mount", "mnt_parent", &l->mnt_parent);
+	kbtf_member(k->btf, "super_block", "s_uuid", &l->sb_uuid);
 	/* (Before 6.8, "mounts" is a count; the list is what tells the old layout.) */
 	if (!kbtf_member(k->btf, "mnt_namespace", "list", &l->ns_list))
 		return kfield_require(k, "mount", "mnt_list", &l->mnt_list);
@@ -110,6 +112,23 @@ static int reachable(const struct mount_walk *w, uint64_t mount)
 	return 0;
 }
 
+/* s_uuid (16 bytes) as text; all zero (a filesystem without one) is "". */
+static void add_uuid(struct linux_kernel *k, const struct mounts_layout *l, uint64_t sb,
+		     struct vms_mount *m)
+{
+	uint8_t u[16], any = 0;
+
+	if (!l->sb_uuid.found || kread(k, sb + l->sb_uuid.offset, u, sizeof(u)))
+		return;
+	for (size_t i = 0; i < sizeof(u); i++)
+		any |= u[i];
+	if (any)
+		snprintf(m->uuid, sizeof(m->uuid),
+			 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0],
+			 u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12],
+			 u[13], u[14], u[15]);
+}
+
 static int add_mount(struct mount_walk *w, uint64_t mount)
 {
 	const struct mounts_layout *l = w->l;
@@ -150,6 +169,7 @@ static int add_mount(struct mount_walk *w, uint64_t mount)
 	if (linux_path(w->k, mount, root, m->mountpoint, sizeof(m->mountpoint)))
 		snprintf(m->mountpoint, sizeof(m->mountpoint), "?");
 	m->read_only = (mnt_flags & MNT_READONLY) || (sb_flags & SB_RDONLY);
+	add_uuid(w->k, l, sb, m);
 	w->n++;
 	return 0;
 }
