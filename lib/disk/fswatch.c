@@ -676,6 +676,7 @@ void vms_fswatch_get_stats(struct vms_fswatch *fw, struct vms_fswatch_stats *ret
 		ret->unmapped += e->unmapped;
 		ret->pending += e->pending;
 		ret->errors += e->errors;
+		ret->checksum_failures += e->checksum_failures;
 		ret->inodes += e->inodes;
 		ret->directories += e->directories;
 		ret->journaled &= fw->fs[i].engine && ext4_engine_journaled(fw->fs[i].engine);

@@ -14,6 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <ext2fs/ext2fs.h>
+
 #include "disk/ext4/engine.h"
 #include "ext4_image.h"
 #include "run_command.h"
@@ -117,10 +119,14 @@ fail:
 	return -1;
 }
 
+/* The last journal's CRC32C seed (jbd2: of its superblock's UUID), for CSUM_V3 logs. */
+static uint32_t jsum_seed;
+
 uint64_t ext4_image_journal_start(struct ext4_image *img)
 {
 	char command[256];
 	uint64_t block = 0;
+	uint8_t uuid[16];
 	FILE *p;
 
 	snprintf(command, sizeof(command), "debugfs -R 'bmap <8> 0' %s 2>/dev/null", img->path);
@@ -130,6 +136,9 @@ uint64_t ext4_image_journal_start(struct ext4_image *img)
 	if (fscanf(p, "%" SCNu64, &block) != 1)
 		block = 0;
 	pclose(p);
+	if (block && pread(img->fd, uuid, sizeof(uuid), (off_t)(block * EXT4_IMAGE_BLOCK + 48)) ==
+			     (ssize_t)sizeof(uuid))
+		jsum_seed = ext2fs_crc32c_le(~0u, uuid, sizeof(uuid));
 	return block;
 }
 
@@ -158,6 +167,21 @@ static void put_be32(uint8_t *p, uint32_t v)
 {
 	v = htobe32(v);
 	memcpy(p, &v, 4);
+}
+
+/* CSUM_V3: the block's CRC32C, the 4 bytes at `at` (where it goes) taken as zero. */
+static void put_csum(uint8_t *block, size_t at)
+{
+	memset(block + at, 0, 4);
+	put_be32(block + at, ext2fs_crc32c_le(jsum_seed, block, EXT4_IMAGE_BLOCK));
+}
+
+static uint32_t tag_csum(const uint8_t *copy, uint32_t seq)
+{
+	uint32_t be_seq = htobe32(seq);
+
+	return ext2fs_crc32c_le(ext2fs_crc32c_le(jsum_seed, (const uint8_t *)&be_seq, 4), copy,
+				EXT4_IMAGE_BLOCK);
 }
 
 static void header(uint8_t *block, uint32_t type, uint32_t seq)
@@ -209,7 +233,13 @@ static int log_blocks(write_fn write_block, void *e, uint64_t jstart, uint32_t s
 				flags |= 0x1;
 			put_be32(block + off, (uint32_t)blocks[first + i]);
 			if (csum_v3) {
+				uint8_t logged[EXT4_IMAGE_BLOCK]; /* as written: escaped */
+
+				memcpy(logged, copy, bs);
+				if (flags & 0x1)
+					memset(logged, 0, 4);
 				put_be32(block + off + 4, flags);
+				put_be32(block + off + 12, tag_csum(logged, seq));
 			} else {
 				uint16_t be = htobe16((uint16_t)flags);
 
@@ -218,6 +248,8 @@ static int log_blocks(write_fn write_block, void *e, uint64_t jstart, uint32_t s
 			put_be32(block + off + 8, (uint32_t)(blocks[first + i] >> 32));
 			off += tag + (i ? 0 : 16);
 		}
+		if (csum_v3)
+			put_csum(block, bs - 4);
 		err = write_block(e, jstart + pos++, block);
 		for (size_t i = 0; !err && i < count; i++) {
 			uint32_t magic;
@@ -232,8 +264,22 @@ static int log_blocks(write_fn write_block, void *e, uint64_t jstart, uint32_t s
 	if (err || !commit)
 		return err;
 	header(block, 2, seq);
+	if (csum_v3)
+		put_csum(block, 16);
 	*at = pos + 1;
 	return write_block(e, jstart + pos, block);
+}
+
+int ext4_image_commit(struct ext4_engine *e, uint64_t jstart, uint32_t pos, uint32_t seq,
+		      int damaged)
+{
+	uint8_t block[EXT4_IMAGE_BLOCK];
+
+	header(block, 2, seq);
+	put_csum(block, 16);
+	if (damaged)
+		block[100] ^= 1;
+	return to_engine(e, jstart + pos, block);
 }
 
 int ext4_image_log(struct ext4_engine *e, uint64_t jstart, uint32_t seq, int csum_v3,
@@ -259,9 +305,13 @@ int ext4_image_log_to_disk(struct ext4_image *img, int csum_v3, const uint64_t *
 		put_be32(block + 12, 16 + 8);
 		put_be32(block + 16, (uint32_t)(*revoke >> 32));
 		put_be32(block + 20, (uint32_t)*revoke);
+		if (csum_v3)
+			put_csum(block, EXT4_IMAGE_BLOCK - 4);
 		if (to_image(img, jstart + pos++, block))
 			return -1;
 		header(block, 2, seq + 1);
+		if (csum_v3)
+			put_csum(block, 16);
 		if (to_image(img, jstart + pos, block))
 			return -1;
 	}

@@ -47,6 +47,9 @@ uint32_t ext4_image_journal_sequence(struct ext4_image *img);
  * ext4_engine_write's shape; returns its first failure.
  */
 struct ext4_engine;
+/* A CSUM_V3 commit block for seq at journal position pos; damaged: its checksum wrong. */
+int ext4_image_commit(struct ext4_engine *e, uint64_t jstart, uint32_t pos, uint32_t seq,
+		      int damaged);
 int ext4_image_log(struct ext4_engine *e, uint64_t jstart, uint32_t seq, int csum_v3,
 		   const uint64_t *blocks, const uint8_t *data, size_t nr, int commit);
 

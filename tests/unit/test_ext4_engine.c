@@ -384,6 +384,60 @@ static void test_uncommitted(void **state)
 	drop_fs(&f);
 }
 
+static uint64_t checksum_failures(struct ext4_engine *e)
+{
+	struct ext4_engine_stats st;
+
+	ext4_engine_get_stats(e, &st);
+	return st.checksum_failures;
+}
+
+/*
+ * metadata_csum and CSUM_V3 verified: a commit block whose checksum is
+ * wrong commits nothing; an inode whose checksum is wrong (debugfs writes
+ * it so) is not believed, in a transaction that otherwise checks. Each is
+ * counted; neither invents an event; what follows is still followed.
+ */
+static void test_checksums(void **state)
+{
+	struct fixture f = { 0 };
+	struct ext4_engine *e;
+	uint64_t *blocks, jstart;
+	uint32_t seq;
+	uint8_t *data;
+	size_t nr;
+
+	(void)state;
+	make_fs(&f, "64bit,metadata_csum", 0);
+	e = open_engine(&f);
+	assert_int_equal(checksum_failures(e), 0);
+	jstart = ext4_image_journal_start(&f.img);
+	seq = ext4_image_journal_sequence(&f.img);
+	nr = change(&f, "mkdir /bad-commit\n", &blocks, &data);
+	assert_true(nr < 60); /* one descriptor: the commit goes after it and the copies */
+	assert_int_equal(ext4_image_log(e, jstart, seq, 1, blocks, data, nr, 0), 0);
+	assert_int_equal(ext4_image_commit(e, jstart, 2 + (uint32_t)nr, seq, 1), 0);
+	assert_int_equal(f.nr_events, 0);
+	assert_int_equal(checksum_failures(e), 1);
+	free(blocks);
+	free(data);
+
+	/*
+	 * /bad-commit is on the image, in the blocks of this next transaction
+	 * too, which checks: seen now. /bad-inode's inode does not: not seen.
+	 */
+	change_journaled(&f, e, "mkdir /bad-inode\nsif /bad-inode checksum 0xbad\n");
+	expect_only(&f, (const char *const[]){ "mkdir /bad-commit" }, 1);
+	assert_int_equal(checksum_failures(e), 2);
+
+	/* Next, a good one: seen. Its inode shares a block with /bad-inode's, counted again. */
+	change_journaled(&f, e, "mkdir /good\n");
+	expect_only(&f, (const char *const[]){ "mkdir /good" }, 1);
+	assert_int_equal(checksum_failures(e), 3);
+	ext4_engine_free(e);
+	drop_fs(&f);
+}
+
 /* Hostile journal contents: a descriptor of garbage tags, a bogus commit. */
 static void test_hostile_journal(void **state)
 {
@@ -426,6 +480,7 @@ int main(void)
 		cmocka_unit_test(test_replay_revoke),
 		cmocka_unit_test(test_uncommitted),
 		cmocka_unit_test(test_hostile_journal),
+		cmocka_unit_test(test_checksums),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

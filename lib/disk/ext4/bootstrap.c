@@ -103,6 +103,10 @@ static int add_scanned_inode(struct ext4_engine *e, uint32_t ino, const uint8_t 
 	struct ext4_inode_info info;
 	struct fs_inode *n;
 
+	if (e->l.metadata_csum && !ext4_inode_csum_ok(raw, e->l.inode_size, ino, e->l.csum_seed)) {
+		e->st.checksum_failures++; /* the kernel would not read it either */
+		return 0;
+	}
 	ext4_inode_decode(raw, e->l.inode_size, &info);
 	if (!ext4_inode_live(&info) || (ino < e->l.first_ino && ino != EXT4_ROOT_INO))
 		return 0;
@@ -362,6 +366,7 @@ void ext4_engine_get_stats(const struct ext4_engine *e, struct ext4_engine_stats
 	ret->pending = e->nr_pending;
 	ret->transactions = e->j.commits;
 	ret->incomplete = e->j.incomplete;
+	ret->checksum_failures += e->j.damaged;
 }
 
 int ext4_engine_read_file(struct ext4_engine *e, uint32_t ino, void *buf, size_t max,

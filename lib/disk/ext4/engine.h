@@ -57,6 +57,7 @@ typedef void (*ext4_event_fn)(void *ctx, const struct ext4_fs_event *event);
 struct ext4_engine_stats {
 	uint64_t transactions, batches, blocks_applied, inodes, directories;
 	uint64_t data_writes, data_bytes, pending, unmapped, incomplete, errors;
+	uint64_t checksum_failures; /* journal blocks, copies and inodes not used: CRC32C wrong */
 };
 
 struct ext4_engine;

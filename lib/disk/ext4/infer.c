@@ -123,6 +123,12 @@ static int diff_inode_block(struct ext4_engine *e, struct commit *c, const struc
 			break;
 		if (ino < e->l.first_ino && ino != EXT4_ROOT_INO)
 			continue;
+		if (e->l.metadata_csum && !ext4_inode_csum_ok(b->data + (size_t)s * e->l.inode_size,
+							      e->l.inode_size, (uint32_t)ino,
+							      e->l.csum_seed)) {
+			e->st.checksum_failures++; /* damaged: no change is believed */
+			continue;
+		}
 		ext4_inode_decode(b->data + (size_t)s * e->l.inode_size, e->l.inode_size, &ch.after);
 		n = model_inode(e, ch.ino);
 		if (n ? !ext4_inode_differs(&n->info, &ch.after) : !ext4_inode_live(&ch.after))

@@ -4,7 +4,9 @@
  * past the first 128 bytes count only as far as i_extra_isize says they
  * exist; uid and gid have high halves in osd2.
  */
+#include <endian.h>
 #include <ext2fs/ext2_fs.h>
+#include <ext2fs/ext2fs.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -72,4 +74,43 @@ void ext4_inode_decode(const uint8_t *raw, uint32_t inode_size, struct ext4_inod
 int ext4_inode_differs(const struct ext4_inode_info *a, const struct ext4_inode_info *b)
 {
 	return memcmp(a, b, sizeof(*a)) != 0;
+}
+
+/*
+ * ext4's metadata_csum for an inode: CRC32C from the filesystem's seed over
+ * the inode number and generation, then the whole inode with its checksum
+ * fields taken as zero; the high half is kept only where i_extra_isize
+ * makes room for it. An inode never written (all zero) has none to check.
+ */
+int ext4_inode_csum_ok(const uint8_t *raw, uint32_t inode_size, uint32_t ino, uint32_t seed)
+{
+	const size_t lo = offsetof(struct ext2_inode_large, i_checksum_lo);
+	const size_t hi = offsetof(struct ext2_inode_large, i_checksum_hi);
+	const uint8_t zero[2] = { 0 };
+	uint32_t le_ino = htole32(ino), c, want;
+	int large = inode_size >= hi + 2, has_hi = 0, any = 0;
+
+	for (uint32_t i = 0; i < inode_size && !any; i++)
+		any = raw[i];
+	if (!any)
+		return 1;
+	if (large)
+		has_hi = hi + 2 <= EXT2_GOOD_OLD_INODE_SIZE +
+					   (size_t)le16_at(raw, offsetof(struct ext2_inode_large,
+									 i_extra_isize));
+	c = ext2fs_crc32c_le(seed, (const uint8_t *)&le_ino, 4);
+	c = ext2fs_crc32c_le(c, raw + offsetof(struct ext2_inode_large, i_generation), 4);
+	c = ext2fs_crc32c_le(c, raw, lo);
+	c = ext2fs_crc32c_le(c, zero, 2);
+	c = ext2fs_crc32c_le(c, raw + lo + 2, EXT2_GOOD_OLD_INODE_SIZE - lo - 2);
+	if (large) {
+		size_t from = has_hi ? hi + 2 : hi;
+
+		c = ext2fs_crc32c_le(c, raw + EXT2_GOOD_OLD_INODE_SIZE, hi - EXT2_GOOD_OLD_INODE_SIZE);
+		if (has_hi)
+			c = ext2fs_crc32c_le(c, zero, 2);
+		c = ext2fs_crc32c_le(c, raw + from, inode_size - from);
+	}
+	want = le16_at(raw, lo) | (has_hi ? (uint32_t)le16_at(raw, hi) << 16 : 0);
+	return (has_hi ? c : c & 0xffff) == want;
 }

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <ext2fs/ext2fs.h>
+
 #include "core/util.h"
 #include "disk/ext4/journal.h"
 
@@ -23,6 +25,9 @@
 #define JSB_SEQUENCE  24
 #define JSB_START     28
 #define JSB_INCOMPAT  40
+#define JSB_UUID      48
+
+#define COMMIT_CHKSUM 16 /* commit_header.h_chksum[0] */
 
 #define INCOMPAT_64BIT	 0x2u
 #define INCOMPAT_CSUM_V2 0x8u
@@ -60,6 +65,54 @@ static uint32_t header_type(const uint8_t *block, uint32_t *ret_seq)
 	return be32_at(block, 4);
 }
 
+static int checksummed(const struct jbd2_journal *j)
+{
+	return !!(j->incompat & (INCOMPAT_CSUM_V2 | INCOMPAT_CSUM_V3));
+}
+
+/* jbd2's CRC32C: the kernel's crc32c, seeded, not inverted (e2fsprogs has the same). */
+static uint32_t crc(uint32_t seed, const void *buf, size_t len)
+{
+	return ext2fs_crc32c_le(seed, buf, len);
+}
+
+/* The block's CRC32C with the 4 bytes at `at` taken as zero, against what they hold. */
+static int sum_checks(const struct jbd2_journal *j, const uint8_t *block, size_t at)
+{
+	const uint8_t zero[4] = { 0 };
+	uint32_t c = crc(j->csum_seed, block, at);
+
+	c = crc(c, zero, 4);
+	c = crc(c, block + at + 4, j->block_size - at - 4);
+	return c == be32_at(block, at);
+}
+
+/* A descriptor or revoke block: its tail. Without checksums, nothing to check. */
+static int block_checks(struct jbd2_journal *j, const uint8_t *block, uint32_t type)
+{
+	int ok = !checksummed(j) ||
+		 sum_checks(j, block, type == JBD2_COMMIT_BLOCK ? COMMIT_CHKSUM : j->block_size - 4);
+
+	j->damaged += !ok;
+	return ok;
+}
+
+/* A logged copy against its tag's checksum (CSUM_V3: 32 bits; V2: the low 16). */
+static int copy_checks(struct jbd2_journal *j, const uint8_t *copy, uint32_t tag_sum, uint32_t seq)
+{
+	uint32_t be_seq = htobe32(seq), c;
+
+	if (!checksummed(j))
+		return 1;
+	c = crc(crc(j->csum_seed, &be_seq, 4), copy, j->block_size);
+	if (!(j->incompat & INCOMPAT_CSUM_V3))
+		c &= 0xffff;
+	if (c == tag_sum)
+		return 1;
+	j->damaged++;
+	return 0;
+}
+
 static uint32_t next_pos(const struct jbd2_journal *j, uint32_t pos)
 {
 	return pos + 1 >= j->maxlen ? j->first : pos + 1;
@@ -93,6 +146,7 @@ int jbd2_open(struct jbd2_journal *j, const uint8_t *sb, uint32_t block_size,
 	j->sequence = be32_at(sb, JSB_SEQUENCE);
 	j->start = be32_at(sb, JSB_START);
 	j->implied = implied;
+	j->csum_seed = crc(~0u, sb + JSB_UUID, UUID_BYTES);
 	set_features(j, type == JBD2_SUPERBLOCK_V2 ? be32_at(sb, JSB_INCOMPAT) : 0);
 	if (be32_at(sb, JSB_BLOCKSIZE) != block_size || j->maxlen < 2 || !j->first ||
 	    j->first >= j->maxlen || j->start >= j->maxlen || j->maxlen > (1u << 26))
@@ -179,7 +233,7 @@ static int keep_logged(struct jbd2_journal *j, uint32_t pos, const uint8_t *cont
 
 struct tag {
 	uint64_t home;
-	uint32_t flags;
+	uint32_t flags, sum;
 };
 
 /* The tags of a descriptor block; returns how many (at most max), -EINVAL if damaged. */
@@ -193,6 +247,7 @@ static int read_tags(const struct jbd2_journal *j, const uint8_t *desc, struct t
 		int v3 = j->incompat & INCOMPAT_CSUM_V3;
 
 		t->flags = v3 ? be32_at(desc, off + 4) : be16_at(desc, off + 6);
+		t->sum = v3 ? be32_at(desc, off + 12) : be16_at(desc, off + 4);
 		t->home = be32_at(desc, off);
 		if (j->incompat & INCOMPAT_64BIT)
 			t->home |= (uint64_t)be32_at(desc, off + 8) << 32;
@@ -259,7 +314,7 @@ static int apply_descriptor(struct apply_one *a, uint32_t dpos, const uint8_t *d
 		}
 		if (err)
 			break;
-		if (revoked(j, tags[i].home, a->seq))
+		if (revoked(j, tags[i].home, a->seq) || !copy_checks(j, copy, tags[i].sum, a->seq))
 			continue;
 		if (tags[i].flags & TAG_ESCAPE) {
 			uint32_t magic = htobe32(JBD2_MAGIC);
@@ -306,6 +361,11 @@ static int apply_transaction(struct apply_one *a, uint32_t cpos, uint32_t seq)
 							 (cpos + area - j->pos_of[i]) % area };
 	}
 	sort_array(descs, nr, sizeof(*descs), by_age);
+	/* A descriptor that does not check: its tags cannot be trusted, nor its transaction. */
+	for (size_t i = 0; i < nr; i++)
+		if (!block_checks(j, j->data + (size_t)(j->slot[descs[i].pos] - 1) * j->block_size,
+				  JBD2_DESCRIPTOR_BLOCK))
+			nr = 0;
 	for (size_t i = 0; i < nr && !err; i++)
 		err = apply_descriptor(a, descs[i].pos,
 				       j->data + (size_t)(j->slot[descs[i].pos] - 1) * j->block_size);
@@ -331,6 +391,10 @@ int jbd2_log_block(struct jbd2_journal *j, uint32_t pos, const uint8_t *content,
 	}
 	if (header_type(content, &seq) != JBD2_COMMIT_BLOCK)
 		return keep_logged(j, pos, content);
+	if (!block_checks(j, content, JBD2_COMMIT_BLOCK)) {
+		forget_logged(j); /* a commit that does not check commits nothing */
+		return 0;
+	}
 	a.scratch = malloc(j->block_size);
 	if (!a.scratch)
 		return -ENOMEM;
@@ -347,7 +411,7 @@ static int note_revokes(struct jbd2_journal *j, const uint8_t *block, uint32_t s
 {
 	size_t used = be32_at(block, HEADER_BYTES), width = j->incompat & INCOMPAT_64BIT ? 8 : 4;
 
-	if (used > j->tags_end)
+	if (used > j->tags_end || !block_checks(j, block, JBD2_REVOKE_BLOCK))
 		return 0; /* damaged: ignore it rather than trust its length */
 	for (size_t off = HEADER_BYTES + 4; off + width <= used; off += width) {
 		struct jbd2_revoke *grown = array_grow(j->revokes, cap, j->nr_revokes,

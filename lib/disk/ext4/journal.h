@@ -39,6 +39,15 @@ struct jbd2_journal {
 	uint32_t *pos_of;
 	size_t nr, cap;
 	uint64_t commits, incomplete;
+	/*
+	 * With CSUM_V2/V3, every descriptor, revoke and commit block and every
+	 * logged copy carries a CRC32C seeded from the journal's UUID: one that
+	 * does not check is counted here and not used (a bad commit or
+	 * descriptor drops its transaction, a bad copy that copy), as the
+	 * kernel's recovery does.
+	 */
+	uint32_t csum_seed;
+	uint64_t damaged;
 	struct jbd2_revoke *revokes; /* during replay only */
 	size_t nr_revokes;
 };

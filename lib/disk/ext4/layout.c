@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <ext2fs/ext2_fs.h>
+#include <ext2fs/ext2fs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,9 @@ static int read_super(struct ext4_layout *l, uint64_t size, ext4_read_fn read, v
 	l->sparse_super = !!(sb.s_feature_ro_compat & EXT2_FEATURE_RO_COMPAT_SPARSE_SUPER);
 	l->metadata_csum = !!(sb.s_feature_ro_compat & EXT4_FEATURE_RO_COMPAT_METADATA_CSUM);
 	l->gdt_csum = !!(sb.s_feature_ro_compat & EXT4_FEATURE_RO_COMPAT_GDT_CSUM);
+	l->csum_seed = sb.s_feature_incompat & EXT4_FEATURE_INCOMPAT_CSUM_SEED
+			       ? sb.s_checksum_seed
+			       : ext2fs_crc32c_le(~0u, sb.s_uuid, sizeof(sb.s_uuid));
 	l->has_journal = !!(sb.s_feature_compat & EXT3_FEATURE_COMPAT_HAS_JOURNAL);
 	l->inline_data = !!(sb.s_feature_incompat & EXT4_FEATURE_INCOMPAT_INLINE_DATA);
 	l->extents = !!(sb.s_feature_incompat & EXT3_FEATURE_INCOMPAT_EXTENTS);

@@ -41,6 +41,7 @@ struct ext4_layout {
 	int has_64bit, flex_bg, sparse_super, meta_bg, metadata_csum, gdt_csum, has_journal;
 	int inline_data, extents;
 	uint32_t journal_inode, first_ino, inodes;
+	uint32_t csum_seed; /* metadata_csum: CRC32C of the UUID, or the superblock's own seed */
 	struct ext4_group *group;
 	struct ext4_extent_of_kind *meta; /* sorted, non-overlapping */
 	size_t nr_meta;
