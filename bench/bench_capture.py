@@ -1,15 +1,25 @@
 #!/usr/bin/env python3
 """Guest disk write throughput with vmscope attached versus without, in one
 run on one guest (workload ddbench: 1 MiB and 4 KiB direct writes, timed
-inside the guest). CYCLES times over: ROUNDS rounds without vmscope, ROUNDS
-mirrored by the same active mirror to QEMU's own qemu-nbd serving a null
-device (the floor: what the mirror costs with the leanest target QEMU ships),
-ROUNDS with `vmscope capture` (events to /dev/null), ROUNDS with `vmscope
-fswatch` (the ext4 engine on every write); interleaving spreads the
-machine's drift over all four. Figures: the median over all rounds of each condition.
+inside the guest), per capture mode. CYCLES times over: ROUNDS rounds without
+vmscope; then for each mode (blocking: write-blocking mirror; background: the
+guest never waits) ROUNDS mirrored to QEMU's own qemu-nbd serving a null
+device (the floor: what that mirror costs with the leanest target QEMU
+ships), ROUNDS with `vmscope capture` (events to /dev/null), ROUNDS with
+`vmscope fswatch` (the ext4 engine on every write); interleaving spreads the
+machine's drift over all conditions. Figures: the median over all rounds of
+each condition, and its ratio to none.
+
+Then, on a second guest (workload fsops, round "latency"), the delay from
+commit to event per mode: 40 files each made and synced, the guest saying so
+on its control port the moment sync returns; the delay is the fswatch
+event's time minus the time that line reached the host (negative: the event
+was out before the guest's sync returned). p50 and p99.
 
 Usage: bench/bench_capture.py [VMSCOPE_BINARY] [ROUNDS] [CYCLES]
 """
+import json
+import threading
 import os
 import re
 import signal
@@ -42,10 +52,15 @@ def rate(samples, kind):
     return statistics.median(s[kind][0] / max(s[kind][1], 1) * 100 / 1e6 for s in samples)
 
 
-def attached(binary, g, tool, n):
-    """n rounds with tool attached: (samples, its summary line)."""
+MODES = ("blocking", "background")
+COPY_MODE = {"blocking": "write-blocking", "background": "background"}
+
+
+def attached(binary, g, tool, n, mode):
+    """n rounds with tool attached in a capture mode: (samples, its summary line)."""
     ready = {"capture": "capturing", "fswatch": "watching"}[tool]
-    proc = subprocess.Popen([binary, tool, "qmp:" + g.qmp_path, "--disk", "disk0"],
+    proc = subprocess.Popen([binary, tool, "qmp:" + g.qmp_path, "--disk", "disk0",
+                             "--mode", mode],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     line = proc.stderr.readline()  # the mirror is in place
     if ready not in line:
@@ -55,9 +70,9 @@ def attached(binary, g, tool, n):
     return samples, proc.communicate(timeout=120)[1].strip()
 
 
-def reference(g, n, workdir):
+def reference(g, n, workdir, mode):
     """n rounds mirrored to QEMU's own NBD server (qemu-nbd over a null device):
-    the same active mirror with the leanest target QEMU itself ships."""
+    the same mirror with the leanest target QEMU itself ships."""
     sock = os.path.join(workdir, "ref.sock")
     size = [x for x in g.qmp("query-named-block-nodes")
             if x["node-name"] == "disk0"][0]["image"]["virtual-size"]
@@ -74,7 +89,7 @@ def reference(g, n, workdir):
               server={"type": "unix", "path": sock})
         g.qmp("blockdev-mirror", **{"job-id": "ref-mirror", "device": "disk0",
                                     "target": "ref-nbd", "sync": "none",
-                                    "copy-mode": "write-blocking"})
+                                    "copy-mode": COPY_MODE[mode]})
         while not [j for j in g.qmp("query-block-jobs") if j.get("ready")]:
             time.sleep(0.05)
         samples = collect(g, n)
@@ -88,32 +103,84 @@ def reference(g, n, workdir):
         srv.wait()
 
 
+def delays(binary, mode):
+    """Commit-to-event delays (ms) of the latency round, fswatch in mode."""
+    synced = {}
+    with vmguest.Guest(workload="fsops", name="latency", control=True) as g:
+        proc = subprocess.Popen([binary, "fswatch", "qmp:" + g.qmp_path, "--disk", "disk0",
+                                 "--mode", mode], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        line = proc.stderr.readline()
+        if "watching" not in line:
+            proc.kill()
+            raise SystemExit("fswatch did not start: " + line)
+        g.send("latency")
+        sock = g._control_sock
+
+        def listen():
+            buf = b""
+            while len(synced) < 40:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    return
+                now = time.time_ns()
+                buf += chunk
+                while b"\n" in buf:
+                    l, buf = buf.split(b"\n", 1)
+                    l = l.decode(errors="replace").strip()
+                    if l.startswith("SYNCED "):
+                        synced[l.split()[1]] = now
+        reader = threading.Thread(target=listen, daemon=True)
+        reader.start()
+        reader.join(300)
+        time.sleep(2)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+    made = {}
+    for l in out.splitlines():
+        e = json.loads(l)
+        if e["action"] == "create" and e["path"] in synced:
+            made.setdefault(e["path"], e["time_ns"])
+    return sorted((made[p] - synced[p]) / 1e6 for p in made), len(synced)
+
+
+def pct(xs, q):
+    return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
+
+
 def main():
     binary = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build-bench", "tools",
                                                                   "vmscope", "vmscope")
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     cycles = int(sys.argv[3]) if len(sys.argv) > 3 else 3
-    runs = {"none": [], "qemu-nbd": [], "capture": [], "fswatch": []}
+    conditions = ["%s %s" % (tool, mode) for mode in MODES
+                  for tool in ("qemu-nbd", "capture", "fswatch")]
+    runs = {c: [] for c in ["none"] + conditions}
     summaries = {}
     with vmguest.Guest(workload="ddbench", name="ddbench") as g:
         for _ in range(cycles):
             runs["none"] += collect(g, n)
-            runs["qemu-nbd"] += reference(g, n, g.rundir)
-            for tool in ("capture", "fswatch"):
-                samples, summaries[tool] = attached(binary, g, tool, n)
-                runs[tool] += samples
+            for mode in MODES:
+                runs["qemu-nbd " + mode] += reference(g, n, g.rundir, mode)
+                for tool in ("capture", "fswatch"):
+                    samples, summaries[tool + " " + mode] = attached(binary, g, tool, n, mode)
+                    runs[tool + " " + mode] += samples
     print("guest: 256 MiB, TCG, virtio-blk, raw image; %d cycles of %d rounds per condition, "
           "medians" % (cycles, n))
     print("MB/s, and in brackets the ratio to none; qemu-nbd: the same mirror to QEMU's own "
-          "NBD server on a null device, the floor for any target")
-    print("%-26s %9s %16s %16s %16s" % ("writes", "none", "qemu-nbd", "capture", "fswatch"))
+          "NBD server on a null device, the floor for any target in that mode")
     for kind, label in (("seq", "1 MiB direct, sequential"), ("4k", "4 KiB direct")):
         base = rate(runs["none"], kind)
-        print("%-26s %9.2f" % (label, base) + "".join(
-            " %9.2f (%.2f)" % (rate(runs[c], kind), rate(runs[c], kind) / base)
-            for c in ("qemu-nbd", "capture", "fswatch")))
-    for tool in ("capture", "fswatch"):
-        print("%s (last cycle): %s" % (tool, summaries[tool]))
+        print("%s: none %.2f" % (label, base))
+        for c in conditions:
+            print("  %-20s %9.2f (%.2f)" % (c, rate(runs[c], kind), rate(runs[c], kind) / base))
+    for c in sorted(summaries):
+        print("%s (last cycle): %s" % (c, summaries[c]))
+    print("commit to event, ms (40 files, each synced; negative: before sync returned):")
+    for mode in MODES:
+        d, seen = delays(binary, mode)
+        print("  %-10s p50 %7.1f  p99 %7.1f  (%d of %d files seen)"
+              % (mode, pct(d, 0.5), pct(d, 0.99), len(d), seen))
 
 
 if __name__ == "__main__":

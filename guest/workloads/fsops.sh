@@ -101,4 +101,17 @@ second() {
 	sync
 }
 
-control_rounds basic burst small small2 second
+# For the delay from commit to event (bench_capture): files made one at a
+# time, each announced on the control port the moment its sync returns.
+latency() {
+	mkdir -p /data/lat && sync
+	i=0
+	while [ $i -lt 40 ]; do
+		echo $i >/data/lat/f$i && sync && echo "SYNCED /data/lat/f$i" >/dev/ttyS2
+		op create /data/lat/f$i
+		sleep 0.2
+		i=$((i + 1))
+	done
+}
+
+control_rounds basic burst small small2 second latency

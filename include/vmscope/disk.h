@@ -4,8 +4,8 @@
  *
  * vms_capture_start() mirrors every write the guest makes to one of its disks
  * (a block node, e.g. "disk0") to an NBD server inside vmscope, through
- * QEMU's active mirror (blockdev-mirror, sync none, copy-mode
- * write-blocking): nothing to change in the VM, no restart. Each write is
+ * QEMU's mirror (blockdev-mirror, sync none, in one of the capture modes
+ * below): nothing to change in the VM, no restart. Each write is
  * acknowledged at once and turned into an event on the caller's ring
  * ("disk_write", "disk_zero", "disk_trim" with offset and length); what
  * does not fit in the ring is counted, never waited for. The mirror does not
@@ -28,6 +28,25 @@ extern "C" {
 
 struct vms_capture;
 
+/*
+ * How the guest's writes reach vmscope (docs/fswatch.md, "Capture modes").
+ * BLOCKING: each write as the guest made it, before the guest sees it
+ * complete (the mirror's write-blocking copy mode): nothing is missed, and
+ * every write waits for vmscope's acknowledgement. BACKGROUND: the
+ * guest's write completes at once; the mirror copies what changed soon
+ * after, in blocks of its granularity (4 KiB), reading the disk's content
+ * then: a block overwritten before it was copied is seen once, with its
+ * newest content, and blocks come in the mirror's order, not the guest's.
+ */
+enum vms_capture_mode {
+	VMS_CAPTURE_BLOCKING,
+	VMS_CAPTURE_BACKGROUND,
+};
+
+/* "blocking", "background" <-> the mode; parse: 0, or -EINVAL for another name. */
+int vms_capture_mode_parse(const char *name, enum vms_capture_mode *ret);
+const char *vms_capture_mode_name(enum vms_capture_mode mode);
+
 struct vms_capture_stats {
 	uint64_t writes, write_bytes, zeroes, trims;
 	uint64_t flushes; /* the mirror's flushes of its target: not the guest's */
@@ -35,7 +54,8 @@ struct vms_capture_stats {
 };
 
 /* Start capturing the block node's writes into ring (single producer: the capture). */
-int vms_capture_start(struct vms_vm *vm, const char *node, struct vms_ring *ring,
+int vms_capture_start(struct vms_vm *vm, const char *node, enum vms_capture_mode mode,
+		      struct vms_ring *ring,
 		      struct vms_capture **ret_capture);
 void vms_capture_get_stats(const struct vms_capture *capture, struct vms_capture_stats *ret);
 /* Detach cleanly; NULL is allowed. Returns the first error of the detach, if any. */
@@ -152,6 +172,7 @@ struct vms_fswatch_options {
 	 * disk when it has no table. Events name their partition ("partition").
 	 */
 	unsigned int partition;
+	enum vms_capture_mode mode; /* how writes are captured; 0: BLOCKING */
 	/*
 	 * An LVM2 logical volume to watch, "VG/LV" (vms_disk_layout() lists
 	 * them); NULL: as above, with every readable ext2/3/4 volume too. Its

@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: MIT
 /*
- * Attaching the NBD server to a running VM as the target of an active mirror,
- * and detaching it. The order matters: the server listens before QEMU's NBD
- * node connects; the mirror starts with sync "none" (no bulk copy) and
- * copy-mode "write-blocking", so from the moment the job is ready every guest
- * write reaches us before the guest sees it complete. Detaching cancels the
+ * Attaching the NBD server to a running VM as the target of a mirror, and
+ * detaching it. The order matters: the server listens before QEMU's NBD
+ * node connects; the mirror starts with sync "none" (no bulk copy), in the
+ * copy mode the capture mode names (modes[]): "write-blocking", so that from
+ * the moment the job is ready every guest write reaches us before the guest
+ * sees it complete, or "background", so that the guest never waits and the
+ * job copies what changed after. Detaching waits for a background job to
+ * have copied everything (its offset reaching its length), then cancels the
  * job (after ready, a clean end) before removing the node.
  */
 #include <errno.h>
@@ -26,6 +29,37 @@
 
 #define JOB_WAIT_MS 10000
 #define POLL_MS	    20
+/*
+ * Background copies in blocks of the granularity asked for (fswatch: the
+ * filesystem's block, so that a neighbour is never copied as if written;
+ * capture: 4 KiB), doubled while the job's dirty bitmap would pass 8 MiB.
+ */
+#define GRANULARITY_CAPTURE 4096u
+#define BITMAP_MAX_BITS	    (64ull << 20)
+#define GRANULARITY_MAX	    (64u << 20)
+
+static const struct capture_mode {
+	const char *name, *copy_mode;
+	int waits; /* the guest's writes wait for vmscope */
+} modes[] = {
+	[VMS_CAPTURE_BLOCKING] = { "blocking", "write-blocking", 1 },
+	[VMS_CAPTURE_BACKGROUND] = { "background", "background", 0 },
+};
+
+int vms_capture_mode_parse(const char *name, enum vms_capture_mode *ret)
+{
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+		if (!strcmp(name, modes[i].name)) {
+			*ret = (enum vms_capture_mode)i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+const char *vms_capture_mode_name(enum vms_capture_mode mode)
+{
+	return (size_t)mode < sizeof(modes) / sizeof(modes[0]) ? modes[mode].name : "unknown";
+}
 
 struct vms_capture {
 	struct vms_vm *vm;
@@ -37,6 +71,9 @@ struct vms_capture {
 	char dir[64], socket[96], job[64], target[64], node[64], vm_name[VMS_NAME_MAX];
 	_Atomic uint64_t writes, write_bytes, zeroes, trims, flushes, dropped;
 	int job_started, node_added;
+	enum vms_capture_mode mode;
+	uint64_t size;
+	uint32_t granularity;
 };
 
 static void on_request(void *ctx, const struct nbd_request *req, const void *payload)
@@ -148,6 +185,50 @@ static int wait_job(struct vms_capture *c, int want_gone)
 			want_gone ? "end" : "become ready", JOB_WAIT_MS / 1000);
 }
 
+static json_t *mirror_args(const struct vms_capture *c)
+{
+	json_t *args = json_pack("{s:s,s:s,s:s,s:s,s:s}", "job-id", c->job, "device", c->node,
+				 "target", c->target, "sync", "none", "copy-mode",
+				 modes[c->mode].copy_mode);
+	uint64_t g = c->granularity;
+
+	if (modes[c->mode].waits || !args)
+		return args;
+	while (g < GRANULARITY_MAX && c->size / g > BITMAP_MAX_BITS)
+		g <<= 1;
+	json_object_set_new(args, "granularity", json_integer((json_int_t)g));
+	return args;
+}
+
+/* A background job's copy of what the guest wrote: done when its offset reaches its length. */
+static int wait_copied(struct vms_capture *c)
+{
+	long long deadline = monotonic_ms() + JOB_WAIT_MS;
+
+	while (monotonic_ms() < deadline) {
+		json_t *jobs = NULL, *job;
+		int pending = 0, err;
+		size_t i;
+
+		err = qmp_execute(c->vm->qmp, "query-block-jobs", NULL, &jobs);
+		if (err)
+			return qmp_fail(c->vm, err);
+		json_array_foreach (jobs, i, job) {
+			const char *id = json_string_value(json_object_get(job, "device"));
+
+			if (id && !strcmp(id, c->job))
+				pending = json_integer_value(json_object_get(job, "offset")) !=
+					  json_integer_value(json_object_get(job, "len"));
+		}
+		json_decref(jobs);
+		if (!pending)
+			return 0;
+		usleep(POLL_MS * 1000);
+	}
+	return vm_error(c->vm, -ETIMEDOUT, "the mirror job had not copied the guest's last writes "
+			"within %d s", JOB_WAIT_MS / 1000);
+}
+
 static int attach(struct vms_capture *c, uint64_t size)
 {
 	struct vms_vm *vm = c->vm;
@@ -162,25 +243,23 @@ static int attach(struct vms_capture *c, uint64_t size)
 	if (err)
 		return qmp_fail(vm, err);
 	c->node_added = 1;
-	err = qmp_execute(vm->qmp, "blockdev-mirror",
-			  json_pack("{s:s,s:s,s:s,s:s,s:s}", "job-id", c->job, "device", c->node,
-				    "target", c->target, "sync", "none", "copy-mode",
-				    "write-blocking"),
-			  NULL);
+	err = qmp_execute(vm->qmp, "blockdev-mirror", mirror_args(c), NULL);
 	if (err)
 		return qmp_fail(vm, err);
 	c->job_started = 1;
 	return wait_job(c, 0);
 }
 
-int vms_capture_start(struct vms_vm *vm, const char *node, struct vms_ring *ring,
-		      struct vms_capture **ret_capture)
+int vms_capture_start(struct vms_vm *vm, const char *node, enum vms_capture_mode mode,
+		      struct vms_ring *ring, struct vms_capture **ret_capture)
 {
-	return capture_start(vm, node, ring, NULL, NULL, NULL, ret_capture);
+	return capture_start(vm, node, mode, GRANULARITY_CAPTURE, ring, NULL, NULL, NULL,
+			     ret_capture);
 }
 
-int capture_start(struct vms_vm *vm, const char *node, struct vms_ring *ring, nbd_request_fn fn,
-		  nbd_want_fn want, void *fn_ctx, struct vms_capture **ret_capture)
+int capture_start(struct vms_vm *vm, const char *node, enum vms_capture_mode mode,
+		  uint32_t granularity, struct vms_ring *ring, nbd_request_fn fn, nbd_want_fn want,
+		  void *fn_ctx, struct vms_capture **ret_capture)
 {
 	struct vms_capture *c;
 	struct vms_vm_info info;
@@ -195,7 +274,16 @@ int capture_start(struct vms_vm *vm, const char *node, struct vms_ring *ring, nb
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return vm_error(vm, -ENOMEM, "out of memory");
+	if ((size_t)mode >= sizeof(modes) / sizeof(modes[0]) || granularity < 512 ||
+	    granularity & (granularity - 1)) {
+		free(c);
+		return vm_error(vm, -EINVAL, "no capture mode %d, or a granularity (%u) QEMU cannot "
+				"use", (int)mode, granularity);
+	}
 	c->vm = vm;
+	c->mode = mode;
+	c->size = size;
+	c->granularity = granularity;
 	c->ring = ring;
 	c->fn = fn;
 	c->want = want;
@@ -242,9 +330,13 @@ int vms_capture_stop(struct vms_capture *c)
 		return 0;
 	vm = c->vm;
 	if (c->job_started) {
-		err = qmp_execute(vm->qmp, "block-job-cancel", json_pack("{s:s}", "device", c->job),
-				  NULL);
-		err = err ? qmp_fail(vm, err) : wait_job(c, 1);
+		/* Background: what the guest wrote last is copied before the job ends. */
+		int copied = modes[c->mode].waits ? 0 : wait_copied(c);
+		int cancel = qmp_execute(vm->qmp, "block-job-cancel",
+					 json_pack("{s:s}", "device", c->job), NULL);
+
+		err = cancel ? qmp_fail(vm, cancel) : wait_job(c, 1);
+		err = err ? err : copied;
 	}
 	if (c->node_added) {
 		int del = qmp_execute(vm->qmp, "blockdev-del", json_pack("{s:s}", "node-name",

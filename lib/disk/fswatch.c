@@ -73,6 +73,7 @@ struct vms_fswatch {
 	char vm_name[VMS_NAME_MAX], node[64];
 	char **paths;
 	int mount_given;
+	enum vms_capture_mode mode;
 	size_t nr_paths;
 	int hash;
 	uint64_t hash_max;
@@ -358,6 +359,7 @@ static int copy_options(struct vms_fswatch *fw, const struct vms_fswatch_options
 	fw->hash = o->hash;
 	fw->hash_max = o->hash_max ? o->hash_max : HASH_MAX_DEFAULT;
 	fw->mount_given = o->mount != NULL;
+	fw->mode = o->mode;
 	if (fw->hash && !(fw->hash_buf = malloc(fw->hash_max)))
 		return -ENOMEM;
 	fw->paths = calloc(o->nr_paths + 1, sizeof(*fw->paths));
@@ -410,9 +412,15 @@ static int too_many(struct vms_fswatch *fw)
 			"one with --partition N or --volume VG/LV", fw->node, MAX_WATCHED);
 }
 
-/* --volume VG/LV: that volume, if vmscope can read it. */
+/*
+ * --volume VG/LV: that volume, if vmscope can read it. Named twice (two PVs
+ * whose metadata claim it, a cloned disk's or a forged one), it is refused:
+ * which one the guest uses cannot be told from here.
+ */
 static int find_volume(struct vms_fswatch *fw, const struct vms_disk_layout *l, const char *want)
 {
+	const struct vms_disk_volume *found = NULL;
+
 	for (size_t i = 0; i < l->nr_volumes; i++) {
 		const struct vms_disk_volume *v = &l->volumes[i];
 		char name[260];
@@ -420,14 +428,20 @@ static int find_volume(struct vms_fswatch *fw, const struct vms_disk_layout *l, 
 		snprintf(name, sizeof(name), "%s/%s", v->vg, v->lv);
 		if (strcmp(name, want))
 			continue;
-		if (v->refused[0])
-			return vm_error(fw->vm, -EOPNOTSUPP, "disk %s: volume %s: %s", fw->node, want,
-					v->refused);
-		watch_volume(fw, v);
-		return 0;
+		if (found)
+			return vm_error(fw->vm, -EEXIST, "disk %s: volume %s is claimed by the PVs of "
+					"partitions %u and %u: not watched", fw->node, want,
+					found->partition, v->partition);
+		found = v;
 	}
-	return vm_error(fw->vm, -ENOENT, "disk %s has no LVM volume %s%s", fw->node, want,
-			l->nr_volumes ? "" : " (it has no LVM physical volume vmscope can read)");
+	if (!found)
+		return vm_error(fw->vm, -ENOENT, "disk %s has no LVM volume %s%s", fw->node, want,
+				l->nr_volumes ? "" : " (it has no LVM physical volume vmscope can read)");
+	if (found->refused[0])
+		return vm_error(fw->vm, -EOPNOTSUPP, "disk %s: volume %s: %s", fw->node, want,
+				found->refused);
+	watch_volume(fw, found);
+	return 0;
 }
 
 /* No choice made: every ext2/3/4 partition and readable volume, or the whole disk. */
@@ -468,7 +482,10 @@ static int find_filesystems(struct vms_fswatch *fw, unsigned int want, const cha
 
 	if (err)
 		return vm_error(fw->vm, err, "disk %s: %s", fw->node, why);
-	if (volume)
+	if (volume && want)
+		err = vm_error(fw->vm, -EINVAL, "a partition and a volume each choose the one "
+			       "filesystem: give one");
+	else if (volume)
 		err = find_volume(fw, l, volume);
 	else if (want)
 		err = -ENOENT;
@@ -572,6 +589,17 @@ static int probe_all(struct vms_fswatch *fw)
 	return 0;
 }
 
+/* The smallest block size of the watched filesystems: what a background mirror copies. */
+static uint32_t smallest_block(const struct vms_fswatch *fw)
+{
+	uint32_t b = 64u << 10;
+
+	for (size_t i = 0; i < fw->nr_fs; i++)
+		if (ext4_engine_block_size(fw->fs[i].engine) < b)
+			b = ext4_engine_block_size(fw->fs[i].engine);
+	return b;
+}
+
 static int bootstrap_all(struct vms_fswatch *fw)
 {
 	char why[256] = "";
@@ -583,6 +611,7 @@ static int bootstrap_all(struct vms_fswatch *fw)
 		if (err)
 			return vm_error(fw->vm, err, "disk %s: %s", w->name, why);
 		ext4_engine_set_emit(w->engine, on_event, w);
+		ext4_engine_set_out_of_order(w->engine, fw->mode == VMS_CAPTURE_BACKGROUND);
 		ext4_engine_get_stats(w->engine, &w->stats);
 	}
 	return 0;
@@ -604,7 +633,9 @@ static int start(struct vms_fswatch *fw, const char *node, const struct vms_fswa
 	if (!err)
 		set_mounts(fw, o);
 	err = err ? err : probe_all(fw);
-	err = err ? err : capture_start(vm, node, NULL, on_request, want_payload, fw, &fw->capture);
+	err = err ? err : capture_start(vm, node, o ? o->mode : VMS_CAPTURE_BLOCKING,
+					smallest_block(fw), NULL, on_request, want_payload, fw,
+					&fw->capture);
 	err = err ? err : bootstrap_all(fw);
 	if (err)
 		return err;

@@ -101,11 +101,14 @@ def covered(events, path):
     return blocks
 
 
-def check_basic(t):
+def check_basic(t, mode="blocking"):
+    """The fidelity suite in one capture mode; labels name the mode but for blocking."""
+    label = "" if mode == "blocking" else mode + ": "
     with vmguest.Guest(workload="fsops", name="fsops", control=True) as g, \
             tempfile.TemporaryDirectory(prefix="vmscope-test-") as logdir:
+        t = Labelled(t, label)
         run_round(g, "small")  # before vmscope looks: its changes sit in the journal
-        fw, banner = start_fswatch(g, "--hash", "--log", logdir)
+        fw, banner = start_fswatch(g, "--mode", mode, "--hash", "--log", logdir)
         t.ok(re.search(r"watching \d+ files in \d+ directories on disk0 \(ext4, events from "
                        r"journal commits\)", banner), "fswatch says what it watches", banner)
         ops = run_round(g, "basic")
@@ -156,7 +159,7 @@ def check_basic(t):
                  isinstance(e["inode"], int) for e in events),
              "every event names the VM, source, disk, action, inode and times")
 
-        fw, _ = start_fswatch(g, "--path", "*.txt")
+        fw, _ = start_fswatch(g, "--mode", mode, "--path", "*.txt")
         ops = run_round(g, "small2")
         events, err, rc = stop_fswatch(fw)
         paths = {(e["action"], e["path"]) for e in events}
@@ -172,6 +175,22 @@ def check_basic(t):
         t.one_line_error(r, "fswatch of an unknown disk: one-line error", "nosuch")
 
 
+class Labelled:
+    """A Tap whose check descriptions start with label (score() labels its own)."""
+
+    def __init__(self, t, label):
+        self.t, self.label = t, label
+
+    def ok(self, cond, desc, *rest):
+        return self.t.ok(cond, self.label + desc, *rest)
+
+    def eq(self, got, want, desc, *rest):
+        return self.t.eq(got, want, self.label + desc, *rest)
+
+    def one_line_error(self, r, desc, *rest):
+        return self.t.one_line_error(r, self.label + desc, *rest)
+
+
 def check_other_kernel(t):
     """The basic round on the second pinned kernel: jbd2 and ext4 of another release."""
     kernel = vmguest.pinned_kernel("VMSCOPE_KERNEL_ALT")
@@ -185,14 +204,16 @@ def check_other_kernel(t):
              "%s: the 400-extent file's writes at their file offsets" % kernel)
 
 
-def check_burst(t):
+def check_burst(t, mode="blocking"):
     """2000 files created, written and deleted, streamed through Redis."""
     with tempfile.TemporaryDirectory(prefix="vmscope-test-") as d, \
             vmguest.Guest(workload="fsops", name="burst", control=True) as g:
+        t = Labelled(t, "" if mode == "blocking" else mode + ": ")
         redis = Redis(free_port(), d)
         try:
             redis.start()
-            fw, _ = start_fswatch(g, "--sink", "redis://127.0.0.1:%d/files:{vm}" % redis.port)
+            fw, _ = start_fswatch(g, "--mode", mode,
+                                  "--sink", "redis://127.0.0.1:%d/files:{vm}" % redis.port)
             ops = run_round(g, "burst")
             _, err, rc = stop_fswatch(fw)
             got = entries(redis.xrange("files:burst"))
@@ -372,6 +393,8 @@ def main():
     t = Tap()
     t.run("fswatch basic", check_basic)
     t.run("fswatch burst", check_burst)
+    t.run("fswatch basic, background capture", lambda t: check_basic(t, "background"))
+    t.run("fswatch burst, background capture", lambda t: check_burst(t, "background"))
     t.run("fswatch on the other kernel", check_other_kernel)
     t.run("fswatch on a GPT partition", check_partition)
     t.run("fswatch on two filesystems of an MBR disk", check_two_filesystems)

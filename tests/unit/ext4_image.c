@@ -22,11 +22,15 @@
 
 #define JBD2_MAGIC 0xc03b3998u
 
+/* Transactions committed into the last image's log: each takes the next sequence, as in jbd2. */
+static uint32_t committed;
+
 int ext4_image_make(struct ext4_image *img, const char *features, int big_dir)
 {
 	char tree[128];
 	FILE *names;
 
+	committed = 0;
 	snprintf(img->dir, sizeof(img->dir), "/tmp/vmscope-test-ext4.XXXXXX");
 	if (!mkdtemp(img->dir))
 		return -1;
@@ -160,7 +164,7 @@ uint32_t ext4_image_journal_sequence(struct ext4_image *img)
 
 	if (pread(img->fd, &seq, 4, (off_t)at) != 4)
 		return 0;
-	return be32toh(seq);
+	return be32toh(seq) + committed;
 }
 
 static void put_be32(uint8_t *p, uint32_t v)
@@ -267,6 +271,7 @@ static int log_blocks(write_fn write_block, void *e, uint64_t jstart, uint32_t s
 	if (csum_v3)
 		put_csum(block, 16);
 	*at = pos + 1;
+	committed++;
 	return write_block(e, jstart + pos, block);
 }
 
@@ -279,6 +284,7 @@ int ext4_image_commit(struct ext4_engine *e, uint64_t jstart, uint32_t pos, uint
 	put_csum(block, 16);
 	if (damaged)
 		block[100] ^= 1;
+	committed++;
 	return to_engine(e, jstart + pos, block);
 }
 
@@ -319,6 +325,7 @@ int ext4_image_log_to_disk(struct ext4_image *img, int csum_v3, const uint64_t *
 	    pwrite(img->fd, &start, 4, (off_t)(jstart * EXT4_IMAGE_BLOCK + 28)) != 4 ||
 	    pwrite(img->fd, &be_seq, 4, (off_t)(jstart * EXT4_IMAGE_BLOCK + 24)) != 4)
 		return -1;
+	committed = revoke ? 2 : 1; /* past the superblock's sequence, now the log's first */
 	return ext4_image_journal_features(img, 0x2u | (csum_v3 ? 0x10u : 0));
 }
 

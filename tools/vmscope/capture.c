@@ -23,6 +23,7 @@ static int run_capture(int argc, char **argv)
 		{ "disk", required_argument, NULL, 'd' },
 		{ "duration", required_argument, NULL, 't' },
 		{ "sink", required_argument, NULL, 's' },
+		{ "mode", required_argument, NULL, 'M' },
 		CLI_LOG_OPTIONS,
 		{ 0 },
 	};
@@ -33,6 +34,8 @@ static int run_capture(int argc, char **argv)
 	struct cli_log log = { 0 };
 	double duration = 0;
 	int opt, status;
+
+	enum vms_capture_mode mode = VMS_CAPTURE_BLOCKING;
 
 	while ((opt = getopt_long(argc, argv, "d:t:", options, NULL)) != -1) {
 		int lo = cli_log_option(&log, opt, optarg);
@@ -45,6 +48,10 @@ static int run_capture(int argc, char **argv)
 			disk = optarg;
 		else if (opt == 's')
 			sink_url = optarg;
+		else if (opt == 'M' && cli_parse_capture_mode(optarg, &mode))
+			return 1;
+		else if (opt == 'M')
+			continue;
 		else if (opt == 't' && (duration = atof(optarg)) > 0)
 			continue;
 		else
@@ -54,11 +61,12 @@ static int run_capture(int argc, char **argv)
 		return cli_usage(&cmd_capture);
 	if (cli_stream_open(&stream, argv[optind], sink_url, &log))
 		return 1;
-	if (vms_capture_start(stream.vm, disk, stream.ring, &capture)) {
+	if (vms_capture_start(stream.vm, disk, mode, stream.ring, &capture)) {
 		status = cli_fail("%s", vms_last_error(stream.vm));
 		goto out;
 	}
-	fprintf(stderr, "vmscope: capturing writes to %s; stop with Ctrl-C\n", disk);
+	fprintf(stderr, "vmscope: capturing writes to %s (%s); stop with Ctrl-C\n", disk,
+		vms_capture_mode_name(mode));
 	fflush(stderr);
 	status = cli_stream(&stream, duration);
 	vms_capture_get_stats(capture, &st);
@@ -76,7 +84,8 @@ out:
 
 const struct cli_command cmd_capture = {
 	.name = "capture",
-	.usage = "TARGET --disk NODE [--duration S] [--sink jsonl|redis://HOST:PORT/STREAM] " CLI_LOG_USAGE,
+	.usage = "TARGET --disk NODE [--mode blocking|background] [--duration S] "
+		 "[--sink jsonl|redis://HOST:PORT/STREAM] " CLI_LOG_USAGE,
 	.summary = "every write the guest makes to a disk, as JSON lines",
 	.run = run_capture,
 };

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include <vmscope/disk.h>
 #include <vmscope/monitor.h>
 #include <vmscope/ring.h>
 #include <vmscope/sink.h>
@@ -172,6 +173,8 @@ int cli_stream_open(struct cli_stream *st, const char *target, const char *sink_
 void cli_stream_close(struct cli_stream *st);
 int cli_stream(struct cli_stream *st, double duration);
 void cli_stream_finish(struct cli_stream *st);
+/* --mode MODE of capture and fswatch: 0, or 1 after a one-line error naming the modes. */
+int cli_parse_capture_mode(const char *text, enum vms_capture_mode *ret);
 
 /*
  * Draw a fitted model (plot.c, through gnuplot): measured y and simulated

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * vmscope fswatch TARGET --disk NODE [--partition N | --volume VG/LV] [--path GLOB]...
- *                [--mount DIR] [--hash]
+ * vmscope fswatch TARGET --disk NODE [--partition N | --volume VG/LV]
+ *                [--mode blocking|background] [--path GLOB]... [--mount DIR] [--hash]
  *                [--duration S] [--sink jsonl|redis://HOST:PORT/STREAM]:
  * file events inferred from the guest's ext4 writes, as JSON lines or into
  * a Redis stream, until the duration ends or SIGINT/SIGTERM; then a clean
@@ -71,6 +71,7 @@ static int run_fswatch(int argc, char **argv)
 		{ "disk", required_argument, NULL, 'd' },
 		{ "partition", required_argument, NULL, 'P' },
 		{ "volume", required_argument, NULL, 'V' },
+		{ "mode", required_argument, NULL, 'M' },
 		{ "path", required_argument, NULL, 'p' },
 		{ "mount", required_argument, NULL, 'm' },
 		{ "hash", no_argument, NULL, 'H' },
@@ -106,6 +107,10 @@ static int run_fswatch(int argc, char **argv)
 					optarg);
 		else if (opt == 'V')
 			o.volume = optarg;
+		else if (opt == 'M' && cli_parse_capture_mode(optarg, &o.mode))
+			return 1;
+		else if (opt == 'M')
+			continue;
 		else if (opt == 'p' && o.nr_paths < MAX_GLOBS)
 			globs[o.nr_paths++] = optarg;
 		else if (opt == 'p')
@@ -138,7 +143,7 @@ static int run_fswatch(int argc, char **argv)
 		st.inodes, st.directories, disk,
 		st.journaled ? "ext4, events from journal commits" : "ext4 without a journal");
 	print_filesystems(fw);
-	fprintf(stderr, "; stop with Ctrl-C\n");
+	fprintf(stderr, "; %s capture; stop with Ctrl-C\n", vms_capture_mode_name(o.mode));
 	fflush(stderr);
 	status = cli_stream(&stream, duration);
 	/* Detach, then deliver every event inferred from what was captured. */
@@ -160,8 +165,8 @@ out:
 
 const struct cli_command cmd_fswatch = {
 	.name = "fswatch",
-	.usage = "TARGET --disk NODE [--partition N | --volume VG/LV] [--path GLOB]... [--mount DIR] "
-		 "[--hash] "
+	.usage = "TARGET --disk NODE [--partition N | --volume VG/LV] [--mode blocking|background] "
+		 "[--path GLOB]... [--mount DIR] [--hash] "
 		 "[--duration S] "
 		 "[--sink jsonl|redis://HOST:PORT/STREAM] " CLI_LOG_USAGE,
 	.summary = "file events (create, write, rename, delete, ...) from the guest's ext4 writes",

@@ -214,3 +214,11 @@ void cli_stream_finish(struct cli_stream *st)
 			ss.sent, ss.buffered, ss.dropped, ss.reconnects);
 	fputc('\n', stderr);
 }
+
+int cli_parse_capture_mode(const char *text, enum vms_capture_mode *ret)
+{
+	if (!vms_capture_mode_parse(text, ret))
+		return 0;
+	return cli_fail("--mode: blocking (the guest's writes wait for vmscope) or background "
+			"(they never do), not \"%s\"", text);
+}

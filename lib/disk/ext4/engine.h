@@ -92,6 +92,12 @@ int ext4_engine_apply(struct ext4_engine *e, const uint64_t *blocks, const uint8
 
 void ext4_engine_get_stats(const struct ext4_engine *e, struct ext4_engine_stats *ret);
 uint32_t ext4_engine_block_size(const struct ext4_engine *e);
+/*
+ * Writes will not come in the guest's order (a background mirror copies
+ * what changed in its own order, later): before a data write is
+ * attributed to a file, the journal on disk is caught up.
+ */
+void ext4_engine_set_out_of_order(struct ext4_engine *e, int out_of_order);
 /* Whether metadata comes from the journal (1) or from home-location writes (0). */
 int ext4_engine_journaled(const struct ext4_engine *e);
 

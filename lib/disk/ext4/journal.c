@@ -391,10 +391,14 @@ int jbd2_log_block(struct jbd2_journal *j, uint32_t pos, const uint8_t *content,
 	}
 	if (header_type(content, &seq) != JBD2_COMMIT_BLOCK)
 		return keep_logged(j, pos, content);
-	if (!block_checks(j, content, JBD2_COMMIT_BLOCK)) {
-		forget_logged(j); /* a commit that does not check commits nothing */
+	if (!block_checks(j, content, JBD2_COMMIT_BLOCK) ||
+	    (j->have_head && (int32_t)(seq - j->next_seq) < 0)) {
+		forget_logged(j); /* a commit that does not check, or one applied already */
 		return 0;
 	}
+	j->head = next_pos(j, pos);
+	j->next_seq = seq + 1;
+	j->have_head = 1;
 	a.scratch = malloc(j->block_size);
 	if (!a.scratch)
 		return -ENOMEM;
@@ -403,6 +407,44 @@ int jbd2_log_block(struct jbd2_journal *j, uint32_t pos, const uint8_t *content,
 	free(a.scratch);
 	forget_logged(j);
 	return err;
+}
+
+int jbd2_catch_up(struct jbd2_journal *j, ext4_block_fn read, void *ctx, jbd2_apply_fn apply,
+		  void *apply_ctx)
+{
+	uint8_t *block = malloc(j->block_size);
+	uint32_t pos = j->head, seq = j->next_seq, type, s;
+	uint64_t before = j->commits;
+	int err = block ? 0 : -ENOMEM;
+
+	for (uint32_t walked = 0; !err && j->have_head && walked < j->maxlen; walked++) {
+		err = read(ctx, j->phys[pos], block);
+		type = err ? 0 : header_type(block, &s);
+		if (!type || s != seq)
+			break; /* not written yet */
+		if (type == JBD2_COMMIT_BLOCK) {
+			err = jbd2_log_block(j, pos, block, read, ctx, apply, apply_ctx);
+			break;
+		}
+		if (type == JBD2_DESCRIPTOR_BLOCK) {
+			struct tag *tags = malloc(j->block_size / 8 * sizeof(*tags));
+			int n = tags ? read_tags(j, block, tags, j->block_size / 8) : -ENOMEM;
+
+			free(tags);
+			err = n < 0 ? 0 : keep_logged(j, pos, block);
+			for (int i = 0; !err && i < n; i++, walked++) {
+				pos = next_pos(j, pos);
+				err = read(ctx, j->phys[pos], block) ?: keep_logged(j, pos, block);
+			}
+			if (n < 0)
+				break;
+		} else if (type != JBD2_REVOKE_BLOCK) {
+			break; /* live, revokes need nothing */
+		}
+		pos = next_pos(j, pos);
+	}
+	free(block);
+	return err ? err : j->commits != before;
 }
 
 /* The records of a revoke block: filesystem blocks whose older copies are void. */
@@ -456,6 +498,10 @@ static int replay_pass(struct jbd2_journal *j, int pass, ext4_block_fn read, voi
 	size_t cap = j->nr_revokes, committed = 0;
 	int err = 0;
 
+	/* Where the live log goes on: after the last commit found (head, next_seq). */
+	j->head = j->start;
+	j->next_seq = j->sequence;
+	j->have_head = j->start != 0;
 	/* s_start 0: the journal is empty, everything is home already. */
 	for (uint32_t walked = 0; pos && !err && walked < j->maxlen; walked++) {
 		uint32_t type, s;

@@ -48,6 +48,13 @@ struct jbd2_journal {
 	 */
 	uint32_t csum_seed;
 	uint64_t damaged;
+	/*
+	 * Where the next transaction starts and its sequence, once known (after
+	 * the bootstrap's replay, or the first commit seen): a commit older than
+	 * that was applied already and is not applied again.
+	 */
+	uint32_t head, next_seq;
+	int have_head;
 	struct jbd2_revoke *revokes; /* during replay only */
 	size_t nr_revokes;
 };
@@ -79,6 +86,16 @@ int64_t jbd2_position(const struct jbd2_journal *j, uint64_t block);
  */
 int jbd2_log_block(struct jbd2_journal *j, uint32_t pos, const uint8_t *content,
 		   ext4_block_fn read, void *ctx, jbd2_apply_fn apply, void *apply_ctx);
+
+/*
+ * The next committed transaction past the head, read from the disk (read:
+ * filesystem blocks) and applied as if its blocks had been captured; 1
+ * when one was, 0 when the disk holds none yet. For a capture that gets
+ * blocks out of order (a background mirror): a data write copied now was
+ * made after every transaction the disk already has, so those come first.
+ */
+int jbd2_catch_up(struct jbd2_journal *j, ext4_block_fn read, void *ctx, jbd2_apply_fn apply,
+		  void *apply_ctx);
 
 /*
  * Replay what the journal on disk holds past its tail (committed

@@ -43,6 +43,7 @@ struct ext4_engine {
 	struct ext4_layout l;
 	struct jbd2_journal j;
 	int journaled;
+	int out_of_order; /* writes come in a background mirror's order, not the guest's */
 	uint64_t size;
 	ext4_read_fn read;
 	void *read_ctx;

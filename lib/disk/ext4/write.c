@@ -75,12 +75,34 @@ static int apply_home(struct ext4_engine *e, uint64_t block, uint64_t offset, ui
 	return model_device_block(e, block, e->scratch) ?: infer_batch_add(e, block, e->scratch);
 }
 
+/*
+ * Out of order capture (a background mirror): before a data write is
+ * attributed, every transaction the disk's journal holds past the last one
+ * applied, one commit at a time as if captured (CATCH_UP_MAX bounds one
+ * write's share of the work).
+ */
+#define CATCH_UP_MAX 64
+
+static int catch_up(struct ext4_engine *e)
+{
+	for (int i = 0; e->out_of_order && e->journaled && i < CATCH_UP_MAX; i++) {
+		int r = jbd2_catch_up(&e->j, model_device_block, e, apply_logged, e);
+
+		if (r <= 0)
+			return r;
+		r = infer_commit(e);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
 static int data_write(struct ext4_engine *e, uint64_t offset, uint64_t length,
 		      const uint8_t *payload, uint64_t seen_ns)
 {
 	uint64_t bs = e->l.block_size, end = offset + length, b = offset / bs;
 	uint64_t last = (end - 1) / bs;
-	int err = 0;
+	int err = catch_up(e);
 
 	while (!err && b <= last) {
 		const struct fs_owner *o;
@@ -210,4 +232,9 @@ int ext4_engine_write(struct ext4_engine *e, uint64_t offset, uint64_t length,
 		err = data_write(e, data_from, offset + length - data_from,
 				 p ? p + (data_from - offset) : NULL, seen_ns);
 	return err ?: (e->journaled ? 0 : infer_commit(e));
+}
+
+void ext4_engine_set_out_of_order(struct ext4_engine *e, int out_of_order)
+{
+	e->out_of_order = out_of_order;
 }

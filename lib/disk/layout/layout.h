@@ -72,7 +72,7 @@ struct layout_volume {
 
 struct layout_lvm {
 	char vg[LAYOUT_LVM_NAME];
-	char vg_uuid[40], pv_uuid[40];
+	char vg_uuid[40];
 	uint64_t seqno;
 	int partial;
 	char why[160];

@@ -143,34 +143,98 @@ static char *read_text(layout_read_fn read, void *ctx, uint64_t offset, const st
 }
 
 /*
- * LVM's parser recurses once per section: metadata nested deeper than any
- * LVM writes is refused before it can run the stack out.
+ * LVM's parser (libdevmapper's dm_config) is not written for hostile text:
+ * it recurses once per nested section and once per "/" in a key (a key
+ * "a/b/c" is three nested nodes), and its tokenizer lets quotes, "#" and
+ * "]" sit inside bare keys. So the text is first checked against the shape
+ * LVM writes, with a tokenizer no more lenient than LVM's: strings start a
+ * token and end at an unescaped '"', bare tokens hold only [A-Za-z0-9._+-]
+ * and end where LVM's tokenizer ends them too, a comment starts a token; nesting of
+ * sections and arrays at most MAX_NESTING, at most MAX_NODES keys in all.
+ * Text that passes can only nest as deep as its braces say.
  */
-static int shallow(const char *t, size_t len)
-{
-	int depth = 0, quoted = 0;
+#define MAX_NODES 65536
 
-	for (size_t i = 0; i < len; i++) {
+static int bare(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '.' || c == '_' || c == '+' || c == '-';
+}
+
+static int number(const char *t, size_t n)
+{
+	size_t i = n && (t[0] == '-' || t[0] == '+');
+
+	if (i == n || t[i] < '0' || t[i] > '9')
+		return 0;
+	for (; i < n; i++)
+		if ((t[i] < '0' || t[i] > '9') && t[i] != '.')
+			return 0;
+	return 1;
+}
+
+/* Past the string that starts at t[i] ('"'): the index after its closing quote, or 0. */
+static size_t string_end(const char *t, size_t len, size_t i)
+{
+	for (i++; i < len; i++) {
+		if (t[i] == '\\' && i + 1 < len)
+			i++;
+		else if (t[i] == '"')
+			return i + 1;
+		else if (!t[i])
+			return 0;
+	}
+	return 0;
+}
+
+static int lvm_shaped(const char *t, size_t len)
+{
+	int depth = 0;
+	size_t nodes = 0;
+
+	for (size_t i = 0; i < len;) {
 		char c = t[i];
 
-		if (quoted) {
-			if (c == '\\' && i + 1 < len)
-				i++;
-			else if (c == '"')
-				quoted = 0;
-		} else if (c == '"') {
-			quoted = 1;
+		if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || (!c && i == len - 1)) {
+			i++;
 		} else if (c == '#') {
 			while (i < len && t[i] != '\n')
 				i++;
+		} else if (c == '"') {
+			i = string_end(t, len, i);
+			if (!i)
+				return 0;
 		} else if (c == '{' || c == '[') {
 			if (++depth > MAX_NESTING)
 				return 0;
-		} else if ((c == '}' || c == ']') && depth > 0) {
-			depth--;
+			i++;
+		} else if (c == '}' || c == ']') {
+			if (--depth < 0)
+				return 0;
+			i++;
+		} else if (c == '=' || c == ',') {
+			nodes += c == '=';
+			i++;
+		} else if (bare(c)) {
+			size_t from = i;
+
+			while (i < len && bare(t[i]))
+				i++;
+			/*
+			 * What may follow a bare token without LVM's tokenizer taking
+			 * it in: a number ends at any other character, a name only at
+			 * whitespace or '='.
+			 */
+			if (i < len && t[i] && !strchr(number(t + from, i - from) ? " \t\n\r,]" : " \t\n\r=", t[i]))
+				return 0;
+			nodes++;
+		} else {
+			return 0;
 		}
+		if (nodes > MAX_NODES)
+			return 0;
 	}
-	return 1;
+	return depth == 0;
 }
 
 static void quiet(int level, const char *file, int line, int dm_errno, const char *f, ...)
@@ -184,10 +248,30 @@ static void quiet_libdevmapper(void)
 	dm_log_with_errno_init(quiet);
 }
 
-/* A section's entry: libdevmapper searches from a first sibling, so from the section's child. */
+/*
+ * A section's entry by its key, walked here (a bounded walk over its
+ * siblings): a key given twice is taken as absent, the parser having been
+ * told not to check for duplicates.
+ */
+static const struct dm_config_node *first_named(const struct dm_config_node *first,
+						const char *key)
+{
+	const struct dm_config_node *found = NULL;
+	size_t budget = MAX_NODES;
+
+	for (const struct dm_config_node *n = first; n && budget--; n = n->sib) {
+		if (strcmp(n->key, key))
+			continue;
+		if (found)
+			return NULL;
+		found = n;
+	}
+	return found;
+}
+
 static const struct dm_config_node *child(const struct dm_config_node *section, const char *key)
 {
-	return section->child ? dm_config_find_node(section->child, key) : NULL;
+	return first_named(section->child, key);
 }
 
 static int u64_at(const struct dm_config_node *n, const char *key, uint64_t *ret)
@@ -265,10 +349,11 @@ static int segment(const struct vg *g, const struct dm_config_node *s, struct la
 {
 	const char *type = str_at(s, "type");
 	const struct dm_config_node *st = child(s, "stripes");
-	uint64_t start, count, stripes, pv_start, lv_off, len, pv_off;
+	uint64_t start, count, stripes = 0, pv_start, lv_off, len, pv_off;
 	char why[96];
 
-	if (u64_at(s, "start_extent", &start) || u64_at(s, "extent_count", &count) || !type)
+	if (u64_at(s, "start_extent", &start) || u64_at(s, "extent_count", &count) || !count ||
+	    !type)
 		return refuse(v, "a segment without its extents or type");
 	if (strcmp(type, "striped")) {
 		snprintf(why, sizeof(why), "a %.40s volume, not a linear one", type);
@@ -285,7 +370,7 @@ static int segment(const struct vg *g, const struct dm_config_node *s, struct la
 	if (strcmp(st->v->v.str, g->pv))
 		return 1;
 	pv_start = (uint64_t)st->v->next->v.i;
-	if (start > g->pe_count || count > g->pe_count || pv_start > g->pe_count - count ||
+	if (count > g->pe_count || pv_start > g->pe_count - count ||
 	    __builtin_mul_overflow(start, g->extent, &lv_off) ||
 	    __builtin_mul_overflow(count, g->extent, &len) ||
 	    __builtin_mul_overflow(pv_start, g->extent, &pv_off) ||
@@ -419,19 +504,21 @@ static int parse(const char *text, size_t len, const uint8_t uuid[32], uint64_t 
 	const struct dm_config_node *vg, *contents;
 	int err;
 
-	if (!shallow(text, len))
-		return fail(l, -EINVAL, "its metadata is nested deeper than LVM writes it");
+	if (!lvm_shaped(text, len))
+		return fail(l, -EINVAL, "its metadata is not shaped as LVM writes it (nesting, "
+			    "tokens or size)");
 	pthread_once(&once, quiet_libdevmapper);
 	cft = dm_config_create();
 	if (!cft)
 		return fail(l, -ENOMEM, "out of memory");
-	if (!dm_config_parse(cft, text, text + len)) {
+	/* Duplicate keys are refused by child(): the parser's own check is quadratic. */
+	if (!dm_config_parse_without_dup_node_check(cft, text, text + len)) {
 		dm_config_destroy(cft);
 		return fail(l, -EINVAL, "its metadata does not parse");
 	}
 	for (vg = cft->root; vg && !vg->child; vg = vg->sib)
 		;
-	contents = dm_config_find_node(cft->root, "contents");
+	contents = first_named(cft->root, "contents");
 	if (!vg || !contents || !contents->v || contents->v->type != DM_CFG_STRING ||
 	    strcmp(contents->v->v.str, "Text Format Volume Group"))
 		err = fail(l, -EINVAL, "its metadata names no volume group");
@@ -459,14 +546,15 @@ int layout_lvm(layout_read_fn read, void *ctx, uint64_t offset, uint64_t space,
 	/* The newest copy that checks; a damaged one is passed over for the other. */
 	for (size_t i = 0; i < n; i++) {
 		struct layout_lvm *try = malloc(sizeof(*try));
-		char *text;
+		char *text = NULL;
+		int area;
 
 		if (!try)
 			return fail(ret, -ENOMEM, "out of memory");
 		memset(try, 0, sizeof(*try));
-		text = read_area(read, ctx, offset, &mdas[i])
-			       ? NULL
-			       : read_text(read, ctx, offset, &mdas[i]);
+		area = read_area(read, ctx, offset, &mdas[i]);
+		if (!area)
+			text = read_text(read, ctx, offset, &mdas[i]);
 		r = text ? parse(text, mdas[i].len, uuid, space, try) : -EINVAL;
 		if (!r && (err || try->seqno > ret->seqno)) {
 			*ret = *try;
@@ -474,6 +562,8 @@ int layout_lvm(layout_read_fn read, void *ctx, uint64_t offset, uint64_t space,
 		} else if (err && text) {
 			err = r;
 			memcpy(ret->why, try->why, sizeof(ret->why));
+		} else if (err && area == -EIO) {
+			err = fail(ret, -EIO, "its metadata area cannot be read");
 		} else if (err) {
 			err = fail(ret, -EINVAL, "no copy of its metadata checks");
 		}
