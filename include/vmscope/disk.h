@@ -186,6 +186,7 @@ struct vms_fswatch_stats {
 	uint64_t writes, write_bytes, spool_dropped; /* captured; not queued for inference */
 	uint64_t transactions, unmapped, errors;  /* commits; data never owned; damage seen */
 	uint64_t checksum_failures; /* journal blocks and inodes whose CRC32C is wrong: not used */
+	uint64_t missed_transactions; /* journal transactions never seen (a gap in sequence) */
 	uint64_t pending;			  /* data writes still waiting for their commit */
 	uint64_t inodes, directories;		  /* in the model now */
 	uint64_t latency_p50_us, latency_p99_us, latency_max_us; /* arrival to event */

@@ -708,6 +708,7 @@ void vms_fswatch_get_stats(struct vms_fswatch *fw, struct vms_fswatch_stats *ret
 		ret->pending += e->pending;
 		ret->errors += e->errors;
 		ret->checksum_failures += e->checksum_failures;
+		ret->missed_transactions += e->missed_transactions;
 		ret->inodes += e->inodes;
 		ret->directories += e->directories;
 		ret->journaled &= fw->fs[i].engine && ext4_engine_journaled(fw->fs[i].engine);

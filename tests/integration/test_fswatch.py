@@ -115,8 +115,10 @@ def check_basic(t, mode="blocking"):
         events, err, rc = stop_fswatch(fw)
         t.eq(rc, 0, "fswatch exits 0 after SIGINT")
         t.ok(re.search(r"\b0 not queued\).* 0 writes not queued for inference, 0 never "
-                       r"mapped to a file, 0 waiting for a commit, 0 damaged", err),
-             "summary: nothing dropped, nothing left unmapped", err)
+                       r"mapped to a file, 0 waiting for a commit, 0 damaged structures, 0 "
+                       r"blocks or inodes failing their checksum, 0 transactions missed", err),
+             "summary: nothing dropped, nothing left unmapped, every checksum of the guest's "
+             "journal, inodes and directories right, no transaction missed", err)
         score(t, ops, events, "basic")
         r = vmscope("log", "query", logdir, "--json")
         t.ok(r.returncode == 0 and [json.loads(l) for l in r.stdout.splitlines()] == events and

@@ -384,6 +384,22 @@ static void test_uncommitted(void **state)
 	drop_fs(&f);
 }
 
+/* The first block of a directory, as debugfs maps it. */
+static uint64_t directory_block(struct fixture *f, const char *path)
+{
+	char command[512];
+	uint64_t block = 0;
+	FILE *p;
+
+	snprintf(command, sizeof(command), "debugfs -R 'bmap %s 0' %s 2>/dev/null", path,
+		 f->img.path);
+	p = popen(command, "r");
+	assert_non_null(p);
+	assert_int_equal(fscanf(p, "%" SCNu64, &block), 1);
+	pclose(p);
+	return block;
+}
+
 static uint64_t checksum_failures(struct ext4_engine *e)
 {
 	struct ext4_engine_stats st;
@@ -434,6 +450,83 @@ static void test_checksums(void **state)
 	change_journaled(&f, e, "mkdir /good\n");
 	expect_only(&f, (const char *const[]){ "mkdir /good" }, 1);
 	assert_int_equal(checksum_failures(e), 3);
+
+	/* The root directory's block logged with its checksum tail wrong: its new name is not. */
+	{
+		uint64_t root = directory_block(&f, "/"), *b;
+		uint8_t *d;
+		size_t n = change(&f, "mkdir /bad-dir\n", &b, &d), k;
+
+		for (k = 0; k < n && b[k] != root; k++)
+			;
+		assert_true(k < n);
+		d[k * 1024 + 1023] ^= 0x40; /* the tail's CRC32C */
+		clear_events(&f);
+		assert_int_equal(ext4_image_log(e, ext4_image_journal_start(&f.img),
+						ext4_image_journal_sequence(&f.img), 1, b, d, n, 1),
+				 0);
+		for (size_t i = 0; i < f.nr_events; i++)
+			assert_null(strstr(f.events[i], "bad-dir"));
+		assert_true(checksum_failures(e) >= 4);
+		free(b);
+		free(d);
+	}
+	ext4_engine_free(e);
+	drop_fs(&f);
+}
+
+static uint64_t missed(struct ext4_engine *e)
+{
+	struct ext4_engine_stats st;
+
+	ext4_engine_get_stats(e, &st);
+	return st.missed_transactions;
+}
+
+/*
+ * A transaction whose sequence number skips one: the one skipped was never
+ * seen, and is counted; one older than the last applied is not applied again.
+ */
+static void test_sequence_gaps(void **state)
+{
+	struct fixture f = { 0 };
+	struct ext4_engine *e;
+	uint64_t *blocks, jstart;
+	uint32_t seq;
+	uint8_t *data;
+	size_t nr;
+
+	(void)state;
+	make_fs(&f, "64bit,metadata_csum", 0);
+	e = open_engine(&f);
+	change_journaled(&f, e, "mkdir /one\n");
+	assert_true(has_event(&f, "mkdir /one"));
+	assert_int_equal(missed(e), 0);
+	jstart = ext4_image_journal_start(&f.img);
+	seq = ext4_image_journal_sequence(&f.img);
+	nr = change(&f, "mkdir /three\n", &blocks, &data);
+	clear_events(&f);
+	assert_int_equal(ext4_image_log(e, jstart, seq + 1, 1, blocks, data, nr, 1), 0);
+	assert_true(has_event(&f, "mkdir /three"));
+	assert_int_equal(missed(e), 1);
+	{
+		uint64_t *blocks2;
+		uint8_t *data2;
+		size_t nr2 = change(&f, "rmdir /three\n", &blocks2, &data2);
+
+		clear_events(&f);
+		assert_int_equal(ext4_image_log(e, jstart, seq + 2, 1, blocks2, data2, nr2, 1), 0);
+		assert_true(has_event(&f, "rmdir /three"));
+		free(blocks2);
+		free(data2);
+	}
+	/* mkdir's transaction again, as a late copy would bring it: not applied again. */
+	clear_events(&f);
+	assert_int_equal(ext4_image_log(e, jstart, seq + 1, 1, blocks, data, nr, 1), 0);
+	assert_int_equal(f.nr_events, 0);
+	assert_int_equal(missed(e), 1);
+	free(blocks);
+	free(data);
 	ext4_engine_free(e);
 	drop_fs(&f);
 }
@@ -481,6 +574,7 @@ int main(void)
 		cmocka_unit_test(test_uncommitted),
 		cmocka_unit_test(test_hostile_journal),
 		cmocka_unit_test(test_checksums),
+		cmocka_unit_test(test_sequence_gaps),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

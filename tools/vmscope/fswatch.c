@@ -30,10 +30,12 @@ static void summary(struct vms_fswatch *fw)
 		" not queued) from %" PRIu64 " writes (%" PRIu64 " bytes) and %" PRIu64
 		" transactions; %" PRIu64 " writes not queued for inference, %" PRIu64
 		" never mapped to a file, %" PRIu64 " waiting for a commit, %" PRIu64
-		" damaged structures, %" PRIu64 " blocks or inodes failing their checksum; latency "
+		" damaged structures, %" PRIu64 " blocks or inodes failing their checksum, %" PRIu64
+		" transactions missed; latency "
 		"p50 %" PRIu64 " us, p99 %" PRIu64 " us; inference %.3f s CPU",
 		st.events, st.filtered, st.dropped, st.writes, st.write_bytes, st.transactions,
 		st.spool_dropped, st.unmapped, st.pending, st.errors, st.checksum_failures,
+		st.missed_transactions,
 		st.latency_p50_us,
 		st.latency_p99_us, st.infer_cpu_s);
 }

@@ -186,8 +186,8 @@ static int read_directory(struct ext4_engine *e, struct fs_inode *dir, uint8_t *
 				continue;
 			err = model_block(e, m->physical + b, block);
 			err = err ?: model_cache(e, m->physical + b, block);
-			if (!err && ext4_dir_block_walk(block, e->l.block_size, learn_name, &c) ==
-					    -ENOMEM)
+			if (!err && dir_block_checks(e, dir->ino, block) &&
+			    ext4_dir_block_walk(block, e->l.block_size, learn_name, &c) == -ENOMEM)
 				err = -ENOMEM;
 		}
 	}
@@ -367,6 +367,7 @@ void ext4_engine_get_stats(const struct ext4_engine *e, struct ext4_engine_stats
 	ret->transactions = e->j.commits;
 	ret->incomplete = e->j.incomplete;
 	ret->checksum_failures += e->j.damaged;
+	ret->missed_transactions = e->j.missed;
 }
 
 int ext4_engine_read_file(struct ext4_engine *e, uint32_t ino, void *buf, size_t max,

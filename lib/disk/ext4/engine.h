@@ -58,6 +58,7 @@ struct ext4_engine_stats {
 	uint64_t transactions, batches, blocks_applied, inodes, directories;
 	uint64_t data_writes, data_bytes, pending, unmapped, incomplete, errors;
 	uint64_t checksum_failures; /* journal blocks, copies and inodes not used: CRC32C wrong */
+	uint64_t missed_transactions; /* gaps in the journal's sequence numbers */
 };
 
 struct ext4_engine;

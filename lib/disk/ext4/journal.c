@@ -396,6 +396,8 @@ int jbd2_log_block(struct jbd2_journal *j, uint32_t pos, const uint8_t *content,
 		forget_logged(j); /* a commit that does not check, or one applied already */
 		return 0;
 	}
+	if (j->have_head && (int32_t)(seq - j->next_seq) > 0)
+		j->missed += seq - j->next_seq; /* overwritten before they were seen */
 	j->head = next_pos(j, pos);
 	j->next_seq = seq + 1;
 	j->have_head = 1;

@@ -55,6 +55,7 @@ struct jbd2_journal {
 	 */
 	uint32_t head, next_seq;
 	int have_head;
+	uint64_t missed; /* transactions skipped over: a gap in the sequence numbers */
 	struct jbd2_revoke *revokes; /* during replay only */
 	size_t nr_revokes;
 };
