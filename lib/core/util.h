@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* Small helpers every subsystem uses: a growing array and the monotonic clock. */
+/* Small helpers every subsystem uses: a growing array, the monotonic clock, UUIDs as text. */
 #ifndef VMSCOPE_CORE_UTIL_H
 #define VMSCOPE_CORE_UTIL_H
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -43,6 +44,14 @@ static inline long long monotonic_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* 16 bytes as a UUID's text, 8-4-4-4-12 hex digits. */
+static inline void uuid_text(const uint8_t u[16], char out[40])
+{
+	snprintf(out, 40, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12],
+		 u[13], u[14], u[15]);
 }
 
 #endif

@@ -153,36 +153,52 @@ static int node_size(struct vms_vm *vm, const char *node, uint64_t *ret)
 	return err;
 }
 
-/* Wait until the job is ready (want_gone 0) or has disappeared (want_gone 1). */
-static int wait_job(struct vms_capture *c, int want_gone)
+enum job_want { JOB_READY, JOB_GONE, JOB_COPIED };
+
+/* One look at the job: 1 when it is as wanted, 0 not yet, <0 when it never will be. */
+static int job_is(struct vms_capture *c, enum job_want want)
 {
+	json_t *jobs = NULL, *job, *mine = NULL;
+	size_t i;
+	int err = qmp_execute(c->vm->qmp, "query-block-jobs", NULL, &jobs), r;
+
+	if (err)
+		return qmp_fail(c->vm, err);
+	json_array_foreach (jobs, i, job) {
+		const char *id = json_string_value(json_object_get(job, "device"));
+
+		if (id && !strcmp(id, c->job))
+			mine = job;
+	}
+	if (want == JOB_GONE)
+		r = !mine;
+	else if (!mine) /* gone before it was ready is an error; gone, it has nothing left to copy */
+		r = want == JOB_READY ? vm_error(c->vm, -EIO, "the mirror job ended before it was ready")
+				      : 1;
+	else if (want == JOB_READY)
+		r = json_is_true(json_object_get(mine, "ready"));
+	else /* a background job has copied what the guest wrote when its offset reaches its length */
+		r = json_integer_value(json_object_get(mine, "offset")) ==
+		    json_integer_value(json_object_get(mine, "len"));
+	json_decref(jobs);
+	return r;
+}
+
+static int wait_job(struct vms_capture *c, enum job_want want)
+{
+	static const char *const what[] = { "become ready", "end",
+					    "copy the guest's last writes" };
 	long long deadline = monotonic_ms() + JOB_WAIT_MS;
 
 	while (monotonic_ms() < deadline) {
-		json_t *jobs = NULL, *job;
-		int found = 0, ready = 0, err;
-		size_t i;
+		int r = job_is(c, want);
 
-		err = qmp_execute(c->vm->qmp, "query-block-jobs", NULL, &jobs);
-		if (err)
-			return qmp_fail(c->vm, err);
-		json_array_foreach (jobs, i, job) {
-			const char *id = json_string_value(json_object_get(job, "device"));
-
-			if (id && !strcmp(id, c->job)) {
-				found = 1;
-				ready = json_is_true(json_object_get(job, "ready"));
-			}
-		}
-		json_decref(jobs);
-		if (want_gone ? !found : ready)
-			return 0;
-		if (!want_gone && !found)
-			return vm_error(c->vm, -EIO, "the mirror job ended before it was ready");
+		if (r)
+			return r < 0 ? r : 0;
 		usleep(POLL_MS * 1000);
 	}
-	return vm_error(c->vm, -ETIMEDOUT, "the mirror job did not %s within %d s",
-			want_gone ? "end" : "become ready", JOB_WAIT_MS / 1000);
+	return vm_error(c->vm, -ETIMEDOUT, "the mirror job did not %s within %d s", what[want],
+			JOB_WAIT_MS / 1000);
 }
 
 static json_t *mirror_args(const struct vms_capture *c)
@@ -198,35 +214,6 @@ static json_t *mirror_args(const struct vms_capture *c)
 		g <<= 1;
 	json_object_set_new(args, "granularity", json_integer((json_int_t)g));
 	return args;
-}
-
-/* A background job's copy of what the guest wrote: done when its offset reaches its length. */
-static int wait_copied(struct vms_capture *c)
-{
-	long long deadline = monotonic_ms() + JOB_WAIT_MS;
-
-	while (monotonic_ms() < deadline) {
-		json_t *jobs = NULL, *job;
-		int pending = 0, err;
-		size_t i;
-
-		err = qmp_execute(c->vm->qmp, "query-block-jobs", NULL, &jobs);
-		if (err)
-			return qmp_fail(c->vm, err);
-		json_array_foreach (jobs, i, job) {
-			const char *id = json_string_value(json_object_get(job, "device"));
-
-			if (id && !strcmp(id, c->job))
-				pending = json_integer_value(json_object_get(job, "offset")) !=
-					  json_integer_value(json_object_get(job, "len"));
-		}
-		json_decref(jobs);
-		if (!pending)
-			return 0;
-		usleep(POLL_MS * 1000);
-	}
-	return vm_error(c->vm, -ETIMEDOUT, "the mirror job had not copied the guest's last writes "
-			"within %d s", JOB_WAIT_MS / 1000);
 }
 
 static int attach(struct vms_capture *c, uint64_t size)
@@ -247,7 +234,7 @@ static int attach(struct vms_capture *c, uint64_t size)
 	if (err)
 		return qmp_fail(vm, err);
 	c->job_started = 1;
-	return wait_job(c, 0);
+	return wait_job(c, JOB_READY);
 }
 
 int vms_capture_start(struct vms_vm *vm, const char *node, enum vms_capture_mode mode,
@@ -331,11 +318,11 @@ int vms_capture_stop(struct vms_capture *c)
 	vm = c->vm;
 	if (c->job_started) {
 		/* Background: what the guest wrote last is copied before the job ends. */
-		int copied = modes[c->mode].waits ? 0 : wait_copied(c);
+		int copied = modes[c->mode].waits ? 0 : wait_job(c, JOB_COPIED);
 		int cancel = qmp_execute(vm->qmp, "block-job-cancel",
 					 json_pack("{s:s}", "device", c->job), NULL);
 
-		err = cancel ? qmp_fail(vm, cancel) : wait_job(c, 1);
+		err = cancel ? qmp_fail(vm, cancel) : wait_job(c, JOB_GONE);
 		err = err ? err : copied;
 	}
 	if (c->node_added) {

@@ -474,6 +474,19 @@ static int find_every(struct vms_fswatch *fw, const struct vms_disk_layout *l)
  * Which filesystems to watch: the partition or volume asked for; else every
  * ext2/3/4 partition and LVM volume, or the whole disk when it has neither.
  */
+/* --partition N: that partition, whatever it holds (the engine's probe says if it is ext). */
+static int find_partition(struct vms_fswatch *fw, const struct vms_disk_layout *l,
+			  unsigned int want)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (l->parts[i].number == want) {
+			watch(fw, l->parts[i].offset, l->parts[i].size, want, l->parts[i].fs.uuid);
+			return 0;
+		}
+	return vm_error(fw->vm, -ENOENT, "disk %s has %s partition %u", fw->node,
+			l->n ? "no" : "no partition table, so no", want);
+}
+
 static int find_filesystems(struct vms_fswatch *fw, unsigned int want, const char *volume)
 {
 	struct vms_disk_layout *l;
@@ -488,18 +501,10 @@ static int find_filesystems(struct vms_fswatch *fw, unsigned int want, const cha
 	else if (volume)
 		err = find_volume(fw, l, volume);
 	else if (want)
-		err = -ENOENT;
+		err = find_partition(fw, l, want);
 	else
 		err = find_every(fw, l);
-	for (size_t i = 0; i < l->n && err == -ENOENT && want; i++)
-		if (l->parts[i].number == want) {
-			watch(fw, l->parts[i].offset, l->parts[i].size, want, l->parts[i].fs.uuid);
-			err = 0;
-		}
-	if (err == -ENOENT && want)
-		err = vm_error(fw->vm, -ENOENT, "disk %s has %s partition %u", fw->node,
-			       l->n ? "no" : "no partition table, so no", want);
-	else if (!err && fw->nr_fs > 1 && fw->mount_given)
+	if (!err && fw->nr_fs > 1 && fw->mount_given)
 		err = vm_error(fw->vm, -EINVAL, "disk %s has %zu ext2/3/4 filesystems: --mount maps "
 			       "one, so choose it with --partition N or --volume VG/LV (vmscope "
 			       "disks lists them)", fw->node, fw->nr_fs);

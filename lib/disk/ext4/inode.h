@@ -80,9 +80,6 @@ typedef int (*ext4_dirent_fn)(void *ctx, const struct ext4_dirent *entry);
  * malformed record (-EINVAL) or at a non-zero return of fn.
  */
 int ext4_dir_block_walk(const uint8_t *block, size_t len, ext4_dirent_fn fn, void *ctx);
-/* Whether a directory block's metadata_csum tail checks (1 too when it has none). */
-int ext4_dir_block_csum_ok(const uint8_t *block, size_t len, uint32_t seed, uint32_t dir_ino,
-			   uint32_t generation);
 /* The same for an inline directory: i_block after its 4-byte parent number. */
 int ext4_dir_inline_walk(const uint8_t *i_block, ext4_dirent_fn fn, void *ctx);
 

@@ -123,10 +123,7 @@ static void add_uuid(struct linux_kernel *k, const struct mounts_layout *l, uint
 	for (size_t i = 0; i < sizeof(u); i++)
 		any |= u[i];
 	if (any)
-		snprintf(m->uuid, sizeof(m->uuid),
-			 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0],
-			 u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12],
-			 u[13], u[14], u[15]);
+		uuid_text(u, m->uuid);
 }
 
 static int add_mount(struct mount_walk *w, uint64_t mount)
