@@ -404,6 +404,11 @@ static void test_forged(void **state)
 	flip(MDA + at + 10);
 	assert_true(read_pv(pv1, l) < 0);
 	assert_string_equal(l->why, "LVM2 physical volume: no copy of its metadata checks");
+	/* The area header's checksum wrong (a byte past its locations): no copy checks either. */
+	put_metadata(orig, len, at);
+	flip(MDA + 200);
+	assert_true(read_pv(pv1, l) < 0);
+	assert_string_equal(l->why, "LVM2 physical volume: no copy of its metadata checks");
 	/* The label's checksum wrong: no PV at all. */
 	put_metadata(orig, len, at);
 	assert_int_equal(read_pv(pv1, l), 1);
