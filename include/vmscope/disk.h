@@ -5,7 +5,8 @@
  * vms_capture_start() mirrors every write the guest makes to one of its disks
  * (a block node, e.g. "disk0") to an NBD server inside vmscope, through
  * QEMU's mirror (blockdev-mirror, sync none, in one of the capture modes
- * below): nothing to change in the VM, no restart. Each write is
+ * below), or polls a dirty bitmap on the node: nothing to change in the VM,
+ * no restart. Each write is
  * acknowledged at once and turned into an event on the caller's ring
  * ("disk_write", "disk_zero", "disk_trim" with offset and length); what
  * does not fit in the ring is counted, never waited for. The mirror does not
@@ -37,13 +38,30 @@ struct vms_capture;
  * after, in blocks of its granularity (4 KiB), reading the disk's content
  * then: a block overwritten before it was copied is seen once, with its
  * newest content, and blocks come in the mirror's order, not the guest's.
+ * BITMAP: the guest's write completes at once and only sets bits in a
+ * dirty bitmap QEMU keeps on the node; every poll interval vmscope swaps
+ * the bitmap for a fresh one (atomically, in a QMP transaction) and reads
+ * the blocks the old one marked through QEMU's NBD export of it: what
+ * BACKGROUND can miss, per interval, and extents instead of the guest's
+ * requests ("writes" count dirty extents). It runs a thread of its own, and
+ * shares the VM's QMP connection with the caller's thread (every exchange
+ * takes the connection's lock).
  */
 enum vms_capture_mode {
 	VMS_CAPTURE_BLOCKING,
 	VMS_CAPTURE_BACKGROUND,
+	VMS_CAPTURE_BITMAP,
 };
 
-/* "blocking", "background" <-> the mode; parse: 0, or -EINVAL for another name. */
+#define VMS_CAPTURE_INTERVAL_MIN_MS 10u
+#define VMS_CAPTURE_INTERVAL_MAX_MS 60000u
+
+struct vms_capture_options {
+	enum vms_capture_mode mode; /* 0: BLOCKING */
+	uint32_t interval_ms;	    /* BITMAP: between polls; 0: 100 ms */
+};
+
+/* "blocking", "background", "bitmap" <-> the mode; parse: 0, or -EINVAL for another name. */
 int vms_capture_mode_parse(const char *name, enum vms_capture_mode *ret);
 const char *vms_capture_mode_name(enum vms_capture_mode mode);
 
@@ -51,12 +69,16 @@ struct vms_capture_stats {
 	uint64_t writes, write_bytes, zeroes, trims;
 	uint64_t flushes; /* the mirror's flushes of its target: not the guest's */
 	uint64_t dropped; /* requests acknowledged but not queued: the ring was full */
+	/* BITMAP: polls made, bytes marked dirty, bytes read back, the longest poll */
+	uint64_t polls, dirty_bytes, read_bytes, poll_us_max;
 };
 
-/* Start capturing the block node's writes into ring (single producer: the capture). */
-int vms_capture_start(struct vms_vm *vm, const char *node, enum vms_capture_mode mode,
-		      struct vms_ring *ring,
-		      struct vms_capture **ret_capture);
+/*
+ * Start capturing the block node's writes into ring (single producer: the
+ * capture). opts NULL: blocking.
+ */
+int vms_capture_start(struct vms_vm *vm, const char *node, const struct vms_capture_options *opts,
+		      struct vms_ring *ring, struct vms_capture **ret_capture);
 void vms_capture_get_stats(const struct vms_capture *capture, struct vms_capture_stats *ret);
 /* Detach cleanly; NULL is allowed. Returns the first error of the detach, if any. */
 int vms_capture_stop(struct vms_capture *capture);
@@ -173,6 +195,7 @@ struct vms_fswatch_options {
 	 */
 	unsigned int partition;
 	enum vms_capture_mode mode; /* how writes are captured; 0: BLOCKING */
+	uint32_t interval_ms;	    /* BITMAP: between polls; 0: 100 ms */
 	/*
 	 * An LVM2 logical volume to watch, "VG/LV" (vms_disk_layout() lists
 	 * them); NULL: as above, with every readable ext2/3/4 volume too. Its
@@ -184,6 +207,13 @@ struct vms_fswatch_options {
 struct vms_fswatch_stats {
 	uint64_t events, filtered, dropped;	  /* emitted; left out by --path; ring full */
 	uint64_t writes, write_bytes, spool_dropped; /* captured; not queued for inference */
+	/*
+	 * Back-pressure: the spool's bytes, the most it held at once, and how
+	 * long the capture waited for inference to make room (blocking mode:
+	 * the guest waited with it, for at most 200 ms a write)
+	 */
+	uint64_t spool_size, spool_peak, spool_waited_us;
+	uint64_t polls;				  /* bitmap mode: polls of the dirty bitmap */
 	uint64_t transactions, unmapped, errors;  /* commits; data never owned; damage seen */
 	uint64_t checksum_failures; /* journal blocks and inodes whose CRC32C is wrong: not used */
 	uint64_t missed_transactions; /* journal transactions never seen (a gap in sequence) */

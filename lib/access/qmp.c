@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,7 @@ struct qmp {
 	char quote[41];		/* what a non-QMP peer sent, printable */
 	unsigned long resumes;	/* RESUME events seen */
 	json_int_t next_id;	/* of the next command */
+	pthread_mutex_t lock;	/* one exchange at a time: a capture polls from its own thread */
 };
 
 static int set_error(struct qmp *qmp, int err, const char *fmt, ...)
@@ -224,6 +226,7 @@ int qmp_connect_fd(int fd, const char *name, int timeout_ms, struct qmp **ret_qm
 		return err;
 	}
 	qmp->fd = fd;
+	pthread_mutex_init(&qmp->lock, NULL);
 	qmp->timeout_ms = timeout_ms > 0 ? timeout_ms : 5000;
 	qmp->peer_pid = -1;
 	snprintf(qmp->name, sizeof(qmp->name), "%s", name);
@@ -297,6 +300,7 @@ void qmp_close(struct qmp *qmp)
 	if (!qmp)
 		return;
 	close(qmp->fd);
+	pthread_mutex_destroy(&qmp->lock);
 	free(qmp->buf);
 	free(qmp);
 }
@@ -388,7 +392,7 @@ static void note_event(struct qmp *qmp, json_t *event)
 		qmp->resumes++;
 }
 
-int qmp_read_events(struct qmp *qmp)
+static int read_events(struct qmp *qmp)
 {
 	for (;;) {
 		struct pollfd pfd = { .fd = qmp->fd, .events = POLLIN };
@@ -412,7 +416,17 @@ int qmp_read_events(struct qmp *qmp)
 	}
 }
 
-int qmp_execute_fd(struct qmp *qmp, const char *command, json_t *arguments, int pass_fd,
+int qmp_read_events(struct qmp *qmp)
+{
+	int err;
+
+	pthread_mutex_lock(&qmp->lock);
+	err = read_events(qmp);
+	pthread_mutex_unlock(&qmp->lock);
+	return err;
+}
+
+static int execute(struct qmp *qmp, const char *command, json_t *arguments, int pass_fd,
 		   json_t **ret_return)
 {
 	long long deadline = monotonic_ms() + qmp->timeout_ms;
@@ -445,6 +459,30 @@ int qmp_execute_fd(struct qmp *qmp, const char *command, json_t *arguments, int 
 		*ret_return = json_incref(value);
 	json_decref(reply);
 	return 0;
+}
+
+int qmp_execute_fd(struct qmp *qmp, const char *command, json_t *arguments, int pass_fd,
+		   json_t **ret_return)
+{
+	int err;
+
+	pthread_mutex_lock(&qmp->lock);
+	err = execute(qmp, command, arguments, pass_fd, ret_return);
+	pthread_mutex_unlock(&qmp->lock);
+	return err;
+}
+
+int qmp_call(struct qmp *qmp, const char *command, json_t *arguments, json_t **ret_return,
+	     char *why, size_t why_len)
+{
+	int err;
+
+	pthread_mutex_lock(&qmp->lock);
+	err = execute(qmp, command, arguments, -1, ret_return);
+	if (err)
+		snprintf(why, why_len, "%s", qmp->error);
+	pthread_mutex_unlock(&qmp->lock);
+	return err;
 }
 
 int qmp_execute(struct qmp *qmp, const char *command, json_t *arguments, json_t **ret_return)

@@ -37,6 +37,14 @@ int qmp_execute(struct qmp *qmp, const char *command, json_t *arguments, json_t 
 int qmp_execute_fd(struct qmp *qmp, const char *command, json_t *arguments, int pass_fd,
 		   json_t **ret_return);
 
+/*
+ * qmp_execute() for a caller on another thread (every exchange holds the
+ * connection's lock): on failure the error's text is copied to why, since
+ * qmp_error() may meanwhile describe another thread's command.
+ */
+int qmp_call(struct qmp *qmp, const char *command, json_t *arguments, json_t **ret_return,
+	     char *why, size_t why_len);
+
 /* Hand fd to QEMU under name (QMP getfd), for arguments like "fd:NAME". */
 int qmp_pass_fd(struct qmp *qmp, const char *name, int fd);
 

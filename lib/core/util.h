@@ -46,6 +46,14 @@ static inline long long monotonic_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static inline long long monotonic_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 /* 16 bytes as a UUID's text, 8-4-4-4-12 hex digits. */
 static inline void uuid_text(const uint8_t u[16], char out[40])
 {

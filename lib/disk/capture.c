@@ -1,14 +1,17 @@
 // SPDX-License-Identifier: MIT
 /*
- * Attaching the NBD server to a running VM as the target of a mirror, and
- * detaching it. The order matters: the server listens before QEMU's NBD
- * node connects; the mirror starts with sync "none" (no bulk copy), in the
- * copy mode the capture mode names (modes[]): "write-blocking", so that from
- * the moment the job is ready every guest write reaches us before the guest
- * sees it complete, or "background", so that the guest never waits and the
- * job copies what changed after. Detaching waits for a background job to
- * have copied everything (its offset reaching its length), then cancels the
- * job (after ready, a clean end) before removing the node.
+ * Attaching a capture to a running VM, and detaching it, in one of the
+ * capture modes (modes[]). Two are QEMU's mirror with the NBD server inside
+ * vmscope as its target: "write-blocking", so that from the moment the job
+ * is ready every guest write reaches us before the guest sees it complete,
+ * or "background", so that the guest never waits and the job copies what
+ * changed after. The third polls a dirty bitmap instead (bitmap.c).
+ *
+ * For the mirror the order matters: the server listens before QEMU's NBD
+ * node connects; the mirror starts with sync "none" (no bulk copy).
+ * Detaching waits for a background job to have copied everything (its
+ * offset reaching its length), then cancels the job (after ready, a clean
+ * end) before removing the node.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -24,8 +27,10 @@
 #include "access/qmp.h"
 #include "core/util.h"
 #include "core/internal.h"
+#include "disk/bitmap.h"
 #include "disk/capture.h"
 #include "disk/nbd.h"
+#include "disk/reader.h"
 
 #define JOB_WAIT_MS 10000
 #define POLL_MS	    20
@@ -38,12 +43,22 @@
 #define BITMAP_MAX_BITS	    (64ull << 20)
 #define GRANULARITY_MAX	    (64u << 20)
 
+struct vms_capture;
+
+static int mirror_attach(struct vms_capture *c);
+static int mirror_detach(struct vms_capture *c);
+static int poll_attach(struct vms_capture *c);
+static int poll_detach(struct vms_capture *c);
+
 static const struct capture_mode {
-	const char *name, *copy_mode;
-	int waits; /* the guest's writes wait for vmscope */
+	const char *name, *copy_mode; /* the mirror's, for a mirror */
+	int waits;		      /* the guest's writes wait for vmscope */
+	int (*attach)(struct vms_capture *c);
+	int (*detach)(struct vms_capture *c);
 } modes[] = {
-	[VMS_CAPTURE_BLOCKING] = { "blocking", "write-blocking", 1 },
-	[VMS_CAPTURE_BACKGROUND] = { "background", "background", 0 },
+	[VMS_CAPTURE_BLOCKING] = { "blocking", "write-blocking", 1, mirror_attach, mirror_detach },
+	[VMS_CAPTURE_BACKGROUND] = { "background", "background", 0, mirror_attach, mirror_detach },
+	[VMS_CAPTURE_BITMAP] = { "bitmap", NULL, 0, poll_attach, poll_detach },
 };
 
 int vms_capture_mode_parse(const char *name, enum vms_capture_mode *ret)
@@ -65,6 +80,9 @@ struct vms_capture {
 	struct vms_vm *vm;
 	struct vms_ring *ring;
 	struct nbd_server *nbd;
+	struct bitmap_poll *bitmap;
+	struct vms_capture_stats bitmap_final;	     /* its figures, kept past its end */
+	struct vms_disk_reader *reader, *own_reader; /* bitmap: whose NBD server exports */
 	nbd_request_fn fn; /* another consumer's (fswatch), instead of the ring */
 	nbd_want_fn want;
 	void *fn_ctx;
@@ -73,7 +91,7 @@ struct vms_capture {
 	int job_started, node_added;
 	enum vms_capture_mode mode;
 	uint64_t size;
-	uint32_t granularity;
+	uint32_t granularity, interval_ms;
 };
 
 static void on_request(void *ctx, const struct nbd_request *req, const void *payload)
@@ -201,25 +219,40 @@ static int wait_job(struct vms_capture *c, enum job_want want)
 			JOB_WAIT_MS / 1000);
 }
 
+/* The granularity asked for, coarser only where QEMU's bitmap would be too big. */
+static uint32_t granularity(const struct vms_capture *c)
+{
+	uint64_t g = c->granularity;
+
+	while (g < GRANULARITY_MAX && c->size / g > BITMAP_MAX_BITS)
+		g <<= 1;
+	return (uint32_t)g;
+}
+
 static json_t *mirror_args(const struct vms_capture *c)
 {
-	json_t *args = json_pack("{s:s,s:s,s:s,s:s,s:s}", "job-id", c->job, "device", c->node,
-				 "target", c->target, "sync", "none", "copy-mode",
-				 modes[c->mode].copy_mode);
-	uint64_t g = c->granularity;
+	json_t *args =
+		json_pack("{s:s,s:s,s:s,s:s,s:s}", "job-id", c->job, "device", c->node, "target",
+			  c->target, "sync", "none", "copy-mode", modes[c->mode].copy_mode);
 
 	if (modes[c->mode].waits || !args)
 		return args;
-	while (g < GRANULARITY_MAX && c->size / g > BITMAP_MAX_BITS)
-		g <<= 1;
-	json_object_set_new(args, "granularity", json_integer((json_int_t)g));
+	json_object_set_new(args, "granularity", json_integer((json_int_t)granularity(c)));
 	return args;
 }
 
-static int attach(struct vms_capture *c, uint64_t size)
+static int mirror_attach(struct vms_capture *c)
 {
 	struct vms_vm *vm = c->vm;
-	int err = nbd_server_start(c->socket, size, on_request, want_payload, c, &c->nbd);
+	int err;
+
+	snprintf(c->dir, sizeof(c->dir), "/tmp/vmscope-nbd-%d-XXXXXX", (int)getpid());
+	if (!mkdtemp(c->dir)) {
+		c->dir[0] = 0;
+		return vm_error(vm, -errno, "cannot make a directory for the NBD socket");
+	}
+	snprintf(c->socket, sizeof(c->socket), "%s/nbd.sock", c->dir);
+	err = nbd_server_start(c->socket, c->size, on_request, want_payload, c, &c->nbd);
 
 	if (err)
 		return vm_error(vm, err, "cannot listen on %s: %s", c->socket, strerror(-err));
@@ -237,17 +270,84 @@ static int attach(struct vms_capture *c, uint64_t size)
 	return wait_job(c, JOB_READY);
 }
 
-int vms_capture_start(struct vms_vm *vm, const char *node, enum vms_capture_mode mode,
-		      struct vms_ring *ring, struct vms_capture **ret_capture)
+/* The mirror's end: copied (background), cancelled, gone; then its NBD node. */
+static int mirror_detach(struct vms_capture *c)
 {
-	return capture_start(vm, node, mode, GRANULARITY_CAPTURE, ring, NULL, NULL, NULL,
-			     ret_capture);
+	struct vms_vm *vm = c->vm;
+	int err = 0;
+
+	if (c->job_started) {
+		int copied = modes[c->mode].waits ? 0 : wait_job(c, JOB_COPIED);
+		int cancel = qmp_execute(vm->qmp, "block-job-cancel",
+					 json_pack("{s:s}", "device", c->job), NULL);
+
+		err = cancel ? qmp_fail(vm, cancel) : wait_job(c, JOB_GONE);
+		err = err ? err : copied;
+	}
+	if (c->node_added) {
+		int del = qmp_execute(vm->qmp, "blockdev-del",
+				      json_pack("{s:s}", "node-name", c->target), NULL);
+
+		if (del && !err)
+			err = qmp_fail(vm, del);
+	}
+	nbd_server_stop(c->nbd);
+	if (c->dir[0])
+		rmdir(c->dir);
+	return err;
 }
 
-int capture_start(struct vms_vm *vm, const char *node, enum vms_capture_mode mode,
-		  uint32_t granularity, struct vms_ring *ring, nbd_request_fn fn, nbd_want_fn want,
-		  void *fn_ctx, struct vms_capture **ret_capture)
+/* The bitmap mode exports through QEMU's one NBD server: the caller's reader's, or ours. */
+static int poll_attach(struct vms_capture *c)
 {
+	struct bitmap_config cfg = { NULL,	 granularity(c), c->interval_ms,
+				     on_request, want_payload,	 c };
+	char why[256];
+	int err;
+
+	if (!c->reader) {
+		err = vms_disk_open(c->vm, c->node, &c->own_reader);
+		if (err)
+			return err;
+		c->reader = c->own_reader;
+	}
+	cfg.socket = disk_reader_socket(c->reader);
+	err = bitmap_start(c->vm->qmp, c->node, c->size, &cfg, &c->bitmap, why, sizeof(why));
+	return err ? vm_error(c->vm, err, "dirty bitmap on %s: %s", c->node, why) : 0;
+}
+
+static int poll_detach(struct vms_capture *c)
+{
+	char why[256];
+	int err = bitmap_stop(c->bitmap, &c->bitmap_final, why, sizeof(why)), closed;
+
+	c->bitmap = NULL;
+	if (err)
+		vm_error(c->vm, err, "dirty bitmap on %s: %s", c->node, why);
+	closed = vms_disk_close(c->own_reader);
+	c->own_reader = NULL;
+	return err ? err : closed;
+}
+
+int vms_capture_start(struct vms_vm *vm, const char *node, const struct vms_capture_options *o,
+		      struct vms_ring *ring, struct vms_capture **ret_capture)
+{
+	struct capture_config cfg = { o ? o->mode : VMS_CAPTURE_BLOCKING,
+				      GRANULARITY_CAPTURE,
+				      o ? o->interval_ms : 0,
+				      NULL,
+				      NULL,
+				      NULL,
+				      NULL };
+
+	return capture_start(vm, node, &cfg, ring, ret_capture);
+}
+
+int capture_start(struct vms_vm *vm, const char *node, const struct capture_config *cfg,
+		  struct vms_ring *ring, struct vms_capture **ret_capture)
+{
+	enum vms_capture_mode mode = cfg->mode;
+	uint32_t granularity = cfg->granularity;
 	struct vms_capture *c;
 	struct vms_vm_info info;
 	uint64_t size;
@@ -267,26 +367,29 @@ int capture_start(struct vms_vm *vm, const char *node, enum vms_capture_mode mod
 		return vm_error(vm, -EINVAL, "no capture mode %d, or a granularity (%u) QEMU cannot "
 				"use", (int)mode, granularity);
 	}
+	if (cfg->interval_ms && (cfg->interval_ms < VMS_CAPTURE_INTERVAL_MIN_MS ||
+				 cfg->interval_ms > VMS_CAPTURE_INTERVAL_MAX_MS)) {
+		free(c);
+		return vm_error(vm, -EINVAL, "a poll interval of %u ms: from %u to %u ms",
+				cfg->interval_ms, VMS_CAPTURE_INTERVAL_MIN_MS,
+				VMS_CAPTURE_INTERVAL_MAX_MS);
+	}
 	c->vm = vm;
 	c->mode = mode;
 	c->size = size;
 	c->granularity = granularity;
+	c->interval_ms = cfg->interval_ms;
 	c->ring = ring;
-	c->fn = fn;
-	c->want = want;
-	c->fn_ctx = fn_ctx;
+	c->reader = cfg->reader;
+	c->fn = cfg->fn;
+	c->want = cfg->want;
+	c->fn_ctx = cfg->ctx;
 	snprintf(c->node, sizeof(c->node), "%s", node);
 	snprintf(c->job, sizeof(c->job), "vmscope-capture-%d", (int)getpid());
 	snprintf(c->target, sizeof(c->target), "vmscope-nbd-%d", (int)getpid());
 	if (!vms_vm_query_info(vm, &info))
 		snprintf(c->vm_name, sizeof(c->vm_name), "%s", info.name);
-	snprintf(c->dir, sizeof(c->dir), "/tmp/vmscope-nbd-%d-XXXXXX", (int)getpid());
-	if (!mkdtemp(c->dir)) {
-		free(c);
-		return vm_error(vm, -errno, "cannot make a directory for the NBD socket");
-	}
-	snprintf(c->socket, sizeof(c->socket), "%s/nbd.sock", c->dir);
-	err = attach(c, size);
+	err = modes[mode].attach(c);
 	if (err) {
 		char why[VMS_ERROR_MAX];
 
@@ -306,35 +409,30 @@ void vms_capture_get_stats(const struct vms_capture *c, struct vms_capture_stats
 	ret->trims = c->trims;
 	ret->flushes = c->flushes;
 	ret->dropped = c->dropped;
+	if (c->bitmap)
+		bitmap_get_stats(c->bitmap, ret);
+	else {
+		ret->polls = c->bitmap_final.polls;
+		ret->dirty_bytes = c->bitmap_final.dirty_bytes;
+		ret->read_bytes = c->bitmap_final.read_bytes;
+		ret->poll_us_max = c->bitmap_final.poll_us_max;
+	}
+}
+
+int capture_stop_stats(struct vms_capture *c, struct vms_capture_stats *ret)
+{
+	int err;
+
+	if (!c)
+		return 0;
+	err = modes[c->mode].detach(c);
+	if (ret)
+		vms_capture_get_stats(c, ret);
+	free(c);
+	return err;
 }
 
 int vms_capture_stop(struct vms_capture *c)
 {
-	struct vms_vm *vm;
-	int err = 0;
-
-	if (!c)
-		return 0;
-	vm = c->vm;
-	if (c->job_started) {
-		/* Background: what the guest wrote last is copied before the job ends. */
-		int copied = modes[c->mode].waits ? 0 : wait_job(c, JOB_COPIED);
-		int cancel = qmp_execute(vm->qmp, "block-job-cancel",
-					 json_pack("{s:s}", "device", c->job), NULL);
-
-		err = cancel ? qmp_fail(vm, cancel) : wait_job(c, JOB_GONE);
-		err = err ? err : copied;
-	}
-	if (c->node_added) {
-		int del = qmp_execute(vm->qmp, "blockdev-del", json_pack("{s:s}", "node-name",
-									 c->target),
-				      NULL);
-
-		if (del && !err)
-			err = qmp_fail(vm, del);
-	}
-	nbd_server_stop(c->nbd);
-	rmdir(c->dir);
-	free(c);
-	return err;
+	return capture_stop_stats(c, NULL);
 }

@@ -38,6 +38,14 @@
 #define PATH_MAX_BYTES	 8192
 
 #define MAX_WATCHED 16
+/*
+ * How long a captured write waits for room in the spool (inference behind
+ * the guest) before it is counted as dropped: in blocking mode the guest's
+ * write waits with it, so not long; in the other modes the guest never
+ * waits, the capture's backlog (the mirror's, the bitmap's) grows instead,
+ * and nothing is dropped.
+ */
+#define SPOOL_WAIT_BLOCKING_MS 200
 
 /*
  * One filesystem on the disk: its len bytes, where they lie on the disk (a
@@ -87,6 +95,7 @@ struct vms_fswatch {
 		char hex[2 * 32 + 1];
 	} last_hash;
 	_Atomic uint64_t writes, write_bytes;
+	uint64_t polls;	      /* the bitmap's, kept from the capture's stats past its detach */
 	pthread_mutex_t lock; /* the figures below, read by vms_fswatch_get_stats() */
 	uint64_t events, filtered, dropped;
 	uint32_t latency_us[LATENCY_SAMPLES];
@@ -151,8 +160,11 @@ static void on_request(void *ctx, const struct nbd_request *req, const void *pay
 					r.payload_len = (uint32_t)r.length;
 			}
 			counted = 1;
-			if (!spool_push(&fw->spool, &r,
-					payload ? (const uint8_t *)payload + skip : NULL))
+			if (!spool_push_wait(
+				    &fw->spool, &r,
+				    payload ? (const uint8_t *)payload + skip : NULL,
+				    fw->mode == VMS_CAPTURE_BLOCKING ? SPOOL_WAIT_BLOCKING_MS : -1,
+				    &fw->abandon))
 				fw->queued++;
 		}
 	}
@@ -616,7 +628,8 @@ static int bootstrap_all(struct vms_fswatch *fw)
 		if (err)
 			return vm_error(fw->vm, err, "disk %s: %s", w->name, why);
 		ext4_engine_set_emit(w->engine, on_event, w);
-		ext4_engine_set_out_of_order(w->engine, fw->mode == VMS_CAPTURE_BACKGROUND);
+		/* Only the blocking mode sees writes in the guest's order. */
+		ext4_engine_set_out_of_order(w->engine, fw->mode != VMS_CAPTURE_BLOCKING);
 		ext4_engine_get_stats(w->engine, &w->stats);
 	}
 	return 0;
@@ -638,9 +651,15 @@ static int start(struct vms_fswatch *fw, const char *node, const struct vms_fswa
 	if (!err)
 		set_mounts(fw, o);
 	err = err ? err : probe_all(fw);
-	err = err ? err : capture_start(vm, node, o ? o->mode : VMS_CAPTURE_BLOCKING,
-					smallest_block(fw), NULL, on_request, want_payload, fw,
-					&fw->capture);
+	if (!err) {
+		struct capture_config cfg = {
+			fw->mode,   smallest_block(fw), o ? o->interval_ms : 0,
+			fw->reader, on_request,		want_payload,
+			fw
+		};
+
+		err = capture_start(vm, node, &cfg, NULL, &fw->capture);
+	}
 	err = err ? err : bootstrap_all(fw);
 	if (err)
 		return err;
@@ -696,6 +715,16 @@ void vms_fswatch_get_stats(struct vms_fswatch *fw, struct vms_fswatch_stats *ret
 	ret->writes = fw->writes;
 	ret->write_bytes = fw->write_bytes;
 	ret->spool_dropped = fw->spool.dropped;
+	ret->spool_size = fw->spool.size;
+	ret->spool_peak = fw->spool.peak;
+	ret->spool_waited_us = fw->spool.waited_us;
+	if (fw->capture) {
+		struct vms_capture_stats cs;
+
+		vms_capture_get_stats(fw->capture, &cs);
+		fw->polls = cs.polls;
+	}
+	ret->polls = fw->polls;
 	if (fw->thread_started && !pthread_getcpuclockid(fw->thread, &clock))
 		clock_gettime(clock, &cpu);
 	ret->infer_cpu_s = (double)cpu.tv_sec + (double)cpu.tv_nsec / 1e9;
@@ -733,7 +762,11 @@ void vms_fswatch_get_stats(struct vms_fswatch *fw, struct vms_fswatch_stats *ret
 
 int vms_fswatch_detach(struct vms_fswatch *fw)
 {
-	int err = vms_capture_stop(fw->capture);
+	struct vms_capture_stats cs = { 0 };
+	int err = capture_stop_stats(fw->capture, &cs);
+
+	if (fw->capture)
+		fw->polls = cs.polls;
 
 	fw->capture = NULL;
 	return err;

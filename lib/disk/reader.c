@@ -17,6 +17,7 @@
 #include "access/qmp.h"
 #include "core/internal.h"
 #include "disk/nbd.h"
+#include "disk/reader.h"
 
 struct vms_disk_reader {
 	struct vms_vm *vm;
@@ -83,6 +84,11 @@ int vms_disk_open(struct vms_vm *vm, const char *node, struct vms_disk_reader **
 	}
 	*ret_reader = r;
 	return 0;
+}
+
+const char *disk_reader_socket(const struct vms_disk_reader *r)
+{
+	return r->socket;
 }
 
 uint64_t vms_disk_size(const struct vms_disk_reader *r)

@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "core/util.h"
 #include "disk/spool.h"
 
 #define ALIGN 8u
@@ -51,7 +53,7 @@ void spool_kick(struct spool *s)
 	pthread_mutex_unlock(&s->lock);
 }
 
-int spool_push(struct spool *s, const struct spool_record *head, const void *payload)
+static int try_push(struct spool *s, const struct spool_record *head, const void *payload)
 {
 	uint64_t h = atomic_load_explicit(&s->head, memory_order_relaxed);
 	uint64_t t = atomic_load_explicit(&s->tail, memory_order_acquire);
@@ -59,10 +61,10 @@ int spool_push(struct spool *s, const struct spool_record *head, const void *pay
 	size_t to_end = s->size - at, pad = to_end < need ? to_end : 0;
 	struct spool_record *r;
 
-	if (need + pad > s->size - (h - t)) {
-		atomic_fetch_add_explicit(&s->dropped, 1, memory_order_relaxed);
+	if (need + pad > s->size - (h - t))
 		return -ENOBUFS;
-	}
+	if (h + need + pad - t > s->peak)
+		s->peak = h + need + pad - t;
 	if (pad) {
 		/* A marker needs a header's room; the ring keeps ALIGN-sized slack for that. */
 		if (to_end >= sizeof(struct spool_record))
@@ -79,6 +81,39 @@ int spool_push(struct spool *s, const struct spool_record *head, const void *pay
 	if (atomic_load_explicit(&s->sleeping, memory_order_seq_cst))
 		spool_kick(s);
 	return 0;
+}
+
+int spool_push(struct spool *s, const struct spool_record *head, const void *payload)
+{
+	int err = try_push(s, head, payload);
+
+	if (err)
+		atomic_fetch_add_explicit(&s->dropped, 1, memory_order_relaxed);
+	return err;
+}
+
+/*
+ * Back-pressure: wait while the consumer makes room. It gives up (counted
+ * as dropped) after wait_ms (< 0: no bound), when *abandon is set, or when
+ * even an empty spool has no room for the record.
+ */
+int spool_push_wait(struct spool *s, const struct spool_record *head, const void *payload,
+		    long long wait_ms, const _Atomic int *abandon)
+{
+	long long start = monotonic_us(), now = start;
+	int err;
+
+	while ((err = try_push(s, head, payload)) == -ENOBUFS) {
+		now = monotonic_us();
+		if ((wait_ms >= 0 && now - start >= wait_ms * 1000) || *abandon ||
+		    atomic_load(&s->head) == atomic_load(&s->tail))
+			break;
+		usleep(500);
+	}
+	s->waited_us += (uint64_t)(now - start);
+	if (err)
+		atomic_fetch_add_explicit(&s->dropped, 1, memory_order_relaxed);
+	return err;
 }
 
 const struct spool_record *spool_peek(struct spool *s)

@@ -102,6 +102,60 @@ def check_capture(t):
         t.one_line_error(r, "capture of an unknown disk: one-line error", "no block node")
 
 
+def dirty_bitmaps(g):
+    return [b["name"] for n in g.qmp("query-named-block-nodes")
+            for b in n.get("dirty-bitmaps", [])]
+
+
+def check_capture_bitmap(t):
+    """The dirty-bitmap mode: each write inside an extent of a poll; nothing left behind,
+    even by a vmscope killed mid-capture (the next capture removes its bitmap)."""
+    with vmguest.Guest(workload="writer", name="bitmap") as g:
+        wait_for_writes(g, 2)
+        cap = start_capture(g, "--mode", "bitmap", "--interval", "100")
+        first = len(wrote(g)) + 1
+        wait_for_writes(g, first + 3)
+        t.ok(g.qmp("query-block-jobs") == [] and
+             any(n.startswith("vmscope-dirty-%d-" % cap.pid) for n in dirty_bitmaps(g)),
+             "bitmap: a dirty bitmap on the node while capturing, no mirror job",
+             dirty_bitmaps(g))
+        cap.send_signal(signal.SIGINT)
+        out, err = cap.communicate(timeout=60)
+        events = [json.loads(l) for l in out.splitlines()]
+        t.ok(cap.returncode == 0 and re.search(r"0 not queued; [1-9]\d* polls, the longest", err),
+             "bitmap: capture exits 0, counts its polls", err)
+        offsets = pattern_offsets(os.path.join(g.rundir, "data.img"))
+        extents = [(e["offset"], e["offset"] + e["length"]) for e in events
+                   if e["type"] == "disk_write"]
+        expected = range(first, first + 3)
+        missing = [i for i in expected if i not in offsets or
+                   not any(a <= offsets[i] and offsets[i] + 4096 <= b for a, b in extents)]
+        t.ok(not missing, "bitmap: each 4 KiB direct write the guest made during capture is "
+             "inside a dirty extent (%d writes)" % len(expected),
+             "missing %s; extents %s" % (missing, extents[:20]))
+        t.eq(dirty_bitmaps(g), [], "bitmap: after detach, no dirty bitmap is left")
+        t.eq(g.qmp("query-block-exports"), [], "bitmap: after detach, no export is left")
+
+        killed = start_capture(g, "--mode", "bitmap")
+        killed.kill()
+        killed.wait()
+        for p in os.listdir("/tmp"):
+            if p.startswith("vmscope-read-%d-" % killed.pid):
+                shutil.rmtree(os.path.join("/tmp", p), ignore_errors=True)
+        left = dirty_bitmaps(g)
+        g.qmp("nbd-server-stop")  # the killed one's server: QEMU runs one at a time
+        r = vmscope("capture", "qmp:" + g.qmp_path, "--disk", "disk0", "--mode", "bitmap",
+                    "--duration", "1")
+        t.ok(r.returncode == 0 and left and dirty_bitmaps(g) == [],
+             "bitmap: a killed vmscope's bitmap is removed by the next capture",
+             (left, dirty_bitmaps(g), r.stderr))
+        t.eq(g.qmp("query-status")["status"], "running", "bitmap: the VM runs")
+        r = vmscope("capture", "qmp:" + g.qmp_path, "--disk", "disk0", "--interval", "100",
+                    "--duration", "1")
+        t.one_line_error(r, "capture --interval without --mode bitmap: one-line error",
+                         "--mode bitmap")
+
+
 def device_stats(g):
     """QEMU's own accounting of what the guest's disk device was asked to do."""
     for dev in g.qmp("query-blockstats"):
@@ -166,6 +220,7 @@ def main():
     t = Tap()
     t.run("capture", check_capture)
     t.run("capture exact", check_capture_exact)
+    t.run("capture bitmap", check_capture_bitmap)
     t.run("disk read", check_disk_read)
     return t.done()
 

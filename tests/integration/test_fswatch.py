@@ -101,19 +101,41 @@ def covered(events, path):
     return blocks
 
 
+def dirty_bitmaps(g):
+    return [b for n in g.qmp("query-named-block-nodes") for b in n.get("dirty-bitmaps", [])]
+
+
+def mode_args(mode):
+    """ "bitmap@1000": a mode and its poll interval in milliseconds."""
+    name, _, interval = mode.partition("@")
+    return ["--mode", name] + (["--interval", interval] if interval else [])
+
+
+def mode_label(mode):
+    name, _, interval = mode.partition("@")
+    return "" if mode == "blocking" else name + (" %s ms" % interval if interval else "") + ": "
+
+
 def check_basic(t, mode="blocking"):
     """The fidelity suite in one capture mode; labels name the mode but for blocking."""
-    label = "" if mode == "blocking" else mode + ": "
+    label = mode_label(mode)
     with vmguest.Guest(workload="fsops", name="fsops", control=True) as g, \
             tempfile.TemporaryDirectory(prefix="vmscope-test-") as logdir:
         t = Labelled(t, label)
         run_round(g, "small")  # before vmscope looks: its changes sit in the journal
-        fw, banner = start_fswatch(g, "--mode", mode, "--hash", "--log", logdir)
+        fw, banner = start_fswatch(g, *mode_args(mode), "--hash", "--log", logdir)
         t.ok(re.search(r"watching \d+ files in \d+ directories on disk0 \(ext4, events from "
                        r"journal commits\)", banner), "fswatch says what it watches", banner)
+        if mode.startswith("bitmap"):
+            t.ok(g.qmp("query-block-jobs") == [] and
+                 any(b["name"].startswith("vmscope-dirty-") for b in dirty_bitmaps(g)),
+                 "while capturing: a dirty bitmap on the disk node, no mirror job",
+                 (g.qmp("query-block-jobs"), dirty_bitmaps(g)))
         ops = run_round(g, "basic")
         events, err, rc = stop_fswatch(fw)
         t.eq(rc, 0, "fswatch exits 0 after SIGINT")
+        if mode.startswith("bitmap"):
+            t.ok(re.search(r"; [1-9]\d* bitmap polls", err), "the summary counts the polls", err)
         t.ok(re.search(r"\b0 not queued\).* 0 writes not queued for inference, 0 never "
                        r"mapped to a file, 0 waiting for a commit, 0 damaged structures, 0 "
                        r"blocks or inodes failing their checksum, 0 transactions missed", err),
@@ -172,6 +194,7 @@ def check_basic(t, mode="blocking"):
 
         t.eq(g.qmp("query-block-jobs"), [], "after fswatch: no block job is left")
         t.eq(g.qmp("query-block-exports"), [], "after fswatch: no export is left")
+        t.eq(dirty_bitmaps(g), [], "after fswatch: no dirty bitmap is left")
         t.eq(g.qmp("query-status")["status"], "running", "after fswatch: the VM runs")
         r = vmscope("fswatch", "qmp:" + g.qmp_path, "--disk", "nosuchdisk", "--duration", "1")
         t.one_line_error(r, "fswatch of an unknown disk: one-line error", "nosuch")
@@ -193,6 +216,22 @@ class Labelled:
         return self.t.one_line_error(r, self.label + desc, *rest)
 
 
+def check_final_poll(t):
+    """Bitmap mode, polls a minute apart: what the guest wrote reaches vmscope in the
+    poll its detach makes."""
+    with vmguest.Guest(workload="fsops", name="final", control=True) as g:
+        fw, _ = start_fswatch(g, "--mode", "bitmap", "--interval", "60000")
+        ops = run_round(g, "small")
+        events, err, rc = stop_fswatch(fw, settle=0.5)
+        t.ok(rc == 0 and re.search(r"; 1 bitmap polls", err),
+             "bitmap 60 s: fswatch exits 0 after one poll, the detach's", err)
+        score(t, ops, events, "bitmap 60 s, the detach's poll")
+        t.eq({e["path"] for e in events if e["action"] == "write"},
+             {"/data/s/keep.txt", "/data/s/skip.bin"},
+             "bitmap 60 s: both files' writes, from the detach's poll")
+        t.eq(dirty_bitmaps(g), [], "bitmap 60 s: no dirty bitmap is left")
+
+
 def check_other_kernel(t):
     """The basic round on the second pinned kernel: jbd2 and ext4 of another release."""
     kernel = vmguest.pinned_kernel("VMSCOPE_KERNEL_ALT")
@@ -210,11 +249,11 @@ def check_burst(t, mode="blocking"):
     """2000 files created, written and deleted, streamed through Redis."""
     with tempfile.TemporaryDirectory(prefix="vmscope-test-") as d, \
             vmguest.Guest(workload="fsops", name="burst", control=True) as g:
-        t = Labelled(t, "" if mode == "blocking" else mode + ": ")
+        t = Labelled(t, mode_label(mode))
         redis = Redis(free_port(), d)
         try:
             redis.start()
-            fw, _ = start_fswatch(g, "--mode", mode,
+            fw, _ = start_fswatch(g, *mode_args(mode),
                                   "--sink", "redis://127.0.0.1:%d/files:{vm}" % redis.port)
             ops = run_round(g, "burst")
             _, err, rc = stop_fswatch(fw)
@@ -397,6 +436,10 @@ def main():
     t.run("fswatch burst", check_burst)
     t.run("fswatch basic, background capture", lambda t: check_basic(t, "background"))
     t.run("fswatch burst, background capture", lambda t: check_burst(t, "background"))
+    t.run("fswatch basic, bitmap capture", lambda t: check_basic(t, "bitmap"))
+    t.run("fswatch burst, bitmap capture every second",
+          lambda t: check_burst(t, "bitmap@1000"))
+    t.run("fswatch bitmap capture: the detach's poll", check_final_poll)
     t.run("fswatch on the other kernel", check_other_kernel)
     t.run("fswatch on a GPT partition", check_partition)
     t.run("fswatch on two filesystems of an MBR disk", check_two_filesystems)

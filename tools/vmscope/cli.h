@@ -175,6 +175,9 @@ int cli_stream(struct cli_stream *st, double duration);
 void cli_stream_finish(struct cli_stream *st);
 /* --mode MODE of capture and fswatch: 0, or 1 after a one-line error naming the modes. */
 int cli_parse_capture_mode(const char *text, enum vms_capture_mode *ret);
+/* --interval MS, within the library's bounds; refused for a mode that does not poll. */
+int cli_parse_interval(const char *text, uint32_t *ret);
+int cli_check_interval(enum vms_capture_mode mode, uint32_t interval_ms);
 
 /*
  * Draw a fitted model (plot.c, through gnuplot): measured y and simulated

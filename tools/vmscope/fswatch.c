@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * vmscope fswatch TARGET --disk NODE [--partition N | --volume VG/LV]
- *                [--mode blocking|background] [--path GLOB]... [--mount DIR] [--hash]
+ *                [--mode blocking|background|bitmap]
+ *                [--interval MS] [--path GLOB]... [--mount DIR] [--hash]
  *                [--duration S] [--sink jsonl|redis://HOST:PORT/STREAM]:
  * file events inferred from the guest's ext4 writes, as JSON lines or into
  * a Redis stream, until the duration ends or SIGINT/SIGTERM; then a clean
@@ -32,12 +33,14 @@ static void summary(struct vms_fswatch *fw)
 		" never mapped to a file, %" PRIu64 " waiting for a commit, %" PRIu64
 		" damaged structures, %" PRIu64 " blocks or inodes failing their checksum, %" PRIu64
 		" transactions missed; latency "
-		"p50 %" PRIu64 " us, p99 %" PRIu64 " us; inference %.3f s CPU",
+		"p50 %" PRIu64 " us, p99 %" PRIu64 " us; inference %.3f s CPU; spool peak %" PRIu64
+		" of %" PRIu64 " bytes, the capture waited %.3f s for inference",
 		st.events, st.filtered, st.dropped, st.writes, st.write_bytes, st.transactions,
 		st.spool_dropped, st.unmapped, st.pending, st.errors, st.checksum_failures,
-		st.missed_transactions,
-		st.latency_p50_us,
-		st.latency_p99_us, st.infer_cpu_s);
+		st.missed_transactions, st.latency_p50_us, st.latency_p99_us, st.infer_cpu_s,
+		st.spool_peak, st.spool_size, (double)st.spool_waited_us / 1e6);
+	if (st.polls)
+		fprintf(stderr, "; %" PRIu64 " bitmap polls", st.polls);
 }
 
 static int parse_partition(const char *text, unsigned int *ret)
@@ -74,6 +77,7 @@ static int run_fswatch(int argc, char **argv)
 		{ "partition", required_argument, NULL, 'P' },
 		{ "volume", required_argument, NULL, 'V' },
 		{ "mode", required_argument, NULL, 'M' },
+		{ "interval", required_argument, NULL, 'I' },
 		{ "path", required_argument, NULL, 'p' },
 		{ "mount", required_argument, NULL, 'm' },
 		{ "hash", no_argument, NULL, 'H' },
@@ -113,6 +117,10 @@ static int run_fswatch(int argc, char **argv)
 			return 1;
 		else if (opt == 'M')
 			continue;
+		else if (opt == 'I' && cli_parse_interval(optarg, &o.interval_ms))
+			return 1;
+		else if (opt == 'I')
+			continue;
 		else if (opt == 'p' && o.nr_paths < MAX_GLOBS)
 			globs[o.nr_paths++] = optarg;
 		else if (opt == 'p')
@@ -132,6 +140,8 @@ static int run_fswatch(int argc, char **argv)
 	}
 	if (!disk || optind != argc - 1)
 		return cli_usage(&cmd_fswatch);
+	if (cli_check_interval(o.mode, o.interval_ms))
+		return 1;
 	if (o.partition && o.volume)
 		return cli_fail("--partition and --volume each choose the one filesystem: give one");
 	if (cli_stream_open(&stream, argv[optind], sink_url, &log))
@@ -167,7 +177,8 @@ out:
 
 const struct cli_command cmd_fswatch = {
 	.name = "fswatch",
-	.usage = "TARGET --disk NODE [--partition N | --volume VG/LV] [--mode blocking|background] "
+	.usage = "TARGET --disk NODE [--partition N | --volume VG/LV] [--mode "
+		 "blocking|background|bitmap] [--interval MS] "
 		 "[--path GLOB]... [--mount DIR] [--hash] "
 		 "[--duration S] "
 		 "[--sink jsonl|redis://HOST:PORT/STREAM] " CLI_LOG_USAGE,

@@ -219,6 +219,28 @@ int cli_parse_capture_mode(const char *text, enum vms_capture_mode *ret)
 {
 	if (!vms_capture_mode_parse(text, ret))
 		return 0;
-	return cli_fail("--mode: blocking (the guest's writes wait for vmscope) or background "
-			"(they never do), not \"%s\"", text);
+	return cli_fail("--mode: blocking (the guest's writes wait for vmscope), background or "
+			"bitmap (they never do), not \"%s\"",
+			text);
+}
+
+int cli_parse_interval(const char *text, uint32_t *ret)
+{
+	uint64_t ms;
+
+	if (cli_parse_u64(text, "--interval", &ms))
+		return 1;
+	if (ms < VMS_CAPTURE_INTERVAL_MIN_MS || ms > VMS_CAPTURE_INTERVAL_MAX_MS)
+		return cli_fail("--interval: milliseconds between polls, from %u to %u, not %s",
+				VMS_CAPTURE_INTERVAL_MIN_MS, VMS_CAPTURE_INTERVAL_MAX_MS, text);
+	*ret = (uint32_t)ms;
+	return 0;
+}
+
+int cli_check_interval(enum vms_capture_mode mode, uint32_t interval_ms)
+{
+	if (interval_ms && mode != VMS_CAPTURE_BITMAP)
+		return cli_fail(
+			"--interval is the bitmap mode's poll interval: give --mode bitmap");
+	return 0;
 }
