@@ -3,9 +3,11 @@
 run on one guest (workload ddbench: 1 MiB and 4 KiB direct writes, timed
 inside the guest), per capture mode. CYCLES times over: ROUNDS rounds without
 vmscope; then for each mode (blocking: write-blocking mirror; background: the
-guest never waits) ROUNDS mirrored to QEMU's own qemu-nbd serving a null
-device (the floor: what that mirror costs with the leanest target QEMU
-ships), ROUNDS with `vmscope capture` (events to /dev/null), ROUNDS with
+guest never waits; bitmap: a dirty bitmap polled every 100 ms, and every
+second as bitmap@1000) ROUNDS of the floor (for a mirror, mirrored to QEMU's
+own qemu-nbd serving a null device: what that mirror costs with the leanest
+target QEMU ships; for the bitmap, the bitmap alone, never read), ROUNDS
+with `vmscope capture` (events to /dev/null), ROUNDS with
 `vmscope fswatch` (the ext4 engine on every write); interleaving spreads the
 machine's drift over all conditions. Figures: the median over all rounds of
 each condition, and its ratio to none.
@@ -52,15 +54,21 @@ def rate(samples, kind):
     return statistics.median(s[kind][0] / max(s[kind][1], 1) * 100 / 1e6 for s in samples)
 
 
-MODES = ("blocking", "background")
+MODES = ("blocking", "background", "bitmap", "bitmap@1000")
 COPY_MODE = {"blocking": "write-blocking", "background": "background"}
+
+
+def mode_args(mode):
+    """ "bitmap@1000": the bitmap mode, polled every 1000 ms."""
+    name, _, interval = mode.partition("@")
+    return ["--mode", name] + (["--interval", interval] if interval else [])
 
 
 def attached(binary, g, tool, n, mode):
     """n rounds with tool attached in a capture mode: (samples, its summary line)."""
     ready = {"capture": "capturing", "fswatch": "watching"}[tool]
-    proc = subprocess.Popen([binary, tool, "qmp:" + g.qmp_path, "--disk", "disk0",
-                             "--mode", mode],
+    proc = subprocess.Popen([binary, tool, "qmp:" + g.qmp_path, "--disk", "disk0"] +
+                            mode_args(mode),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     line = proc.stderr.readline()  # the mirror is in place
     if ready not in line:
@@ -71,8 +79,15 @@ def attached(binary, g, tool, n, mode):
 
 
 def reference(g, n, workdir, mode):
-    """n rounds mirrored to QEMU's own NBD server (qemu-nbd over a null device):
-    the same mirror with the leanest target QEMU itself ships."""
+    """The floor of a mode: n rounds mirrored to QEMU's own NBD server (qemu-nbd over a
+    null device), the same mirror with the leanest target QEMU itself ships; for the
+    bitmap, the dirty bitmap alone, never read."""
+    if mode.startswith("bitmap"):
+        g.qmp("block-dirty-bitmap-add", node="disk0", name="ref-bitmap", granularity=4096)
+        try:
+            return collect(g, n)
+        finally:
+            g.qmp("block-dirty-bitmap-remove", node="disk0", name="ref-bitmap")
     sock = os.path.join(workdir, "ref.sock")
     size = [x for x in g.qmp("query-named-block-nodes")
             if x["node-name"] == "disk0"][0]["image"]["virtual-size"]
@@ -107,8 +122,8 @@ def delays(binary, mode):
     """Commit-to-event delays (ms) of the latency round, fswatch in mode."""
     synced = {}
     with vmguest.Guest(workload="fsops", name="latency", control=True) as g:
-        proc = subprocess.Popen([binary, "fswatch", "qmp:" + g.qmp_path, "--disk", "disk0",
-                                 "--mode", mode], stdout=subprocess.PIPE,
+        proc = subprocess.Popen([binary, "fswatch", "qmp:" + g.qmp_path, "--disk", "disk0"] +
+                                mode_args(mode), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         line = proc.stderr.readline()
         if "watching" not in line:
@@ -154,21 +169,22 @@ def main():
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     cycles = int(sys.argv[3]) if len(sys.argv) > 3 else 3
     conditions = ["%s %s" % (tool, mode) for mode in MODES
-                  for tool in ("qemu-nbd", "capture", "fswatch")]
+                  for tool in ("floor", "capture", "fswatch")]
     runs = {c: [] for c in ["none"] + conditions}
     summaries = {}
     with vmguest.Guest(workload="ddbench", name="ddbench") as g:
         for _ in range(cycles):
             runs["none"] += collect(g, n)
             for mode in MODES:
-                runs["qemu-nbd " + mode] += reference(g, n, g.rundir, mode)
+                runs["floor " + mode] += reference(g, n, g.rundir, mode)
                 for tool in ("capture", "fswatch"):
                     samples, summaries[tool + " " + mode] = attached(binary, g, tool, n, mode)
                     runs[tool + " " + mode] += samples
     print("guest: 256 MiB, TCG, virtio-blk, raw image; %d cycles of %d rounds per condition, "
           "medians" % (cycles, n))
-    print("MB/s, and in brackets the ratio to none; qemu-nbd: the same mirror to QEMU's own "
-          "NBD server on a null device, the floor for any target in that mode")
+    print("MB/s, and in brackets the ratio to none; floor: for a mirror, the same mirror to "
+          "QEMU's own NBD server on a null device, the floor for any target in that mode; "
+          "for the bitmap, the bitmap alone")
     for kind, label in (("seq", "1 MiB direct, sequential"), ("4k", "4 KiB direct")):
         base = rate(runs["none"], kind)
         print("%s: none %.2f" % (label, base))
@@ -179,7 +195,7 @@ def main():
     print("commit to event, ms (40 files, each synced; negative: before sync returned):")
     for mode in MODES:
         d, seen = delays(binary, mode)
-        print("  %-10s p50 %7.1f  p99 %7.1f  (%d of %d files seen)"
+        print("  %-12s p50 %7.1f  p99 %7.1f  (%d of %d files seen)"
               % (mode, pct(d, 0.5), pct(d, 0.99), len(d), seen))
 
 

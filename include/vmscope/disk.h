@@ -197,6 +197,11 @@ struct vms_fswatch_options {
 	enum vms_capture_mode mode; /* how writes are captured; 0: BLOCKING */
 	uint32_t interval_ms;	    /* BITMAP: between polls; 0: 100 ms */
 	/*
+	 * Bytes between the capture and inference (docs/fswatch.md,
+	 * "Back-pressure"): a power of two from 1 MiB to 1 GiB; 0: 64 MiB.
+	 */
+	uint64_t spool_bytes;
+	/*
 	 * An LVM2 logical volume to watch, "VG/LV" (vms_disk_layout() lists
 	 * them); NULL: as above, with every readable ext2/3/4 volume too. Its
 	 * events name it ("volume").

@@ -33,6 +33,8 @@
 #include "disk/spool.h"
 
 #define SPOOL_BYTES	 (64u << 20)
+#define SPOOL_MIN	 (1u << 20)
+#define SPOOL_MAX	 (1u << 30)
 #define HASH_MAX_DEFAULT (1u << 20)
 #define LATENCY_SAMPLES	 65536u
 #define PATH_MAX_BYTES	 8192
@@ -138,7 +140,34 @@ static int clip(const struct watched *w, size_t *k, uint64_t offset, uint64_t le
 	return 0;
 }
 
-/* NBD thread: the guest waits until this returns. Each filesystem gets its part. */
+/*
+ * One filesystem's part of a request, into the spool in pieces of at most a
+ * quarter of it (block-aligned: the engine takes any run of whole blocks),
+ * so that a small spool never meets a record it cannot hold.
+ */
+static void spool_pieces(struct vms_fswatch *fw, const struct spool_record *whole,
+			 const uint8_t *payload)
+{
+	uint64_t piece = fw->spool.size / 4, done = 0;
+
+	do {
+		struct spool_record r = *whole;
+
+		r.offset += done;
+		r.length = whole->length - done < piece ? whole->length - done : piece;
+		r.payload_len = payload && r.type == NBD_CMD_WRITE ? (uint32_t)r.length : 0;
+		if (!spool_push_wait(&fw->spool, &r, payload ? payload + done : NULL,
+				     fw->mode == VMS_CAPTURE_BLOCKING ? SPOOL_WAIT_BLOCKING_MS : -1,
+				     &fw->abandon))
+			fw->queued++;
+		done += r.length;
+	} while (done < whole->length);
+}
+
+/*
+ * The capture's thread (in blocking mode the guest's write waits until this
+ * returns): each filesystem gets its part.
+ */
 static void on_request(void *ctx, const struct nbd_request *req, const void *payload)
 {
 	struct vms_fswatch *fw = ctx;
@@ -156,16 +185,9 @@ static void on_request(void *ctx, const struct nbd_request *req, const void *pay
 			if (req->type == NBD_CMD_WRITE) {
 				fw->writes += !counted;
 				fw->write_bytes += r.length;
-				if (payload)
-					r.payload_len = (uint32_t)r.length;
 			}
 			counted = 1;
-			if (!spool_push_wait(
-				    &fw->spool, &r,
-				    payload ? (const uint8_t *)payload + skip : NULL,
-				    fw->mode == VMS_CAPTURE_BLOCKING ? SPOOL_WAIT_BLOCKING_MS : -1,
-				    &fw->abandon))
-				fw->queued++;
+			spool_pieces(fw, &r, payload ? (const uint8_t *)payload + skip : NULL);
 		}
 	}
 }
@@ -644,7 +666,14 @@ static int start(struct vms_fswatch *fw, const char *node, const struct vms_fswa
 	if (!vms_vm_query_info(vm, &info))
 		snprintf(fw->vm_name, sizeof(fw->vm_name), "%s", info.name);
 	snprintf(fw->node, sizeof(fw->node), "%s", node);
-	if (copy_options(fw, o) || spool_init(&fw->spool, SPOOL_BYTES))
+	if (o && o->spool_bytes &&
+	    (o->spool_bytes < SPOOL_MIN || o->spool_bytes > SPOOL_MAX ||
+	     (o->spool_bytes & (o->spool_bytes - 1))))
+		return vm_error(vm, -EINVAL,
+				"a spool of %llu bytes: a power of two from 1 MiB to 1 GiB",
+				(unsigned long long)o->spool_bytes);
+	if (copy_options(fw, o) ||
+	    spool_init(&fw->spool, o && o->spool_bytes ? o->spool_bytes : SPOOL_BYTES))
 		return vm_error(vm, -ENOMEM, "out of memory");
 	err = vms_disk_open(vm, node, &fw->reader);
 	err = err ? err : find_filesystems(fw, o ? o->partition : 0, o ? o->volume : NULL);

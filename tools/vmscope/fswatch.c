@@ -2,7 +2,7 @@
 /*
  * vmscope fswatch TARGET --disk NODE [--partition N | --volume VG/LV]
  *                [--mode blocking|background|bitmap]
- *                [--interval MS] [--path GLOB]... [--mount DIR] [--hash]
+ *                [--interval MS] [--spool MIB] [--path GLOB]... [--mount DIR] [--hash]
  *                [--duration S] [--sink jsonl|redis://HOST:PORT/STREAM]:
  * file events inferred from the guest's ext4 writes, as JSON lines or into
  * a Redis stream, until the duration ends or SIGINT/SIGTERM; then a clean
@@ -43,6 +43,20 @@ static void summary(struct vms_fswatch *fw)
 		fprintf(stderr, "; %" PRIu64 " bitmap polls", st.polls);
 }
 
+static int parse_spool(const char *text, uint64_t *ret)
+{
+	uint64_t mib;
+
+	if (cli_parse_u64(text, "--spool", &mib))
+		return 1;
+	if (!mib || mib > 1024 || (mib & (mib - 1)))
+		return cli_fail("--spool: MiB between capture and inference, a power of two from 1 "
+				"to 1024, not %s",
+				text);
+	*ret = mib << 20;
+	return 0;
+}
+
 static int parse_partition(const char *text, unsigned int *ret)
 {
 	uint64_t n;
@@ -78,6 +92,7 @@ static int run_fswatch(int argc, char **argv)
 		{ "volume", required_argument, NULL, 'V' },
 		{ "mode", required_argument, NULL, 'M' },
 		{ "interval", required_argument, NULL, 'I' },
+		{ "spool", required_argument, NULL, 'S' },
 		{ "path", required_argument, NULL, 'p' },
 		{ "mount", required_argument, NULL, 'm' },
 		{ "hash", no_argument, NULL, 'H' },
@@ -120,6 +135,10 @@ static int run_fswatch(int argc, char **argv)
 		else if (opt == 'I' && cli_parse_interval(optarg, &o.interval_ms))
 			return 1;
 		else if (opt == 'I')
+			continue;
+		else if (opt == 'S' && parse_spool(optarg, &o.spool_bytes))
+			return 1;
+		else if (opt == 'S')
 			continue;
 		else if (opt == 'p' && o.nr_paths < MAX_GLOBS)
 			globs[o.nr_paths++] = optarg;
