@@ -12,6 +12,7 @@
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,8 +23,10 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <ext2fs/ext2fs.h>
 
 #include "disk/ext4/engine.h"
+#include "disk/ext4/inode.h"
 #include "ext4_image.h"
 
 #define MAX_EVENTS 4096
@@ -383,6 +386,22 @@ static void test_uncommitted(void **state)
 	drop_fs(&f);
 }
 
+/* The first block of a directory, as debugfs maps it. */
+static uint64_t directory_block(struct fixture *f, const char *path)
+{
+	char command[512];
+	uint64_t block = 0;
+	FILE *p;
+
+	snprintf(command, sizeof(command), "debugfs -R 'bmap %s 0' %s 2>/dev/null", path,
+		 f->img.path);
+	p = popen(command, "r");
+	assert_non_null(p);
+	assert_int_equal(fscanf(p, "%" SCNu64, &block), 1);
+	pclose(p);
+	return block;
+}
+
 static struct ext4_engine_stats stats(struct ext4_engine *e)
 {
 	struct ext4_engine_stats st;
@@ -434,8 +453,75 @@ static void test_checksums(void **state)
 	expect_only(&f, (const char *const[]){ "mkdir /good" }, 1);
 	assert_int_equal(stats(e).checksum_failures, 3);
 
+	/* The root directory's block logged with its checksum tail wrong: its new name is not. */
+	{
+		uint64_t root = directory_block(&f, "/"), *b;
+		uint8_t *d;
+		size_t n = change(&f, "mkdir /bad-dir\n", &b, &d), k;
+
+		for (k = 0; k < n && b[k] != root; k++)
+			;
+		assert_true(k < n);
+		d[k * 1024 + 1023] ^= 0x40; /* the tail's CRC32C */
+		clear_events(&f);
+		assert_int_equal(ext4_image_log(e, ext4_image_journal_start(&f.img),
+						ext4_image_journal_sequence(&f.img), 1, b, d, n, 1),
+				 0);
+		for (size_t i = 0; i < f.nr_events; i++)
+			assert_null(strstr(f.events[i], "bad-dir"));
+		assert_true(stats(e).checksum_failures >= 4);
+		free(b);
+		free(d);
+	}
+
 	ext4_engine_free(e);
 	drop_fs(&f);
+}
+
+static void put_dirent(uint8_t *at, uint32_t ino, uint16_t rec_len, const char *name, uint8_t type)
+{
+	uint32_t le_ino = htole32(ino);
+	uint16_t le_len = htole16(rec_len);
+
+	memcpy(at, &le_ino, 4);
+	memcpy(at + 4, &le_len, 2);
+	at[6] = (uint8_t)strlen(name);
+	at[7] = type;
+	memcpy(at + 8, name, strlen(name));
+}
+
+/*
+ * A directory block's tail, as the kernel finds it: at the end of the chain
+ * of records. A leaf's checks or not; an htree root, whose ".." record spans
+ * a leaf's old tail left in its last bytes (what Linux 6.1 leaves when it
+ * indexes a directory), has no tail to check, whatever those bytes say.
+ */
+static void test_dir_block_tail(void **state)
+{
+	uint8_t leaf[1024] = { 0 }, root[1024] = { 0 };
+	uint32_t seed = 0x12345678, ino = htole32(21), gen = htole32(7), c;
+
+	(void)state;
+	put_dirent(leaf, 21, 12, ".", 2);
+	put_dirent(leaf + 12, 2, 12, "..", 2);
+	put_dirent(leaf + 24, 30, 1024 - 24 - 12, "file", 1);
+	put_dirent(leaf + 1012, 0, 12, "", 0xde);
+	leaf[1012 + 6] = 0; /* the tail's name_len and reserved byte are zero */
+	c = ext2fs_crc32c_le(
+		ext2fs_crc32c_le(ext2fs_crc32c_le(seed, (uint8_t *)&ino, 4), (uint8_t *)&gen, 4),
+		leaf, 1012);
+	c = htole32(c);
+	memcpy(leaf + 1020, &c, 4);
+	assert_true(ext4_dir_block_csum_ok(leaf, 1024, seed, 21, 7));
+	assert_false(ext4_dir_block_csum_ok(leaf, 1024, seed, 21, 8)); /* another generation */
+	leaf[30] ^= 1;
+	assert_false(ext4_dir_block_csum_ok(leaf, 1024, seed, 21, 7));
+
+	put_dirent(root, 21, 12, ".", 2);
+	put_dirent(root + 12, 2, 1024 - 12, "..", 2);
+	memcpy(root + 1012, leaf + 1012, 12); /* the old leaf's tail, stale */
+	root[1023] ^= 0x40;
+	assert_true(ext4_dir_block_csum_ok(root, 1024, seed, 21, 7));
 }
 
 /*
@@ -529,6 +615,7 @@ int main(void)
 		cmocka_unit_test(test_uncommitted),
 		cmocka_unit_test(test_hostile_journal),
 		cmocka_unit_test(test_checksums),
+		cmocka_unit_test(test_dir_block_tail),
 		cmocka_unit_test(test_sequence_gaps),
 	};
 

@@ -186,8 +186,8 @@ static int read_directory(struct ext4_engine *e, struct fs_inode *dir, uint8_t *
 				continue;
 			err = model_block(e, m->physical + b, block);
 			err = err ?: model_cache(e, m->physical + b, block);
-			if (!err && ext4_dir_block_walk(block, e->l.block_size, learn_name, &c) ==
-					    -ENOMEM)
+			if (!err && dir_block_checks(e, dir->ino, block) &&
+			    ext4_dir_block_walk(block, e->l.block_size, learn_name, &c) == -ENOMEM)
 				err = -ENOMEM;
 		}
 	}

@@ -350,6 +350,17 @@ static int apply_inodes(struct ext4_engine *e, struct commit *c)
 
 /* -- phase 3: directories as sets of names -- */
 
+int dir_block_checks(struct ext4_engine *e, uint32_t dir, const uint8_t *block)
+{
+	const struct fs_inode *n = model_inode(e, dir);
+
+	if (!e->l.metadata_csum || !n ||
+	    ext4_dir_block_csum_ok(block, e->l.block_size, e->l.csum_seed, dir, n->info.generation))
+		return 1;
+	e->st.checksum_failures++;
+	return 0;
+}
+
 static int diff_dir_block(struct ext4_engine *e, struct commit *c, const struct dirblk *d)
 {
 	struct entries old = { 0 }, new = { 0 };
@@ -362,6 +373,10 @@ static int diff_dir_block(struct ext4_engine *e, struct commit *c, const struct 
 		err = -ENOMEM;
 	if (!err && d->kind != DB_GONE) {
 		err = model_block(e, d->block, e->scratch);
+		if (!err && !dir_block_checks(e, d->dir, e->scratch)) {
+			entries_free(&old);
+			return 0; /* damaged: the names it held before stand */
+		}
 		if (!err && ext4_dir_block_walk(e->scratch, e->l.block_size, collect_entry, &cn) ==
 				    -ENOMEM)
 			err = -ENOMEM;

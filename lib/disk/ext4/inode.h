@@ -83,6 +83,9 @@ int ext4_dir_block_walk(const uint8_t *block, size_t len, ext4_dirent_fn fn, voi
 /* The same for an inline directory: i_block after its 4-byte parent number. */
 int ext4_dir_inline_walk(const uint8_t *i_block, ext4_dirent_fn fn, void *ctx);
 
+/* Whether a directory block's metadata_csum tail checks (1 too when it has none). */
+int ext4_dir_block_csum_ok(const uint8_t *block, size_t len, uint32_t seed, uint32_t dir_ino,
+			   uint32_t generation);
 /* Whether the inode's metadata_csum checks (raw: inode_size bytes of inode ino). */
 int ext4_inode_csum_ok(const uint8_t *raw, uint32_t inode_size, uint32_t ino, uint32_t seed);
 

@@ -102,4 +102,7 @@ int infer_batch_add(struct ext4_engine *e, uint64_t block, const uint8_t *data);
 /* write.c: data writes held for their commit, tried again after each. */
 int write_retry_pending(struct ext4_engine *e);
 
+/* A directory block's metadata_csum, for directory dir: 1 if it checks (or has none); 0 counted. */
+int dir_block_checks(struct ext4_engine *e, uint32_t dir, const uint8_t *block);
+
 #endif
