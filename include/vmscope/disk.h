@@ -71,6 +71,12 @@ struct vms_capture_stats {
 	uint64_t dropped; /* requests acknowledged but not queued: the ring was full */
 	/* BITMAP: polls made, bytes marked dirty, bytes read back, the longest poll */
 	uint64_t polls, dirty_bytes, read_bytes, poll_us_max;
+	/*
+	 * BITMAP: polls that failed (each is tried again at the next); failed:
+	 * 5 in a row did, the capture has ended (vms_capture_stop() says why)
+	 */
+	uint64_t poll_failures;
+	int failed;
 };
 
 /*
@@ -219,6 +225,7 @@ struct vms_fswatch_stats {
 	 */
 	uint64_t spool_size, spool_peak, spool_waited_us;
 	uint64_t polls;				  /* bitmap mode: polls of the dirty bitmap */
+	int capture_failed; /* the capture has ended on an error (vms_fswatch_stop() says which) */
 	uint64_t transactions, unmapped, errors;  /* commits; data never owned; damage seen */
 	uint64_t checksum_failures; /* journal blocks and inodes whose CRC32C is wrong: not used */
 	uint64_t missed_transactions; /* journal transactions never seen (a gap in sequence) */
@@ -242,8 +249,13 @@ void vms_fswatch_get_stats(struct vms_fswatch *fw, struct vms_fswatch_stats *ret
 /*
  * Inference never drops an event for a full ring: it waits, and the
  * capture's spool absorbs the guest's writes meanwhile. To end without
- * losing anything: vms_fswatch_detach() (no more writes are captured), keep
- * draining the ring until vms_fswatch_idle(), then vms_fswatch_stop().
+ * losing anything: vms_fswatch_detach() (no more writes are captured: it
+ * returns at once and the capture ends on a thread of its own, as its last
+ * writes may wait for inference, which waits for the ring), keep draining
+ * the ring until vms_fswatch_idle() (the capture ended, everything it
+ * captured applied), then vms_fswatch_stop(), which returns the detach's
+ * error if any. vms_fswatch_stop() alone ends at once: what the capture
+ * still held is counted as dropped.
  */
 int vms_fswatch_detach(struct vms_fswatch *fw);
 int vms_fswatch_idle(struct vms_fswatch *fw);

@@ -38,7 +38,9 @@
 #define READ_CHUNK	  (4u << 20)   /* bytes per read and per request handed on */
 #define STATUS_CHUNK	  (1ull << 30) /* bytes per NBD_CMD_BLOCK_STATUS */
 #define REMOVE_WAIT_MS	  5000	       /* for the export's end to release a bitmap */
-#define DIRTY_MAX_EXTENTS (1u << 20)   /* per poll: 16 MiB of extents at most */
+#define DIRTY_MAX_EXTENTS (1u << 20)   /* per block status: 16 MiB of extents at most */
+#define UNREAD_MAX	  4	       /* disabled bitmaps kept for another try */
+#define FAILURES_MAX	  5	       /* polls in a row that fail: the capture has failed */
 
 struct extent {
 	uint64_t offset, length;
@@ -62,7 +64,13 @@ struct bitmap_poll {
 	pthread_mutex_t wake_lock;
 	pthread_cond_t wake;
 	_Atomic int stopping;
-	_Atomic uint64_t polls, dirty_bytes, read_bytes, poll_us_max;
+	_Atomic uint64_t polls, dirty_bytes, read_bytes, poll_us_max, poll_failures;
+	/* Disabled bitmaps not yet read and removed, oldest first; [0] read already? */
+	char unread[UNREAD_MAX][64];
+	size_t nr_unread;
+	int first_read;
+	unsigned int failures; /* in a row */
+	_Atomic int failed;
 	int err;
 	char why[256];
 };
@@ -74,12 +82,12 @@ static int fail(struct bitmap_poll *b, int err, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (!b->err) {
-		va_start(ap, fmt);
-		vsnprintf(b->why, sizeof(b->why), fmt, ap);
-		va_end(ap);
-		b->err = err;
-	}
+	/* The latest: a poll that fails is tried again, and only the failure that ends it counts.
+	 */
+	va_start(ap, fmt);
+	vsnprintf(b->why, sizeof(b->why), fmt, ap);
+	va_end(ap);
+	b->err = err;
 	return err;
 }
 
@@ -162,26 +170,6 @@ static int on_extents(void *ctx, const char *context, uint64_t offset, uint32_t 
 	return 0;
 }
 
-/* Every dirty extent of the exported bitmap, disk order, adjacent ones merged. */
-static int dirty_extents(struct bitmap_poll *b, struct nbd_handle *h)
-{
-	b->nr_dirty = 0;
-	for (uint64_t at = 0; at < b->size;) {
-		uint64_t count = b->size - at < STATUS_CHUNK ? b->size - at : STATUS_CHUNK;
-		nbd_extent_callback cb = { .callback = on_extents, .user_data = b };
-
-		b->status_end = at;
-		if (nbd_block_status(h, count, at, cb, 0))
-			return fail(b, -EIO, "NBD block status at %llu: %s", (unsigned long long)at,
-				    nbd_get_error());
-		if (b->status_end <= at) /* a reply may cover less than asked, never nothing */
-			return fail(b, -EPROTO, "NBD block status at %llu: no extents",
-				    (unsigned long long)at);
-		at = b->status_end;
-	}
-	return 0;
-}
-
 /*
  * Each extent to the consumer in requests of at most READ_CHUNK, with the
  * bytes read back when it wants them: they may be newer than the bitmap's
@@ -213,6 +201,30 @@ static int hand_on(struct bitmap_poll *b, struct nbd_handle *h)
 	return 0;
 }
 
+/* The exported bitmap's dirty extents, a block status at a time, each batch handed on. */
+static int read_dirty(struct bitmap_poll *b, struct nbd_handle *h)
+{
+	for (uint64_t at = 0; at < b->size;) {
+		uint64_t count = b->size - at < STATUS_CHUNK ? b->size - at : STATUS_CHUNK;
+		nbd_extent_callback cb = { .callback = on_extents, .user_data = b };
+		int err;
+
+		b->nr_dirty = 0;
+		b->status_end = at;
+		if (nbd_block_status(h, count, at, cb, 0))
+			return fail(b, -EIO, "NBD block status at %llu: %s", (unsigned long long)at,
+				    nbd_get_error());
+		if (b->status_end <= at) /* a reply may cover less than asked, never nothing */
+			return fail(b, -EPROTO, "NBD block status at %llu: no extents",
+				    (unsigned long long)at);
+		err = hand_on(b, h);
+		if (err)
+			return err;
+		at = b->status_end;
+	}
+	return 0;
+}
+
 static int read_export(struct bitmap_poll *b, const char *bitmap)
 {
 	char context[96];
@@ -232,8 +244,7 @@ static int read_export(struct bitmap_poll *b, const char *bitmap)
 		err = fail(b, -EOPNOTSUPP, "QEMU's NBD server does not offer %s", context);
 		goto out;
 	}
-	err = dirty_extents(b, h);
-	err = err ? err : hand_on(b, h);
+	err = read_dirty(b, h);
 	nbd_shutdown(h, 0);
 out:
 	nbd_close(h);
@@ -253,36 +264,67 @@ static int remove_bitmap(struct bitmap_poll *b, const char *name)
 
 		if (!err)
 			return 0;
-		if (!strstr(why, "busy") || monotonic_ms() >= deadline)
+		if ((!strstr(why, "in use") && !strstr(why, "busy")) || monotonic_ms() >= deadline)
 			return fail(b, err, "block-dirty-bitmap-remove %s: %s", name, why);
 		usleep(2000);
 	}
 }
 
-static int poll_once(struct bitmap_poll *b)
+/* One disabled bitmap: exported, read, handed on, unexported. */
+static int read_bitmap(struct bitmap_poll *b, const char *bitmap)
 {
-	long long start = monotonic_us();
-	char old[64];
-	int err = rotate(b, old, sizeof(old));
+	int err = qmp_do(b, "block-export-add",
+			 json_pack("{s:s,s:s,s:s,s:s,s:b,s:[s]}", "type", "nbd", "id", b->export_id,
+				   "node-name", b->node, "name", b->export_id, "writable", 0,
+				   "bitmaps", bitmap));
 
 	if (err)
 		return err;
-	err = qmp_do(b, "block-export-add",
-		     json_pack("{s:s,s:s,s:s,s:s,s:b,s:[s]}", "type", "nbd", "id", b->export_id,
-			       "node-name", b->node, "name", b->export_id, "writable", 0, "bitmaps",
-			       old));
-	if (!err) {
-		err = read_export(b, old);
-		/* "hard": our client has gone; no need to wait for the server to notice. */
-		if (qmp_do(b, "block-export-del",
-			   json_pack("{s:s,s:s}", "id", b->export_id, "mode", "hard")))
-			err = err ? err : b->err;
+	err = read_export(b, bitmap);
+	/* "hard": our client has gone; no need to wait for the server to notice. */
+	if (qmp_do(b, "block-export-del",
+		   json_pack("{s:s,s:s}", "id", b->export_id, "mode", "hard")) &&
+	    !err)
+		err = b->err;
+	return err;
+}
+
+/*
+ * The next bitmap on, then every disabled one not yet done, oldest first. A
+ * step that fails leaves its bitmap for the next poll (a bitmap read but not
+ * removed is not read again); FAILURES_MAX polls in a row that fail end
+ * the capture.
+ */
+static int poll_once(struct bitmap_poll *b)
+{
+	long long start = monotonic_us();
+	int err = 0;
+
+	if (b->nr_unread < UNREAD_MAX) {
+		err = rotate(b, b->unread[b->nr_unread], sizeof(b->unread[0]));
+		b->nr_unread += !err;
 	}
-	if (remove_bitmap(b, old))
-		err = err ? err : b->err;
+	while (!err && b->nr_unread) {
+		if (!b->first_read)
+			err = read_bitmap(b, b->unread[0]);
+		b->first_read = !err;
+		err = err ? err : remove_bitmap(b, b->unread[0]);
+		if (err)
+			break;
+		memmove(b->unread[0], b->unread[1], (b->nr_unread - 1) * sizeof(b->unread[0]));
+		b->nr_unread--;
+		b->first_read = 0;
+	}
 	b->polls++;
 	if ((uint64_t)(monotonic_us() - start) > b->poll_us_max)
 		b->poll_us_max = (uint64_t)(monotonic_us() - start);
+	if (!err) {
+		b->failures = 0;
+		return 0;
+	}
+	b->poll_failures++;
+	if (++b->failures >= FAILURES_MAX)
+		b->failed = 1;
 	return err;
 }
 
@@ -305,9 +347,9 @@ static void *poll_thread(void *arg)
 		if (b->stopping)
 			break;
 		pthread_mutex_unlock(&b->wake_lock);
-		if (poll_once(b))
-			return NULL; /* the error waits for bitmap_stop(); the current bitmap stays
-				      */
+		poll_once(b);
+		if (b->failed)
+			return NULL; /* the error waits for bitmap_stop(); its bitmaps stay */
 		pthread_mutex_lock(&b->wake_lock);
 	}
 	pthread_mutex_unlock(&b->wake_lock);
@@ -382,6 +424,7 @@ int bitmap_start(struct qmp *qmp, const char *node, uint64_t size, const struct 
 	}
 	if (err) {
 		snprintf(why, why_len, "%s", b->why);
+		b->failed = 1;
 		bitmap_stop(b, NULL, NULL, 0);
 		return err;
 	}
@@ -395,6 +438,8 @@ void bitmap_get_stats(const struct bitmap_poll *b, struct vms_capture_stats *ret
 	ret->dirty_bytes = b->dirty_bytes;
 	ret->read_bytes = b->read_bytes;
 	ret->poll_us_max = b->poll_us_max;
+	ret->poll_failures = b->poll_failures;
+	ret->failed = b->failed;
 }
 
 /*
@@ -414,14 +459,17 @@ int bitmap_stop(struct bitmap_poll *b, struct vms_capture_stats *ret, char *why,
 		pthread_cond_signal(&b->wake);
 		pthread_mutex_unlock(&b->wake_lock);
 		pthread_join(b->thread, NULL);
-		if (!b->err)
-			poll_once(b);
+		while (!b->failed && poll_once(b))
+			usleep(10000); /* what the guest wrote since the last poll, and anything
+					  left */
 	}
-	if (b->current_added)
-		remove_bitmap(b, b->current);
+	if (b->current_added && remove_bitmap(b, b->current))
+		b->failed = 1;
+	for (size_t i = 0; i < b->nr_unread; i++)
+		remove_bitmap(b, b->unread[i]); /* the capture has failed: its bitmaps go */
 	if (ret)
 		bitmap_get_stats(b, ret);
-	err = b->err;
+	err = b->failed ? b->err : 0;
 	if (err && why)
 		snprintf(why, why_len, "%s", b->why);
 	pthread_cond_destroy(&b->wake);

@@ -416,6 +416,8 @@ void vms_capture_get_stats(const struct vms_capture *c, struct vms_capture_stats
 		ret->dirty_bytes = c->bitmap_final.dirty_bytes;
 		ret->read_bytes = c->bitmap_final.read_bytes;
 		ret->poll_us_max = c->bitmap_final.poll_us_max;
+		ret->poll_failures = c->bitmap_final.poll_failures;
+		ret->failed = c->bitmap_final.failed;
 	}
 }
 

@@ -27,6 +27,7 @@
 #include <vmscope/os.h>
 
 #include "core/internal.h"
+#include "core/util.h"
 #include "disk/capture.h"
 #include "disk/ext4/engine.h"
 #include "disk/layout/layout.h"
@@ -98,6 +99,9 @@ struct vms_fswatch {
 	} last_hash;
 	_Atomic uint64_t writes, write_bytes;
 	uint64_t polls;	      /* the bitmap's, kept from the capture's stats past its detach */
+	pthread_t detacher;
+	int detach_started, detach_err, capture_failed;
+	_Atomic int detached;
 	pthread_mutex_t lock; /* the figures below, read by vms_fswatch_get_stats() */
 	uint64_t events, filtered, dropped;
 	uint32_t latency_us[LATENCY_SAMPLES];
@@ -143,23 +147,29 @@ static int clip(const struct watched *w, size_t *k, uint64_t offset, uint64_t le
 /*
  * One filesystem's part of a request, into the spool in pieces of at most a
  * quarter of it (block-aligned: the engine takes any run of whole blocks),
- * so that a small spool never meets a record it cannot hold.
+ * so that a small spool never meets a record it cannot hold. In blocking
+ * mode the guest's write waits at most SPOOL_WAIT_BLOCKING_MS for all of
+ * its pieces; once one is dropped, so are the rest (counted as one).
  */
 static void spool_pieces(struct vms_fswatch *fw, const struct spool_record *whole,
 			 const uint8_t *payload)
 {
-	uint64_t piece = fw->spool.size / 4, done = 0;
+	uint64_t piece = payload ? fw->spool.size / 4 : whole->length, done = 0;
+	long long deadline = monotonic_ms() + SPOOL_WAIT_BLOCKING_MS;
 
 	do {
 		struct spool_record r = *whole;
+		long long wait = -1;
 
+		if (fw->mode == VMS_CAPTURE_BLOCKING)
+			wait = deadline > monotonic_ms() ? deadline - monotonic_ms() : 0;
 		r.offset += done;
 		r.length = whole->length - done < piece ? whole->length - done : piece;
-		r.payload_len = payload && r.type == NBD_CMD_WRITE ? (uint32_t)r.length : 0;
-		if (!spool_push_wait(&fw->spool, &r, payload ? payload + done : NULL,
-				     fw->mode == VMS_CAPTURE_BLOCKING ? SPOOL_WAIT_BLOCKING_MS : -1,
-				     &fw->abandon))
-			fw->queued++;
+		r.payload_len = payload ? (uint32_t)r.length : 0;
+		if (spool_push_wait(&fw->spool, &r, payload ? payload + done : NULL, wait,
+				    &fw->abandon))
+			return;
+		fw->queued++;
 		done += r.length;
 	} while (done < whole->length);
 }
@@ -747,13 +757,15 @@ void vms_fswatch_get_stats(struct vms_fswatch *fw, struct vms_fswatch_stats *ret
 	ret->spool_size = fw->spool.size;
 	ret->spool_peak = fw->spool.peak;
 	ret->spool_waited_us = fw->spool.waited_us;
-	if (fw->capture) {
+	if (fw->capture && !fw->detach_started && !fw->detached) {
 		struct vms_capture_stats cs;
 
 		vms_capture_get_stats(fw->capture, &cs);
 		fw->polls = cs.polls;
+		fw->capture_failed = cs.failed;
 	}
 	ret->polls = fw->polls;
+	ret->capture_failed = fw->capture_failed;
 	if (fw->thread_started && !pthread_getcpuclockid(fw->thread, &clock))
 		clock_gettime(clock, &cpu);
 	ret->infer_cpu_s = (double)cpu.tv_sec + (double)cpu.tv_nsec / 1e9;
@@ -789,21 +801,34 @@ void vms_fswatch_get_stats(struct vms_fswatch *fw, struct vms_fswatch_stats *ret
 	pthread_mutex_unlock(&sorting);
 }
 
+/* The capture's end, on a thread of its own: its last writes may wait for the caller's drain. */
+static void *detach_thread(void *arg)
+{
+	struct vms_fswatch *fw = arg;
+	struct vms_capture_stats cs = { 0 };
+
+	fw->detach_err = capture_stop_stats(fw->capture, &cs);
+	fw->polls = cs.polls;
+	fw->capture_failed = cs.failed || fw->detach_err;
+	fw->detached = 1;
+	return NULL;
+}
+
 int vms_fswatch_detach(struct vms_fswatch *fw)
 {
-	struct vms_capture_stats cs = { 0 };
-	int err = capture_stop_stats(fw->capture, &cs);
-
-	if (fw->capture)
-		fw->polls = cs.polls;
-
-	fw->capture = NULL;
-	return err;
+	if (!fw->capture || fw->detach_started || fw->detached)
+		return 0;
+	if (pthread_create(&fw->detacher, NULL, detach_thread, fw)) {
+		detach_thread(fw); /* no thread to spare: here, with the spool's bound */
+		return fw->detach_err;
+	}
+	fw->detach_started = 1;
+	return 0;
 }
 
 int vms_fswatch_idle(struct vms_fswatch *fw)
 {
-	return !fw->capture && fw->applied == fw->queued;
+	return (!fw->capture || fw->detached) && fw->applied == fw->queued;
 }
 
 int vms_fswatch_stop(struct vms_fswatch *fw)
@@ -812,8 +837,14 @@ int vms_fswatch_stop(struct vms_fswatch *fw)
 
 	if (!fw)
 		return 0;
-	if (fw->capture)
-		err = vms_fswatch_detach(fw);
+	/* Nobody drains any more: waits for the spool or the ring give up, counted. */
+	fw->abandon = 1;
+	if (fw->capture && !fw->detach_started && !fw->detached)
+		detach_thread(fw);
+	if (fw->detach_started)
+		pthread_join(fw->detacher, NULL);
+	fw->capture = NULL;
+	err = fw->detach_err;
 	if (fw->thread_started) {
 		fw->stopping = 1;
 		fw->abandon = 1;

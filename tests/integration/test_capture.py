@@ -150,6 +150,26 @@ def check_capture_bitmap(t):
              "bitmap: a killed vmscope's bitmap is removed by the next capture",
              (left, dirty_bitmaps(g), r.stderr))
         t.eq(g.qmp("query-status")["status"], "running", "bitmap: the VM runs")
+
+        # Its bitmap taken away under it: the polls fail, the capture ends with the cause.
+        cap = start_capture(g, "--mode", "bitmap", "--interval", "50")
+        deadline = time.monotonic() + 10
+        while cap.poll() is None and time.monotonic() < deadline:
+            for name in dirty_bitmaps(g):
+                try:
+                    g.qmp("block-dirty-bitmap-remove", node="disk0", name=name)
+                except vmguest.GuestError:
+                    pass  # exported at that instant; the next round takes it
+            time.sleep(0.02)
+        out, err = cap.communicate(timeout=30)
+        t.ok(cap.returncode == 1 and "dirty bitmap on disk0" in err and
+             "not found" in err.lower(),
+             "bitmap: a capture whose bitmap is removed by someone else ends on its own, "
+             "saying why", err)
+        t.ok(dirty_bitmaps(g) == [] and g.qmp("query-block-exports") == [] and
+             g.qmp("query-status")["status"] == "running",
+             "bitmap: after that failure nothing is left behind and the VM runs",
+             (dirty_bitmaps(g), g.qmp("query-block-exports")))
         r = vmscope("capture", "qmp:" + g.qmp_path, "--disk", "disk0", "--interval", "100",
                     "--duration", "1")
         t.one_line_error(r, "capture --interval without --mode bitmap: one-line error",

@@ -18,6 +18,14 @@
 
 #include "cli.h"
 
+static int capture_failed(void *ctx)
+{
+	struct vms_capture_stats st;
+
+	vms_capture_get_stats(ctx, &st);
+	return st.failed;
+}
+
 static int run_capture(int argc, char **argv)
 {
 	static const struct option options[] = {
@@ -76,6 +84,8 @@ static int run_capture(int argc, char **argv)
 	fprintf(stderr, "vmscope: capturing writes to %s (%s); stop with Ctrl-C\n", disk,
 		vms_capture_mode_name(o.mode));
 	fflush(stderr);
+	stream.failed = capture_failed;
+	stream.failed_ctx = capture;
 	status = cli_stream(&stream, duration);
 	vms_capture_get_stats(capture, &st);
 	if (vms_capture_stop(capture))

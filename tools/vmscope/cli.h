@@ -166,6 +166,9 @@ struct cli_stream {
 	struct vms_sink *log;  /* owned by sink */
 	struct vms_vm *vm;
 	const char *sink_url;
+	/* when set, asked each round: non-zero ends the stream (the producer has failed) */
+	int (*failed)(void *ctx);
+	void *failed_ctx;
 };
 
 int cli_stream_open(struct cli_stream *st, const char *target, const char *sink_url,

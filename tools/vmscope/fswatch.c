@@ -43,6 +43,14 @@ static void summary(struct vms_fswatch *fw)
 		fprintf(stderr, "; %" PRIu64 " bitmap polls", st.polls);
 }
 
+static int capture_failed(void *ctx)
+{
+	struct vms_fswatch_stats st;
+
+	vms_fswatch_get_stats(ctx, &st);
+	return st.capture_failed;
+}
+
 static int parse_spool(const char *text, uint64_t *ret)
 {
 	uint64_t mib;
@@ -176,6 +184,8 @@ static int run_fswatch(int argc, char **argv)
 	print_filesystems(fw);
 	fprintf(stderr, "; %s capture; stop with Ctrl-C\n", vms_capture_mode_name(o.mode));
 	fflush(stderr);
+	stream.failed = capture_failed;
+	stream.failed_ctx = fw;
 	status = cli_stream(&stream, duration);
 	/* Detach, then deliver every event inferred from what was captured. */
 	if (vms_fswatch_detach(fw))

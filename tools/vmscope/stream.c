@@ -180,11 +180,18 @@ int cli_stream(struct cli_stream *st, double duration)
 {
 	struct vms_ring *ring = st->ring;
 	struct vms_sink *sink = st->sink;
-	double end = duration > 0 ? now_s() + duration : 0;
+	double end = duration > 0 ? now_s() + duration : 0, next_check = 0;
 
 	cli_stop_on_signals();
 	while (!cli_stopping() && (!end || now_s() < end)) {
 		size_t moved = 0;
+
+		/* Twice a second: the producer's figures are not free to gather. */
+		if (st->failed && now_s() >= next_check) {
+			if (st->failed(st->failed_ctx))
+				return 1; /* the reason comes with the producer's stop */
+			next_check = now_s() + 0.5;
+		}
 
 		if (vms_sink_drain(sink, ring, 0, &moved))
 			return cli_fail("cannot write events");
