@@ -7,6 +7,7 @@
  * export and stops the server again.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,15 +32,65 @@ static int qmp_fail(struct vms_vm *vm, int err)
 	return vm_error(vm, err, "%s", qmp_error(vm->qmp));
 }
 
-static int export_node(struct vms_disk_reader *r, const char *node)
+/* An export vmscope made ("vmscope-read-PID", "vmscope-bitmap-PID") whose process is gone. */
+static int export_is_stale(const char *id)
+{
+	int pid = 0, n = 0;
+
+	if (sscanf(id, "vmscope-read-%d%n", &pid, &n) != 1 &&
+	    sscanf(id, "vmscope-bitmap-%d%n", &pid, &n) != 1)
+		return 0;
+	return !id[n] && pid > 0 && kill(pid, 0) && errno == ESRCH;
+}
+
+/*
+ * QEMU runs one NBD server. A vmscope killed while reading leaves its own
+ * running: when every export on it is a dead vmscope's, it is taken down.
+ * A server with any other export, or none, is someone else's and stays.
+ */
+static int stop_stale_server(struct vms_vm *vm)
+{
+	json_t *exports = NULL, *x;
+	size_t i, stale = 0;
+
+	if (qmp_execute(vm->qmp, "query-block-exports", NULL, &exports))
+		return 0;
+	json_array_foreach(exports, i, x)
+		stale += export_is_stale(json_string_value(json_object_get(x, "id")) ?: "");
+	if (!stale || stale != json_array_size(exports)) {
+		json_decref(exports);
+		return 0;
+	}
+	json_array_foreach(exports, i, x)
+		qmp_execute(vm->qmp, "block-export-del",
+			    json_pack("{s:s,s:s}", "id",
+				      json_string_value(json_object_get(x, "id")), "mode", "hard"),
+			    NULL);
+	json_decref(exports);
+	return !qmp_execute(vm->qmp, "nbd-server-stop", NULL, NULL);
+}
+
+static int start_server(struct vms_disk_reader *r)
 {
 	struct vms_vm *vm = r->vm;
 	int err;
 
-	err = qmp_execute(vm->qmp, "nbd-server-start",
-			  json_pack("{s:{s:s,s:{s:s}}}", "addr", "type", "unix", "data", "path",
-				    r->socket),
-			  NULL);
+	for (int tries = 0;; tries++) {
+		err = qmp_execute(vm->qmp, "nbd-server-start",
+				  json_pack("{s:{s:s,s:{s:s}}}", "addr", "type", "unix", "data",
+					    "path", r->socket),
+				  NULL);
+		if (!err || tries || !stop_stale_server(vm))
+			break;
+	}
+	return err;
+}
+
+static int export_node(struct vms_disk_reader *r, const char *node)
+{
+	struct vms_vm *vm = r->vm;
+	int err = start_server(r);
+
 	if (err)
 		return qmp_fail(vm, err);
 	r->server_started = 1;
