@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The daemon's configuration: an INI file read by libinih, for the
+ * settings system administrators keep in /etc, under flags for the common
+ * cases. Section [daemon]: qmp-dir, listen, interval (seconds), timeout
+ * (milliseconds). An unknown section or key is an error, not a silent typo.
+ */
+#include <errno.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.h"
+
+struct parse {
+	struct daemon_config *c;
+	char why[256];
+};
+
+static int number(const char *text, double min, double max, double *ret)
+{
+	char *end;
+	double v = strtod(text, &end);
+
+	if (end == text || *end || !(v >= min && v <= max))
+		return -1;
+	*ret = v;
+	return 0;
+}
+
+static int copy(char *dst, size_t len, const char *value)
+{
+	if (strlen(value) >= len)
+		return -1;
+	memcpy(dst, value, strlen(value) + 1);
+	return 0;
+}
+
+static int on_key(void *user, const char *section, const char *key, const char *value)
+{
+	struct parse *p = user;
+	struct daemon_config *c = p->c;
+	double v;
+	int bad = 0;
+
+	if (strcmp(section, "daemon"))
+		bad = snprintf(p->why, sizeof(p->why), "unknown section [%s]", section);
+	else if (!strcmp(key, "qmp-dir"))
+		bad = copy(c->qmp_dir, sizeof(c->qmp_dir), value)
+			      ? snprintf(p->why, sizeof(p->why), "qmp-dir is too long")
+			      : 0;
+	else if (!strcmp(key, "listen"))
+		bad = copy(c->listen, sizeof(c->listen), value)
+			      ? snprintf(p->why, sizeof(p->why), "listen is too long")
+			      : 0;
+	else if (!strcmp(key, "interval") && !number(value, 0.05, 3600, &v))
+		c->interval_s = v;
+	else if (!strcmp(key, "timeout") && !number(value, 10, 600000, &v))
+		c->timeout_ms = (int)v;
+	else if (!strcmp(key, "interval") || !strcmp(key, "timeout"))
+		bad = snprintf(p->why, sizeof(p->why), "%s = %s: %s", key, value,
+			       !strcmp(key, "interval") ? "seconds from 0.05 to 3600"
+							: "milliseconds from 10 to 600000");
+	else
+		bad = snprintf(p->why, sizeof(p->why), "unknown key %s in [daemon]", key);
+	return !bad; /* inih: 0 stops at the first error */
+}
+
+int daemon_config_load(struct daemon_config *c, const char *path, char *why, size_t why_len)
+{
+	struct parse p = { c, "" };
+	int r;
+
+	memset(c, 0, sizeof(*c));
+	c->interval_s = 1;
+	c->timeout_ms = 2000;
+	if (!path)
+		return 0;
+	r = ini_parse(path, on_key, &p);
+	if (r == -1)
+		snprintf(why, why_len, "%s: %s", path, strerror(errno));
+	else if (r == -2)
+		snprintf(why, why_len, "%s: out of memory", path);
+	else if (r)
+		snprintf(why, why_len, "%s: line %d: %s", path, r, p.why[0] ? p.why : "not INI");
+	return r ? -1 : 0;
+}
+
+int daemon_config_check(const struct daemon_config *c, char *why, size_t why_len)
+{
+	if (!c->qmp_dir[0]) {
+		snprintf(why, why_len, "no source of VMs: give --qmp-dir DIR (or qmp-dir = DIR)");
+		return -1;
+	}
+	if (!c->listen[0]) {
+		snprintf(why, why_len, "nowhere to answer: give --listen unix:PATH or HOST:PORT");
+		return -1;
+	}
+	return 0;
+}

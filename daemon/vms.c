@@ -1,0 +1,317 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The set of VMs the daemon watches, a worker thread each. A worker
+ * attaches, samples the host's figures of its VM every interval (each QMP
+ * exchange under the configured timeout) and renders them as Prometheus
+ * text; a scrape or a status request only copies the last rendering under
+ * the VM's lock, so a slow, hung or dead VM never delays another, or the
+ * API. A VM that fails is marked down with the reason and attached afresh
+ * at its next turn.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include <vmscope/monitor.h>
+#include <vmscope/prometheus.h>
+#include <vmscope/vm.h>
+
+#include "daemon.h"
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Down: vmscope_up 0 with the last good sample's time, and why, until it comes back. */
+static void set_down(struct dvm *v, const char *reason)
+{
+	size_t *offsets = calloc(vms_prom_families() + 1, sizeof(*offsets));
+	struct vms_prom_vm p = { v->name, 0, 0, 0, NULL, NULL, 0, NULL, NULL, NULL };
+	char *text = NULL;
+
+	pthread_mutex_lock(&v->lock);
+	p.sample_time_s = v->last_sample_s;
+	if (offsets && !vms_prom_render(&p, &text, offsets)) {
+		free(v->text);
+		free(v->offsets);
+		v->text = text;
+		v->offsets = offsets;
+		offsets = NULL;
+	}
+	snprintf(v->state, sizeof(v->state), "down");
+	snprintf(v->reason, sizeof(v->reason), "%s", reason);
+	pthread_mutex_unlock(&v->lock);
+	free(offsets);
+}
+
+/* One sample: the host's figures, rendered; the rendering replaces the last. */
+static int sample(struct dvm *v, struct vms_vm *vm)
+{
+	struct vms_host_metrics h = { 0 };
+	double start = now_s();
+	size_t *offsets = calloc(vms_prom_families() + 1, sizeof(*offsets));
+	char *text = NULL;
+	int err = offsets ? vms_monitor_host(vm, &h) : -ENOMEM;
+
+	if (!err) {
+		struct vms_prom_vm p = { v->name, 1,	start, now_s() - start, &h, NULL, 0,
+					 NULL,	  NULL, NULL };
+
+		err = vms_prom_render(&p, &text, offsets);
+	}
+	vms_host_metrics_release(&h);
+	if (err) {
+		free(offsets);
+		return err;
+	}
+	pthread_mutex_lock(&v->lock);
+	free(v->text);
+	free(v->offsets);
+	v->text = text;
+	v->offsets = offsets;
+	v->samples++;
+	v->last_sample_s = start;
+	snprintf(v->state, sizeof(v->state), "up");
+	v->reason[0] = 0;
+	pthread_mutex_unlock(&v->lock);
+	return 0;
+}
+
+/* Sleep one interval, in short steps, so that a stop is quick. */
+static void pause_turn(struct dvm *v, double interval_s)
+{
+	double until = now_s() + interval_s;
+
+	while (!v->stopping && now_s() < until)
+		usleep(20000);
+}
+
+static void *worker(void *arg)
+{
+	struct dvm *v = arg;
+	const struct daemon_config *c = v->config;
+	struct vms_attach_opts opts = { sizeof(opts), c->timeout_ms };
+	struct vms_vm *vm = NULL;
+
+	while (!v->stopping) {
+		if (!vm && !vms_vm_new(&vm) && vms_vm_attach(vm, v->target, &opts)) {
+			set_down(v, vms_last_error(vm));
+			vms_vm_free(vm);
+			vm = NULL;
+		}
+		if (vm && sample(v, vm)) {
+			pthread_mutex_lock(&v->lock);
+			v->failures++;
+			pthread_mutex_unlock(&v->lock);
+			set_down(v, vms_last_error(vm)[0] ? vms_last_error(vm) : "sampling failed");
+			vms_vm_free(vm); /* attached afresh next turn: QEMU may have restarted */
+			vm = NULL;
+		}
+		pause_turn(v, c->interval_s);
+	}
+	vms_vm_free(vm);
+	return NULL;
+}
+
+void vmset_init(struct vmset *s, const struct daemon_config *config)
+{
+	memset(s, 0, sizeof(*s));
+	pthread_mutex_init(&s->lock, NULL);
+	s->config = config;
+}
+
+static struct dvm *find(struct vmset *s, const char *name)
+{
+	for (struct dvm *v = s->head; v; v = v->next)
+		if (!strcmp(v->name, name))
+			return v;
+	return NULL;
+}
+
+int vmset_add(struct vmset *s, const char *name, const char *target)
+{
+	struct dvm *v;
+	int err;
+
+	pthread_mutex_lock(&s->lock);
+	if (find(s, name)) {
+		pthread_mutex_unlock(&s->lock);
+		return 0;
+	}
+	v = calloc(1, sizeof(*v));
+	if (!v) {
+		pthread_mutex_unlock(&s->lock);
+		return -ENOMEM;
+	}
+	v->config = s->config;
+	snprintf(v->name, sizeof(v->name), "%s", name);
+	snprintf(v->target, sizeof(v->target), "%s", target);
+	snprintf(v->state, sizeof(v->state), "attaching");
+	pthread_mutex_init(&v->lock, NULL);
+	v->seen = 1;
+	err = -pthread_create(&v->thread, NULL, worker, v);
+	if (err) {
+		pthread_mutex_destroy(&v->lock);
+		free(v);
+		pthread_mutex_unlock(&s->lock);
+		return err;
+	}
+	v->next = s->head;
+	s->head = v;
+	s->nr++;
+	pthread_mutex_unlock(&s->lock);
+	fprintf(stderr, "vmscoped: VM %s added (%s)\n", name, target);
+	return 1;
+}
+
+static void free_dvm(struct dvm *v)
+{
+	v->stopping = 1;
+	pthread_join(v->thread, NULL);
+	pthread_mutex_destroy(&v->lock);
+	free(v->text);
+	free(v->offsets);
+	free(v);
+}
+
+/* Unlinked under the set's lock, stopped outside it: a worker mid-sample takes its time. */
+static struct dvm *unlink_if(struct vmset *s, const char *name, int unseen_only)
+{
+	struct dvm **p = &s->head, *gone = NULL;
+
+	while (*p) {
+		struct dvm *v = *p;
+
+		if ((name && !strcmp(v->name, name)) || (unseen_only && !v->seen)) {
+			*p = v->next;
+			v->next = gone;
+			gone = v;
+			s->nr--;
+		} else {
+			p = &v->next;
+		}
+	}
+	return gone;
+}
+
+static void free_list(struct dvm *v)
+{
+	while (v) {
+		struct dvm *next = v->next;
+
+		fprintf(stderr, "vmscoped: VM %s removed\n", v->name);
+		free_dvm(v);
+		v = next;
+	}
+}
+
+int vmset_remove(struct vmset *s, const char *name)
+{
+	struct dvm *gone;
+
+	pthread_mutex_lock(&s->lock);
+	gone = unlink_if(s, name, 0);
+	pthread_mutex_unlock(&s->lock);
+	free_list(gone);
+	return gone ? 0 : -ENOENT;
+}
+
+void vmset_unsee(struct vmset *s)
+{
+	pthread_mutex_lock(&s->lock);
+	for (struct dvm *v = s->head; v; v = v->next)
+		v->seen = 0;
+	pthread_mutex_unlock(&s->lock);
+}
+
+int vmset_see(struct vmset *s, const char *name)
+{
+	struct dvm *v;
+
+	pthread_mutex_lock(&s->lock);
+	v = find(s, name);
+	if (v)
+		v->seen = 1;
+	pthread_mutex_unlock(&s->lock);
+	return v != NULL;
+}
+
+void vmset_sweep(struct vmset *s)
+{
+	struct dvm *gone;
+
+	pthread_mutex_lock(&s->lock);
+	gone = unlink_if(s, NULL, 1);
+	pthread_mutex_unlock(&s->lock);
+	free_list(gone);
+}
+
+void vmset_destroy(struct vmset *s)
+{
+	pthread_mutex_lock(&s->lock);
+	free_list(s->head);
+	s->head = NULL;
+	s->nr = 0;
+	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_destroy(&s->lock);
+}
+
+char *vmset_metrics(struct vmset *s, size_t *ret_len)
+{
+	char *buf = NULL;
+	FILE *f = open_memstream(&buf, ret_len);
+
+	if (!f)
+		return NULL;
+	pthread_mutex_lock(&s->lock);
+	fprintf(f,
+		"# HELP vmscoped_vms VMs the daemon watches.\n# TYPE vmscoped_vms gauge\n"
+		"vmscoped_vms %zu\n",
+		s->nr);
+	for (size_t fam = 0; fam < vms_prom_families(); fam++) {
+		vms_prom_header(f, fam);
+		for (struct dvm *v = s->head; v; v = v->next) {
+			pthread_mutex_lock(&v->lock);
+			if (v->text)
+				fwrite(v->text + v->offsets[fam], 1,
+				       v->offsets[fam + 1] - v->offsets[fam], f);
+			pthread_mutex_unlock(&v->lock);
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (fclose(f)) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+char *vmset_json(struct vmset *s)
+{
+	json_t *list = json_array();
+	char *text;
+
+	pthread_mutex_lock(&s->lock);
+	for (struct dvm *v = s->head; list && v; v = v->next) {
+		pthread_mutex_lock(&v->lock);
+		json_array_append_new(
+			list, json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:f}", "name", v->name, "target",
+					v->target, "state", v->state, "reason", v->reason,
+					"samples", (json_int_t)v->samples, "failures",
+					(json_int_t)v->failures, "last_sample", v->last_sample_s));
+		pthread_mutex_unlock(&v->lock);
+	}
+	pthread_mutex_unlock(&s->lock);
+	text = list ? json_dumps(list, JSON_COMPACT) : NULL;
+	json_decref(list);
+	return text;
+}

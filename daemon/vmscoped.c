@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: MIT
+/*
+ * vmscoped [--config FILE] [--qmp-dir DIR] [--listen unix:PATH|HOST:PORT]
+ *          [--interval S] [--check-config]
+ *
+ * One daemon for every VM on a host: the VMs of a directory of QMP sockets,
+ * each sampled by a worker of its own, all served through one control API.
+ * The main thread is the event loop: the source's changes and signals
+ * (SIGINT/SIGTERM end it, cleanly). Flags override the config file.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "daemon.h"
+
+#define RESCAN_MS 5000 /* a rescan even without notifications (a socket made by a rename) */
+
+static int usage(void)
+{
+	fprintf(stderr, "usage: vmscoped [--config FILE] [--qmp-dir DIR] "
+			"[--listen unix:PATH|HOST:PORT] [--interval S] [--check-config]\n");
+	return 2;
+}
+
+static int fail(const char *why)
+{
+	fprintf(stderr, "vmscoped: %s\n", why);
+	return 2;
+}
+
+static int parse(int argc, char **argv, struct daemon_config *c, int *check)
+{
+	static const struct option options[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "qmp-dir", required_argument, NULL, 'q' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "interval", required_argument, NULL, 'i' },
+		{ "check-config", no_argument, NULL, 'C' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *config = NULL;
+	char why[DAEMON_PATH_MAX + 64];
+	int opt;
+
+	/* The file first, whatever the order of flags: flags override it. */
+	for (int i = 1; i + 1 < argc; i++)
+		if (!strcmp(argv[i], "--config"))
+			config = argv[i + 1];
+	if (daemon_config_load(c, config, why, sizeof(why)))
+		return fail(why);
+	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+		char *end;
+
+		if (opt == 'c')
+			continue;
+		if (opt == 'q')
+			snprintf(c->qmp_dir, sizeof(c->qmp_dir), "%s", optarg);
+		else if (opt == 'l')
+			snprintf(c->listen, sizeof(c->listen), "%s", optarg);
+		else if (opt == 'i' && (c->interval_s = strtod(optarg, &end)) >= 0.05 && !*end &&
+			 c->interval_s <= 3600)
+			continue;
+		else if (opt == 'i')
+			return fail("--interval: seconds from 0.05 to 3600");
+		else if (opt == 'C')
+			*check = 1;
+		else
+			return usage();
+	}
+	if (optind != argc)
+		return usage();
+	if (daemon_config_check(c, why, sizeof(why)))
+		return fail(why);
+	return 0;
+}
+
+static int run(const struct daemon_config *c)
+{
+	struct qmpdir *q = NULL;
+	struct api *api = NULL;
+	struct vmset set;
+	char why[DAEMON_PATH_MAX + 128];
+	sigset_t mask;
+	int sfd, status = 0;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL); /* before any thread: they inherit it */
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	vmset_init(&set, c);
+	if (sfd < 0 || qmpdir_open(c->qmp_dir, &q, why, sizeof(why)) ||
+	    api_start(c->listen, &set, &api, why, sizeof(why))) {
+		status = fail(sfd < 0 ? strerror(errno) : why);
+		goto out;
+	}
+	fprintf(stderr, "vmscoped: watching %s, answering on %s\n", c->qmp_dir, c->listen);
+	qmpdir_sync(q, &set);
+	for (;;) {
+		struct pollfd fds[2] = { { sfd, POLLIN, 0 }, { qmpdir_fd(q), POLLIN, 0 } };
+		int n = poll(fds, 2, RESCAN_MS);
+
+		if (n < 0 && errno != EINTR)
+			break;
+		if (fds[0].revents & POLLIN) {
+			struct signalfd_siginfo si;
+
+			if (read(sfd, &si, sizeof(si)) == sizeof(si) && si.ssi_signo != SIGPIPE)
+				break;
+		}
+		qmpdir_sync(q, &set); /* on a change, and every RESCAN_MS regardless */
+	}
+	fprintf(stderr, "vmscoped: stopping\n");
+out:
+	api_stop(api);
+	vmset_destroy(&set);
+	qmpdir_close(q);
+	if (sfd >= 0)
+		close(sfd);
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	struct daemon_config c;
+	int check = 0, err = parse(argc, argv, &c, &check);
+
+	if (err)
+		return err;
+	if (check) {
+		printf("vmscoped: the configuration is valid (qmp-dir %s, listen %s, interval %g "
+		       "s)\n",
+		       c.qmp_dir, c.listen, c.interval_s);
+		return 0;
+	}
+	return run(&c);
+}

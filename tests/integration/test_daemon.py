@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""vmscoped, the daemon, against real guests: VMs found in a directory of QMP
+sockets as they appear and dropped as they go, each one's figures served on
+/metrics and its state on /api/v1/vms through a control socket only its
+owner may use; a VM whose QEMU dies is down with the reason while the others
+carry on. Ground truth: each guest's QEMU pid as the harness started it."""
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+
+from harness import Tap, vmguest, track
+
+VMSCOPED = os.environ.get("VMSCOPED_BIN", os.path.join(os.path.dirname(__file__), "..", "..",
+                                                       "build", "daemon", "vmscoped"))
+
+
+class UnixHTTP(http.client.HTTPConnection):
+    def __init__(self, path):
+        super().__init__("localhost", timeout=10)
+        self.path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(10)
+        self.sock.connect(self.path)
+
+
+def get(ctl, url):
+    c = UnixHTTP(ctl)
+    try:
+        c.request("GET", url)
+        r = c.getresponse()
+        return r.status, r.read().decode()
+    finally:
+        c.close()
+
+
+def vms(ctl):
+    return {v["name"]: v for v in json.loads(get(ctl, "/api/v1/vms")[1])}
+
+
+def wait_for(what, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = what()
+        if got:
+            return got
+        time.sleep(0.2)
+    return what()
+
+
+def info_pids(metrics):
+    return {m.group(1): int(m.group(2)) for m in
+            re.finditer(r'^vmscope_vm_info\{vm="([^"]+)",qemu_pid="(\d+)"', metrics, re.M)}
+
+
+def check_daemon(t):
+    with tempfile.TemporaryDirectory(prefix="vmscoped-test-") as d, \
+            vmguest.Guest(name="alpha") as a, vmguest.Guest(name="beta") as b:
+        qdir = os.path.join(d, "qmp")
+        os.mkdir(qdir)
+        ctl = os.path.join(d, "ctl.sock")
+        os.symlink(a.qmp_path, os.path.join(qdir, "alpha.qmp"))
+        open(os.path.join(qdir, "notes.txt"), "w").close()  # not a socket: no VM
+        proc = track(subprocess.Popen([VMSCOPED, "--qmp-dir", qdir, "--listen", "unix:" + ctl,
+                                       "--interval", "0.3"], stderr=subprocess.PIPE,
+                                      text=True))
+        try:
+            up = wait_for(lambda: os.path.exists(ctl) and
+                          vms(ctl).get("alpha", {}).get("state") == "up")
+            t.ok(up and set(vms(ctl)) == {"alpha"},
+                 "the VM whose socket is in the directory is attached and up; the other file "
+                 "is no VM", vms(ctl) if os.path.exists(ctl) else "no control socket")
+            t.eq(stat.S_IMODE(os.stat(ctl).st_mode) & 0o077, 0,
+                 "the control socket is its owner's only")
+            os.chmod(d, 0o755)  # the directory open to all: only the socket's mode guards it
+            other = subprocess.run(
+                ["/usr/bin/python3", "-c", "import socket,sys; s=socket.socket(socket.AF_UNIX); "
+                 "s.connect(sys.argv[1])", ctl], capture_output=True, text=True,
+                preexec_fn=lambda: (os.setgid(65534), os.setuid(65534)), timeout=30)
+            t.ok(other.returncode != 0 and "Permission denied" in other.stderr,
+                 "another user (nobody) cannot connect to it", other.stderr[-300:])
+
+            os.symlink(b.qmp_path, os.path.join(qdir, "beta.qmp"))
+            t.ok(wait_for(lambda: vms(ctl).get("beta", {}).get("state") == "up", 15),
+                 "a socket added while it runs: that VM is attached", vms(ctl))
+            status, metrics = get(ctl, "/metrics")
+            t.ok(status == 200 and info_pids(metrics) == {"alpha": a.proc.pid,
+                                                         "beta": b.proc.pid} and
+                 re.search(r'^vmscope_up\{vm="alpha"\} 1$', metrics, re.M) and
+                 re.search(r'^vmscope_up\{vm="beta"\} 1$', metrics, re.M) and
+                 re.search(r'^vmscope_qemu_user_seconds_total\{vm="beta"\} [0-9.e+]+$',
+                           metrics, re.M),
+                 "/metrics: both VMs up, each with its own QEMU's pid and CPU time",
+                 metrics[:1500])
+
+            os.unlink(os.path.join(qdir, "alpha.qmp"))
+            t.ok(wait_for(lambda: "alpha" not in vms(ctl), 15) and "beta" in vms(ctl),
+                 "its socket gone from the directory: that VM is dropped, the other stays",
+                 vms(ctl))
+
+            b.proc.kill()
+            b.proc.wait()
+            down = wait_for(lambda: vms(ctl).get("beta", {}).get("state") == "down", 15)
+            beta = vms(ctl).get("beta", {})
+            t.ok(down and beta.get("reason"), "a VM whose QEMU died is down, with the reason",
+                 beta)
+            t.ok(re.search(r'^vmscope_up\{vm="beta"\} 0$', get(ctl, "/metrics")[1], re.M),
+                 "/metrics: the dead VM's vmscope_up is 0")
+            t.eq(get(ctl, "/nowhere")[0], 404, "an unknown path: 404")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                _, err = proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                _, err = proc.communicate()
+        t.ok(proc.returncode == 0 and not os.path.exists(ctl),
+             "SIGTERM: vmscoped exits 0 and removes its control socket", err[-2000:])
+
+
+def check_refusals(t):
+    with tempfile.TemporaryDirectory(prefix="vmscoped-test-") as d:
+        def run(*args):
+            return subprocess.run([VMSCOPED] + list(args), capture_output=True, text=True,
+                                  timeout=30)
+
+        def one_line(r, label, needle):
+            lines = r.stderr.strip().split("\n")
+            t.ok(r.returncode == 2 and len(lines) == 1 and needle in lines[0],
+                 label + ": a one-line error naming the cause", r.stderr)
+
+        one_line(run("--qmp-dir", d, "--listen", "0.0.0.0:9999"),
+                 "a listener on a non-loopback address without TLS", "not a loopback address")
+        one_line(run("--listen", "unix:" + os.path.join(d, "c.sock")),
+                 "no source of VMs", "--qmp-dir")
+        one_line(run("--qmp-dir", os.path.join(d, "none"), "--listen",
+                     "unix:" + os.path.join(d, "c.sock")), "a missing directory",
+                 "not a directory")
+        conf = os.path.join(d, "vmscoped.conf")
+        with open(conf, "w") as f:
+            f.write("[daemon]\nqmp-dir = %s\nlisten = unix:%s/c.sock\ninterval = 2\n" % (d, d))
+        r = run("--config", conf, "--check-config")
+        t.ok(r.returncode == 0 and "interval 2 s" in r.stdout,
+             "--check-config: a valid file is said to be valid, its settings read",
+             r.stdout + r.stderr)
+        r = run("--config", conf, "--interval", "0.5", "--check-config")
+        t.ok(r.returncode == 0 and "interval 0.5 s" in r.stdout, "a flag overrides the file",
+             r.stdout)
+        with open(conf, "a") as f:
+            f.write("intervall = 3\n")
+        one_line(run("--config", conf, "--check-config"), "--check-config: a misspelt key",
+                 "line 5: unknown key intervall")
+
+
+def main():
+    t = Tap()
+    t.run("vmscoped", check_daemon)
+    t.run("vmscoped refusals", check_refusals)
+    return t.done()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
