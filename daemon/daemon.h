@@ -35,7 +35,7 @@ int daemon_config_check(const struct daemon_config *c, char *why, size_t why_len
 struct dvm {
 	char name[DAEMON_NAME_MAX];
 	char target[DAEMON_PATH_MAX + 8]; /* "qmp:PATH" */
-	const struct daemon_config *config;
+	struct vmset *set;
 	pthread_t thread;
 	_Atomic int stopping;
 	pthread_mutex_t lock; /* the fields below */
@@ -53,10 +53,13 @@ struct vmset {
 	pthread_mutex_t lock; /* the list */
 	struct dvm *head;
 	size_t nr;
-	const struct daemon_config *config;
+	/* what the workers read each turn: a reload changes them under running VMs */
+	_Atomic double interval_s;
+	_Atomic int timeout_ms;
 };
 
 void vmset_init(struct vmset *s, const struct daemon_config *config);
+void vmset_configure(struct vmset *s, const struct daemon_config *config);
 /* Add a VM under name (a worker starts), unless one has that name: 0, 1 when new. */
 int vmset_add(struct vmset *s, const char *name, const char *target);
 /* Stop its worker and forget it: 0, or -ENOENT. */

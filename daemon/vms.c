@@ -98,11 +98,11 @@ static void pause_turn(struct dvm *v, double interval_s)
 static void *worker(void *arg)
 {
 	struct dvm *v = arg;
-	const struct daemon_config *c = v->config;
-	struct vms_attach_opts opts = { sizeof(opts), c->timeout_ms };
 	struct vms_vm *vm = NULL;
 
 	while (!v->stopping) {
+		struct vms_attach_opts opts = { sizeof(opts), v->set->timeout_ms };
+
 		if (!vm && !vms_vm_new(&vm) && vms_vm_attach(vm, v->target, &opts)) {
 			set_down(v, vms_last_error(vm));
 			vms_vm_free(vm);
@@ -116,7 +116,7 @@ static void *worker(void *arg)
 			vms_vm_free(vm); /* attached afresh next turn: QEMU may have restarted */
 			vm = NULL;
 		}
-		pause_turn(v, c->interval_s);
+		pause_turn(v, v->set->interval_s);
 	}
 	vms_vm_free(vm);
 	return NULL;
@@ -126,7 +126,13 @@ void vmset_init(struct vmset *s, const struct daemon_config *config)
 {
 	memset(s, 0, sizeof(*s));
 	pthread_mutex_init(&s->lock, NULL);
-	s->config = config;
+	vmset_configure(s, config);
+}
+
+void vmset_configure(struct vmset *s, const struct daemon_config *config)
+{
+	s->interval_s = config->interval_s;
+	s->timeout_ms = config->timeout_ms; /* from each VM's next attach */
 }
 
 static struct dvm *find(struct vmset *s, const char *name)
@@ -152,7 +158,7 @@ int vmset_add(struct vmset *s, const char *name, const char *target)
 		pthread_mutex_unlock(&s->lock);
 		return -ENOMEM;
 	}
-	v->config = s->config;
+	v->set = s;
 	snprintf(v->name, sizeof(v->name), "%s", name);
 	snprintf(v->target, sizeof(v->target), "%s", target);
 	snprintf(v->state, sizeof(v->state), "attaching");

@@ -127,6 +127,88 @@ def check_daemon(t):
              "SIGTERM: vmscoped exits 0 and removes its control socket", err[-2000:])
 
 
+def notified(sock, want, timeout=20):
+    """The sd_notify messages received until one holds want (or the time is up)."""
+    got = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.1, deadline - time.monotonic()))
+        try:
+            got.append(sock.recv(4096).decode())
+        except socket.timeout:
+            break
+        if want in got[-1]:
+            break
+    return got
+
+
+def check_systemd(t):
+    """Type=notify as systemd sees it: READY, RELOADING then READY on SIGHUP, STOPPING; a
+    reload that moves to another directory drops its VMs and takes the new one's, a bad file
+    changes nothing; the unit file passes systemd-analyze verify."""
+    with tempfile.TemporaryDirectory(prefix="vmscoped-test-") as d, \
+            vmguest.Guest(name="gamma") as g1, vmguest.Guest(name="delta") as g2:
+        dirs = [os.path.join(d, "one"), os.path.join(d, "two")]
+        for x, g, name in zip(dirs, (g1, g2), ("gamma", "delta")):
+            os.mkdir(x)
+            os.symlink(g.qmp_path, os.path.join(x, name + ".qmp"))
+        ctl, conf = os.path.join(d, "ctl.sock"), os.path.join(d, "vmscoped.conf")
+
+        def config(qdir, extra=""):
+            with open(conf, "w") as f:
+                f.write("[daemon]\nqmp-dir = %s\nlisten = unix:%s\ninterval = 0.3\n%s"
+                        % (qdir, ctl, extra))
+        config(dirs[0])
+        note = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        note.bind(os.path.join(d, "notify.sock"))
+        proc = track(subprocess.Popen([VMSCOPED, "--config", conf], stderr=subprocess.PIPE,
+                                      text=True, env=dict(os.environ,
+                                                          NOTIFY_SOCKET=note.getsockname())))
+        try:
+            t.ok("READY=1" in "".join(notified(note, "READY=1")), "sd_notify: READY=1 once "
+                 "it answers")
+            t.ok(wait_for(lambda: vms(ctl).get("gamma", {}).get("state") == "up"),
+                 "the config file's directory: its VM up", vms(ctl))
+            config(dirs[1])
+            proc.send_signal(signal.SIGHUP)
+            got = "|".join(notified(note, "READY=1"))
+            t.ok("RELOADING=1" in got and got.index("RELOADING=1") < got.rindex("READY=1"),
+                 "SIGHUP: RELOADING=1, then READY=1", got)
+            t.ok(wait_for(lambda: set(vms(ctl)) == {"delta"} and
+                          vms(ctl)["delta"]["state"] == "up", 15),
+                 "the reloaded file names another directory: its VM taken, the old one's "
+                 "dropped", vms(ctl))
+            samples = vms(ctl)["delta"]["samples"]
+            config(dirs[1], "colour = blue\n")
+            proc.send_signal(signal.SIGHUP)
+            notified(note, "READY=1")
+            time.sleep(1)
+            t.ok(set(vms(ctl)) == {"delta"} and vms(ctl)["delta"]["samples"] > samples,
+                 "a bad file on SIGHUP: refused, the running VM goes on being sampled",
+                 vms(ctl))
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            got = "|".join(notified(note, "STOPPING=1", 15))
+            _, err = proc.communicate(timeout=30)
+            note.close()
+        t.ok("STOPPING=1" in got and proc.returncode == 0, "SIGTERM: STOPPING=1, exit 0",
+             got)
+        t.ok("reload refused" in err and "unknown key colour" in err,
+             "the refused reload says why on stderr (the journal)", err[-1500:])
+
+        unit = os.path.join(d, "vmscoped.service")
+        with open(os.path.join(os.path.dirname(VMSCOPED), "vmscoped.service")) as f:
+            text = f.read()
+        with open(unit, "w") as f:  # the built binary, where systemd-analyze can find it
+            f.write(re.sub(r"^ExecStart=\S+", "ExecStart=" + os.path.abspath(VMSCOPED), text,
+                           flags=re.M))
+        r = subprocess.run(["systemd-analyze", "verify", unit], capture_output=True, text=True,
+                           timeout=60)
+        t.ok(r.returncode == 0 and "Type=notify" in text and "NoNewPrivileges=yes" in text,
+             "the unit file (Type=notify, hardened) passes systemd-analyze verify",
+             r.stdout + r.stderr)
+
+
 def check_refusals(t):
     with tempfile.TemporaryDirectory(prefix="vmscoped-test-") as d:
         def run(*args):
@@ -164,6 +246,7 @@ def check_refusals(t):
 def main():
     t = Tap()
     t.run("vmscoped", check_daemon)
+    t.run("vmscoped under systemd", check_systemd)
     t.run("vmscoped refusals", check_refusals)
     return t.done()
 
