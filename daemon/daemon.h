@@ -38,6 +38,8 @@ struct dvm {
 	struct vmset *set;
 	pthread_t thread;
 	_Atomic int stopping;
+	pthread_mutex_t wake_lock; /* with wake: a stop ends the worker's pause at once */
+	pthread_cond_t wake;
 	pthread_mutex_t lock; /* the fields below */
 	char state[16];	      /* "attaching", "up", "down" */
 	char reason[DAEMON_REASON_MAX];

@@ -86,13 +86,20 @@ static int sample(struct dvm *v, struct vms_vm *vm)
 	return 0;
 }
 
-/* Sleep one interval, in short steps, so that a stop is quick. */
+/* Sleep one interval, or until a stop wakes it: one wakeup a turn, not a poll. */
 static void pause_turn(struct dvm *v, double interval_s)
 {
-	double until = now_s() + interval_s;
+	struct timespec until;
+	double t;
 
-	while (!v->stopping && now_s() < until)
-		usleep(20000);
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	t = (double)until.tv_sec + (double)until.tv_nsec / 1e9 + interval_s;
+	until.tv_sec = (time_t)t;
+	until.tv_nsec = (long)((t - (double)until.tv_sec) * 1e9);
+	pthread_mutex_lock(&v->wake_lock);
+	while (!v->stopping && pthread_cond_timedwait(&v->wake, &v->wake_lock, &until) != ETIMEDOUT)
+		;
+	pthread_mutex_unlock(&v->wake_lock);
 }
 
 static void *worker(void *arg)
@@ -145,6 +152,7 @@ static struct dvm *find(struct vmset *s, const char *name)
 
 int vmset_add(struct vmset *s, const char *name, const char *target)
 {
+	pthread_condattr_t ca;
 	struct dvm *v;
 	int err;
 
@@ -163,9 +171,16 @@ int vmset_add(struct vmset *s, const char *name, const char *target)
 	snprintf(v->target, sizeof(v->target), "%s", target);
 	snprintf(v->state, sizeof(v->state), "attaching");
 	pthread_mutex_init(&v->lock, NULL);
+	pthread_mutex_init(&v->wake_lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&v->wake, &ca);
+	pthread_condattr_destroy(&ca);
 	v->seen = 1;
 	err = -pthread_create(&v->thread, NULL, worker, v);
 	if (err) {
+		pthread_cond_destroy(&v->wake);
+		pthread_mutex_destroy(&v->wake_lock);
 		pthread_mutex_destroy(&v->lock);
 		free(v);
 		pthread_mutex_unlock(&s->lock);
@@ -181,8 +196,13 @@ int vmset_add(struct vmset *s, const char *name, const char *target)
 
 static void free_dvm(struct dvm *v)
 {
+	pthread_mutex_lock(&v->wake_lock);
 	v->stopping = 1;
+	pthread_cond_signal(&v->wake);
+	pthread_mutex_unlock(&v->wake_lock);
 	pthread_join(v->thread, NULL);
+	pthread_cond_destroy(&v->wake);
+	pthread_mutex_destroy(&v->wake_lock);
 	pthread_mutex_destroy(&v->lock);
 	free(v->text);
 	free(v->offsets);
