@@ -94,16 +94,28 @@ static int listen_unix(struct api *a, const char *path, char *why, size_t why_le
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		goto fail;
-	if (!lstat(path, &st) && S_ISSOCK(st.st_mode))
-		unlink(path); /* a previous run's: a live daemon would answer a connect */
+	if (!lstat(path, &st) && S_ISSOCK(st.st_mode)) {
+		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		int live = probe >= 0 && !connect(probe, (struct sockaddr *)&addr, sizeof(addr));
+
+		if (probe >= 0)
+			close(probe);
+		if (live) {
+			snprintf(why, why_len, "--listen unix:%s: something answers there already",
+				 path);
+			close(fd);
+			return -1;
+		}
+		unlink(path); /* a previous run's, nobody behind it */
+	}
 	old = umask(077);
 	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr))) {
 		umask(old);
 		goto fail;
 	}
 	umask(old);
-	if (stat(path, &st) || (st.st_mode & 077) || listen(fd, 64)) {
-		unlink(path);
+	if (stat(path, &st) || listen(fd, 64) || ((st.st_mode & 077) && (errno = EPERM))) {
+		unlink(path); /* EPERM: open to others, refused rather than served */
 		goto fail;
 	}
 	snprintf(a->unix_path, sizeof(a->unix_path), "%s", path);
@@ -156,7 +168,8 @@ static int listen_tcp(const char *listen_addr, struct addrinfo **ret, char *why,
 
 int api_start(const char *listen_addr, struct vmset *s, struct api **ret, char *why, size_t why_len)
 {
-	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	/* poll or epoll, not select: past 1024 descriptors (hundreds of VMs) select fails */
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
 	struct api *a = calloc(1, sizeof(*a));
 	struct addrinfo *ai = NULL;
 	int fd = -1;

@@ -68,7 +68,8 @@ int vmset_add(struct vmset *s, const char *name, const char *target);
 int vmset_remove(struct vmset *s, const char *name);
 /* Before a source's scan: every VM unseen; after it, vmset_sweep() removes the unseen. */
 void vmset_unsee(struct vmset *s);
-int vmset_see(struct vmset *s, const char *name);
+/* 1 when a VM of that name watches that target (now seen); one watching another is removed. */
+int vmset_see(struct vmset *s, const char *name, const char *target);
 void vmset_sweep(struct vmset *s);
 void vmset_destroy(struct vmset *s);
 /* The Prometheus text of every VM, families merged; the JSON list of VMs (malloc'd). */

@@ -102,15 +102,15 @@ void qmpdir_sync(struct qmpdir *q, struct vmset *s)
 		snprintf(path, sizeof(path), "%s/%s", q->dir, e->d_name);
 		if (stat(path, &st) || !S_ISSOCK(st.st_mode))
 			continue;
-		if (!vmset_see(s, name)) {
-			char target[sizeof(path) + 8];
+		char target[sizeof(path) + 8];
 
-			snprintf(target, sizeof(target), "qmp:%s", path);
+		snprintf(target, sizeof(target), "qmp:%s", path);
+		if (!vmset_see(s, name, target))
 			vmset_add(s, name, target);
-		}
 	}
 	closedir(d);
-	vmset_sweep(s);
+	if (budget >= 0)
+		vmset_sweep(s); /* a scan cut short saw too little to drop anything */
 }
 
 void qmpdir_close(struct qmpdir *q)

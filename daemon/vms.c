@@ -259,16 +259,20 @@ void vmset_unsee(struct vmset *s)
 	pthread_mutex_unlock(&s->lock);
 }
 
-int vmset_see(struct vmset *s, const char *name)
+int vmset_see(struct vmset *s, const char *name, const char *target)
 {
 	struct dvm *v;
+	int same;
 
 	pthread_mutex_lock(&s->lock);
 	v = find(s, name);
-	if (v)
+	same = v && !strcmp(v->target, target);
+	if (same)
 		v->seen = 1;
 	pthread_mutex_unlock(&s->lock);
-	return v != NULL;
+	if (v && !same)
+		vmset_remove(s, name); /* the name now means another socket: start afresh */
+	return same;
 }
 
 void vmset_sweep(struct vmset *s)
@@ -328,12 +332,17 @@ char *vmset_json(struct vmset *s)
 
 	pthread_mutex_lock(&s->lock);
 	for (struct dvm *v = s->head; list && v; v = v->next) {
+		json_t *o;
+
 		pthread_mutex_lock(&v->lock);
-		json_array_append_new(
-			list, json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:f}", "name", v->name, "target",
-					v->target, "state", v->state, "reason", v->reason,
-					"samples", (json_int_t)v->samples, "failures",
-					(json_int_t)v->failures, "last_sample", v->last_sample_s));
+		o = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:f}", "name", v->name, "target", v->target,
+			      "state", v->state, "reason", v->reason, "samples",
+			      (json_int_t)v->samples, "failures", (json_int_t)v->failures,
+			      "last_sample", v->last_sample_s);
+		/* a reason cut mid-character, or a path that is not UTF-8: still listed */
+		if (!o)
+			o = json_pack("{s:s,s:s}", "name", v->name, "state", v->state);
+		json_array_append_new(list, o);
 		pthread_mutex_unlock(&v->lock);
 	}
 	pthread_mutex_unlock(&s->lock);

@@ -56,9 +56,11 @@ static int parse(int argc, char **argv, struct daemon_config *c, int *check)
 
 	optind = 0; /* a reload parses again from the start */
 	/* The file first, whatever the order of flags: flags override it. */
-	for (int i = 1; i + 1 < argc; i++)
-		if (!strcmp(argv[i], "--config"))
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--config") && i + 1 < argc)
 			config = argv[i + 1];
+		else if (!strncmp(argv[i], "--config=", 9))
+			config = argv[i] + 9;
 	if (daemon_config_load(c, config, why, sizeof(why)))
 		return fail(why);
 	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
@@ -173,8 +175,11 @@ static int run(const struct daemon_config *c, int argc, char **argv)
 		struct pollfd fds[2] = { { sfd, POLLIN, 0 }, { qmpdir_fd(r.q), POLLIN, 0 } };
 		int n = poll(fds, 2, RESCAN_MS);
 
-		if (n < 0 && errno != EINTR)
+		if (n < 0 && errno != EINTR) {
+			status =
+				fail(strerror(errno)); /* systemd's Restart=on-failure takes over */
 			break;
+		}
 		if (fds[0].revents & POLLIN) {
 			struct signalfd_siginfo si;
 

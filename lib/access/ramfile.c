@@ -62,7 +62,8 @@ int ram_file_open(const char *path, uint64_t size, struct ram_file **ret_file, c
 
 	if (!file)
 		return -ENOMEM;
-	file->fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* The path is the peer's word: a FIFO there must not hold the open (S_ISREG below). */
+	file->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (file->fd < 0 || fstat(file->fd, &st)) {
 		err = -errno;
 		snprintf(errbuf, errbuf_len, "%s: %s", path, strerror(-err));

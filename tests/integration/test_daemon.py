@@ -116,6 +116,12 @@ def check_daemon(t):
             t.ok(re.search(r'^vmscope_up\{vm="beta"\} 0$', get(ctl, "/metrics")[1], re.M),
                  "/metrics: the dead VM's vmscope_up is 0")
             t.eq(get(ctl, "/nowhere")[0], 404, "an unknown path: 404")
+            second = subprocess.run([VMSCOPED, "--qmp-dir", qdir, "--listen", "unix:" + ctl],
+                                    capture_output=True, text=True, timeout=30)
+            t.ok(second.returncode == 2 and "something answers there already" in
+                 second.stderr and get(ctl, "/api/v1/vms")[0] == 200,
+                 "a second vmscoped on the same socket refuses to start; the first goes on",
+                 second.stderr)
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
