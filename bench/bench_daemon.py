@@ -11,11 +11,9 @@ which the daemon's RSS and open descriptors are compared with before.
 
 Usage: bench/bench_daemon.py [VMSCOPED_BINARY] [VMS]
 """
-import http.client
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,18 +26,8 @@ sys.path.insert(0, os.path.join(ROOT, "guest"))
 import vmguest  # noqa: E402
 
 
-class UnixHTTP(http.client.HTTPConnection):
-    def __init__(self, path):
-        super().__init__("localhost", timeout=10)
-        self.path = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(self.path)
-
-
 def get(ctl, url):
-    c = UnixHTTP(ctl)
+    c = vmguest.UnixHTTP(ctl)
     t0 = time.perf_counter()
     c.request("GET", url)
     body = c.getresponse().read()

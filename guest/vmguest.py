@@ -16,6 +16,7 @@ removed the next time a guest starts.
 """
 
 import ctypes
+import http.client
 import json
 import os
 import re
@@ -380,3 +381,16 @@ if __name__ == "__main__":
         print("\n".join(standalone_command(sys.argv[2], sys.argv[3], _image, _disk)[0]))
     else:
         sys.exit("usage: vmguest.py command WORKLOAD RUNDIR")
+
+
+class UnixHTTP(http.client.HTTPConnection):
+    """HTTP over a unix socket (vmscoped's control socket), for tests and benchmarks."""
+
+    def __init__(self, path, timeout=10):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.unix_path)

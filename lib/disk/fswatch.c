@@ -155,14 +155,17 @@ static void spool_pieces(struct vms_fswatch *fw, const struct spool_record *whol
 			 const uint8_t *payload)
 {
 	uint64_t piece = payload ? fw->spool.size / 4 : whole->length, done = 0;
-	long long deadline = monotonic_ms() + SPOOL_WAIT_BLOCKING_MS;
+	int blocking = fw->mode == VMS_CAPTURE_BLOCKING;
+	long long deadline = blocking ? monotonic_ms() + SPOOL_WAIT_BLOCKING_MS : 0;
 
 	do {
 		struct spool_record r = *whole;
-		long long wait = -1;
+		long long wait = -1, now;
 
-		if (fw->mode == VMS_CAPTURE_BLOCKING)
-			wait = deadline > monotonic_ms() ? deadline - monotonic_ms() : 0;
+		if (blocking) {
+			now = monotonic_ms();
+			wait = deadline > now ? deadline - now : 0;
+		}
 		r.offset += done;
 		r.length = whole->length - done < piece ? whole->length - done : piece;
 		r.payload_len = payload ? (uint32_t)r.length : 0;

@@ -100,15 +100,19 @@ int spool_push(struct spool *s, const struct spool_record *head, const void *pay
 int spool_push_wait(struct spool *s, const struct spool_record *head, const void *payload,
 		    long long wait_ms, const _Atomic int *abandon)
 {
-	long long start = monotonic_us(), now = start;
-	int err;
+	long long start, now;
+	int err = try_push(s, head, payload);
 
-	while ((err = try_push(s, head, payload)) == -ENOBUFS) {
-		now = monotonic_us();
-		if ((wait_ms >= 0 && now - start >= wait_ms * 1000) || *abandon ||
-		    atomic_load(&s->head) == atomic_load(&s->tail))
-			break;
+	if (err != -ENOBUFS)
+		return err; /* the usual case: room at once, no clock read on the write path */
+	start = now = monotonic_us();
+	while (!((wait_ms >= 0 && now - start >= wait_ms * 1000) || *abandon ||
+		 atomic_load(&s->head) == atomic_load(&s->tail))) {
 		usleep(500);
+		err = try_push(s, head, payload);
+		now = monotonic_us();
+		if (err != -ENOBUFS)
+			break;
 	}
 	s->waited_us += (uint64_t)(now - start);
 	if (err)

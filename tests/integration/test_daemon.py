@@ -4,7 +4,6 @@ sockets as they appear and dropped as they go, each one's figures served on
 /metrics and its state on /api/v1/vms through a control socket only its
 owner may use; a VM whose QEMU dies is down with the reason while the others
 carry on. Ground truth: each guest's QEMU pid as the harness started it."""
-import http.client
 import json
 import os
 import re
@@ -22,19 +21,8 @@ VMSCOPED = os.environ.get("VMSCOPED_BIN", os.path.join(os.path.dirname(__file__)
                                                        "build", "daemon", "vmscoped"))
 
 
-class UnixHTTP(http.client.HTTPConnection):
-    def __init__(self, path):
-        super().__init__("localhost", timeout=10)
-        self.path = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(10)
-        self.sock.connect(self.path)
-
-
 def get(ctl, url):
-    c = UnixHTTP(ctl)
+    c = vmguest.UnixHTTP(ctl)
     try:
         c.request("GET", url)
         r = c.getresponse()
