@@ -279,12 +279,18 @@ class Guest:
                 raise GuestError("guest reported: " + text[text.index("=== ERROR"):].split("\n")[0])
             if marker in text[after:]:
                 return
-            if self.proc.poll() is not None:
-                raise GuestError("QEMU exited with %d: %s" % (self.proc.returncode,
-                                                           self.qemu_log().strip()[-2000:]))
+            why = self._exited()
+            if why:
+                raise GuestError(why)
             time.sleep(0.02)
         raise GuestError("no %r from the guest within %.0f s; console tail:\n%s"
                          % (marker, timeout, self.console()[-2000:]))
+
+    def _exited(self):
+        """Why the guest is no more, or None while it runs."""
+        if self.proc.poll() is None:
+            return None
+        return "QEMU exited with %d: %s" % (self.proc.returncode, self.qemu_log().strip()[-2000:])
 
     def wait_ready(self, timeout=BOOT_TIMEOUT_S):
         self.wait_for("=== READY ===", timeout)

@@ -10,6 +10,9 @@
  *   dump:/path/to/core      an ELF core from QMP dump-guest-memory (vms_vm_dump()),
  *                           with the vCPU registers QEMU noted in it
  *   raw:/path/to/file       a raw physical-memory image, guest-physical 0 at offset 0
+ *   libvirt:DOMAIN          a running libvirt domain on this host, through libvirt's
+ *                           monitor passthrough or the domain's second QMP monitor
+ *                           (vmscope/libvirt.h); RAM as for qmp:
  *
  * Every function returns 0 or a negative errno. After a failure,
  * vms_last_error() holds one human sentence naming the cause.
@@ -30,6 +33,9 @@ struct vms_vm;
 struct vms_attach_opts {
 	size_t sz;	/* sizeof(struct vms_attach_opts), for growth */
 	int timeout_ms; /* per QMP exchange; 0 means the default (5000) */
+	/* libvirt:DOMAIN targets: the URI (NULL: $LIBVIRT_DEFAULT_URI, else qemu:///system) */
+	const char *libvirt_uri;
+	int libvirt_monitor; /* enum vms_libvirt_monitor (vmscope/libvirt.h) */
 };
 
 int vms_vm_new(struct vms_vm **ret_vm);

@@ -27,7 +27,9 @@
 #include "core/util.h"
 
 struct qmp {
-	int fd;
+	int fd;				       /* -1 when a transport carries the commands */
+	const struct qmp_transport *transport; /* or NULL: the socket */
+	void *transport_ctx;
 	int timeout_ms;
 	int peer_pid;
 	char name[256]; /* the socket path, for messages */
@@ -242,6 +244,31 @@ int qmp_connect_fd(int fd, const char *name, int timeout_ms, struct qmp **ret_qm
 	return 0;
 }
 
+int qmp_connect_transport(const struct qmp_transport *transport, void *ctx, const char *name,
+			  int timeout_ms, struct qmp **ret_qmp)
+{
+	struct qmp *qmp = calloc(1, sizeof(*qmp));
+
+	if (!qmp) {
+		transport->close(ctx);
+		return -ENOMEM;
+	}
+	qmp->fd = -1;
+	qmp->transport = transport;
+	qmp->transport_ctx = ctx;
+	pthread_mutex_init(&qmp->lock, NULL);
+	qmp->timeout_ms = timeout_ms > 0 ? timeout_ms : 5000;
+	qmp->peer_pid = -1;
+	snprintf(qmp->name, sizeof(qmp->name), "%s", name);
+	*ret_qmp = qmp;
+	return 0;
+}
+
+void qmp_set_peer_pid(struct qmp *qmp, int pid)
+{
+	qmp->peer_pid = pid;
+}
+
 static int connect_unix(const char *path, int timeout_ms, int *ret_fd)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
@@ -295,11 +322,28 @@ int qmp_connect(const char *path, int timeout_ms, struct qmp **ret_qmp, char *er
 	return qmp_connect_fd(fd, path, timeout_ms, ret_qmp, errbuf, errbuf_len);
 }
 
+int qmp_is_socket(const struct qmp *qmp)
+{
+	return !qmp->transport;
+}
+
+int qmp_reopen(const struct qmp *qmp, int timeout_ms, struct qmp **ret_qmp, char *errbuf,
+	       size_t errbuf_len)
+{
+	if (qmp->transport)
+		return qmp->transport->reopen(qmp->transport_ctx, timeout_ms, ret_qmp, errbuf,
+					      errbuf_len);
+	return qmp_connect(qmp->name, timeout_ms, ret_qmp, errbuf, errbuf_len);
+}
+
 void qmp_close(struct qmp *qmp)
 {
 	if (!qmp)
 		return;
-	close(qmp->fd);
+	if (qmp->fd >= 0)
+		close(qmp->fd);
+	if (qmp->transport)
+		qmp->transport->close(qmp->transport_ctx);
 	pthread_mutex_destroy(&qmp->lock);
 	free(qmp->buf);
 	free(qmp);
@@ -339,25 +383,33 @@ static int send_with_fd(struct qmp *qmp, const char *data, size_t len, int fd,
 	return send_all(qmp, data + n, len - (size_t)n, deadline);
 }
 
-static int send_command(struct qmp *qmp, const char *command, json_t *arguments, int pass_fd,
-			long long deadline)
+/* The command as one line of JSON text; arguments is stolen. */
+static char *command_text(struct qmp *qmp, const char *command, json_t *arguments)
 {
 	json_t *msg = json_pack("{s:s}", "execute", command);
 	char *text;
-	size_t len;
-	int err;
 
 	if (!msg) {
 		json_decref(arguments);
-		return -ENOMEM;
+		return NULL;
 	}
 	if ((arguments && json_object_set_new(msg, "arguments", arguments)) ||
-	    json_object_set_new(msg, "id", json_integer(++qmp->next_id))) {
+	    (!qmp->transport && json_object_set_new(msg, "id", json_integer(++qmp->next_id)))) {
 		json_decref(msg);
-		return -ENOMEM;
+		return NULL;
 	}
 	text = json_dumps(msg, JSON_COMPACT);
 	json_decref(msg);
+	return text;
+}
+
+static int send_command(struct qmp *qmp, const char *command, json_t *arguments, int pass_fd,
+			long long deadline)
+{
+	char *text = command_text(qmp, command, arguments);
+	size_t len;
+	int err;
+
 	if (!text)
 		return -ENOMEM;
 	len = strlen(text);
@@ -420,19 +472,62 @@ int qmp_read_events(struct qmp *qmp)
 {
 	int err;
 
+	if (qmp->transport)
+		return 0; /* it carries none */
 	pthread_mutex_lock(&qmp->lock);
 	err = read_events(qmp);
 	pthread_mutex_unlock(&qmp->lock);
 	return err;
 }
 
+/* The "return" of reply into *ret_return, or the error it reports; takes reply. */
+static int take_reply(struct qmp *qmp, const char *command, json_t *reply, json_t **ret_return)
+{
+	json_t *value = json_object_get(reply, "return");
+	int err = 0;
+
+	if (!value)
+		err = command_failed(qmp, command, reply);
+	else if (ret_return)
+		*ret_return = json_incref(value);
+	json_decref(reply);
+	return err;
+}
+
+/* One command through the transport: it waits for the reply, and carries no events. */
+static int execute_transport(struct qmp *qmp, const char *command, json_t *arguments, int pass_fd,
+			     json_t **ret_return)
+{
+	char *text = command_text(qmp, command, arguments), *answer = NULL;
+	json_t *reply;
+	int err;
+
+	if (!text)
+		return -ENOMEM;
+	err = qmp->transport->exchange(qmp->transport_ctx, text, pass_fd, &answer, qmp->error,
+				       sizeof(qmp->error));
+	free(text);
+	if (err)
+		return err;
+	reply = json_loads(answer, JSON_REJECT_DUPLICATES, NULL);
+	free(answer);
+	if (!json_is_object(reply)) {
+		json_decref(reply);
+		return set_error(qmp, -EPROTO, "%s: the reply to %s is not a JSON object",
+				 qmp->name, command);
+	}
+	return take_reply(qmp, command, reply, ret_return);
+}
+
 static int execute(struct qmp *qmp, const char *command, json_t *arguments, int pass_fd,
 		   json_t **ret_return)
 {
 	long long deadline = monotonic_ms() + qmp->timeout_ms;
-	json_t *reply = NULL, *value;
+	json_t *reply = NULL;
 	int err;
 
+	if (qmp->transport)
+		return execute_transport(qmp, command, arguments, pass_fd, ret_return);
 	err = send_command(qmp, command, arguments, pass_fd, deadline);
 	if (err)
 		return err;
@@ -449,16 +544,7 @@ static int execute(struct qmp *qmp, const char *command, json_t *arguments, int 
 		note_event(qmp, reply); /* an event, or a late reply to an earlier command */
 		json_decref(reply);
 	}
-	value = json_object_get(reply, "return");
-	if (!value) {
-		err = command_failed(qmp, command, reply);
-		json_decref(reply);
-		return err;
-	}
-	if (ret_return)
-		*ret_return = json_incref(value);
-	json_decref(reply);
-	return 0;
+	return take_reply(qmp, command, reply, ret_return);
 }
 
 int qmp_execute_fd(struct qmp *qmp, const char *command, json_t *arguments, int pass_fd,
@@ -497,6 +583,8 @@ int qmp_pass_fd(struct qmp *qmp, const char *name, int fd)
 
 const unsigned long *qmp_resumes(const struct qmp *qmp)
 {
+	if (qmp->transport)
+		return qmp->transport->resumes(qmp->transport_ctx);
 	return &qmp->resumes;
 }
 

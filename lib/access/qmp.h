@@ -16,7 +16,8 @@ struct qmp;
 
 /*
  * Connect to the unix socket at path, read the greeting and enter command
- * mode. On failure, a sentence naming the cause is written to errbuf.
+ * mode (for a libvirt domain, qmp_connect_libvirt() in libvirt.h). On failure, a sentence naming
+ * the cause is written to errbuf.
  */
 int qmp_connect(const char *path, int timeout_ms, struct qmp **ret_qmp, char *errbuf,
 		size_t errbuf_len);
@@ -24,6 +25,36 @@ int qmp_connect(const char *path, int timeout_ms, struct qmp **ret_qmp, char *er
 /* Connect over an already connected socket (used by tests); takes fd. */
 int qmp_connect_fd(int fd, const char *name, int timeout_ms, struct qmp **ret_qmp, char *errbuf,
 		   size_t errbuf_len);
+
+/*
+ * Another way to carry commands than a socket QEMU serves (libvirt's monitor
+ * passthrough, libvirt.c): exchange sends one command's JSON text, fd along
+ * if >= 0, and returns the reply's text, malloc'ed; it carries no events, so
+ * resumes counts them some other way. reopen makes a new connection of the
+ * same kind; close ends ctx.
+ */
+struct qmp_transport {
+	int (*exchange)(void *ctx, const char *json, int pass_fd, char **ret_reply, char *errbuf,
+			size_t errbuf_len);
+	const unsigned long *(*resumes)(void *ctx);
+	int (*reopen)(void *ctx, int timeout_ms, struct qmp **ret_qmp, char *errbuf,
+		      size_t errbuf_len);
+	void (*close)(void *ctx);
+};
+
+/* A connection over transport, named name in messages; ctx is closed on failure. */
+int qmp_connect_transport(const struct qmp_transport *transport, void *ctx, const char *name,
+			  int timeout_ms, struct qmp **ret_qmp);
+
+/* The QEMU process behind a transport, once the transport's owner knows it. */
+void qmp_set_peer_pid(struct qmp *qmp, int pid);
+
+/* Whether qmp is a socket QEMU serves, one a forked child may open afresh. */
+int qmp_is_socket(const struct qmp *qmp);
+
+/* A second connection to the same monitor, of the same kind. */
+int qmp_reopen(const struct qmp *qmp, int timeout_ms, struct qmp **ret_qmp, char *errbuf,
+	       size_t errbuf_len);
 
 void qmp_close(struct qmp *qmp);
 

@@ -19,15 +19,24 @@
 
 struct qmp;
 
+/*
+ * Disks of libvirt domains are left alone: an NBD server, a mirror job or
+ * dirty bitmaps made behind libvirt's back would meet its own (migration,
+ * backup, checkpoints).
+ */
+#define LIBVIRT_DISK_REFUSAL                                                                       \
+	"disks of libvirt domains are not read or captured yet: the NBD server, mirror "           \
+	"job or dirty bitmap it takes would be made behind libvirt's back (docs/libvirt.md)"
+
 struct vms_vm {
 	char error[VMS_ERROR_MAX];
 	char view_warning[VMS_ERROR_MAX]; /* empty: the last view was read whole */
 	int timeout_ms;
 	struct qmp *qmp;     /* NULL unless the target is a live QEMU */
-	char qmp_path[108];  /* its socket (a helper process may need its own connection) */
 	struct mem_map mem;  /* guest-physical memory, every target has one */
 	struct elfcore core; /* vCPU state of a dump: target */
 	int has_core;
+	int via_libvirt;     /* a libvirt:DOMAIN target: libvirt owns its block layer */
 	int paging_levels;   /* set by the user; 0: detect */
 	int detected_levels; /* 0 until detected */
 	struct tlb tlb;

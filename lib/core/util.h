@@ -3,6 +3,8 @@
 #ifndef VMSCOPE_CORE_UTIL_H
 #define VMSCOPE_CORE_UTIL_H
 
+#include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +37,16 @@ static inline void sort_array(void *base, size_t nr, size_t size,
 {
 	if (nr > 1)
 		qsort(base, nr, size, cmp);
+}
+
+/*
+ * Whether process pid has ended: what vmscope leaves in a VM (an NBD export,
+ * a dirty bitmap, a gdbstub) carries its pid, so a later run can tell a dead
+ * owner's from a live one's.
+ */
+static inline int pid_is_gone(int pid)
+{
+	return pid > 0 && kill(pid, 0) && errno == ESRCH;
 }
 
 /* Milliseconds on the monotonic clock, for deadlines and rates. */

@@ -7,10 +7,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <vmscope/libvirt.h>
 #include <vmscope/mem.h>
 #include <vmscope/vcpu.h>
 
 #include "access/dump.h"
+#include "access/libvirt.h"
 #include "access/qmp.h"
 #include "access/ram.h"
 #include "access/regs.h"
@@ -45,6 +47,14 @@ void vms_vm_free(struct vms_vm *vm)
 	free(vm);
 }
 
+/* With vm->qmp connected: its events, and guest RAM. */
+static int attach_monitor(struct vms_vm *vm)
+{
+	vm->resumes = qmp_resumes(vm->qmp);
+	vm->resumes_seen = *vm->resumes;
+	return ram_attach_qemu(vm);
+}
+
 static int attach_qmp(struct vms_vm *vm, const char *path)
 {
 	int err;
@@ -52,10 +62,27 @@ static int attach_qmp(struct vms_vm *vm, const char *path)
 	err = qmp_connect(path, vm->timeout_ms, &vm->qmp, vm->error, sizeof(vm->error));
 	if (err)
 		return err;
-	snprintf(vm->qmp_path, sizeof(vm->qmp_path), "%s", path);
-	vm->resumes = qmp_resumes(vm->qmp);
-	vm->resumes_seen = *vm->resumes;
-	return ram_attach_qemu(vm);
+	return attach_monitor(vm);
+}
+
+/* Whether opts (sized by its sz) reaches field. */
+#define OPTS_HAS(opts, field)                                                                      \
+	((opts) && (opts)->sz >= offsetof(struct vms_attach_opts, field) + sizeof((opts)->field))
+
+static int attach_libvirt(struct vms_vm *vm, const char *domain, const struct vms_attach_opts *opts)
+{
+	const char *uri = OPTS_HAS(opts, libvirt_uri) ? opts->libvirt_uri : NULL;
+	int mode = OPTS_HAS(opts, libvirt_monitor) ? opts->libvirt_monitor : 0;
+	int err;
+
+	if (mode < VMS_LIBVIRT_MONITOR_AUTO || mode > VMS_LIBVIRT_MONITOR_SECOND)
+		return vm_error(vm, -EINVAL, "unknown libvirt monitor mode %d", mode);
+	err = qmp_connect_libvirt(uri, domain, mode, vm->timeout_ms, &vm->qmp, vm->error,
+				  sizeof(vm->error));
+	if (err)
+		return err;
+	vm->via_libvirt = 1;
+	return attach_monitor(vm);
 }
 
 int vms_vm_attach(struct vms_vm *vm, const char *target, const struct vms_attach_opts *opts)
@@ -65,29 +92,33 @@ int vms_vm_attach(struct vms_vm *vm, const char *target, const struct vms_attach
 
 	if (vm->qmp || vm->mem.nr_segs)
 		return vm_error(vm, -EBUSY, "this handle is already attached");
-	if (opts && opts->sz >= offsetof(struct vms_attach_opts, timeout_ms) + sizeof(int) &&
-	    opts->timeout_ms > 0)
+	if (OPTS_HAS(opts, timeout_ms) && opts->timeout_ms > 0)
 		vm->timeout_ms = opts->timeout_ms;
 	if (!colon || !colon[1])
 		return vm_error(vm, -EINVAL,
-				"bad target \"%s\": expected qmp:SOCKET, dump:FILE or raw:FILE",
+				"bad target \"%s\": expected qmp:SOCKET, libvirt:DOMAIN, "
+				"dump:FILE or raw:FILE",
 				target ? target : "");
 	if (!strncmp(target, "qmp:", 4))
 		err = attach_qmp(vm, colon + 1);
+	else if (!strncmp(target, "libvirt:", 8))
+		err = attach_libvirt(vm, colon + 1, opts);
 	else if (!strncmp(target, "dump:", 5))
 		err = dump_attach(vm, colon + 1);
 	else if (!strncmp(target, "raw:", 4))
 		err = raw_attach(vm, colon + 1);
 	else
-		return vm_error(vm, -EINVAL,
-				"unknown target type \"%.*s\": expected qmp:, dump: or raw:",
-				(int)(colon - target), target);
+		return vm_error(
+			vm, -EINVAL,
+			"unknown target type \"%.*s\": expected qmp:, libvirt:, dump: or raw:",
+			(int)(colon - target), target);
 	if (err) {
 		qmp_close(vm->qmp);
 		vm->qmp = NULL;
 		vm->resumes = &vm->no_resumes;
 		elfcore_release(&vm->core);
 		vm->has_core = 0;
+		vm->via_libvirt = 0;
 		mem_map_release(&vm->mem);
 		return err;
 	}

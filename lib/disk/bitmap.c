@@ -380,7 +380,7 @@ static void remove_stale(struct bitmap_poll *b)
 			unsigned int gen;
 
 			if (bname && sscanf(bname, "vmscope-dirty-%d-%u%n", &pid, &gen, &n) == 2 &&
-			    !bname[n] && pid > 0 && kill(pid, 0) && errno == ESRCH)
+			    !bname[n] && pid_is_gone(pid))
 				qmp_call(b->qmp, "block-dirty-bitmap-remove",
 					 json_pack("{s:s,s:s}", "node", b->node, "name", bname),
 					 NULL, why, sizeof(why));

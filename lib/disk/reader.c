@@ -17,6 +17,7 @@
 
 #include "access/qmp.h"
 #include "core/internal.h"
+#include "core/util.h"
 #include "disk/nbd.h"
 #include "disk/reader.h"
 
@@ -40,7 +41,7 @@ static int export_is_stale(const char *id)
 	if (sscanf(id, "vmscope-read-%d%n", &pid, &n) != 1 &&
 	    sscanf(id, "vmscope-bitmap-%d%n", &pid, &n) != 1)
 		return 0;
-	return !id[n] && pid > 0 && kill(pid, 0) && errno == ESRCH;
+	return !id[n] && pid_is_gone(pid);
 }
 
 /*
@@ -114,6 +115,8 @@ int vms_disk_open(struct vms_vm *vm, const char *node, struct vms_disk_reader **
 
 	if (!vm->qmp)
 		return vm_error(vm, -EOPNOTSUPP, "reading a disk needs a live VM (qmp:)");
+	if (vm->via_libvirt)
+		return vm_error(vm, -EOPNOTSUPP, LIBVIRT_DISK_REFUSAL);
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return vm_error(vm, -ENOMEM, "out of memory");

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,6 +32,8 @@
 #include "trace/probe.h"
 
 #define STOP_WAIT_MS 5000
+#define GDB_SIGNAL_INT	    2 /* the stop of a paused VM (a probe's is 5, SIGTRAP) */
+#define GDB_DIR_PREFIX	    "/tmp/vmscope-gdb-" /* then our pid: reclaim_stale_gdbstub() reads it */
 #define RET_SITES    8	 /* distinct return addresses watched at once */
 #define PENDING_MAX  256 /* calls awaiting their return (tasks blocked in accept) */
 #define KERNEL_HALF  0xffff800000000000ull
@@ -67,6 +70,8 @@ struct vms_trace {
 	struct gdb_conn *g;
 	char dir[64], socket[96], vm_name[VMS_NAME_MAX];
 	int server_on, running;
+	int owner_paused; /* the VM's owner paused it (QMP stop, virsh suspend): not ours to resume
+			   */
 	int guardian_fd; /* write end: return breakpoints' addresses, then 0 for "clean stop" */
 	pid_t guardian;
 	unsigned int wanted, flags;
@@ -221,11 +226,36 @@ static int list_vcpus(struct vms_trace *t)
 	return 0;
 }
 
+/*
+ * A vmscope killed along with its guard, or whose guard could not reach the
+ * monitor (libvirt's is not one to open in a forked child), leaves the
+ * gdbstub on, listening at a socket that is gone, and QEMU would refuse
+ * ours. Its chardev names the socket, and the socket its vmscope's pid.
+ */
+static void reclaim_stale_gdbstub(struct vms_trace *t)
+{
+	static const char prefix[] = "unix:" GDB_DIR_PREFIX;
+	char *out = NULL, *line, *at;
+	int pid;
+
+	if (qmp_hmp(t->vm->qmp, "info chardev", &out))
+		return;
+	line = !strncmp(out, "gdb: ", 5) ? out : strstr(out, "\ngdb: ");
+	if (line) {
+		line[strcspn(line + 1, "\r\n") + 1] = '\0';
+		at = strstr(line, prefix);
+		if (at && sscanf(at + strlen(prefix), "%d-", &pid) == 1 && pid_is_gone(pid))
+			hmp(t, "gdbserver none", NULL);
+	}
+	free(out);
+}
+
 static int attach(struct vms_trace *t)
 {
 	char command[160];
 	int err;
 
+	reclaim_stale_gdbstub(t);
 	snprintf(command, sizeof(command), "gdbserver unix:%s,server=on,wait=off", t->socket);
 	err = hmp(t, command, "Waiting for gdb connection");
 	if (err)
@@ -266,13 +296,34 @@ static int attach(struct vms_trace *t)
 	return 0;
 }
 
-/* What vms_trace_stop() does last, over a QMP connection of our own. */
-static void switch_gdbstub_off(const char *qmp_path)
+/*
+ * QEMU makes the gdbstub's socket in our directory: one run by another user
+ * (libvirt's libvirt-qemu) must own it. We still reach it, being root then.
+ */
+static int lend_dir_to_qemu(struct vms_trace *t)
+{
+	char proc[32];
+	struct stat st;
+	int pid = qmp_peer_pid(t->vm->qmp);
+
+	snprintf(proc, sizeof(proc), "/proc/%d", pid);
+	if (pid <= 0 || stat(proc, &st) || st.st_uid == geteuid())
+		return 0;
+	if (chown(t->dir, st.st_uid, st.st_gid))
+		return vm_error(t->vm, -errno,
+				"QEMU runs as uid %u: cannot give it the gdbstub socket's "
+				"directory %s: %s",
+				(unsigned int)st.st_uid, t->dir, strerror(errno));
+	return 0;
+}
+
+/* What vms_trace_stop() does last, over a monitor connection of our own. */
+static void switch_gdbstub_off(const struct qmp *parent)
 {
 	char why[VMS_ERROR_MAX], *out = NULL;
 	struct qmp *q;
 
-	if (qmp_connect(qmp_path, STOP_WAIT_MS, &q, why, sizeof(why)))
+	if (qmp_reopen(parent, STOP_WAIT_MS, &q, why, sizeof(why)))
 		return;
 	if (!qmp_hmp(q, "gdbserver none", &out))
 		free(out);
@@ -315,9 +366,10 @@ static void guard(struct vms_trace *t, int fd)
 	if (t->cn_addr)
 		gdb_watchpoint(g, GDB_WATCH_ACCESS, t->cn_addr, 4, 0);
 	gdb_detach(g);
-	switch_gdbstub_off(t->vm->qmp_path);
 	unlink(t->socket);
 	rmdir(t->dir);
+	if (qmp_is_socket(t->vm->qmp))
+		switch_gdbstub_off(t->vm->qmp);
 	_exit(0);
 }
 
@@ -384,12 +436,15 @@ int vms_trace_start(struct vms_vm *vm, unsigned int probes, unsigned int flags,
 	if (err)
 		goto fail;
 	resolve(t);
-	snprintf(t->dir, sizeof(t->dir), "/tmp/vmscope-gdb-%d-XXXXXX", (int)getpid());
+	snprintf(t->dir, sizeof(t->dir), GDB_DIR_PREFIX "%d-XXXXXX", (int)getpid());
 	if (!mkdtemp(t->dir)) {
 		err = vm_error(vm, -errno, "cannot make a directory for the gdbstub socket");
 		goto fail;
 	}
 	snprintf(t->socket, sizeof(t->socket), "%s/gdb.sock", t->dir);
+	err = lend_dir_to_qemu(t);
+	if (err)
+		goto fail;
 	err = start_guardian(t);
 	if (err) {
 		err = vm_error(vm, err, "cannot start the process that guards the breakpoints");
@@ -701,6 +756,15 @@ int vms_trace_run(struct vms_trace *t, int timeout_ms, unsigned int max_events)
 			t->running = 0;
 			return vm_error(t->vm, r, "the gdbstub connection broke: %s", strerror(-r));
 		}
+		if (sig == GDB_SIGNAL_INT) {
+			/*
+			 * Not a probe: the VM's owner paused it. It stays paused;
+			 * once they resume it, the next hit is the next stop.
+			 */
+			t->owner_paused = 1;
+			continue;
+		}
+		t->owner_paused = 0;
 		t0 = now_s();
 		done++;
 		if (handle_stop(t)) {
@@ -724,11 +788,28 @@ static int halt(struct vms_trace *t)
 
 	if (!t->running)
 		return 0;
+	if (t->owner_paused) {
+		t->running = 0; /* stopped already, or resumed by its owner: no stop to wait for */
+		return 0;
+	}
 	if (gdb_interrupt(t->g))
 		return -EPIPE;
 	r = gdb_wait_stop(t->g, STOP_WAIT_MS, &sig);
 	t->running = 0;
 	return r == 1 ? 0 : -ETIMEDOUT;
+}
+
+/* Whether the VM runs, as QMP says; -1 if it cannot say. */
+static int vm_running(struct vms_trace *t)
+{
+	json_t *status = NULL;
+	int running;
+
+	if (qmp_execute(t->vm->qmp, "query-status", NULL, &status))
+		return -1;
+	running = json_is_true(json_object_get(status, "running"));
+	json_decref(status);
+	return running;
 }
 
 int vms_trace_stop(struct vms_trace *t)
@@ -738,6 +819,13 @@ int vms_trace_stop(struct vms_trace *t)
 	if (!t)
 		return 0;
 	if (t->g) {
+		/*
+		 * QEMU's gdbstub resumes the VM when its debugger detaches, even
+		 * one its owner paused: that one goes back to paused (it runs for
+		 * the detach's moment).
+		 */
+		int owner_paused = t->owner_paused && vm_running(t) == 0;
+
 		err = halt(t);
 		for (int p = 0; p < VMS_PROBE__COUNT; p++)
 			if (t->probes[p].set && !t->probes[p].via_cn &&
@@ -751,6 +839,8 @@ int vms_trace_stop(struct vms_trace *t)
 		/* Detaching resumes the VM, also after the errors above. */
 		if (gdb_detach(t->g) && !err)
 			err = -EPIPE;
+		if (owner_paused && vm_running(t) == 1)
+			qmp_execute(t->vm->qmp, "stop", NULL, NULL);
 	}
 	stop_guardian(t);
 	if (t->server_on && hmp(t, "gdbserver none", NULL) && !err)

@@ -121,6 +121,9 @@ int cli_run_view(int argc, char **argv, const struct cli_view *view);
 /* Open and attach a handle to target; on failure print why and return NULL. */
 struct vms_vm *cli_attach(const char *target);
 
+/* opts for vms_vm_attach(), with the global options' libvirt URI and monitor mode. */
+struct vms_attach_opts *cli_attach_opts(struct vms_attach_opts *opts, int timeout_ms);
+
 /*
  * Streaming commands (stream.c). cli_stream_open: an event ring, a sink
  * from "jsonl" or "redis://HOST:PORT/STREAM" and the VM (prints why on

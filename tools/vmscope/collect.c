@@ -39,7 +39,7 @@ static int wait_until(struct cli_collectors *g, double deadline)
 
 static struct vms_vm *attach(struct cli_collector *c)
 {
-	struct vms_attach_opts opts = { .sz = sizeof(opts), .timeout_ms = c->group->timeout_ms };
+	struct vms_attach_opts opts;
 	struct vms_vm_info info;
 	struct vms_vm *vm = NULL;
 
@@ -47,7 +47,7 @@ static struct vms_vm *attach(struct cli_collector *c)
 		snprintf(c->why, sizeof(c->why), "out of memory");
 		return NULL;
 	}
-	if (vms_vm_attach(vm, c->target, &opts)) {
+	if (vms_vm_attach(vm, c->target, cli_attach_opts(&opts, c->group->timeout_ms))) {
 		snprintf(c->why, sizeof(c->why), "%s", vms_last_error(vm));
 		vms_vm_free(vm);
 		return NULL;

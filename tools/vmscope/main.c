@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <vmscope/libvirt.h>
+
 #include "cli.h"
 
 static const struct cli_command *const commands[] = {
@@ -158,8 +160,61 @@ int cli_run_view(int argc, char **argv, const struct cli_view *view)
 	return status;
 }
 
+/* vmscope --connect URI --libvirt-monitor MODE COMMAND ...: for every libvirt: target. */
+static const char *connect_uri;
+static int libvirt_monitor;
+
+struct vms_attach_opts *cli_attach_opts(struct vms_attach_opts *opts, int timeout_ms)
+{
+	*opts = (struct vms_attach_opts){ .sz = sizeof(*opts),
+					  .timeout_ms = timeout_ms,
+					  .libvirt_uri = connect_uri,
+					  .libvirt_monitor = libvirt_monitor };
+	return opts;
+}
+
+static int parse_monitor_mode(const char *arg)
+{
+	static const char *const modes[] = {
+		[VMS_LIBVIRT_MONITOR_AUTO] = "auto",
+		[VMS_LIBVIRT_MONITOR_PASSTHROUGH] = "passthrough",
+		[VMS_LIBVIRT_MONITOR_SECOND] = "second",
+	};
+
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+		if (!strcmp(arg, modes[i])) {
+			libvirt_monitor = (int)i;
+			return 0;
+		}
+	return cli_fail("--libvirt-monitor: \"%s\" is not auto, passthrough or second", arg);
+}
+
+/* The options before COMMAND; returns how many argv entries they took, or -1. */
+static int global_options(int argc, char **argv)
+{
+	int i = 1;
+
+	while (i < argc && argv[i][0] == '-' && strcmp(argv[i], "-h") &&
+	       strcmp(argv[i], "--help")) {
+		const char *opt = argv[i];
+
+		if (i + 1 >= argc)
+			return cli_fail("%s needs a value", opt), -1;
+		if (!strcmp(opt, "--connect") || !strcmp(opt, "-c"))
+			connect_uri = argv[i + 1];
+		else if (!strcmp(opt, "--libvirt-monitor")) {
+			if (parse_monitor_mode(argv[i + 1]))
+				return -1;
+		} else
+			return cli_fail("unknown option \"%s\" (try vmscope --help)", opt), -1;
+		i += 2;
+	}
+	return i - 1;
+}
+
 struct vms_vm *cli_attach(const char *target)
 {
+	struct vms_attach_opts opts;
 	struct vms_vm *vm = NULL;
 	int err;
 
@@ -168,7 +223,7 @@ struct vms_vm *cli_attach(const char *target)
 		cli_fail("out of memory");
 		return NULL;
 	}
-	err = vms_vm_attach(vm, target, NULL);
+	err = vms_vm_attach(vm, target, cli_attach_opts(&opts, 0));
 	if (err) {
 		cli_fail("%s", vms_last_error(vm));
 		vms_vm_free(vm);
@@ -179,10 +234,18 @@ struct vms_vm *cli_attach(const char *target)
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: vmscope COMMAND TARGET [OPTIONS]\n\n"
-		     "TARGET is qmp:/path/to/qmp.sock (a live QEMU), dump:/path/to/core (an ELF\n"
-		     "core from vmscope dump or dump-guest-memory) or raw:/path/to/memory.img\n\n"
-		     "commands:\n");
+	fprintf(out,
+		"usage: vmscope [--connect URI] [--libvirt-monitor MODE] COMMAND TARGET "
+		"[OPTIONS]\n\n"
+		"TARGET is qmp:/path/to/qmp.sock (a live QEMU), libvirt:DOMAIN (a running\n"
+		"libvirt domain on this host), dump:/path/to/core (an ELF core from vmscope\n"
+		"dump or dump-guest-memory) or raw:/path/to/memory.img\n\n"
+		"--connect URI (-c)       libvirt's URI, as virsh's; else $LIBVIRT_DEFAULT_URI,\n"
+		"                         else qemu:///system\n"
+		"--libvirt-monitor MODE   auto (the domain's second QMP monitor if its XML\n"
+		"                         declares one, else libvirt's passthrough),\n"
+		"                         passthrough or second (docs/libvirt.md)\n\n"
+		"commands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(out, "  %-6s %-44s %s\n", commands[i]->name, commands[i]->usage,
 			commands[i]->summary);
@@ -190,6 +253,13 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+	int taken = global_options(argc, argv);
+
+	if (taken < 0)
+		return 2;
+	argv[taken] = argv[0];
+	argc -= taken;
+	argv += taken;
 	if (argc < 2) {
 		usage(stderr);
 		return 2;

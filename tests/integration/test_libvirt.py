@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+"""libvirt-managed VMs under a real libvirtd: `vmscope ps libvirt:NAME` both
+ways into QMP (libvirt's monitor passthrough, and a second monitor the
+domain's XML declares), compared with the guest's own /proc; the QEMU pid
+against libvirt's pid file; how each way taints the domain; tracing through
+the passthrough while virsh suspends, resumes and destroys the domain; and
+bad input."""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+from harness import VMSCOPE, Tap, vmscope, vmguest, track
+import test_linux
+import test_trace
+import vmlibvirt
+from vmlibvirt import virsh
+
+
+def taints(g):
+    return set(re.findall(r"is tainted: (\S+)", g.qemu_log()))
+
+
+def check_views(t, g, way):
+    target = "libvirt:" + g.domain
+    virsh("suspend", g.domain)
+    try:
+        test_linux.check_ps(t, g, target, "libvirt (%s)" % way)
+        test_linux.check_lsmod(t, g, target, "libvirt (%s)" % way)
+    finally:
+        virsh("resume", g.domain)
+    info = test_linux.run_json("info", target, "--json")
+    t.eq((info["name"], info["qemu_pid"]), (g.domain, g.pid),
+         "%s: info names the domain and the QEMU of libvirt's pid file" % way)
+
+
+def check_both_ways(t):
+    second = vmlibvirt.LibvirtGuest(workload="views", name="second", second_monitor=True)
+    plain = vmlibvirt.LibvirtGuest(workload="views", name="plain", disk=True)
+    with second, plain:
+        check_views(t, second, "second monitor")
+        t.eq(taints(second), {"custom-argv"},
+             "second monitor: the domain is tainted only by its own <qemu:commandline>",
+             second.qemu_log()[-1500:])
+        t.eq(taints(plain), set(), "passthrough: nothing taints the domain before vmscope")
+        check_views(t, plain, "passthrough")
+        t.eq(taints(plain), {"custom-monitor"},
+             "passthrough: libvirt marks the domain custom-monitor", plain.qemu_log()[-1500:])
+
+        # Each way forced, and refused where it cannot be.
+        r = vmscope("--libvirt-monitor", "passthrough", "ps", "libvirt:" + second.domain)
+        t.ok(r.returncode == 0 and len(r.stdout.splitlines()) > 10,
+             "--libvirt-monitor passthrough on a domain with a second monitor", r.stderr)
+        r = vmscope("--libvirt-monitor", "second", "ps", "libvirt:" + plain.domain)
+        t.eq((r.returncode, r.stderr),
+             (1, 'vmscope: libvirt domain "%s" declares no second QMP monitor '
+              '(<qemu:commandline> with -qmp unix:PATH,server=on,wait=off)\n' % plain.domain),
+             "--libvirt-monitor second on a domain without one: refused, saying why")
+        r = vmscope("--connect", "qemu:///system", "ps", "libvirt:" + plain.domain)
+        t.ok(r.returncode == 0 and r.stdout.count("\n") > 10, "--connect URI", r.stderr)
+        r = vmscope("ps", "libvirt:" + plain.domain,
+                    env=dict(os.environ, LIBVIRT_DEFAULT_URI="qemu:///system"))
+        t.ok(r.returncode == 0 and r.stdout.count("\n") > 10, "$LIBVIRT_DEFAULT_URI", r.stderr)
+        refusal = ("disks of libvirt domains are not read or captured yet: the NBD "
+                   "server, mirror job or dirty bitmap it takes would be made behind libvirt's "
+                   "back (docs/libvirt.md)\n")
+        for cmd in (["disks"], ["capture", "--disk", "disk0"], ["fswatch", "--disk", "disk0"]):
+            r = vmscope(cmd[0], "libvirt:" + plain.domain, *cmd[1:])
+            t.ok(r.returncode == 1 and r.stderr.startswith("vmscope: ") and
+                 r.stderr.endswith(": " + refusal) and r.stderr.count("\n") == 1,
+                 "%s on a libvirt domain: refused, saying why" % cmd[0], r.stderr)
+        t.eq(plain.state(), "running", "libvirt still manages the domain after vmscope left")
+
+
+def start_trace(g, *extra):
+    out = open(os.path.join(g.rundir, "trace.jsonl"), "w")
+    tr = subprocess.Popen([VMSCOPE, "--libvirt-monitor", "passthrough", "trace",
+                           "libvirt:" + g.domain, "--json"] + list(extra),
+                          stdout=out, stderr=subprocess.PIPE, text=True)
+    track(tr)
+    tr.out_path = out.name
+    out.close()
+    line = tr.stderr.readline()
+    while line.startswith("vmscope: ") and "tracing" not in line:
+        line = tr.stderr.readline()
+    if "tracing" not in line:
+        tr.kill()
+        raise RuntimeError("trace did not start: " + line + tr.stderr.read())
+    return tr
+
+
+def events_of(tr):
+    with open(tr.out_path) as f:
+        return [json.loads(l) for l in f if l.strip()]
+
+
+def gdbstub_left(g):
+    out = virsh("qemu-monitor-command", "--hmp", g.domain, "info chardev").stdout
+    return [l for l in out.splitlines() if l.startswith("gdb:")]
+
+
+def check_trace(t):
+    with vmlibvirt.LibvirtGuest(workload="tracer", name="tracer", control=True) as g:
+        truth = g._read(g.truth_path)
+        true_exe = re.search(r"^TRUE_EXE (\S+)$", truth, re.M).group(1)
+        shell = int(re.search(r"^SHELL (\d+)$", truth, re.M).group(1))
+
+        def execs(events):
+            return [e for e in events if e["type"] == "exec" and e["ppid"] == shell and
+                    e.get("filename") == true_exe and e.get("argv") == "/bin/true"]
+        tr = start_trace(g, "--events", "exec,fork,exit")
+        lines = test_trace.run_round(g, "round")
+        want = len([l for l in lines if l.startswith("EXEC ")])
+        # libvirt goes on managing the domain under the trace.
+        rc = virsh("suspend", g.domain, check=False).returncode
+        time.sleep(1.5)  # the trace sees the pause as a stop, and must not resume it
+        t.eq([rc, g.state()], [0, "paused"], "virsh suspend while traced: it stays paused")
+        t.eq([virsh("resume", g.domain, check=False).returncode, g.state()], [0, "running"],
+             "virsh resume while traced")
+        lines += test_trace.run_round(g, "round")
+        want = len([l for l in lines if l.startswith("EXEC ")])
+        events, err, rc = test_trace.stop_trace(tr)
+        got = execs(events)
+        t.ok(rc == 0 and want > 0 and len(got) == want,
+             "trace through the passthrough: every exec of two rounds, either side of a "
+             "suspend (%d)" % want, "rc %d, %d of %d\n%s" % (rc, len(got), want, err))
+        t.eq(gdbstub_left(g), [], "a clean stop switches the gdbstub off")
+
+        # Stopped while suspended: detaching must not resume it.
+        tr = start_trace(g, "--events", "exec")
+        virsh("suspend", g.domain)
+        time.sleep(0.5)
+        _, err, rc = test_trace.stop_trace(tr)
+        t.eq([rc, g.state()], [0, "paused"], "a trace stopped while the domain is suspended "
+             "leaves it suspended", err)
+        virsh("resume", g.domain)
+
+        # Killed: the VM runs on; the gdbstub it left is reclaimed by the next trace.
+        tr = start_trace(g, "--events", "exec")
+        t.ok(test_trace.kill_trace(tr), "trace killed: its guard removes the breakpoints")
+        t.eq(g.state(), "running", "trace killed: the domain runs on")
+        tr = start_trace(g, "--events", "exec")
+        lines = test_trace.run_round(g, "round")
+        events, err, rc = test_trace.stop_trace(tr)
+        want = len([l for l in lines if l.startswith("EXEC ")])
+        got = execs(events)
+        t.ok(rc == 0 and len(got) == want, "the next trace reclaims a dead trace's gdbstub "
+             "and sees every exec (%d)" % want, err)
+
+        # Destroyed under a trace: it ends, saying so, and leaves nothing running.
+        tr = start_trace(g, "--events", "exec")
+        virsh("destroy", g.domain)
+        g.created = False
+        try:
+            rc = tr.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            tr.kill()
+            rc = None
+        err = tr.stderr.read()
+        t.ok(rc not in (None, 0) and "vmscope: " in err,
+             "virsh destroy under a trace: it ends with the cause", "rc %r: %s" % (rc, err))
+
+
+def check_refusals(t):
+    r = vmscope("ps", "libvirt:no-such-domain")
+    t.eq((r.returncode, r.stderr),
+         (1, 'vmscope: libvirt at qemu:///system has no domain "no-such-domain"\n'),
+         "an unknown domain: one line naming it")
+    r = vmscope("--connect", "qemu+ssh://elsewhere/system", "ps", "libvirt:x")
+    t.eq((r.returncode, r.stderr),
+         (1, "vmscope: qemu+ssh://elsewhere/system names another host: vmscope reads guest "
+          "RAM on the VM's own host\n"), "a remote URI: refused, saying why")
+    r = vmscope("--connect", "qemu:///system?socket=/nonexistent/sock", "ps", "libvirt:x")
+    t.ok(r.returncode == 1 and r.stderr.startswith("vmscope: cannot connect to libvirt at ")
+         and r.stderr.count("\n") == 1, "no libvirtd at the URI: one line", r.stderr)
+    r = vmscope("--libvirt-monitor", "sideways", "ps", "libvirt:x")
+    t.eq((r.returncode, r.stderr),
+         (2, 'vmscope: --libvirt-monitor: "sideways" is not auto, passthrough or second\n'),
+         "a bad --libvirt-monitor")
+
+
+def main():
+    t = Tap()
+    with vmlibvirt.Libvirtd():
+        t.run("both ways", check_both_ways)
+        t.run("trace", check_trace)
+        t.run("refusals", check_refusals)
+    return t.done()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
