@@ -2,8 +2,9 @@
 /*
  * The daemon's configuration: an INI file read by libinih, for the
  * settings system administrators keep in /etc, under flags for the common
- * cases. Section [daemon]: qmp-dir, listen, interval (seconds), timeout
- * (milliseconds). An unknown section or key is an error, not a silent typo.
+ * cases. Section [daemon]: qmp-dir, libvirt (a URI; one line each, up to
+ * DAEMON_LIBVIRT_MAX), listen, interval (seconds), timeout (milliseconds). An unknown section or
+ * key is an error, not a silent typo.
  */
 #include <errno.h>
 #include <ini.h>
@@ -50,6 +51,8 @@ static int on_key(void *user, const char *section, const char *key, const char *
 		bad = copy(c->qmp_dir, sizeof(c->qmp_dir), value)
 			      ? snprintf(p->why, sizeof(p->why), "qmp-dir is too long")
 			      : 0;
+	else if (!strcmp(key, "libvirt"))
+		bad = daemon_config_add_libvirt(c, value, p->why, sizeof(p->why));
 	else if (!strcmp(key, "listen"))
 		bad = copy(c->listen, sizeof(c->listen), value)
 			      ? snprintf(p->why, sizeof(p->why), "listen is too long")
@@ -65,6 +68,21 @@ static int on_key(void *user, const char *section, const char *key, const char *
 	else
 		bad = snprintf(p->why, sizeof(p->why), "unknown key %s in [daemon]", key);
 	return !bad; /* inih: 0 stops at the first error */
+}
+
+int daemon_config_add_libvirt(struct daemon_config *c, const char *uri, char *why, size_t why_len)
+{
+	if (!*uri)
+		return snprintf(why, why_len, "libvirt: an empty URI");
+	for (int i = 0; i < c->nr_libvirt; i++)
+		if (!strcmp(c->libvirt[i], uri))
+			return snprintf(why, why_len, "libvirt %s: given twice", uri);
+	if (c->nr_libvirt == DAEMON_LIBVIRT_MAX)
+		return snprintf(why, why_len, "more than %d libvirt URIs", DAEMON_LIBVIRT_MAX);
+	if (copy(c->libvirt[c->nr_libvirt], sizeof(c->libvirt[0]), uri))
+		return snprintf(why, why_len, "libvirt: the URI is too long");
+	c->nr_libvirt++;
+	return 0;
 }
 
 int daemon_config_load(struct daemon_config *c, const char *path, char *why, size_t why_len)
@@ -89,8 +107,10 @@ int daemon_config_load(struct daemon_config *c, const char *path, char *why, siz
 
 int daemon_config_check(const struct daemon_config *c, char *why, size_t why_len)
 {
-	if (!c->qmp_dir[0]) {
-		snprintf(why, why_len, "no source of VMs: give --qmp-dir DIR (or qmp-dir = DIR)");
+	if (!c->qmp_dir[0] && !c->nr_libvirt) {
+		snprintf(why, why_len,
+			 "no source of VMs: give --qmp-dir DIR or --libvirt URI "
+			 "(or qmp-dir = DIR, libvirt = URI)");
 		return -1;
 	}
 	if (!c->listen[0]) {

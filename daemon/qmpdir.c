@@ -57,6 +57,17 @@ int qmpdir_open(const char *dir, struct qmpdir **ret, char *why, size_t why_len)
 	return 0;
 }
 
+int daemon_name_check(const char *name, size_t n)
+{
+	if (!n || name[0] == '.')
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z') ||
+		      (name[i] >= '0' && name[i] <= '9') || strchr("-_.", name[i])))
+			return -1;
+	return 0;
+}
+
 int qmpdir_fd(const struct qmpdir *q)
 {
 	return q->fd;
@@ -69,12 +80,8 @@ static int vm_name(const char *file, char *out, size_t len)
 
 	if (n > 4 && !strcmp(file + n - 4, ".qmp"))
 		n -= 4;
-	if (!n || n >= len || file[0] == '.')
+	if (n >= len || daemon_name_check(file, n))
 		return -1;
-	for (size_t i = 0; i < n; i++)
-		if (!((file[i] >= 'a' && file[i] <= 'z') || (file[i] >= 'A' && file[i] <= 'Z') ||
-		      (file[i] >= '0' && file[i] <= '9') || strchr("-_.", file[i])))
-			return -1;
 	memcpy(out, file, n);
 	out[n] = 0;
 	return 0;
@@ -92,7 +99,7 @@ void qmpdir_sync(struct qmpdir *q, struct vmset *s)
 	d = opendir(q->dir);
 	if (!d)
 		return; /* gone for now: keep what we have */
-	vmset_unsee(s);
+	vmset_unsee(s, q->dir);
 	while ((e = readdir(d)) && budget-- > 0) {
 		char name[DAEMON_NAME_MAX], path[DAEMON_PATH_MAX + DAEMON_NAME_MAX + 8];
 		struct stat st;
@@ -105,12 +112,12 @@ void qmpdir_sync(struct qmpdir *q, struct vmset *s)
 		char target[sizeof(path) + 8];
 
 		snprintf(target, sizeof(target), "qmp:%s", path);
-		if (!vmset_see(s, name, target))
-			vmset_add(s, name, target);
+		if (!vmset_see(s, q->dir, name, target))
+			vmset_add(s, q->dir, name, target);
 	}
 	closedir(d);
 	if (budget >= 0)
-		vmset_sweep(s); /* a scan cut short saw too little to drop anything */
+		vmset_sweep(s, q->dir); /* a scan cut short saw too little to drop anything */
 }
 
 void qmpdir_close(struct qmpdir *q)

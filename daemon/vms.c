@@ -108,7 +108,12 @@ static void *worker(void *arg)
 	struct vms_vm *vm = NULL;
 
 	while (!v->stopping) {
-		struct vms_attach_opts opts = { sizeof(opts), v->set->timeout_ms };
+		/* A libvirt VM's source is its URI. */
+		struct vms_attach_opts opts = {
+			.sz = sizeof(opts),
+			.timeout_ms = v->set->timeout_ms,
+			.libvirt_uri = !strncmp(v->target, "libvirt:", 8) ? v->source : NULL,
+		};
 
 		if (!vm && !vms_vm_new(&vm) && vms_vm_attach(vm, v->target, &opts)) {
 			set_down(v, vms_last_error(vm));
@@ -150,7 +155,7 @@ static struct dvm *find(struct vmset *s, const char *name)
 	return NULL;
 }
 
-int vmset_add(struct vmset *s, const char *name, const char *target)
+int vmset_add(struct vmset *s, const char *source, const char *name, const char *target)
 {
 	pthread_condattr_t ca;
 	struct dvm *v;
@@ -169,6 +174,7 @@ int vmset_add(struct vmset *s, const char *name, const char *target)
 	v->set = s;
 	snprintf(v->name, sizeof(v->name), "%s", name);
 	snprintf(v->target, sizeof(v->target), "%s", target);
+	snprintf(v->source, sizeof(v->source), "%s", source);
 	snprintf(v->state, sizeof(v->state), "attaching");
 	pthread_mutex_init(&v->lock, NULL);
 	pthread_mutex_init(&v->wake_lock, NULL);
@@ -210,14 +216,15 @@ static void free_dvm(struct dvm *v)
 }
 
 /* Unlinked under the set's lock, stopped outside it: a worker mid-sample takes its time. */
-static struct dvm *unlink_if(struct vmset *s, const char *name, int unseen_only)
+static struct dvm *unlink_if(struct vmset *s, const char *name, const char *unseen_of)
 {
 	struct dvm **p = &s->head, *gone = NULL;
 
 	while (*p) {
 		struct dvm *v = *p;
 
-		if ((name && !strcmp(v->name, name)) || (unseen_only && !v->seen)) {
+		if ((name && !strcmp(v->name, name)) ||
+		    (unseen_of && !v->seen && !strcmp(v->source, unseen_of))) {
 			*p = v->next;
 			v->next = gone;
 			gone = v;
@@ -245,28 +252,29 @@ int vmset_remove(struct vmset *s, const char *name)
 	struct dvm *gone;
 
 	pthread_mutex_lock(&s->lock);
-	gone = unlink_if(s, name, 0);
+	gone = unlink_if(s, name, NULL);
 	pthread_mutex_unlock(&s->lock);
 	free_list(gone);
 	return gone ? 0 : -ENOENT;
 }
 
-void vmset_unsee(struct vmset *s)
+void vmset_unsee(struct vmset *s, const char *source)
 {
 	pthread_mutex_lock(&s->lock);
 	for (struct dvm *v = s->head; v; v = v->next)
-		v->seen = 0;
+		if (!strcmp(v->source, source))
+			v->seen = 0;
 	pthread_mutex_unlock(&s->lock);
 }
 
-int vmset_see(struct vmset *s, const char *name, const char *target)
+int vmset_see(struct vmset *s, const char *source, const char *name, const char *target)
 {
 	struct dvm *v;
 	int same;
 
 	pthread_mutex_lock(&s->lock);
 	v = find(s, name);
-	same = v && !strcmp(v->target, target);
+	same = v && !strcmp(v->target, target) && !strcmp(v->source, source);
 	if (same)
 		v->seen = 1;
 	pthread_mutex_unlock(&s->lock);
@@ -275,14 +283,20 @@ int vmset_see(struct vmset *s, const char *name, const char *target)
 	return same;
 }
 
-void vmset_sweep(struct vmset *s)
+void vmset_sweep(struct vmset *s, const char *source)
 {
 	struct dvm *gone;
 
 	pthread_mutex_lock(&s->lock);
-	gone = unlink_if(s, NULL, 1);
+	gone = unlink_if(s, NULL, source);
 	pthread_mutex_unlock(&s->lock);
 	free_list(gone);
+}
+
+void vmset_drop_source(struct vmset *s, const char *source)
+{
+	vmset_unsee(s, source);
+	vmset_sweep(s, source);
 }
 
 void vmset_destroy(struct vmset *s)
@@ -335,10 +349,10 @@ char *vmset_json(struct vmset *s)
 		json_t *o;
 
 		pthread_mutex_lock(&v->lock);
-		o = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:f}", "name", v->name, "target", v->target,
-			      "state", v->state, "reason", v->reason, "samples",
-			      (json_int_t)v->samples, "failures", (json_int_t)v->failures,
-			      "last_sample", v->last_sample_s);
+		o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:f}", "name", v->name, "target",
+			      v->target, "source", v->source, "state", v->state, "reason",
+			      v->reason, "samples", (json_int_t)v->samples, "failures",
+			      (json_int_t)v->failures, "last_sample", v->last_sample_s);
 		/* a reason cut mid-character, or a path that is not UTF-8: still listed */
 		if (!o)
 			o = json_pack("{s:s,s:s}", "name", v->name, "state", v->state);

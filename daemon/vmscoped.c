@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
- * vmscoped [--config FILE] [--qmp-dir DIR] [--listen unix:PATH|HOST:PORT]
- *          [--interval S] [--check-config]
+ * vmscoped [--config FILE] [--qmp-dir DIR] [--libvirt URI]...
+ *          [--listen unix:PATH|HOST:PORT] [--interval S] [--check-config]
  *
- * One daemon for every VM on a host: the VMs of a directory of QMP sockets,
- * each sampled by a worker of its own, all served through one control API.
- * The main thread is the event loop: the source's changes and signals
+ * One daemon for every VM on a host: the VMs of a directory of QMP sockets
+ * and the running domains of libvirt URIs, each sampled by a worker of its own, all served through
+ * one control API. The main thread is the event loop: the source's changes and signals
  * (SIGINT/SIGTERM end it, cleanly; SIGHUP reads the configuration again and
  * applies it without dropping a running VM). Flags override the config
  * file. Under systemd (Type=notify) it says when it is ready, reloading and
@@ -28,7 +28,7 @@
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: vmscoped [--config FILE] [--qmp-dir DIR] "
+	fprintf(stderr, "usage: vmscoped [--config FILE] [--qmp-dir DIR] [--libvirt URI]... "
 			"[--listen unix:PATH|HOST:PORT] [--interval S] [--check-config]\n");
 	return 2;
 }
@@ -44,6 +44,7 @@ static int parse(int argc, char **argv, struct daemon_config *c, int *check)
 	static const struct option options[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "qmp-dir", required_argument, NULL, 'q' },
+		{ "libvirt", required_argument, NULL, 'v' },
 		{ "listen", required_argument, NULL, 'l' },
 		{ "interval", required_argument, NULL, 'i' },
 		{ "check-config", no_argument, NULL, 'C' },
@@ -52,7 +53,7 @@ static int parse(int argc, char **argv, struct daemon_config *c, int *check)
 	};
 	const char *config = NULL;
 	char why[DAEMON_PATH_MAX + 64];
-	int opt;
+	int opt, libvirt_flags = 0;
 
 	optind = 0; /* a reload parses again from the start */
 	/* The file first, whatever the order of flags: flags override it. */
@@ -68,6 +69,13 @@ static int parse(int argc, char **argv, struct daemon_config *c, int *check)
 
 		if (opt == 'c')
 			continue;
+		if (opt == 'v') {
+			if (!libvirt_flags++)
+				c->nr_libvirt = 0; /* the flags' URIs replace the file's */
+			if (daemon_config_add_libvirt(c, optarg, why, sizeof(why)))
+				return fail(why);
+			continue;
+		}
 		if (opt == 'q')
 			snprintf(c->qmp_dir, sizeof(c->qmp_dir), "%s", optarg);
 		else if (opt == 'l')
@@ -91,10 +99,84 @@ static int parse(int argc, char **argv, struct daemon_config *c, int *check)
 
 struct running {
 	struct daemon_config c;
-	struct qmpdir *q;
+	struct qmpdir *q; /* NULL without a QMP directory */
+	struct lvsource *lv[DAEMON_LIBVIRT_MAX];
+	int nr_lv;
 	struct api *api;
 	struct vmset set;
 };
+
+static void sync_sources(struct running *r)
+{
+	if (r->q)
+		qmpdir_sync(r->q, &r->set);
+	for (int i = 0; i < r->nr_lv; i++)
+		lvsource_sync(r->lv[i], &r->set);
+}
+
+static int has_uri(const struct daemon_config *c, const char *uri)
+{
+	for (int i = 0; i < c->nr_libvirt; i++)
+		if (!strcmp(c->libvirt[i], uri))
+			return 1;
+	return 0;
+}
+
+/* The libvirt sources of next: the ones kept stay open, the gone lose their VMs. */
+static void switch_libvirt(struct running *r, const struct daemon_config *next)
+{
+	char why[DAEMON_PATH_MAX + 128];
+	int kept = 0;
+
+	for (int i = 0; i < r->nr_lv; i++) {
+		if (has_uri(next, lvsource_uri(r->lv[i]))) {
+			r->lv[kept++] = r->lv[i];
+			continue;
+		}
+		vmset_drop_source(&r->set, lvsource_uri(r->lv[i]));
+		lvsource_close(r->lv[i]);
+	}
+	r->nr_lv = kept;
+	for (int i = 0; i < next->nr_libvirt; i++) {
+		int open = 0;
+
+		for (int k = 0; k < kept; k++)
+			open |= !strcmp(lvsource_uri(r->lv[k]), next->libvirt[i]);
+		if (!open && lvsource_open(next->libvirt[i], &r->lv[r->nr_lv], why, sizeof(why)))
+			fprintf(stderr, "vmscoped: %s\n", why);
+		else if (!open)
+			r->nr_lv++;
+	}
+}
+
+/* The QMP directory of next, once it opens; the old one's VMs go with it. */
+static void switch_qmp_dir(struct running *r, struct daemon_config *next)
+{
+	char why[DAEMON_PATH_MAX + 128];
+	struct qmpdir *q = NULL;
+
+	if (!strcmp(next->qmp_dir, r->c.qmp_dir))
+		return;
+	if (next->qmp_dir[0] && qmpdir_open(next->qmp_dir, &q, why, sizeof(why))) {
+		fprintf(stderr, "vmscoped: reload: %s; still watching %s\n", why,
+			r->c.qmp_dir[0] ? r->c.qmp_dir : "no directory");
+		snprintf(next->qmp_dir, sizeof(next->qmp_dir), "%s", r->c.qmp_dir);
+		return;
+	}
+	if (r->q)
+		vmset_drop_source(&r->set, r->c.qmp_dir);
+	qmpdir_close(r->q);
+	r->q = q;
+}
+
+static void say_sources(const char *what, const struct daemon_config *c)
+{
+	fprintf(stderr, "vmscoped: %s: watching %s", what,
+		c->qmp_dir[0] ? c->qmp_dir : "no directory");
+	for (int i = 0; i < c->nr_libvirt; i++)
+		fprintf(stderr, ", libvirt %s", c->libvirt[i]);
+	fprintf(stderr, "; answering on %s, interval %g s\n", c->listen, c->interval_s);
+}
 
 /*
  * SIGHUP: the file and flags again. Intervals and timeouts apply to every
@@ -113,18 +195,8 @@ static void reload(struct running *r, int argc, char **argv)
 		goto out;
 	}
 	vmset_configure(&r->set, &next);
-	if (strcmp(next.qmp_dir, r->c.qmp_dir)) {
-		struct qmpdir *q;
-
-		if (qmpdir_open(next.qmp_dir, &q, why, sizeof(why))) {
-			fprintf(stderr, "vmscoped: reload: %s; still watching %s\n", why,
-				r->c.qmp_dir);
-			snprintf(next.qmp_dir, sizeof(next.qmp_dir), "%s", r->c.qmp_dir);
-		} else {
-			qmpdir_close(r->q);
-			r->q = q;
-		}
-	}
+	switch_qmp_dir(r, &next);
+	switch_libvirt(r, &next);
 	if (strcmp(next.listen, r->c.listen)) {
 		struct api *api;
 
@@ -141,11 +213,43 @@ static void reload(struct running *r, int argc, char **argv)
 		r->api = api;
 	}
 	r->c = next;
-	qmpdir_sync(r->q, &r->set);
-	fprintf(stderr, "vmscoped: reloaded: watching %s, answering on %s, interval %g s\n",
-		r->c.qmp_dir, r->c.listen, r->c.interval_s);
+	sync_sources(r);
+	say_sources("reloaded", &r->c);
 out:
 	sd_notify(0, "READY=1");
+}
+
+static int open_sources(struct running *r, char *why, size_t why_len)
+{
+	if (r->c.qmp_dir[0] && qmpdir_open(r->c.qmp_dir, &r->q, why, why_len))
+		return -1;
+	for (int i = 0; i < r->c.nr_libvirt; i++) {
+		if (lvsource_open(r->c.libvirt[i], &r->lv[i], why, why_len))
+			return -1;
+		r->nr_lv++;
+	}
+	return 0;
+}
+
+static void close_sources(struct running *r)
+{
+	qmpdir_close(r->q);
+	for (int i = 0; i < r->nr_lv; i++)
+		lvsource_close(r->lv[i]);
+	r->nr_lv = 0;
+}
+
+/* Signals on fds[0], then every source's descriptor; how many. */
+static int source_fds(const struct running *r, int sfd, struct pollfd *fds)
+{
+	int n = 0;
+
+	fds[n++] = (struct pollfd){ sfd, POLLIN, 0 };
+	if (r->q)
+		fds[n++] = (struct pollfd){ qmpdir_fd(r->q), POLLIN, 0 };
+	for (int i = 0; i < r->nr_lv; i++)
+		fds[n++] = (struct pollfd){ lvsource_fd(r->lv[i]), POLLIN, 0 };
+	return n;
 }
 
 static int run(const struct daemon_config *c, int argc, char **argv)
@@ -163,17 +267,18 @@ static int run(const struct daemon_config *c, int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &mask, NULL); /* before any thread: they inherit it */
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 	vmset_init(&r.set, c);
-	if (sfd < 0 || qmpdir_open(c->qmp_dir, &r.q, why, sizeof(why)) ||
+	if (sfd < 0 || open_sources(&r, why, sizeof(why)) ||
 	    api_start(c->listen, &r.set, &r.api, why, sizeof(why))) {
 		status = fail(sfd < 0 ? strerror(errno) : why);
 		goto out;
 	}
-	fprintf(stderr, "vmscoped: watching %s, answering on %s\n", c->qmp_dir, c->listen);
-	qmpdir_sync(r.q, &r.set);
+	say_sources("started", c);
+	sync_sources(&r);
 	sd_notify(0, "READY=1");
 	for (;;) {
-		struct pollfd fds[2] = { { sfd, POLLIN, 0 }, { qmpdir_fd(r.q), POLLIN, 0 } };
-		int n = poll(fds, 2, RESCAN_MS);
+		struct pollfd fds[2 + DAEMON_LIBVIRT_MAX];
+		int n_fds = source_fds(&r, sfd, fds);
+		int n = poll(fds, (nfds_t)n_fds, RESCAN_MS);
 
 		if (n < 0 && errno != EINTR) {
 			status =
@@ -190,14 +295,23 @@ static int run(const struct daemon_config *c, int argc, char **argv)
 			reload(&r, argc, argv);
 			continue;
 		}
-		qmpdir_sync(r.q, &r.set); /* on a change, and every RESCAN_MS regardless */
+		/*
+		 * The directory on a change and every RESCAN_MS regardless; a
+		 * libvirt URI on its events only, or while it is disconnected.
+		 */
+		if (r.q)
+			qmpdir_sync(r.q, &r.set);
+		for (int i = 0; i < r.nr_lv; i++)
+			if ((fds[n_fds - r.nr_lv + i].revents & POLLIN) ||
+			    !lvsource_connected(r.lv[i]))
+				lvsource_sync(r.lv[i], &r.set);
 	}
 	sd_notify(0, "STOPPING=1");
 	fprintf(stderr, "vmscoped: stopping\n");
 out:
 	api_stop(r.api);
 	vmset_destroy(&r.set);
-	qmpdir_close(r.q);
+	close_sources(&r);
 	if (sfd >= 0)
 		close(sfd);
 	return status;
@@ -211,9 +325,11 @@ int main(int argc, char **argv)
 	if (err)
 		return err;
 	if (check) {
-		printf("vmscoped: the configuration is valid (qmp-dir %s, listen %s, interval %g "
-		       "s)\n",
-		       c.qmp_dir, c.listen, c.interval_s);
+		printf("vmscoped: the configuration is valid (qmp-dir %s",
+		       c.qmp_dir[0] ? c.qmp_dir : "none");
+		for (int i = 0; i < c.nr_libvirt; i++)
+			printf(", libvirt %s", c.libvirt[i]);
+		printf(", listen %s, interval %g s)\n", c.listen, c.interval_s);
 		return 0;
 	}
 	return run(&c, argc, argv);

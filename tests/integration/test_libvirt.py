@@ -11,9 +11,11 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 from harness import VMSCOPE, Tap, vmscope, vmguest, track
+import test_daemon
 import test_linux
 import test_trace
 import vmlibvirt
@@ -164,6 +166,45 @@ def check_trace(t):
              "virsh destroy under a trace: it ends with the cause", "rc %r: %s" % (rc, err))
 
 
+def check_daemon(t, libvirtd):
+    """vmscoped --libvirt: domains found by libvirt's lifecycle events as virsh
+    starts and destroys them, monitored, and found again after libvirtd restarts."""
+    with tempfile.TemporaryDirectory(prefix="vmscoped-libvirt-") as d:
+        ctl = os.path.join(d, "ctl.sock")
+        proc = track(subprocess.Popen([test_daemon.VMSCOPED, "--libvirt", vmlibvirt.URI,
+                                       "--listen", "unix:" + ctl, "--interval", "0.5"],
+                                      stderr=subprocess.PIPE, text=True))
+        vms = lambda: test_daemon.vms(ctl) if os.path.exists(ctl) else {}  # noqa: E731
+        try:
+            with vmlibvirt.LibvirtGuest(name="watched") as g:
+                v = test_daemon.wait_for(lambda: vms().get(g.domain, {}).get("state") == "up" and
+                                         vms()[g.domain])
+                t.ok(v and v["target"] == "libvirt:" + g.domain and v["source"] == vmlibvirt.URI,
+                     "a domain virsh starts is found and monitored", vms())
+                metrics = test_daemon.get(ctl, "/metrics")[1]
+                t.eq(test_daemon.info_pids(metrics).get(g.domain), g.pid,
+                     "its metrics name the QEMU of libvirt's pid file")
+                started = time.monotonic()
+                libvirtd.restart_libvirtd()
+                with vmlibvirt.LibvirtGuest(name="later") as h:
+                    w = test_daemon.wait_for(lambda: vms().get(h.domain, {}).get("state") == "up")
+                    t.ok(w and vms().get(g.domain, {}).get("state") == "up",
+                         "after libvirtd restarts: the running domain stays up, and one started "
+                         "then is found (%.0f s)" % (time.monotonic() - started), vms())
+                gone = test_daemon.wait_for(lambda: h.domain not in vms())
+                t.ok(gone and g.domain in vms(), "a domain virsh destroys is dropped, the "
+                     "other stays", vms())
+                virsh("suspend", g.domain)
+                time.sleep(1.5)
+                t.eq((g.state(), vms()[g.domain]["state"]), ("paused", "up"),
+                     "virsh suspend under the daemon: paused, and still monitored")
+                virsh("resume", g.domain)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=60)
+        t.eq(proc.returncode, 0, "vmscoped stops cleanly", err[-2000:])
+
+
 def check_refusals(t):
     r = vmscope("ps", "libvirt:no-such-domain")
     t.eq((r.returncode, r.stderr),
@@ -184,8 +225,9 @@ def check_refusals(t):
 
 def main():
     t = Tap()
-    with vmlibvirt.Libvirtd():
+    with vmlibvirt.Libvirtd() as libvirtd:
         t.run("both ways", check_both_ways)
+        t.run("daemon", check_daemon, libvirtd)
         t.run("trace", check_trace)
         t.run("refusals", check_refusals)
     return t.done()
