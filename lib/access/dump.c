@@ -201,6 +201,8 @@ int vms_vm_dump(struct vms_vm *vm, const char *path)
 
 	if (!vm->qmp)
 		return vm_error(vm, -EOPNOTSUPP, "only a live VM (qmp:) can be dumped");
+	if (vm->via_libvirt)
+		return vm_error(vm, -EOPNOTSUPP, LIBVIRT_DUMP_REFUSAL);
 	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return vm_error(vm, -errno, "cannot create %s: %s", path, strerror(errno));

@@ -6,9 +6,11 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <libvirt/libvirt-qemu.h>
 #include <libvirt/libvirt.h>
@@ -30,6 +32,7 @@
 /* What the event thread writes: freed by libvirt once the callback is gone. */
 struct lv_events {
 	unsigned long resumes;
+	int closed; /* the connection to libvirtd is lost */
 };
 
 struct lv_monitor {
@@ -133,11 +136,24 @@ static int find_domain(struct lv_monitor *lv, char *errbuf, size_t errbuf_len)
 	return 0;
 }
 
+/* A lost connection: nothing more will say the VM ran, so say it may have. */
+static void on_close(virConnectPtr conn, int reason, void *opaque)
+{
+	struct lv_events *events = opaque;
+
+	(void)conn;
+	(void)reason;
+	__atomic_store_n(&events->closed, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&events->resumes, 1, __ATOMIC_RELAXED);
+}
+
 static int watch_lifecycle(struct lv_monitor *lv, char *errbuf, size_t errbuf_len)
 {
 	lv->events = calloc(1, sizeof(*lv->events));
-	if (!lv->events)
+	if (!lv->events) {
+		snprintf(errbuf, errbuf_len, "out of memory");
 		return -ENOMEM;
+	}
 	lv->callback = virConnectDomainEventRegisterAny(
 		lv->conn, lv->dom, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
 		VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), lv->events, free);
@@ -148,6 +164,8 @@ static int watch_lifecycle(struct lv_monitor *lv, char *errbuf, size_t errbuf_le
 			 last_error());
 		return -EIO;
 	}
+	/* events outlives both registrations: the lifecycle one frees it, after this one */
+	virConnectRegisterCloseCallback(lv->conn, on_close, lv->events, NULL);
 	return 0;
 }
 
@@ -183,8 +201,10 @@ int lv_monitor_open(const char *uri, const char *name, struct lv_monitor **ret_l
 	struct lv_monitor *lv = calloc(1, sizeof(*lv));
 	int err;
 
-	if (!lv)
+	if (!lv) {
+		snprintf(errbuf, errbuf_len, "out of memory");
 		return -ENOMEM;
+	}
 	lv->callback = -1;
 	if (!uri || !*uri)
 		uri = getenv("LIBVIRT_DEFAULT_URI");
@@ -212,6 +232,8 @@ void lv_monitor_close(struct lv_monitor *lv)
 {
 	if (!lv)
 		return;
+	if (lv->events)
+		virConnectUnregisterCloseCallback(lv->conn, on_close);
 	if (lv->callback >= 0)
 		virConnectDomainEventDeregisterAny(lv->conn, lv->callback);
 	if (lv->dom)
@@ -227,6 +249,11 @@ int lv_monitor_command(struct lv_monitor *lv, const char *json, int pass_fd, cha
 	char *result = NULL;
 	int rc;
 
+	if (__atomic_load_n(&lv->events->closed, __ATOMIC_RELAXED)) {
+		snprintf(errbuf, errbuf_len,
+			 "libvirt domain \"%s\": the connection to libvirt is lost", lv->name);
+		return -ENOTCONN;
+	}
 	if (pass_fd >= 0)
 		rc = virDomainQemuMonitorCommandWithFiles(lv->dom, json, 1, &pass_fd, NULL, NULL,
 							  &result, 0);
@@ -234,9 +261,10 @@ int lv_monitor_command(struct lv_monitor *lv, const char *json, int pass_fd, cha
 		rc = virDomainQemuMonitorCommand(lv->dom, json, &result, 0);
 	if (rc < 0) {
 		virErrorPtr e = virGetLastError();
-		int gone = e &&
-			   (e->code == VIR_ERR_OPERATION_INVALID || e->code == VIR_ERR_NO_DOMAIN ||
-			    e->code == VIR_ERR_SYSTEM_ERROR || e->code == VIR_ERR_RPC);
+		int gone = (e &&
+			    (e->code == VIR_ERR_OPERATION_INVALID || e->code == VIR_ERR_NO_DOMAIN ||
+			     e->code == VIR_ERR_SYSTEM_ERROR || e->code == VIR_ERR_RPC)) ||
+			   virConnectIsAlive(lv->conn) != 1;
 
 		snprintf(errbuf, errbuf_len, "libvirt domain \"%s\": monitor command failed: %s",
 			 lv->name, last_error());
@@ -246,20 +274,21 @@ int lv_monitor_command(struct lv_monitor *lv, const char *json, int pass_fd, cha
 	return 0;
 }
 
-/* "unix:PATH[,option...]" into path, or -ENOENT. */
+/* "unix:PATH[,option...]" into path (QEMU writes a comma in PATH as ",,"), or -ENOENT. */
 static int unix_address(const char *value, char *path, size_t path_len)
 {
-	size_t len;
+	size_t len = 0;
 
 	if (strncmp(value, "unix:", 5))
 		return -ENOENT;
-	value += 5;
-	len = strcspn(value, ",");
-	if (!len || len >= path_len)
-		return -ENAMETOOLONG;
-	memcpy(path, value, len);
+	for (value += 5; *value && (*value != ',' || value[1] == ','); value++) {
+		if (len + 1 >= path_len)
+			return -ENAMETOOLONG;
+		path[len++] = *value;
+		value += *value == ',';
+	}
 	path[len] = '\0';
-	return 0;
+	return len ? 0 : -EINVAL;
 }
 
 /* Walk the <qemu:arg value=...> list for "-qmp unix:PATH,...". */
@@ -321,6 +350,11 @@ int lv_monitor_second(struct lv_monitor *lv, char *path, size_t path_len, char *
 		snprintf(errbuf, errbuf_len,
 			 "libvirt domain \"%s\" declares no second QMP monitor "
 			 "(<qemu:commandline> with -qmp unix:PATH,server=on,wait=off)",
+			 lv->name);
+	else if (err == -ENAMETOOLONG)
+		snprintf(errbuf, errbuf_len,
+			 "libvirt domain \"%s\": its second monitor's path is too long for a unix "
+			 "socket",
 			 lv->name);
 	else if (err)
 		snprintf(errbuf, errbuf_len,
@@ -393,22 +427,58 @@ static int thread_group(long tid)
 	return pid;
 }
 
+/* Whether process pid was started by libvirt as domain: "-name guest=DOMAIN[,...]". */
+static int named_as(int pid, const char *domain)
+{
+	char path[64], args[8192];
+	size_t n, len = strlen(domain);
+	int found = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	n = fread(args, 1, sizeof(args) - 1, f);
+	fclose(f);
+	args[n] = '\0';
+	for (size_t at = 0; at < n && !found; at += strlen(args + at) + 1) {
+		const char *value = args + at + strlen(args + at) + 1;
+
+		if (strcmp(args + at, "-name") || value >= args + n)
+			continue;
+		found = !strncmp(value, "guest=", 6) && !strncmp(value + 6, domain, len) &&
+			(value[6 + len] == ',' || !value[6 + len]);
+	}
+	return found;
+}
+
 /*
  * libvirt does not say which process runs the domain; QEMU does: its vCPU
- * threads' ids, each a thread of that process.
+ * threads' ids. A QEMU is not to be trusted blindly (a guest may have broken
+ * out into it), so every vCPU must be a thread of one process, and that
+ * process must be the one libvirt started for this domain.
  */
-static int find_qemu_pid(struct qmp *qmp)
+static int find_qemu_pid(struct qmp *qmp, const char *domain)
 {
-	json_t *cpus = NULL;
-	json_int_t tid;
-	int pid;
+	json_t *cpus = NULL, *cpu;
+	size_t i;
+	int pid = -1;
 
 	if (qmp_execute(qmp, "query-cpus-fast", NULL, &cpus))
 		return -1;
-	tid = json_integer_value(json_object_get(json_array_get(cpus, 0), "thread-id"));
+	json_array_foreach(cpus, i, cpu) {
+		json_int_t tid = json_integer_value(json_object_get(cpu, "thread-id"));
+		int tgid = tid > 0 && tid < INT32_MAX ? thread_group((long)tid) : -1;
+
+		if (tgid <= 0 || (pid > 0 && tgid != pid)) {
+			pid = -1;
+			break;
+		}
+		pid = tgid;
+	}
 	json_decref(cpus);
-	pid = tid > 0 ? thread_group((long)tid) : -1;
-	return pid > 0 ? pid : -1;
+	return pid > 0 && named_as(pid, domain) ? pid : -1;
 }
 
 static int connect_passthrough(struct lv_monitor *lv, int timeout_ms, struct qmp **ret_qmp,
@@ -416,7 +486,7 @@ static int connect_passthrough(struct lv_monitor *lv, int timeout_ms, struct qmp
 {
 	char name[300];
 	struct qmp *qmp;
-	int err;
+	int err, pid;
 
 	snprintf(name, sizeof(name), "libvirt:%s", lv->name);
 	err = qmp_connect_transport(&passthrough, lv, name, timeout_ms, &qmp);
@@ -424,33 +494,46 @@ static int connect_passthrough(struct lv_monitor *lv, int timeout_ms, struct qmp
 		snprintf(errbuf, errbuf_len, "%s", strerror(-err));
 		return err;
 	}
-	qmp_set_peer_pid(qmp, find_qemu_pid(qmp));
+	pid = find_qemu_pid(qmp, lv->name);
+	if (pid < 0) {
+		snprintf(errbuf, errbuf_len,
+			 "libvirt domain \"%s\": its QEMU's vCPU threads belong to no process "
+			 "started as this domain",
+			 lv->name);
+		qmp_close(qmp);
+		return -ESRCH;
+	}
+	qmp_set_peer_pid(qmp, pid);
 	*ret_qmp = qmp;
 	return 0;
 }
 
-/* The second monitor, checked to be this domain's: libvirt names QEMU guest=NAME. */
-static int connect_second(const char *path, const char *domain, int timeout_ms,
+/*
+ * The second monitor, checked to be this domain's: names repeat across
+ * libvirt URIs, UUIDs do not, and libvirt gives QEMU the domain's (-uuid).
+ */
+static int connect_second(const char *path, const char *domain, const char *uuid, int timeout_ms,
 			  struct qmp **ret_qmp, char *errbuf, size_t errbuf_len)
 {
 	json_t *ret = NULL;
-	const char *name;
+	const char *have;
 	struct qmp *qmp;
 	int err;
 
 	err = qmp_connect(path, timeout_ms, &qmp, errbuf, errbuf_len);
 	if (err)
 		return err;
-	err = qmp_execute(qmp, "query-name", NULL, &ret);
-	name = json_string_value(json_object_get(ret, "name"));
+	err = qmp_execute(qmp, "query-uuid", NULL, &ret);
+	have = json_string_value(json_object_get(ret, "UUID"));
 	if (err)
 		snprintf(errbuf, errbuf_len, "%s", qmp_error(qmp));
-	else if (!name || strcmp(name, domain))
+	else if (!have || strcasecmp(have, uuid))
 		err = -ESRCH;
 	if (err == -ESRCH)
 		snprintf(errbuf, errbuf_len,
-			 "the QMP monitor %s belongs to VM \"%s\", not libvirt domain \"%s\"", path,
-			 name ? name : "", domain);
+			 "the QMP monitor %s is another VM's (UUID %.40s), not libvirt domain "
+			 "\"%s\"'s",
+			 path, have ? have : "none", domain);
 	json_decref(ret);
 	if (err) {
 		qmp_close(qmp);
@@ -463,8 +546,8 @@ static int connect_second(const char *path, const char *domain, int timeout_ms,
 int qmp_connect_libvirt(const char *uri, const char *domain, int mode, int timeout_ms,
 			struct qmp **ret_qmp, char *errbuf, size_t errbuf_len)
 {
+	char path[108], uuid[VIR_UUID_STRING_BUFLEN];
 	struct lv_monitor *lv;
-	char path[108];
 	int err;
 
 	err = lv_monitor_open(uri, domain, &lv, errbuf, errbuf_len);
@@ -475,8 +558,13 @@ int qmp_connect_libvirt(const char *uri, const char *domain, int mode, int timeo
 	err = lv_monitor_second(lv, path, sizeof(path), errbuf, errbuf_len);
 	if (err == -ENOENT && mode == VMS_LIBVIRT_MONITOR_AUTO)
 		return connect_passthrough(lv, timeout_ms, ret_qmp, errbuf, errbuf_len);
+	if (!err && virDomainGetUUIDString(lv->dom, uuid) < 0) {
+		snprintf(errbuf, errbuf_len, "libvirt domain \"%s\": no UUID: %s", domain,
+			 last_error());
+		err = -EIO;
+	}
 	lv_monitor_close(lv);
 	if (err)
 		return err;
-	return connect_second(path, domain, timeout_ms, ret_qmp, errbuf, errbuf_len);
+	return connect_second(path, domain, uuid, timeout_ms, ret_qmp, errbuf, errbuf_len);
 }

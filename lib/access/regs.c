@@ -162,8 +162,8 @@ static void add_kernel_gs_base(struct vms_vm *vm, struct vms_vcpu_regs *regs, in
 	uint8_t *file;
 	char err[128];
 
-	if (fd < 0 || qmp_pass_fd(vm->qmp, "vmscope-regs", fd))
-		return;
+	if (vm->via_libvirt || fd < 0 || qmp_pass_fd(vm->qmp, "vmscope-regs", fd))
+		return; /* libvirt: LIBVIRT_DUMP_REFUSAL */
 	if (qmp_execute(vm->qmp, "dump-guest-memory",
 			json_pack("{s:b,s:s,s:I,s:I}", "paging", 0, "protocol", "fd:vmscope-regs",
 				  "begin", (json_int_t)vm->mem.segs[0].gpa, "length",

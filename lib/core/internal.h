@@ -24,6 +24,15 @@ struct qmp;
  * dirty bitmaps made behind libvirt's back would meet its own (migration,
  * backup, checkpoints).
  */
+/*
+ * libvirt 9.0's libvirtd dies at the DUMP_COMPLETED event of a dump it did
+ * not start itself, sent through its passthrough or a second monitor alike
+ * (tested: test_libvirt). So no dump-guest-memory goes to a libvirt domain.
+ */
+#define LIBVIRT_DUMP_REFUSAL                                                                       \
+	"dump-guest-memory is not sent to a libvirt domain's QEMU: libvirtd 9.0 dies of a dump "   \
+	"it did not start; use virsh dump --memory-only (docs/libvirt.md)"
+
 #define LIBVIRT_DISK_REFUSAL                                                                       \
 	"disks of libvirt domains are not read or captured yet: the NBD server, mirror "           \
 	"job or dirty bitmap it takes would be made behind libvirt's back (docs/libvirt.md)"
@@ -93,5 +102,13 @@ static inline void closep(int *fd)
 	})
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/*
+ * QEMU makes or reaches sockets in vmscope's private directories (the
+ * gdbstub's, NBD's): one run as another user (libvirt's libvirt-qemu) is
+ * given path (the directory, or a socket vmscope listens on). Root reaches
+ * it still. 0, or the error set.
+ */
+int vm_lend_to_qemu(struct vms_vm *vm, const char *path);
 
 #endif

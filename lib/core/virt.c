@@ -83,7 +83,8 @@ static int read_phys(void *ctx, uint64_t gpa, void *buf, size_t len)
 /* A VM seen to resume since the caches were filled invalidates them. */
 static inline void check_resumed(struct vms_vm *vm)
 {
-	if (*vm->resumes != vm->resumes_seen)
+	/* Relaxed: libvirt's event thread may be counting (access/libvirt.c). */
+	if (__atomic_load_n(vm->resumes, __ATOMIC_RELAXED) != vm->resumes_seen)
 		vms_vm_flush_caches(vm);
 }
 

@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <vmscope/libvirt.h>
 #include <vmscope/mem.h>
@@ -195,6 +197,21 @@ int vms_vm_query_info(struct vms_vm *vm, struct vms_vm_info *ret_info)
 		return err;
 	info.qemu_pid = qmp_peer_pid(vm->qmp);
 	*ret_info = info;
+	return 0;
+}
+
+int vm_lend_to_qemu(struct vms_vm *vm, const char *path)
+{
+	int pid = vm->qmp ? qmp_peer_pid(vm->qmp) : -1;
+	char proc[32];
+	struct stat st;
+
+	snprintf(proc, sizeof(proc), "/proc/%d", pid);
+	if (pid <= 0 || stat(proc, &st) || st.st_uid == geteuid())
+		return 0;
+	if (chown(path, st.st_uid, st.st_gid))
+		return vm_error(vm, -errno, "QEMU runs as uid %u: cannot give it %s: %s",
+				(unsigned int)st.st_uid, path, strerror(errno));
 	return 0;
 }
 

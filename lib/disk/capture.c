@@ -256,6 +256,9 @@ static int mirror_attach(struct vms_capture *c)
 
 	if (err)
 		return vm_error(vm, err, "cannot listen on %s: %s", c->socket, strerror(-err));
+	/* QEMU connects to our server: its user needs the directory and the socket. */
+	if (vm_lend_to_qemu(vm, c->dir) || vm_lend_to_qemu(vm, c->socket))
+		return -EACCES;
 	err = qmp_execute(vm->qmp, "blockdev-add",
 			  json_pack("{s:s,s:s,s:{s:s,s:s}}", "driver", "nbd", "node-name", c->target,
 				    "server", "type", "unix", "path", c->socket),

@@ -128,7 +128,9 @@ int vms_disk_open(struct vms_vm *vm, const char *node, struct vms_disk_reader **
 		return vm_error(vm, -errno, "cannot make a directory for the NBD socket");
 	}
 	snprintf(r->socket, sizeof(r->socket), "%s/qemu-nbd.sock", r->dir);
-	err = export_node(r, node);
+	err = vm_lend_to_qemu(vm, r->dir);
+	if (!err)
+		err = export_node(r, node);
 	if (err) {
 		char why[VMS_ERROR_MAX];
 

@@ -32,7 +32,8 @@
 #include "trace/probe.h"
 
 #define STOP_WAIT_MS 5000
-#define GDB_SIGNAL_INT	    2 /* the stop of a paused VM (a probe's is 5, SIGTRAP) */
+#define GDB_SIGNAL_TRAP	    5	/* a probe's stop; any other is the VM's owner's or QEMU's */
+#define OWNER_CHECK_MS	    200 /* while the owner keeps the VM stopped, how often to ask */
 #define GDB_DIR_PREFIX	    "/tmp/vmscope-gdb-" /* then our pid: reclaim_stale_gdbstub() reads it */
 #define RET_SITES    8	 /* distinct return addresses watched at once */
 #define PENDING_MAX  256 /* calls awaiting their return (tasks blocked in accept) */
@@ -72,6 +73,9 @@ struct vms_trace {
 	int server_on, running;
 	int owner_paused; /* the VM's owner paused it (QMP stop, virsh suspend): not ours to resume
 			   */
+	int owner_signal; /* the stop's signal then (2: a pause; 3: shutdown; ...) */
+	long long owner_checked_ms;
+	int stop_reply_once; /* QEMU 8.1 on: one stop reply per continue */
 	int guardian_fd; /* write end: return breakpoints' addresses, then 0 for "clean stop" */
 	pid_t guardian;
 	unsigned int wanted, flags;
@@ -226,6 +230,21 @@ static int list_vcpus(struct vms_trace *t)
 	return 0;
 }
 
+/* Whether the QEMU behind vm is version major.minor or newer (0 if it cannot say). */
+static int qemu_at_least(struct vms_vm *vm, int major, int minor)
+{
+	json_t *version = NULL, *qemu;
+	json_int_t have_major, have_minor;
+
+	if (qmp_execute(vm->qmp, "query-version", NULL, &version))
+		return 0;
+	qemu = json_object_get(version, "qemu");
+	have_major = json_integer_value(json_object_get(qemu, "major"));
+	have_minor = json_integer_value(json_object_get(qemu, "minor"));
+	json_decref(version);
+	return have_major > major || (have_major == major && have_minor >= minor);
+}
+
 /*
  * A vmscope killed along with its guard, or whose guard could not reach the
  * monitor (libvirt's is not one to open in a forked child), leaves the
@@ -293,27 +312,6 @@ static int attach(struct vms_trace *t)
 	if (err)
 		return vm_error(t->vm, err, "cannot resume the VM through the gdbstub");
 	t->running = 1;
-	return 0;
-}
-
-/*
- * QEMU makes the gdbstub's socket in our directory: one run by another user
- * (libvirt's libvirt-qemu) must own it. We still reach it, being root then.
- */
-static int lend_dir_to_qemu(struct vms_trace *t)
-{
-	char proc[32];
-	struct stat st;
-	int pid = qmp_peer_pid(t->vm->qmp);
-
-	snprintf(proc, sizeof(proc), "/proc/%d", pid);
-	if (pid <= 0 || stat(proc, &st) || st.st_uid == geteuid())
-		return 0;
-	if (chown(t->dir, st.st_uid, st.st_gid))
-		return vm_error(t->vm, -errno,
-				"QEMU runs as uid %u: cannot give it the gdbstub socket's "
-				"directory %s: %s",
-				(unsigned int)st.st_uid, t->dir, strerror(errno));
 	return 0;
 }
 
@@ -435,6 +433,7 @@ int vms_trace_start(struct vms_vm *vm, unsigned int probes, unsigned int flags,
 	err = linux_kernel_get(vm, &t->k);
 	if (err)
 		goto fail;
+	t->stop_reply_once = qemu_at_least(vm, 8, 1);
 	resolve(t);
 	snprintf(t->dir, sizeof(t->dir), GDB_DIR_PREFIX "%d-XXXXXX", (int)getpid());
 	if (!mkdtemp(t->dir)) {
@@ -442,7 +441,7 @@ int vms_trace_start(struct vms_vm *vm, unsigned int probes, unsigned int flags,
 		goto fail;
 	}
 	snprintf(t->socket, sizeof(t->socket), "%s/gdb.sock", t->dir);
-	err = lend_dir_to_qemu(t);
+	err = vm_lend_to_qemu(vm, t->dir);
 	if (err)
 		goto fail;
 	err = start_guardian(t);
@@ -731,6 +730,63 @@ static int handle_stop(struct vms_trace *t)
 	return step_over(t, &t->probes[p]);
 }
 
+/* The VM's run state as QMP says ("running", "paused", "debug", ...) into buf; "" unknown. */
+static const char *vm_status(struct vms_trace *t, char *buf, size_t len)
+{
+	json_t *status = NULL;
+
+	buf[0] = '\0';
+	if (!qmp_execute(t->vm->qmp, "query-status", NULL, &status))
+		snprintf(buf, len, "%s",
+			 json_string_value(json_object_get(status, "status")) ?: "");
+	json_decref(status);
+	return buf;
+}
+
+/*
+ * A stop that is not a probe's (SIGTRAP): the owner paused the VM (QMP stop,
+ * virsh suspend), or QEMU stopped it itself (shutdown with -no-shutdown, an
+ * I/O error, a migration's last phase). Not ours to resume: the trace waits,
+ * asking QMP now and then, until someone else resumes it.
+ */
+static void owner_stopped(struct vms_trace *t, int sig)
+{
+	t->owner_paused = 1;
+	t->owner_signal = sig;
+}
+
+/*
+ * The owner resumed the VM. QEMU before 8.1 reports the next hit as it comes;
+ * from 8.1 on, a stop reply is sent only once after each continue, and the
+ * owner's pause used it up: interrupt, take that stop, continue.
+ */
+static int owner_resumed(struct vms_trace *t)
+{
+	int sig;
+
+	t->owner_paused = 0;
+	if (!t->stop_reply_once)
+		return 0;
+	if (gdb_interrupt(t->g))
+		return -EPIPE;
+	if (gdb_wait_stop(t->g, STOP_WAIT_MS, &sig) == 1 && sig == GDB_SIGNAL_TRAP)
+		return handle_stop(t); /* a hit came first: it continues */
+	return gdb_continue(t->g);
+}
+
+/* While the owner keeps the VM stopped: has it resumed? */
+static int check_owner(struct vms_trace *t)
+{
+	char status[32];
+
+	if (!t->owner_paused || monotonic_ms() - t->owner_checked_ms < OWNER_CHECK_MS)
+		return 0;
+	t->owner_checked_ms = monotonic_ms();
+	if (strcmp(vm_status(t, status, sizeof(status)), "running"))
+		return 0;
+	return owner_resumed(t);
+}
+
 int vms_trace_run(struct vms_trace *t, int timeout_ms, unsigned int max_events)
 {
 	long long deadline = monotonic_ms() + timeout_ms;
@@ -748,20 +804,26 @@ int vms_trace_run(struct vms_trace *t, int timeout_ms, unsigned int max_events)
 				return vm_error(t->vm, -EPIPE, "%s", qmp_error(t->vm->qmp));
 			t->events_read_ms = monotonic_ms();
 		}
+		if (t->owner_paused && left > OWNER_CHECK_MS)
+			left = OWNER_CHECK_MS;
 		r = gdb_wait_stop(t->g, left > 0 ? (int)left : 0, &sig);
 
+		if (r == 0 && t->owner_paused && monotonic_ms() < deadline) {
+			if (check_owner(t)) {
+				t->running = 0;
+				return vm_error(t->vm, -EPIPE,
+						"cannot resume tracing through the gdbstub");
+			}
+			continue;
+		}
 		if (r == 0)
 			break;
 		if (r < 0) {
 			t->running = 0;
 			return vm_error(t->vm, r, "the gdbstub connection broke: %s", strerror(-r));
 		}
-		if (sig == GDB_SIGNAL_INT) {
-			/*
-			 * Not a probe: the VM's owner paused it. It stays paused;
-			 * once they resume it, the next hit is the next stop.
-			 */
-			t->owner_paused = 1;
+		if (sig != GDB_SIGNAL_TRAP) {
+			owner_stopped(t, sig);
 			continue;
 		}
 		t->owner_paused = 0;
@@ -786,10 +848,13 @@ static int halt(struct vms_trace *t)
 {
 	int sig, r;
 
+	char status[32];
+
 	if (!t->running)
 		return 0;
-	if (t->owner_paused) {
-		t->running = 0; /* stopped already, or resumed by its owner: no stop to wait for */
+	/* Stopped by its owner still: no stop to wait for. Resumed since: as usual. */
+	if (t->owner_paused && strcmp(vm_status(t, status, sizeof(status)), "running")) {
+		t->running = 0;
 		return 0;
 	}
 	if (gdb_interrupt(t->g))
@@ -797,19 +862,6 @@ static int halt(struct vms_trace *t)
 	r = gdb_wait_stop(t->g, STOP_WAIT_MS, &sig);
 	t->running = 0;
 	return r == 1 ? 0 : -ETIMEDOUT;
-}
-
-/* Whether the VM runs, as QMP says; -1 if it cannot say. */
-static int vm_running(struct vms_trace *t)
-{
-	json_t *status = NULL;
-	int running;
-
-	if (qmp_execute(t->vm->qmp, "query-status", NULL, &status))
-		return -1;
-	running = json_is_true(json_object_get(status, "running"));
-	json_decref(status);
-	return running;
 }
 
 int vms_trace_stop(struct vms_trace *t)
@@ -824,7 +876,10 @@ int vms_trace_stop(struct vms_trace *t)
 		 * one its owner paused: that one goes back to paused (it runs for
 		 * the detach's moment).
 		 */
-		int owner_paused = t->owner_paused && vm_running(t) == 0;
+		char status[32];
+		/* Stopped, and not at a probe ("debug"): its owner's, to stay stopped. */
+		int owner_paused = strcmp(vm_status(t, status, sizeof(status)), "running") &&
+				   strcmp(status, "debug") && status[0];
 
 		err = halt(t);
 		for (int p = 0; p < VMS_PROBE__COUNT; p++)
@@ -839,7 +894,7 @@ int vms_trace_stop(struct vms_trace *t)
 		/* Detaching resumes the VM, also after the errors above. */
 		if (gdb_detach(t->g) && !err)
 			err = -EPIPE;
-		if (owner_paused && vm_running(t) == 1)
+		if (owner_paused && !strcmp(vm_status(t, status, sizeof(status)), "running"))
 			qmp_execute(t->vm->qmp, "stop", NULL, NULL);
 	}
 	stop_guardian(t);

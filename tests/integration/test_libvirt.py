@@ -54,18 +54,41 @@ def check_both_ways(t):
 
         # Each way forced, and refused where it cannot be.
         r = vmscope("--libvirt-monitor", "passthrough", "ps", "libvirt:" + second.domain)
-        t.ok(r.returncode == 0 and len(r.stdout.splitlines()) > 10,
-             "--libvirt-monitor passthrough on a domain with a second monitor", r.stderr)
+        t.ok(r.returncode == 0 and len(r.stdout.splitlines()) > 10 and
+             "custom-monitor" in taints(second),
+             "--libvirt-monitor passthrough on a domain with a second monitor: it is used "
+             "(the domain now tainted custom-monitor)", r.stderr)
         r = vmscope("--libvirt-monitor", "second", "ps", "libvirt:" + plain.domain)
         t.eq((r.returncode, r.stderr),
              (1, 'vmscope: libvirt domain "%s" declares no second QMP monitor '
               '(<qemu:commandline> with -qmp unix:PATH,server=on,wait=off)\n' % plain.domain),
              "--libvirt-monitor second on a domain without one: refused, saying why")
-        r = vmscope("--connect", "qemu:///system", "ps", "libvirt:" + plain.domain)
-        t.ok(r.returncode == 0 and r.stdout.count("\n") > 10, "--connect URI", r.stderr)
+        nowhere = "qemu:///system?socket=/nonexistent/libvirt-sock"
         r = vmscope("ps", "libvirt:" + plain.domain,
-                    env=dict(os.environ, LIBVIRT_DEFAULT_URI="qemu:///system"))
-        t.ok(r.returncode == 0 and r.stdout.count("\n") > 10, "$LIBVIRT_DEFAULT_URI", r.stderr)
+                    env=dict(os.environ, LIBVIRT_DEFAULT_URI=nowhere))
+        t.ok(r.returncode == 1 and nowhere in r.stderr, "$LIBVIRT_DEFAULT_URI is the URI used",
+             r.stderr)
+        r = vmscope("--connect", "qemu:///system", "ps", "libvirt:" + plain.domain,
+                    env=dict(os.environ, LIBVIRT_DEFAULT_URI=nowhere))
+        t.ok(r.returncode == 0 and r.stdout.count("\n") > 10,
+             "--connect URI goes before $LIBVIRT_DEFAULT_URI", r.stderr)
+        # A dump libvirt did not start kills libvirtd 9.0 (both ways in): never sent.
+        r = vmscope("--libvirt-monitor", "passthrough", "regs", "libvirt:" + plain.domain)
+        t.ok(r.returncode == 0 and "rip" in r.stdout.lower() and
+             virsh("version", check=False).returncode == 0,
+             "regs through the passthrough: the registers, and libvirtd still up", r.stderr)
+        dump = os.path.join(plain.rundir, "core")
+        r = vmscope("--libvirt-monitor", "passthrough", "dump", "libvirt:" + plain.domain, dump)
+        refused = ("vmscope: dump-guest-memory is not sent to a libvirt domain's QEMU: "
+                   "libvirtd 9.0 dies of a dump it did not start; use virsh dump --memory-only "
+                   "(docs/libvirt.md)\n")
+        t.ok((r.returncode, r.stderr) == (1, refused) and
+             virsh("version", check=False).returncode == 0,
+             "dump through the passthrough: refused with the reason, libvirtd still up", r.stderr)
+        r = vmscope("dump", "libvirt:" + second.domain, dump)
+        t.ok((r.returncode, r.stderr) == (1, refused) and
+             virsh("version", check=False).returncode == 0,
+             "dump through the second monitor: refused too, libvirtd still up", r.stderr)
         refusal = ("disks of libvirt domains are not read or captured yet: the NBD "
                    "server, mirror job or dirty bitmap it takes would be made behind libvirt's "
                    "back (docs/libvirt.md)\n")
@@ -117,6 +140,8 @@ def check_trace(t):
         lines = test_trace.run_round(g, "round")
         want = len([l for l in lines if l.startswith("EXEC ")])
         # libvirt goes on managing the domain under the trace.
+        # Suspended between events (a suspend that lands while the VM is stopped at a
+        # probe is lost: docs/libvirt.md).
         rc = virsh("suspend", g.domain, check=False).returncode
         time.sleep(1.5)  # the trace sees the pause as a stop, and must not resume it
         t.eq([rc, g.state()], [0, "paused"], "virsh suspend while traced: it stays paused")
@@ -131,6 +156,16 @@ def check_trace(t):
              "suspend (%d)" % want, "rc %d, %d of %d\n%s" % (rc, len(got), want, err))
         t.eq(gdbstub_left(g), [], "a clean stop switches the gdbstub off")
 
+        # Suspended and resumed with no hit between, then stopped: clean.
+        tr = start_trace(g, "--events", "exec")
+        virsh("suspend", g.domain)
+        time.sleep(0.5)
+        virsh("resume", g.domain)
+        time.sleep(0.5)
+        _, err, rc = test_trace.stop_trace(tr)
+        t.ok(rc == 0 and g.state() == "running" and "detaching" not in err,
+             "suspended and resumed with no event between, then stopped: clean, running", err)
+
         # Stopped while suspended: detaching must not resume it.
         tr = start_trace(g, "--events", "exec")
         virsh("suspend", g.domain)
@@ -143,13 +178,15 @@ def check_trace(t):
         # Killed: the VM runs on; the gdbstub it left is reclaimed by the next trace.
         tr = start_trace(g, "--events", "exec")
         t.ok(test_trace.kill_trace(tr), "trace killed: its guard removes the breakpoints")
+        t.ok(gdbstub_left(g), "...and, through the passthrough, leaves the gdbstub on")
         t.eq(g.state(), "running", "trace killed: the domain runs on")
         tr = start_trace(g, "--events", "exec")
         lines = test_trace.run_round(g, "round")
         events, err, rc = test_trace.stop_trace(tr)
         want = len([l for l in lines if l.startswith("EXEC ")])
         got = execs(events)
-        t.ok(rc == 0 and len(got) == want, "the next trace reclaims a dead trace's gdbstub "
+        t.ok(rc == 0 and want > 0 and len(got) == want and not gdbstub_left(g),
+             "the next trace reclaims a dead trace's gdbstub "
              "and sees every exec (%d)" % want, err)
 
         # Destroyed under a trace: it ends, saying so, and leaves nothing running.
