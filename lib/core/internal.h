@@ -20,11 +20,6 @@
 struct qmp;
 
 /*
- * Disks of libvirt domains are left alone: an NBD server, a mirror job or
- * dirty bitmaps made behind libvirt's back would meet its own (migration,
- * backup, checkpoints).
- */
-/*
  * libvirt 9.0's libvirtd dies at the DUMP_COMPLETED event of a dump it did
  * not start itself, sent through its passthrough or a second monitor alike
  * (tested: test_libvirt). So no dump-guest-memory goes to a libvirt domain.
@@ -32,10 +27,6 @@ struct qmp;
 #define LIBVIRT_DUMP_REFUSAL                                                                       \
 	"dump-guest-memory is not sent to a libvirt domain's QEMU: libvirtd 9.0 dies of a dump "   \
 	"it did not start; use virsh dump --memory-only (docs/libvirt.md)"
-
-#define LIBVIRT_DISK_REFUSAL                                                                       \
-	"disks of libvirt domains are not read or captured yet: the NBD server, mirror "           \
-	"job or dirty bitmap it takes would be made behind libvirt's back (docs/libvirt.md)"
 
 struct vms_vm {
 	char error[VMS_ERROR_MAX];
@@ -45,7 +36,7 @@ struct vms_vm {
 	struct mem_map mem;  /* guest-physical memory, every target has one */
 	struct elfcore core; /* vCPU state of a dump: target */
 	int has_core;
-	int via_libvirt;     /* a libvirt:DOMAIN target: libvirt owns its block layer */
+	int via_libvirt;     /* a libvirt:DOMAIN target: no dump-guest-memory */
 	int paging_levels;   /* set by the user; 0: detect */
 	int detected_levels; /* 0 until detected */
 	struct tlb tlb;

@@ -70,6 +70,7 @@ struct bitmap_poll {
 	size_t nr_unread;
 	int first_read;
 	unsigned int failures; /* in a row */
+	char device[256];      /* the qdev whose top node is ours at the start, or "" */
 	_Atomic int failed;
 	int err;
 	char why[256];
@@ -295,6 +296,58 @@ static int read_bitmap(struct bitmap_poll *b, const char *bitmap)
  * removed is not read again); FAILURES_MAX polls in a row that fail end
  * the capture.
  */
+/*
+ * qdev == NULL: the device whose medium's top node is node, into out.
+ * Else: that device's top node now, into out ("" without a medium).
+ */
+static int block_top(struct bitmap_poll *b, const char *qdev, const char *node, char *out,
+		     size_t out_len)
+{
+	json_t *list = NULL, *dev;
+	char why[200];
+	size_t i;
+	int err = qmp_call(b->qmp, "query-block", NULL, &list, why, sizeof(why));
+
+	if (err)
+		return fail(b, err, "query-block: %s", why);
+	out[0] = '\0';
+	json_array_foreach(list, i, dev) {
+		const char *id = json_string_value(json_object_get(dev, "qdev"));
+		const char *top = json_string_value(
+			json_object_get(json_object_get(dev, "inserted"), "node-name"));
+
+		if (id && (qdev ? !strcmp(id, qdev) : top && !strcmp(top, node))) {
+			snprintf(out, out_len, "%s", qdev ? top ?: "" : id);
+			break;
+		}
+	}
+	json_decref(list);
+	return 0;
+}
+
+/*
+ * A bitmap sees the writes that pass through its node. A snapshot, a
+ * commit or a mirror's completion (libvirt's, say) puts another node on
+ * the device: the guest's writes bypass ours from then on, and the capture
+ * would go silent. That ends it, saying so.
+ */
+static int check_graph(struct bitmap_poll *b)
+{
+	char top[128];
+	int err;
+
+	if (!b->device[0])
+		return 0;
+	err = block_top(b, b->device, NULL, top, sizeof(top));
+	if (err || !strcmp(top, b->node))
+		return err;
+	b->failed = 1;
+	return fail(b, -ESTALE,
+		    "the guest's disk %s now writes through node %s, not %s (a snapshot or block "
+		    "job changed the block graph): the dirty bitmap sees no more of its writes",
+		    b->device, top[0] ? top : "(none: no medium)", b->node);
+}
+
 static int poll_once(struct bitmap_poll *b)
 {
 	long long start = monotonic_us();
@@ -315,6 +368,8 @@ static int poll_once(struct bitmap_poll *b)
 		b->nr_unread--;
 		b->first_read = 0;
 	}
+	if (!err)
+		err = check_graph(b); /* after the read: writes before the change still count */
 	b->polls++;
 	if ((uint64_t)(monotonic_us() - start) > b->poll_us_max)
 		b->poll_us_max = (uint64_t)(monotonic_us() - start);
@@ -414,6 +469,8 @@ int bitmap_start(struct qmp *qmp, const char *node, uint64_t size, const struct 
 	snprintf(b->export_id, sizeof(b->export_id), "vmscope-bitmap-%d", (int)getpid());
 	bitmap_name(0, b->current, sizeof(b->current));
 	remove_stale(b);
+	block_top(b, NULL, node, b->device, sizeof(b->device)); /* none found: nothing to watch */
+	b->err = 0;
 	err = qmp_do(b, "block-dirty-bitmap-add", bitmap_add_args(b, b->current));
 	if (!err) {
 		b->current_added = 1;

@@ -358,8 +358,6 @@ int capture_start(struct vms_vm *vm, const char *node, const struct capture_conf
 
 	if (!vm->qmp)
 		return vm_error(vm, -EOPNOTSUPP, "disk capture needs a live VM (qmp:)");
-	if (vm->via_libvirt)
-		return vm_error(vm, -EOPNOTSUPP, LIBVIRT_DISK_REFUSAL);
 	err = node_size(vm, node, &size);
 	if (err)
 		return err;

@@ -115,8 +115,6 @@ int vms_disk_open(struct vms_vm *vm, const char *node, struct vms_disk_reader **
 
 	if (!vm->qmp)
 		return vm_error(vm, -EOPNOTSUPP, "reading a disk needs a live VM (qmp:)");
-	if (vm->via_libvirt)
-		return vm_error(vm, -EOPNOTSUPP, LIBVIRT_DISK_REFUSAL);
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return vm_error(vm, -ENOMEM, "out of memory");

@@ -177,6 +177,25 @@ def check_capture_bitmap(t):
         t.one_line_error(r, "capture --interval without --mode bitmap: one-line error",
                          "--mode bitmap")
 
+        # A snapshot puts an overlay over disk0: the guest's writes no longer pass
+        # through the bitmap's node. The capture must end, saying so, not go silent.
+        cap = start_capture(g, "--mode", "bitmap", "--interval", "50")
+        time.sleep(1)
+        overlay = os.path.join(g.rundir, "overlay.qcow2")
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b",
+                        os.path.join(g.rundir, "data.img"), "-F", "raw", overlay], check=True)
+        g.qmp("blockdev-add", driver="qcow2", **{"node-name": "ov"},
+              file={"driver": "file", "filename": overlay}, backing=None)
+        g.qmp("blockdev-snapshot", node="disk0", overlay="ov")
+        try:
+            out, err = cap.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            cap.kill()
+            out, err = cap.communicate()
+        t.ok(cap.returncode == 1 and "now writes through node ov, not disk0" in err,
+             "bitmap: a snapshot that moves the guest's writes off the node ends the capture, "
+             "saying why", err[-600:])
+
 
 def device_stats(g):
     """QEMU's own accounting of what the guest's disk device was asked to do."""
