@@ -196,18 +196,20 @@ static int global_options(int argc, char **argv)
 
 	while (i < argc && argv[i][0] == '-' && strcmp(argv[i], "-h") &&
 	       strcmp(argv[i], "--help")) {
-		const char *opt = argv[i];
+		const char *opt = argv[i], *eq = strchr(opt, '=');
+		size_t name_len = eq ? (size_t)(eq - opt) : strlen(opt);
+		const char *value = eq ? eq + 1 : i + 1 < argc ? argv[i + 1] : NULL;
 
-		if (i + 1 >= argc)
+		if (!value)
 			return cli_fail("%s needs a value", opt), -1;
-		if (!strcmp(opt, "--connect") || !strcmp(opt, "-c"))
-			connect_uri = argv[i + 1];
-		else if (!strcmp(opt, "--libvirt-monitor")) {
-			if (parse_monitor_mode(argv[i + 1]))
+		if ((name_len == 9 && !strncmp(opt, "--connect", 9)) || (!eq && !strcmp(opt, "-c")))
+			connect_uri = value;
+		else if (name_len == 17 && !strncmp(opt, "--libvirt-monitor", 17)) {
+			if (parse_monitor_mode(value))
 				return -1;
 		} else
 			return cli_fail("unknown option \"%s\" (try vmscope --help)", opt), -1;
-		i += 2;
+		i += eq ? 1 : 2;
 	}
 	return i - 1;
 }
