@@ -76,18 +76,21 @@ def _pid_alive(pid):
     return True
 
 
+def stale_names(base, prefix):
+    """The entries of base named prefix<pid>-... whose pid no longer runs."""
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return []
+    return [n for n in names if (m := re.match(re.escape(prefix) + r"(\d+)-", n))
+            and not _pid_alive(int(m.group(1)))]
+
+
 def reap_stale():
     """Remove run directories and RAM files of launchers that no longer run."""
     tmp = tempfile.gettempdir()
     for base, prefix in ((tmp, RUN_PREFIX), ("/dev/shm", SHM_PREFIX)):
-        try:
-            names = os.listdir(base)
-        except OSError:
-            continue
-        for name in names:
-            m = re.match(re.escape(prefix) + r"(\d+)-", name)
-            if not m or _pid_alive(int(m.group(1))):
-                continue
+        for name in stale_names(base, prefix):
             path = os.path.join(base, name)
             if os.path.isdir(path):
                 _kill_pidfile(os.path.join(path, "qemu.pid"))

@@ -8,7 +8,6 @@ that libvirt's QEMU user owns, and ``virsh destroy`` removes it for good. The
 ground truth is the same second serial port as ``vmguest.Guest``'s.
 """
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -170,14 +169,7 @@ def _reaper():
 
 def reap_stale():
     """Destroy domains and remove directories of test runs that no longer run."""
-    try:
-        names = os.listdir(IMAGES)
-    except OSError:
-        return
-    for name in names:
-        m = re.match(re.escape(PREFIX) + r"(\d+)-", name)
-        if not m or vmguest._pid_alive(int(m.group(1))):
-            continue
+    for name in vmguest.stale_names(IMAGES, PREFIX):
         virsh("destroy", name, check=False)
         shutil.rmtree(os.path.join(IMAGES, name), ignore_errors=True)
 
