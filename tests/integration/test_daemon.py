@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 
-from harness import Tap, vmguest, track
+from harness import ROOT, Tap, vmguest, track
 
 VMSCOPED = os.environ.get("VMSCOPED_BIN", os.path.join(os.path.dirname(__file__), "..", "..",
                                                        "build", "daemon", "vmscoped"))
@@ -237,8 +237,39 @@ def check_refusals(t):
                  "line 5: unknown key intervall")
 
 
+def check_man(t):
+    """vmscoped(8) and vmscoped.conf(5), as built: each renders without a warning,
+    and names every flag the daemon takes and every key its parser knows."""
+    built = os.path.dirname(os.path.abspath(VMSCOPED))
+    pages = {}
+    for page in ("vmscoped.8", "vmscoped.conf.5"):
+        r = subprocess.run(["man", "--warnings", "-l", os.path.join(built, page)],
+                           capture_output=True, text=True, env=dict(os.environ, MANWIDTH="80"))
+        pages[page] = re.sub(r"\s+", " ", r.stdout.replace("\u2010\n", "").replace("-\n", "-"))
+        t.ok(r.returncode == 0 and not r.stderr and "NAME" in r.stdout,
+             "man %s renders, without warnings" % page, r.stderr[-500:])
+    source = os.path.join(ROOT, "daemon")
+    flags = re.findall(r'\{ "([a-z-]+)", (?:required|no)_argument',
+                       open(os.path.join(source, "vmscoped.c")).read())
+    keys = set(re.findall(r'strcmp\(key, "([a-z-]+)"\)',
+                          open(os.path.join(source, "config.c")).read()))
+    # Each described where it is defined: a flag opens a paragraph of SOURCES or
+    # OPTIONS; a key, of KEYS (the synopsis and the example do not count).
+    man8 = pages["vmscoped.8"]
+    described = man8[man8.index("SOURCES OF VMS"):man8.index("CONTROL API")]
+    conf = pages["vmscoped.conf.5"]
+    key_part = conf[conf.index(" KEYS "):conf.index(" EXAMPLE ")]
+    missing = [f for f in flags if not re.search(r"(^| )--%s( |$)" % f, described)]
+    t.ok(flags and not missing, "vmscoped(8) describes every flag (%s)" % ", ".join(flags),
+         missing)
+    missing = [k for k in sorted(keys) if " %s = " % k not in key_part]
+    t.ok(keys and not missing, "vmscoped.conf(5) describes every key (%s)" %
+         ", ".join(sorted(keys)), missing)
+
+
 def main():
     t = Tap()
+    t.run("man pages", check_man)
     t.run("vmscoped", check_daemon)
     t.run("vmscoped under systemd", check_systemd)
     t.run("vmscoped refusals", check_refusals)
