@@ -215,11 +215,15 @@ def check_daemon(t, libvirtd):
                      "its metrics name the QEMU of libvirt's pid file")
                 started = time.monotonic()
                 libvirtd.restart_libvirtd()
-                with vmlibvirt.LibvirtGuest(name="later") as h:
+                with vmlibvirt.LibvirtGuest(name="later", second_monitor=True) as h:
                     w = test_daemon.wait_for(lambda: vms().get(h.domain, {}).get("state") == "up")
                     t.ok(w and vms().get(g.domain, {}).get("state") == "up",
                          "after libvirtd restarts: the running domain stays up, and one started "
                          "then is found (%.0f s)" % (time.monotonic() - started), vms())
+                    pids = test_daemon.info_pids(test_daemon.get(ctl, "/metrics")[1])
+                    t.eq((pids.get(g.domain), pids.get(h.domain)), (g.pid, h.pid),
+                         "both ways into QMP (passthrough, second monitor): each one's metrics "
+                         "name its QEMU")
                 gone = test_daemon.wait_for(lambda: h.domain not in vms())
                 t.ok(gone and g.domain in vms(), "a domain virsh destroys is dropped, the "
                      "other stays", vms())
