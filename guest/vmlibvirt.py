@@ -185,6 +185,7 @@ class LibvirtGuest(vmguest.Guest):
         self.domain = "%s%d-%s" % (PREFIX, os.getpid(), name)
         self.second_monitor = second_monitor
         self.created = False
+        self.qemu_pid = None
 
     def start(self):
         reap_stale()
@@ -195,6 +196,7 @@ class LibvirtGuest(vmguest.Guest):
             self._prepare(image)
             virsh("create", os.path.join(self.rundir, "domain.xml"))
             self.created = True
+            self.qemu_pid = self.pid
             self.wait_ready()
         except BaseException:
             self.stop()
@@ -273,9 +275,20 @@ class LibvirtGuest(vmguest.Guest):
         if self.created:
             virsh("destroy", self.domain, check=False)
             self.created = False
+        # A libvirtd that died leaves its QEMU running: killed by pid, if still this one's.
+        if self.qemu_pid and vmguest._pid_alive(self.qemu_pid) and self._is_ours(self.qemu_pid):
+            os.kill(self.qemu_pid, signal.SIGKILL)
+        self.qemu_pid = None
         if self.rundir:
             shutil.rmtree(self.rundir, ignore_errors=True)
             self.rundir = None
+
+    def _is_ours(self, pid):
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                return ("guest=%s," % self.domain).encode() in f.read()
+        except OSError:
+            return False
 
     def qmp(self, command, **arguments):
         raise NotImplementedError("a libvirt guest is asked through virsh")
