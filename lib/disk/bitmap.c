@@ -41,6 +41,7 @@
 #define DIRTY_MAX_EXTENTS (1u << 20)   /* per block status: 16 MiB of extents at most */
 #define UNREAD_MAX	  4	       /* disabled bitmaps kept for another try */
 #define FAILURES_MAX	  5	       /* polls in a row that fail: the capture has failed */
+#define GRAPH_CHECK_MS	  1000	       /* how often a poll checks the device's node */
 
 struct extent {
 	uint64_t offset, length;
@@ -71,6 +72,7 @@ struct bitmap_poll {
 	int first_read;
 	unsigned int failures; /* in a row */
 	char device[256];      /* the qdev whose top node is ours at the start, or "" */
+	long long graph_checked_ms;
 	_Atomic int failed;
 	int err;
 	char why[256];
@@ -336,8 +338,10 @@ static int check_graph(struct bitmap_poll *b)
 	char top[128];
 	int err;
 
-	if (!b->device[0])
+	/* query-block holds QEMU's main loop: once a second, not at every poll */
+	if (!b->device[0] || monotonic_ms() - b->graph_checked_ms < GRAPH_CHECK_MS)
 		return 0;
+	b->graph_checked_ms = monotonic_ms();
 	err = block_top(b, b->device, NULL, top, sizeof(top));
 	if (err || !strcmp(top, b->node))
 		return err;
