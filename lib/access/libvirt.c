@@ -367,16 +367,6 @@ const unsigned long *lv_monitor_resumes(const struct lv_monitor *lv)
 	return &lv->events->resumes;
 }
 
-const char *lv_monitor_uri(const struct lv_monitor *lv)
-{
-	return lv->uri;
-}
-
-const char *lv_monitor_name(const struct lv_monitor *lv)
-{
-	return lv->name;
-}
-
 static int transport_exchange(void *ctx, const char *json, int pass_fd, char **ret_reply,
 			      char *errbuf, size_t errbuf_len)
 {

@@ -48,8 +48,4 @@ int lv_monitor_second(struct lv_monitor *lv, char *path, size_t path_len, char *
 /* Counts the domain's resumes (libvirt lifecycle events): a change means it ran. */
 const unsigned long *lv_monitor_resumes(const struct lv_monitor *lv);
 
-/* The URI connected to and the domain's name, as given to lv_monitor_open(). */
-const char *lv_monitor_uri(const struct lv_monitor *lv);
-const char *lv_monitor_name(const struct lv_monitor *lv);
-
 #endif

@@ -73,7 +73,6 @@ struct vms_trace {
 	int server_on, running;
 	int owner_paused; /* the VM's owner paused it (QMP stop, virsh suspend): not ours to resume
 			   */
-	int owner_signal; /* the stop's signal then (2: a pause; 3: shutdown; ...) */
 	long long owner_checked_ms;
 	int stop_reply_once; /* QEMU 8.1 on: one stop reply per continue */
 	int guardian_fd; /* write end: return breakpoints' addresses, then 0 for "clean stop" */
@@ -749,10 +748,9 @@ static const char *vm_status(struct vms_trace *t, char *buf, size_t len)
  * I/O error, a migration's last phase). Not ours to resume: the trace waits,
  * asking QMP now and then, until someone else resumes it.
  */
-static void owner_stopped(struct vms_trace *t, int sig)
+static void owner_stopped(struct vms_trace *t)
 {
 	t->owner_paused = 1;
-	t->owner_signal = sig;
 }
 
 /*
@@ -823,7 +821,7 @@ int vms_trace_run(struct vms_trace *t, int timeout_ms, unsigned int max_events)
 			return vm_error(t->vm, r, "the gdbstub connection broke: %s", strerror(-r));
 		}
 		if (sig != GDB_SIGNAL_TRAP) {
-			owner_stopped(t, sig);
+			owner_stopped(t);
 			continue;
 		}
 		t->owner_paused = 0;

@@ -93,25 +93,8 @@ def check_both_ways(t):
 
 
 def start_trace(g, *extra):
-    out = open(os.path.join(g.rundir, "trace.jsonl"), "w")
-    tr = subprocess.Popen([VMSCOPE, "--libvirt-monitor", "passthrough", "trace",
-                           "libvirt:" + g.domain, "--json"] + list(extra),
-                          stdout=out, stderr=subprocess.PIPE, text=True)
-    track(tr)
-    tr.out_path = out.name
-    out.close()
-    line = tr.stderr.readline()
-    while line.startswith("vmscope: ") and "tracing" not in line:
-        line = tr.stderr.readline()
-    if "tracing" not in line:
-        tr.kill()
-        raise RuntimeError("trace did not start: " + line + tr.stderr.read())
-    return tr
-
-
-def events_of(tr):
-    with open(tr.out_path) as f:
-        return [json.loads(l) for l in f if l.strip()]
+    return test_trace.start_trace(g, *extra, target="libvirt:" + g.domain,
+                                  options=("--libvirt-monitor", "passthrough"))
 
 
 def gdbstub_left(g):

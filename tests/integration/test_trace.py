@@ -28,11 +28,13 @@ def run_round(g, name, timeout=300):
     return truth_lines(g, before - 1)
 
 
-def start_trace(g, *extra):
+def start_trace(g, *extra, target=None, options=()):
+    """vmscope [options] trace TARGET (qmp: of g unless given) --json extra..."""
     # Events go to a file: a breakpoint waits for its event to be written, so
     # an undrained pipe would hold the guest (by design: nothing is dropped).
     out = open(os.path.join(g.rundir, "trace.jsonl"), "w")
-    tr = subprocess.Popen([VMSCOPE, "trace", "qmp:" + g.qmp_path, "--json"] + list(extra),
+    tr = subprocess.Popen([VMSCOPE] + list(options) +
+                          ["trace", target or "qmp:" + g.qmp_path, "--json"] + list(extra),
                           stdout=out, stderr=subprocess.PIPE, text=True)
     track(tr)
     tr.out_path = out.name
