@@ -13,12 +13,48 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define DAEMON_NAME_MAX	  128
 #define DAEMON_PATH_MAX	  4096
 #define DAEMON_REASON_MAX 256
 #define DAEMON_LIBVIRT_MAX 8 /* libvirt URIs */
 #define DAEMON_URI_MAX	   512
+#define DAEMON_DISKS_MAX    4 /* fswatch'ed disks per VM */
+#define DAEMON_NODE_MAX	    64
+#define DAEMON_GLOBS_MAX    16 /* fswatch-path lines per VM */
+#define DAEMON_GLOB_MAX	    256
+#define DAEMON_SECTIONS_MAX 1024 /* [vm PATTERN] sections */
+
+struct daemon_disks {
+	int nr;
+	char node[DAEMON_DISKS_MAX][DAEMON_NODE_MAX];
+};
+
+struct daemon_globs {
+	int nr;
+	char glob[DAEMON_GLOBS_MAX][DAEMON_GLOB_MAX];
+};
+
+/* What the daemon does with one VM: [defaults], then each [vm PATTERN] that names it. */
+struct daemon_vmconf {
+	int metrics;	    /* sample the host's figures every interval */
+	unsigned int views; /* VMS_POLL_*: views polled and diffed into events; 0 none */
+	double view_interval_s;
+	unsigned int trace;	     /* a bit per enum vms_probe; 0: no tracing */
+	struct daemon_disks fswatch; /* block nodes whose ext4 writes become file events */
+	int fswatch_mode;	     /* enum vms_capture_mode */
+	struct daemon_globs fswatch_paths;
+	int log;	 /* its events into the log (log-dir) */
+	uint64_t memory; /* bytes for its events: rings and spools */
+};
+
+struct daemon_section {
+	char pattern[DAEMON_NAME_MAX];	  /* fnmatch(3) over VM names */
+	char target[DAEMON_PATH_MAX + 8]; /* "" unless the section lists a VM itself */
+	unsigned int set;		  /* a bit per key it sets (config.c's table) */
+	struct daemon_vmconf v;
+};
 
 struct daemon_config {
 	char qmp_dir[DAEMON_PATH_MAX]; /* "" none */
@@ -27,6 +63,11 @@ struct daemon_config {
 	char listen[DAEMON_PATH_MAX];  /* "unix:PATH" or "HOST:PORT" (loopback only) */
 	double interval_s;	       /* between a VM's samples */
 	int timeout_ms;		       /* per QMP exchange */
+	char log_dir[DAEMON_PATH_MAX]; /* the event log; "" none */
+	uint64_t log_max_bytes, log_max_age_s; /* its retention; 0 keep */
+	struct daemon_vmconf defaults;
+	struct daemon_section *sections; /* malloc'd: daemon_config_release() */
+	int nr_sections;
 };
 
 /*
@@ -37,6 +78,41 @@ int daemon_config_load(struct daemon_config *c, const char *path, char *why, siz
 int daemon_config_check(const struct daemon_config *c, char *why, size_t why_len);
 /* One more libvirt URI: 0, or a positive count with the reason in why. */
 int daemon_config_add_libvirt(struct daemon_config *c, const char *uri, char *why, size_t why_len);
+void daemon_config_release(struct daemon_config *c);
+/* A deep copy of src's per-VM part (defaults and sections) into dst: 0 or -ENOMEM. */
+int daemon_config_copy_vms(struct daemon_config *dst, const struct daemon_config *src);
+/* What to do with the VM called name. */
+void daemon_vmconf_resolve(const struct daemon_config *c, const char *name,
+			   struct daemon_vmconf *ret);
+
+/* The hub every VM's events go through (events.c). */
+struct vms_event;
+struct vms_log;
+struct events {
+	pthread_mutex_t lock;
+	struct vms_log *log; /* NULL: no log-dir */
+	char log_dir[DAEMON_PATH_MAX];
+	uint64_t log_max_bytes, log_max_age_s;
+	uint64_t published, logged, log_errors;
+};
+
+int events_init(struct events *e, const struct daemon_config *c, char *why, size_t why_len);
+/* A reload: the log moved or its retention changed. On failure the old one stays. */
+int events_configure(struct events *e, const struct daemon_config *c, char *why, size_t why_len);
+void events_publish(struct events *e, const struct vms_event *ev, int to_log);
+void events_metrics(struct events *e, FILE *f);
+void events_close(struct events *e);
+
+/* What a VM does besides its metrics, each with a state the API shows (caps.c). */
+enum dcap { DCAP_VIEWS, DCAP_TRACE, DCAP_FSWATCH, DCAP__COUNT };
+
+struct dcap_status {
+	char state[12]; /* "off" (not wanted), "starting", "on", "failed" */
+	char reason[DAEMON_REASON_MAX];
+	uint64_t events;
+};
+
+const char *dcap_name(enum dcap cap);
 
 /* One VM: its worker samples it; the API reads what the last sample rendered. */
 struct dvm {
@@ -55,9 +131,30 @@ struct dvm {
 	size_t *offsets;
 	uint64_t samples, failures;
 	double last_sample_s;
+	struct dcap_status cap[DCAP__COUNT];
+	uint64_t dropped; /* events lost: a ring or a spool was full */
 	int seen; /* the source's last scan named it */
 	struct dvm *next;
 };
+
+/*
+ * A worker's capabilities (caps.c), its own: configured from the VM's
+ * settings, started once attached (one that fails is tried again later),
+ * run between samples, stopped before detaching.
+ */
+struct caps;
+struct vms_vm;
+int caps_new(struct caps **ret);
+/* New settings: capabilities whose settings changed stop (to start anew). */
+void caps_configure(struct caps *k, struct dvm *v, struct vms_vm *vm,
+		    const struct daemon_vmconf *conf);
+void caps_start(struct caps *k, struct dvm *v, struct vms_vm *vm);
+/* Poll the views if due, let the trace run (or sleep) until until_s, hand on the events. */
+void caps_run(struct caps *k, struct dvm *v, struct vms_vm *vm, double until_s);
+/* Stop each (a watched disk's last writes turned into events first, when clean). */
+void caps_stop(struct caps *k, struct dvm *v, struct vms_vm *vm, int clean);
+void caps_free(struct caps *k);
+double daemon_now_s(void); /* CLOCK_MONOTONIC */
 
 struct vmset {
 	pthread_mutex_t lock; /* the list */
@@ -66,10 +163,16 @@ struct vmset {
 	/* what the workers read each turn: a reload changes them under running VMs */
 	_Atomic double interval_s;
 	_Atomic int timeout_ms;
+	pthread_mutex_t conf_lock; /* conf: what to do with each VM */
+	struct daemon_config conf; /* its defaults and sections only */
+	struct events *events;
 };
 
-void vmset_init(struct vmset *s, const struct daemon_config *config);
-void vmset_configure(struct vmset *s, const struct daemon_config *config);
+void vmset_init(struct vmset *s, const struct daemon_config *config, struct events *events);
+/* 0, or -ENOMEM: the old settings stay. */
+int vmset_configure(struct vmset *s, const struct daemon_config *config);
+/* The settings of the VM called name, now. */
+void vmset_vmconf(struct vmset *s, const char *name, struct daemon_vmconf *ret);
 /*
  * Each source of VMs keeps its own: a VM is added by one, under name (a
  * worker starts), unless one has that name: 0, 1 when new.

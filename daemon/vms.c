@@ -3,10 +3,11 @@
  * The set of VMs the daemon watches, a worker thread each. A worker
  * attaches, samples the host's figures of its VM every interval (each QMP
  * exchange under the configured timeout) and renders them as Prometheus
- * text; a scrape or a status request only copies the last rendering under
- * the VM's lock, so a slow, hung or dead VM never delays another, or the
- * API. A VM that fails is marked down with the reason and attached afresh
- * at its next turn.
+ * text, and between samples runs the VM's other capabilities (caps.c); a
+ * scrape or a status request only copies the last rendering under the
+ * VM's lock, so a slow, hung or dead VM never delays another, or the API.
+ * A VM that fails is marked down with the reason and attached afresh at
+ * its next turn.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -86,65 +87,114 @@ static int sample(struct dvm *v, struct vms_vm *vm)
 	return 0;
 }
 
-/* Sleep one interval, or until a stop wakes it: one wakeup a turn, not a poll. */
-static void pause_turn(struct dvm *v, double interval_s)
+static struct vms_vm *attach(struct dvm *v)
 {
-	struct timespec until;
-	double t;
+	/* A libvirt VM's source is its URI, unless the config file listed it. */
+	struct vms_attach_opts opts = {
+		.sz = sizeof(opts),
+		.timeout_ms = v->set->timeout_ms,
+		.libvirt_uri = !strncmp(v->target, "libvirt:", 8) && strcmp(v->source, "config")
+				       ? v->source
+				       : NULL,
+		.name = v->name, /* in its events, as in its metrics */
+	};
+	struct vms_vm *vm = NULL;
 
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	t = (double)until.tv_sec + (double)until.tv_nsec / 1e9 + interval_s;
-	until.tv_sec = (time_t)t;
-	until.tv_nsec = (long)((t - (double)until.tv_sec) * 1e9);
-	pthread_mutex_lock(&v->wake_lock);
-	while (!v->stopping && pthread_cond_timedwait(&v->wake, &v->wake_lock, &until) != ETIMEDOUT)
-		;
-	pthread_mutex_unlock(&v->wake_lock);
+	if (vms_vm_new(&vm)) {
+		set_down(v, "out of memory");
+		return NULL;
+	}
+	if (vms_vm_attach(vm, v->target, &opts)) {
+		set_down(v, vms_last_error(vm));
+		vms_vm_free(vm);
+		return NULL;
+	}
+	return vm;
+}
+
+/* Without metrics a VM is up once attached; its capabilities say how it goes. */
+static void set_up(struct dvm *v)
+{
+	pthread_mutex_lock(&v->lock);
+	snprintf(v->state, sizeof(v->state), "up");
+	v->reason[0] = 0;
+	pthread_mutex_unlock(&v->lock);
 }
 
 static void *worker(void *arg)
 {
 	struct dvm *v = arg;
 	struct vms_vm *vm = NULL;
+	struct caps *k = NULL;
+	double next_sample = 0;
 
-	while (!v->stopping) {
-		/* A libvirt VM's source is its URI. */
-		struct vms_attach_opts opts = {
-			.sz = sizeof(opts),
-			.timeout_ms = v->set->timeout_ms,
-			.libvirt_uri = !strncmp(v->target, "libvirt:", 8) ? v->source : NULL,
-		};
-
-		if (!vm && !vms_vm_new(&vm) && vms_vm_attach(vm, v->target, &opts)) {
-			set_down(v, vms_last_error(vm));
-			vms_vm_free(vm);
-			vm = NULL;
-		}
-		if (vm && sample(v, vm)) {
-			pthread_mutex_lock(&v->lock);
-			v->failures++;
-			pthread_mutex_unlock(&v->lock);
-			set_down(v, vms_last_error(vm)[0] ? vms_last_error(vm) : "sampling failed");
-			vms_vm_free(vm); /* attached afresh next turn: QEMU may have restarted */
-			vm = NULL;
-		}
-		pause_turn(v, v->set->interval_s);
+	if (caps_new(&k)) {
+		set_down(v, "out of memory");
+		return NULL;
 	}
+	while (!v->stopping) {
+		struct daemon_vmconf conf;
+
+		vmset_vmconf(v->set, v->name, &conf);
+		caps_configure(k, v, vm, &conf);
+		if (!vm) {
+			vm = attach(v);
+			next_sample = daemon_now_s();
+			if (vm && !conf.metrics)
+				set_up(v);
+		}
+		if (vm)
+			caps_start(k, v, vm);
+		if (vm && conf.metrics && daemon_now_s() >= next_sample) {
+			next_sample = daemon_now_s() + v->set->interval_s;
+			if (sample(v, vm)) {
+				pthread_mutex_lock(&v->lock);
+				v->failures++;
+				pthread_mutex_unlock(&v->lock);
+				set_down(v, vms_last_error(vm)[0] ? vms_last_error(vm)
+								  : "sampling failed");
+				caps_stop(k, v, vm, 0);
+				vms_vm_free(vm); /* attached afresh next turn: QEMU may have
+						    restarted */
+				vm = NULL;
+			}
+		}
+		if (!vm || !conf.metrics)
+			next_sample = daemon_now_s() + v->set->interval_s;
+		caps_run(k, v, vm, next_sample);
+	}
+	caps_stop(k, v, vm, 1);
+	caps_free(k);
 	vms_vm_free(vm);
 	return NULL;
 }
 
-void vmset_init(struct vmset *s, const struct daemon_config *config)
+void vmset_init(struct vmset *s, const struct daemon_config *config, struct events *events)
 {
 	memset(s, 0, sizeof(*s));
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->conf_lock, NULL);
+	s->events = events;
 	vmset_configure(s, config);
 }
 
-void vmset_configure(struct vmset *s, const struct daemon_config *config)
+int vmset_configure(struct vmset *s, const struct daemon_config *config)
 {
+	int err;
+
 	s->interval_s = config->interval_s;
 	s->timeout_ms = config->timeout_ms; /* from each VM's next attach */
+	pthread_mutex_lock(&s->conf_lock);
+	err = daemon_config_copy_vms(&s->conf, config);
+	pthread_mutex_unlock(&s->conf_lock);
+	return err;
+}
+
+void vmset_vmconf(struct vmset *s, const char *name, struct daemon_vmconf *ret)
+{
+	pthread_mutex_lock(&s->conf_lock);
+	daemon_vmconf_resolve(&s->conf, name, ret);
+	pthread_mutex_unlock(&s->conf_lock);
 }
 
 static struct dvm *find(struct vmset *s, const char *name)
@@ -307,6 +357,44 @@ void vmset_destroy(struct vmset *s)
 	s->nr = 0;
 	pthread_mutex_unlock(&s->lock);
 	pthread_mutex_destroy(&s->lock);
+	daemon_config_release(&s->conf);
+	pthread_mutex_destroy(&s->conf_lock);
+}
+
+/* The daemon's own families: each VM's events and capabilities. */
+static void caps_metrics(struct vmset *s, FILE *f)
+{
+	fprintf(f, "# HELP vmscoped_events_total Events a VM's capability gave.\n"
+		   "# TYPE vmscoped_events_total counter\n");
+	for (struct dvm *v = s->head; v; v = v->next) {
+		pthread_mutex_lock(&v->lock);
+		for (int c = 0; c < DCAP__COUNT; c++)
+			if (strcmp(v->cap[c].state, "off") && v->cap[c].state[0])
+				fprintf(f,
+					"vmscoped_events_total{vm=\"%s\",capability=\"%s\"} %llu\n",
+					v->name, dcap_name(c),
+					(unsigned long long)v->cap[c].events);
+		pthread_mutex_unlock(&v->lock);
+	}
+	fprintf(f, "# HELP vmscoped_capability_up Whether a VM's capability runs (1) or "
+		   "failed or waits to start (0).\n# TYPE vmscoped_capability_up gauge\n");
+	for (struct dvm *v = s->head; v; v = v->next) {
+		pthread_mutex_lock(&v->lock);
+		for (int c = 0; c < DCAP__COUNT; c++)
+			if (strcmp(v->cap[c].state, "off") && v->cap[c].state[0])
+				fprintf(f,
+					"vmscoped_capability_up{vm=\"%s\",capability=\"%s\"} %d\n",
+					v->name, dcap_name(c), !strcmp(v->cap[c].state, "on"));
+		pthread_mutex_unlock(&v->lock);
+	}
+	fprintf(f, "# HELP vmscoped_events_dropped_total Events a VM lost: a ring or a spool was "
+		   "full.\n# TYPE vmscoped_events_dropped_total counter\n");
+	for (struct dvm *v = s->head; v; v = v->next) {
+		pthread_mutex_lock(&v->lock);
+		fprintf(f, "vmscoped_events_dropped_total{vm=\"%s\"} %llu\n", v->name,
+			(unsigned long long)v->dropped);
+		pthread_mutex_unlock(&v->lock);
+	}
 }
 
 char *vmset_metrics(struct vmset *s, size_t *ret_len)
@@ -331,12 +419,30 @@ char *vmset_metrics(struct vmset *s, size_t *ret_len)
 			pthread_mutex_unlock(&v->lock);
 		}
 	}
+	caps_metrics(s, f);
 	pthread_mutex_unlock(&s->lock);
+	events_metrics(s->events, f);
 	if (fclose(f)) {
 		free(buf);
 		return NULL;
 	}
 	return buf;
+}
+
+static json_t *caps_json(const struct dvm *v)
+{
+	json_t *caps = json_object();
+
+	for (int c = 0; caps && c < DCAP__COUNT; c++) {
+		const struct dcap_status *st = &v->cap[c];
+		json_t *o = json_pack("{s:s,s:s,s:I}", "state", st->state[0] ? st->state : "off",
+				      "reason", st->reason, "events", (json_int_t)st->events);
+
+		/* a reason cut mid-character: the state alone */
+		json_object_set_new(caps, dcap_name(c),
+				    o ? o : json_pack("{s:s}", "state", st->state));
+	}
+	return caps;
 }
 
 char *vmset_json(struct vmset *s)
@@ -356,6 +462,8 @@ char *vmset_json(struct vmset *s)
 		/* a reason cut mid-character, or a path that is not UTF-8: still listed */
 		if (!o)
 			o = json_pack("{s:s,s:s}", "name", v->name, "state", v->state);
+		json_object_set_new(o, "capabilities", caps_json(v));
+		json_object_set_new(o, "events_dropped", json_integer((json_int_t)v->dropped));
 		json_array_append_new(list, o);
 		pthread_mutex_unlock(&v->lock);
 	}

@@ -63,7 +63,7 @@ static int parse(int argc, char **argv, struct daemon_config *c, int *check)
 		else if (!strncmp(argv[i], "--config=", 9))
 			config = argv[i] + 9;
 	if (daemon_config_load(c, config, why, sizeof(why)))
-		return fail(why);
+		return fail(why); /* nothing kept */
 	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
 		char *end;
 
@@ -97,17 +97,44 @@ static int parse(int argc, char **argv, struct daemon_config *c, int *check)
 	return 0;
 }
 
+/* The flags and file, all or nothing: on failure nothing is left to release. */
+static int parse_config(int argc, char **argv, struct daemon_config *c, int *check)
+{
+	int err = parse(argc, argv, c, check);
+
+	if (err)
+		daemon_config_release(c);
+	return err;
+}
+
 struct running {
 	struct daemon_config c;
 	struct qmpdir *q; /* NULL without a QMP directory */
 	struct lvsource *lv[DAEMON_LIBVIRT_MAX];
 	int nr_lv;
 	struct api *api;
+	struct events events;
 	struct vmset set;
 };
 
+#define CONFIG_SOURCE "config" /* the source of the VMs the file lists */
+
+/* The VMs [vm NAME] sections list with a target: a source like the others. */
+static void sync_listed(struct running *r)
+{
+	vmset_unsee(&r->set, CONFIG_SOURCE);
+	for (int i = 0; i < r->c.nr_sections; i++) {
+		const struct daemon_section *s = &r->c.sections[i];
+
+		if (s->target[0] && !vmset_see(&r->set, CONFIG_SOURCE, s->pattern, s->target))
+			vmset_add(&r->set, CONFIG_SOURCE, s->pattern, s->target);
+	}
+	vmset_sweep(&r->set, CONFIG_SOURCE);
+}
+
 static void sync_sources(struct running *r)
 {
+	sync_listed(r);
 	if (r->q)
 		qmpdir_sync(r->q, &r->set);
 	for (int i = 0; i < r->nr_lv; i++)
@@ -190,11 +217,22 @@ static void reload(struct running *r, int argc, char **argv)
 	int check = 0;
 
 	sd_notify(0, "RELOADING=1");
-	if (parse(argc, argv, &next, &check)) {
+	if (parse_config(argc, argv, &next, &check)) {
 		fprintf(stderr, "vmscoped: reload refused; the running configuration stays\n");
 		goto out;
 	}
-	vmset_configure(&r->set, &next);
+	if (vmset_configure(&r->set, &next)) {
+		fprintf(stderr, "vmscoped: reload refused: out of memory\n");
+		daemon_config_release(&next);
+		goto out;
+	}
+	if (events_configure(&r->events, &next, why, sizeof(why))) {
+		fprintf(stderr, "vmscoped: reload: %s; logging to %s still\n", why,
+			r->c.log_dir[0] ? r->c.log_dir : "nowhere");
+		snprintf(next.log_dir, sizeof(next.log_dir), "%s", r->c.log_dir);
+		next.log_max_bytes = r->c.log_max_bytes;
+		next.log_max_age_s = r->c.log_max_age_s;
+	}
 	switch_qmp_dir(r, &next);
 	switch_libvirt(r, &next);
 	if (strcmp(next.listen, r->c.listen)) {
@@ -212,6 +250,7 @@ static void reload(struct running *r, int argc, char **argv)
 		}
 		r->api = api;
 	}
+	daemon_config_release(&r->c);
 	r->c = next;
 	sync_sources(r);
 	say_sources("reloaded", &r->c);
@@ -266,10 +305,19 @@ static int run(const struct daemon_config *c, int argc, char **argv)
 	sigaddset(&mask, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &mask, NULL); /* before any thread: they inherit it */
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
-	vmset_init(&r.set, c);
-	if (sfd < 0 || open_sources(&r, why, sizeof(why)) ||
+	if (sfd < 0) {
+		daemon_config_release(&r.c);
+		return fail(strerror(errno));
+	}
+	if (events_init(&r.events, c, why, sizeof(why))) {
+		close(sfd);
+		daemon_config_release(&r.c);
+		return fail(why);
+	}
+	vmset_init(&r.set, c, &r.events);
+	if (open_sources(&r, why, sizeof(why)) ||
 	    api_start(c->listen, &r.set, &r.api, why, sizeof(why))) {
-		status = fail(sfd < 0 ? strerror(errno) : why);
+		status = fail(why);
 		goto out;
 	}
 	say_sources("started", c);
@@ -311,16 +359,17 @@ static int run(const struct daemon_config *c, int argc, char **argv)
 out:
 	api_stop(r.api);
 	vmset_destroy(&r.set);
+	events_close(&r.events);
 	close_sources(&r);
-	if (sfd >= 0)
-		close(sfd);
+	close(sfd);
+	daemon_config_release(&r.c);
 	return status;
 }
 
 int main(int argc, char **argv)
 {
 	struct daemon_config c;
-	int check = 0, err = parse(argc, argv, &c, &check);
+	int check = 0, err = parse_config(argc, argv, &c, &check);
 
 	if (err)
 		return err;
@@ -329,7 +378,9 @@ int main(int argc, char **argv)
 		       c.qmp_dir[0] ? c.qmp_dir : "none");
 		for (int i = 0; i < c.nr_libvirt; i++)
 			printf(", libvirt %s", c.libvirt[i]);
-		printf(", listen %s, interval %g s)\n", c.listen, c.interval_s);
+		printf(", listen %s, interval %g s, log %s, %d [vm] sections)\n", c.listen,
+		       c.interval_s, c.log_dir[0] ? c.log_dir : "none", c.nr_sections);
+		daemon_config_release(&c);
 		return 0;
 	}
 	return run(&c, argc, argv);

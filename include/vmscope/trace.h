@@ -94,11 +94,22 @@ int vms_trace_stop(struct vms_trace *t);
 
 struct vms_poll;
 
-/* Take the first snapshot; later ones are diffed against the last. */
-int vms_poll_start(struct vms_vm *vm, struct vms_ring *ring, struct vms_poll **ret);
+/* The views a poll reads, a bit each. */
+#define VMS_POLL_PROCESSES 1u
+#define VMS_POLL_MODULES   2u
+#define VMS_POLL_SOCKETS   4u
+#define VMS_POLL_ALL	   (VMS_POLL_PROCESSES | VMS_POLL_MODULES | VMS_POLL_SOCKETS)
+
 /*
- * One poll: process_start, process_exit, module_load, module_unload,
- * socket_open, socket_close events for what changed. Returns events emitted.
+ * Take the first snapshot of the views wanted (VMS_POLL_*; -EINVAL for
+ * none); later ones are diffed against the last.
+ */
+int vms_poll_start(struct vms_vm *vm, unsigned int views, struct vms_ring *ring,
+		   struct vms_poll **ret);
+/*
+ * One poll: process_start, process_exit (and process_exec), module_load,
+ * module_unload, socket_open, socket_close events for what changed in the
+ * views wanted. Returns events emitted.
  */
 int vms_poll_once(struct vms_poll *p);
 void vms_poll_free(struct vms_poll *p);

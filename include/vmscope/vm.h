@@ -36,6 +36,11 @@ struct vms_attach_opts {
 	/* libvirt:DOMAIN targets: the URI (NULL: $LIBVIRT_DEFAULT_URI, else qemu:///system) */
 	const char *libvirt_uri;
 	int libvirt_monitor; /* enum vms_libvirt_monitor (vmscope/libvirt.h) */
+	/*
+	 * The VM's name in the events it gives (trace, polling, capture,
+	 * fswatch): what a daemon calls it. NULL: QEMU's -name.
+	 */
+	const char *name;
 };
 
 int vms_vm_new(struct vms_vm **ret_vm);
@@ -68,6 +73,8 @@ struct vms_vm_info {
 
 /* What the VMM says of the VM (QMP), never what the guest says. */
 int vms_vm_query_info(struct vms_vm *vm, struct vms_vm_info *ret_info);
+/* The name events carry: the one attach was given, else QEMU's -name; "" when neither. */
+void vms_vm_event_name(struct vms_vm *vm, char *buf, size_t len);
 
 /*
  * Copy len bytes of guest-physical memory at gpa into buf. A range that is not

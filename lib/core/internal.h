@@ -37,6 +37,7 @@ struct vms_vm {
 	struct elfcore core; /* vCPU state of a dump: target */
 	int has_core;
 	int via_libvirt;     /* a libvirt:DOMAIN target: no dump-guest-memory */
+	char name[VMS_NAME_MAX]; /* the attach options' name for events; "" none */
 	int paging_levels;   /* set by the user; 0: detect */
 	int detected_levels; /* 0 until detected */
 	struct tlb tlb;

@@ -96,6 +96,12 @@ int vms_vm_attach(struct vms_vm *vm, const char *target, const struct vms_attach
 		return vm_error(vm, -EBUSY, "this handle is already attached");
 	if (OPTS_HAS(opts, timeout_ms) && opts->timeout_ms > 0)
 		vm->timeout_ms = opts->timeout_ms;
+	if (OPTS_HAS(opts, name) && opts->name) {
+		if (strlen(opts->name) >= sizeof(vm->name))
+			return vm_error(vm, -EINVAL, "the name is longer than %d bytes",
+					VMS_NAME_MAX - 1);
+		snprintf(vm->name, sizeof(vm->name), "%s", opts->name);
+	}
 	if (!colon || !colon[1])
 		return vm_error(vm, -EINVAL,
 				"bad target \"%s\": expected qmp:SOCKET, libvirt:DOMAIN, "
@@ -169,6 +175,18 @@ static int query_ram(struct vms_vm *vm, uint64_t *ret_bytes)
 		     (uint64_t)json_integer_value(json_object_get(ret, "plugged-memory"));
 	json_decref(ret);
 	return 0;
+}
+
+void vms_vm_event_name(struct vms_vm *vm, char *buf, size_t len)
+{
+	struct vms_vm_info info;
+
+	if (vm->name[0])
+		snprintf(buf, len, "%s", vm->name);
+	else if (!vms_vm_query_info(vm, &info))
+		snprintf(buf, len, "%s", info.name);
+	else if (len)
+		buf[0] = 0;
 }
 
 int vms_vm_query_info(struct vms_vm *vm, struct vms_vm_info *ret_info)

@@ -352,7 +352,6 @@ int capture_start(struct vms_vm *vm, const char *node, const struct capture_conf
 	enum vms_capture_mode mode = cfg->mode;
 	uint32_t granularity = cfg->granularity;
 	struct vms_capture *c;
-	struct vms_vm_info info;
 	uint64_t size;
 	int err;
 
@@ -390,8 +389,7 @@ int capture_start(struct vms_vm *vm, const char *node, const struct capture_conf
 	snprintf(c->node, sizeof(c->node), "%s", node);
 	snprintf(c->job, sizeof(c->job), "vmscope-capture-%d", (int)getpid());
 	snprintf(c->target, sizeof(c->target), "vmscope-nbd-%d", (int)getpid());
-	if (!vms_vm_query_info(vm, &info))
-		snprintf(c->vm_name, sizeof(c->vm_name), "%s", info.name);
+	vms_vm_event_name(vm, c->vm_name, sizeof(c->vm_name));
 	err = modes[mode].attach(c);
 	if (err) {
 		char why[VMS_ERROR_MAX];

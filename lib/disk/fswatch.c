@@ -673,11 +673,9 @@ static int bootstrap_all(struct vms_fswatch *fw)
 static int start(struct vms_fswatch *fw, const char *node, const struct vms_fswatch_options *o)
 {
 	struct vms_vm *vm = fw->vm;
-	struct vms_vm_info info;
 	int err;
 
-	if (!vms_vm_query_info(vm, &info))
-		snprintf(fw->vm_name, sizeof(fw->vm_name), "%s", info.name);
+	vms_vm_event_name(vm, fw->vm_name, sizeof(fw->vm_name));
 	snprintf(fw->node, sizeof(fw->node), "%s", node);
 	if (o && o->spool_bytes &&
 	    (o->spool_bytes < SPOOL_MIN || o->spool_bytes > SPOOL_MAX ||

@@ -34,6 +34,7 @@ struct vms_poll {
 	struct vms_vm *vm;
 	struct vms_ring *ring;
 	char vm_name[VMS_NAME_MAX];
+	unsigned int views; /* VMS_POLL_* */
 	struct snapshot last;
 };
 
@@ -77,10 +78,14 @@ static void release(struct snapshot *s)
 /* Every view, sorted; a view the guest will not give is an error (its events would lie). */
 static int take(struct vms_poll *p, struct snapshot *s)
 {
-	int err = vms_os_processes(p->vm, 0, &s->procs, &s->nr_procs);
+	int err = 0;
 
-	err = err ?: vms_os_modules(p->vm, &s->mods, &s->nr_mods);
-	err = err ?: vms_os_sockets(p->vm, &s->socks, &s->nr_socks);
+	if (p->views & VMS_POLL_PROCESSES)
+		err = vms_os_processes(p->vm, 0, &s->procs, &s->nr_procs);
+	if (!err && (p->views & VMS_POLL_MODULES))
+		err = vms_os_modules(p->vm, &s->mods, &s->nr_mods);
+	if (!err && (p->views & VMS_POLL_SOCKETS))
+		err = vms_os_sockets(p->vm, &s->socks, &s->nr_socks);
 	if (err) {
 		release(s);
 		return err;
@@ -210,18 +215,21 @@ static int socket_event(struct vms_poll *p, const struct vms_socket *s, int open
 		n_;                                                                  \
 	})
 
-int vms_poll_start(struct vms_vm *vm, struct vms_ring *ring, struct vms_poll **ret)
+int vms_poll_start(struct vms_vm *vm, unsigned int views, struct vms_ring *ring,
+		   struct vms_poll **ret)
 {
-	struct vms_vm_info info;
-	struct vms_poll *p = calloc(1, sizeof(*p));
+	struct vms_poll *p;
 	int err;
 
+	if (!(views & VMS_POLL_ALL) || (views & ~VMS_POLL_ALL))
+		return vm_error(vm, -EINVAL, "no view to poll (views 0x%x)", views);
+	p = calloc(1, sizeof(*p));
 	if (!p)
 		return vm_error(vm, -ENOMEM, "out of memory");
 	p->vm = vm;
+	p->views = views;
 	p->ring = ring;
-	if (!vms_vm_query_info(vm, &info))
-		snprintf(p->vm_name, sizeof(p->vm_name), "%s", info.name);
+	vms_vm_event_name(vm, p->vm_name, sizeof(p->vm_name));
 	err = take(p, &p->last);
 	if (err) {
 		free(p);

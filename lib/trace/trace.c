@@ -414,7 +414,6 @@ static void stop_guardian(struct vms_trace *t)
 int vms_trace_start(struct vms_vm *vm, unsigned int probes, unsigned int flags,
 		    struct vms_ring *ring, struct vms_trace **ret)
 {
-	struct vms_vm_info info;
 	struct vms_trace *t;
 	int err;
 
@@ -427,8 +426,7 @@ int vms_trace_start(struct vms_vm *vm, unsigned int probes, unsigned int flags,
 	t->ring = ring;
 	t->wanted = probes & ((1u << VMS_PROBE__COUNT) - 1);
 	t->flags = flags;
-	if (!vms_vm_query_info(vm, &info))
-		snprintf(t->vm_name, sizeof(t->vm_name), "%s", info.name);
+	vms_vm_event_name(vm, t->vm_name, sizeof(t->vm_name));
 	err = linux_kernel_get(vm, &t->k);
 	if (err)
 		goto fail;

@@ -15,7 +15,9 @@ import sys
 import tempfile
 import time
 
-from harness import ROOT, Tap, vmguest, track
+from harness import ROOT, VMSCOPE, Tap, vmguest, track
+import test_fswatch
+import test_trace
 
 VMSCOPED = os.environ.get("VMSCOPED_BIN", os.path.join(os.path.dirname(__file__), "..", "..",
                                                        "build", "daemon", "vmscoped"))
@@ -119,6 +121,138 @@ def check_daemon(t):
                 _, err = proc.communicate()
         t.ok(proc.returncode == 0 and not os.path.exists(ctl),
              "SIGTERM: vmscoped exits 0 and removes its control socket", err[-2000:])
+
+
+def logged(log_dir):
+    """Every event in the daemon's log, read back with vmscope log query."""
+    r = subprocess.run([VMSCOPE, "log", "query", "--json", log_dir], capture_output=True,
+                       text=True, timeout=120)
+    return [json.loads(l) for l in r.stdout.splitlines()] if r.returncode == 0 else []
+
+
+def capabilities(ctl, name):
+    return {c: s["state"] for c, s in vms(ctl).get(name, {}).get("capabilities", {}).items()}
+
+
+def check_capabilities(t):
+    """Per VM, what the config file asks: [defaults] polls views into change events,
+    [vm alpha] adds a trace, [vm b*] turns views off and watches a disk, [vm listed] is a
+    VM the file lists itself, with a disk that does not exist. Events land in the log
+    under the daemon's names for the VMs; SIGHUP turns alpha's capabilities off while the
+    others run on. Ground truth: the guests' own logs of what they did."""
+    # A third monitor of alpha's QEMU, for the VM the file lists (made before d exists).
+    listed = os.path.join(tempfile.gettempdir(), "vmscoped-listed-%d.qmp" % os.getpid())
+    with tempfile.TemporaryDirectory(prefix="vmscoped-test-") as d, \
+            vmguest.Guest(name="ga", workload="tracer", control=True,
+                          extra_args=["-qmp", "unix:%s,server=on,wait=off" % listed]) as a, \
+            vmguest.Guest(name="gb", workload="fsops", control=True) as b:
+        qdir, ctl, conf = (os.path.join(d, x) for x in ("qmp", "ctl.sock", "vmscoped.conf"))
+        log_dir = os.path.join(d, "log")
+        os.mkdir(qdir)
+        os.symlink(a.qmp_path, os.path.join(qdir, "alpha.qmp"))
+        os.symlink(b.qmp_path, os.path.join(qdir, "beta.qmp"))
+
+        def config(alpha):
+            with open(conf, "w") as f:
+                f.write("[daemon]\nqmp-dir = %s\nlisten = unix:%s\nlog-dir = %s\n"
+                        "[defaults]\nviews = processes modules sockets\nview-interval = 0.5\n"
+                        "[vm alpha]\n%s\n[vm b*]\nviews = none\nfswatch = disk0\n"
+                        "[vm listed]\ntarget = qmp:%s\nviews = none\nfswatch = nosuchnode\n"
+                        % (qdir, ctl, log_dir, alpha, listed))
+        config("trace = exec module_load module_unload")
+        proc = track(subprocess.Popen([VMSCOPED, "--config", conf], stderr=subprocess.PIPE,
+                                      text=True))
+        try:
+            want = {"alpha": {"views": "on", "trace": "on", "fswatch": "off"},
+                    "beta": {"views": "off", "trace": "off", "fswatch": "on"}}
+            t.ok(wait_for(lambda: os.path.exists(ctl) and all(
+                capabilities(ctl, n) == w for n, w in want.items()), 120),
+                "each VM runs what its sections ask: alpha views and trace, beta fswatch",
+                vms(ctl) if os.path.exists(ctl) else "no control socket")
+            listed_vm = wait_for(lambda: vms(ctl).get("listed", {}).get(
+                "capabilities", {}).get("fswatch", {}).get("state") == "failed" and
+                vms(ctl)["listed"])
+            t.ok(listed_vm and listed_vm["state"] == "up" and listed_vm["source"] == "config"
+                 and "nosuchnode" in listed_vm["capabilities"]["fswatch"]["reason"],
+                 "a VM the file lists is attached; its disk that does not exist fails with "
+                 "the reason, its metrics go on", listed_vm or vms(ctl))
+
+            lines = test_trace.run_round(a, "round")
+            ops = test_fswatch.run_round(b, "basic")
+            spawned = [int(l.split()[1]) for l in test_trace.run_round(a, "lifetimes")
+                       if l.startswith("SPAWN ") and float(l.split()[2]) >= 1]
+            time.sleep(3)  # the last poll, the last commit's inference, the log's sync
+            events = logged(log_dir)
+            of = {n: [e for e in events if e["vm"] == n] for n in ("alpha", "beta", "ga", "gb")}
+            execs = [e for e in of["alpha"] if e["source"] == "trace" and e["type"] == "exec"
+                     and e["argv"] == "/bin/true"]
+            t.eq(len(execs), sum(1 for l in lines if l == "EXEC /bin/true"),
+                 "alpha's trace: an exec event for each /bin/true the guest ran, in the log")
+            # (A poll twice a second may miss the module's moment away: traced only.)
+            mods = [(e["type"], e["name"]) for e in of["alpha"] if e["source"] == "trace"
+                    and e["type"].startswith("module_")]
+            t.eq(mods, [("module_unload", "virtio_net"), ("module_load", "virtio_net")],
+                 "alpha's trace: virtio_net unloaded, then loaded")
+            seen = {(e["type"], e.get("pid")) for e in of["alpha"] if e["source"] == "poll"}
+            missed = [p for p in spawned if not {("process_start", p), ("process_exit", p)}
+                      <= seen]
+            t.ok(len(spawned) == 10 and not missed, "alpha's views: every process that lived "
+                 "1 s or more started and ended", missed)
+            test_fswatch.score(t, ops, [e for e in of["beta"] if e["source"] == "disk"],
+                               "vmscoped, beta")
+            t.ok(of["alpha"] and of["beta"] and not of["ga"] and not of["gb"] and
+                 not [e for e in of["beta"] if e["source"] != "disk"],
+                 "events carry the daemon's names for the VMs (not QEMU's -name); beta, "
+                 "its views off, gave file events only")
+            status, metrics = get(ctl, "/metrics")
+            counted = {m.group(1, 2): int(m.group(3)) for m in re.finditer(
+                r'^vmscoped_events_total\{vm="([^"]+)",capability="([^"]+)"\} (\d+)$',
+                metrics, re.M)}
+            t.ok(counted.get(("alpha", "trace"), 0) >= len(execs) and
+                 counted.get(("alpha", "views"), 0) >= 20 and
+                 counted.get(("beta", "fswatch"), 0) >= len(ops) and
+                 re.search(r'^vmscoped_capability_up\{vm="listed",capability="fswatch"\} 0$',
+                           metrics, re.M) and
+                 re.search(r'^vmscoped_log_events_total\{state="durable"\} %d$' % len(events),
+                           metrics, re.M),
+                 "/metrics: events by VM and capability, the failed one down, every logged "
+                 "event durable", "\n".join(l for l in metrics.split("\n")
+                                            if l.startswith("vmscoped_")))
+
+            def gdbstub(g):
+                return [l for l in g.hmp("info chardev").splitlines() if l.startswith("gdb:")]
+            tracing = gdbstub(a)
+            before = vms(ctl)["beta"]["capabilities"]["fswatch"]["events"]
+            config("views = none")
+            proc.send_signal(signal.SIGHUP)
+            t.ok(wait_for(lambda: capabilities(ctl, "alpha") == {
+                "views": "off", "trace": "off", "fswatch": "off"}, 30),
+                "SIGHUP: alpha's views and trace stop", vms(ctl)["alpha"])
+            left = gdbstub(a)
+            samples = vms(ctl)["alpha"]["samples"]
+            test_fswatch.run_round(b, "small")
+            time.sleep(3)
+            t.ok(tracing and not left and vms(ctl)["alpha"]["samples"] > samples and
+                 vms(ctl)["alpha"]["state"] == "up",
+                 "alpha's gdbstub, on while traced, is off again; its metrics go on",
+                 (tracing, left))
+            t.ok(vms(ctl)["beta"]["capabilities"]["fswatch"]["events"] > before and
+                 capabilities(ctl, "beta")["fswatch"] == "on",
+                 "beta's fswatch, unchanged by the reload, ran on through it")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                _, err = proc.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                _, err = proc.communicate()
+            try:
+                os.unlink(listed)
+            except FileNotFoundError:
+                pass
+        t.ok(proc.returncode == 0, "SIGTERM: vmscoped stops every capability and exits 0",
+             err[-2000:])
+        t.eq(b.qmp("query-block-jobs"), [], "beta: no block job left behind")
 
 
 def notified(sock, want, timeout=20):
@@ -235,6 +369,39 @@ def check_refusals(t):
             f.write("intervall = 3\n")
         one_line(run("--config", conf, "--check-config"), "--check-config: a misspelt key",
                  "line 5: unknown key intervall")
+        base = "[daemon]\nqmp-dir = %s\nlisten = unix:%s/c.sock\n" % (d, d)
+        for text, label, needle in [
+                ("[defaults]\nviews = processes threads\n", "a view that does not exist",
+                 "line 5: views = processes threads: processes, modules, sockets"),
+                ("[vm web-*]\ntrace = exec fork exitt\n", "a probe that does not exist",
+                 "line 5: trace = exec fork exitt: default, or probes"),
+                ("[vm web-*]\ntarget = qmp:/run/web.qmp\n", "a target in a glob's section",
+                 "line 5: target: only in a [vm NAME] section whose NAME is a VM's"),
+                ("[vm web]\ntarget = /run/web.qmp\n", "a target without its type",
+                 "qmp:SOCKET or libvirt:DOMAIN"),
+                ("[defaults]\nfswatch = a b c d e\n", "more disks than a VM may watch",
+                 "up to 4 block node names"),
+                ("[defaults]\nmemory = 1M\n", "a memory budget too small",
+                 "memory = 1M: a size from 4M to 4G"),
+                ("[vm web]\nlog = yes\n", "a log without log-dir",
+                 "[vm web]: log = yes, but [daemon] has no log-dir"),
+                ("[daemon]\nlog-dir = var/log\n", "a relative log-dir",
+                 "log-dir = var/log: an absolute path"),
+                ("[vms web]\nviews = none\n", "an unknown section",
+                 "unknown section [vms web]")]:
+            with open(conf, "w") as f:
+                f.write(base + text)
+            one_line(run("--config", conf, "--check-config"), "--check-config: " + label,
+                     needle)
+        with open(conf, "w") as f:
+            f.write(base + "log-dir = %s/log\n[defaults]\nviews = processes, sockets\n"
+                    "[vm web]\ntarget = libvirt:web\ntrace = default\n"
+                    "fswatch = disk0 disk1\nfswatch-path = /etc/*\nfswatch-path = /srv/*\n"
+                    "memory = 64M\n" % d)
+        r = run("--config", conf, "--check-config")
+        t.ok(r.returncode == 0 and "1 [vm] sections" in r.stdout and "log %s/log" % d in
+             r.stdout, "--check-config: a file with every kind of section is valid",
+             r.stdout + r.stderr)
 
 
 def check_man(t):
@@ -251,8 +418,10 @@ def check_man(t):
     source = os.path.join(ROOT, "daemon")
     flags = re.findall(r'\{ "([a-z-]+)", (?:required|no)_argument',
                        open(os.path.join(source, "vmscoped.c")).read())
-    keys = set(re.findall(r'strcmp\(key, "([a-z-]+)"\)',
-                          open(os.path.join(source, "config.c")).read()))
+    config_c = open(os.path.join(source, "config.c")).read()
+    keys = set(re.findall(r'strcmp\(key, "([a-z-]+)"\)|^\t(?:[DV]KEY\(|\{ )"([a-z-]+)"',
+                          config_c, re.M))
+    keys = {k for pair in keys for k in pair if k}
     # Each described where it is defined: a flag opens a paragraph of SOURCES or
     # OPTIONS; a key, of KEYS (the synopsis and the example do not count).
     man8 = pages["vmscoped.8"]
@@ -271,6 +440,7 @@ def main():
     t = Tap()
     t.run("man pages", check_man)
     t.run("vmscoped", check_daemon)
+    t.run("vmscoped capabilities", check_capabilities)
     t.run("vmscoped under systemd", check_systemd)
     t.run("vmscoped refusals", check_refusals)
     return t.done()

@@ -180,29 +180,44 @@ def check_trace(t):
 
 def check_daemon(t, libvirtd):
     """vmscoped --libvirt: domains found by libvirt's lifecycle events as virsh
-    starts and destroys them, monitored, and found again after libvirtd restarts."""
+    starts and destroys them, monitored and traced (the log holds each exec the
+    guest made), and found again after libvirtd restarts."""
     with tempfile.TemporaryDirectory(prefix="vmscoped-libvirt-") as d:
-        ctl = os.path.join(d, "ctl.sock")
-        proc = track(subprocess.Popen([test_daemon.VMSCOPED, "--libvirt", vmlibvirt.URI,
-                                       "--listen", "unix:" + ctl, "--interval", "0.5"],
+        ctl, conf = os.path.join(d, "ctl.sock"), os.path.join(d, "vmscoped.conf")
+        with open(conf, "w") as f:
+            f.write("[daemon]\nlog-dir = %s/log\n[defaults]\ntrace = exec\n" % d)
+        proc = track(subprocess.Popen([test_daemon.VMSCOPED, "--config", conf, "--libvirt",
+                                       vmlibvirt.URI, "--listen", "unix:" + ctl,
+                                       "--interval", "0.5"],
                                       stderr=subprocess.PIPE, text=True))
         vms = lambda: test_daemon.vms(ctl) if os.path.exists(ctl) else {}  # noqa: E731
+        traced = lambda name: test_daemon.capabilities(ctl, name).get("trace") == "on"  # noqa
         try:
-            with vmlibvirt.LibvirtGuest(name="watched") as g:
+            with vmlibvirt.LibvirtGuest(name="watched", workload="tracer", control=True) as g:
                 v = test_daemon.wait_for(lambda: vms().get(g.domain, {}).get("state") == "up" and
-                                         vms()[g.domain])
+                                         traced(g.domain) and vms()[g.domain], 90)
                 t.ok(v and v["target"] == "libvirt:" + g.domain and v["source"] == vmlibvirt.URI,
-                     "a domain virsh starts is found and monitored", vms())
+                     "a domain virsh starts is found, monitored and traced", vms())
                 metrics = test_daemon.get(ctl, "/metrics")[1]
                 t.eq(test_daemon.info_pids(metrics).get(g.domain), g.pid,
                      "its metrics name the QEMU of libvirt's pid file")
+                lines = test_trace.run_round(g, "round")
+                time.sleep(2)
+                execs = [e for e in test_daemon.logged(os.path.join(d, "log"))
+                         if e["vm"] == g.domain and e["type"] == "exec" and
+                         e["argv"] == "/bin/true"]
+                t.eq(len(execs), lines.count("EXEC /bin/true"), "the daemon's trace of it "
+                     "(through libvirt's passthrough): an exec in the log for each the guest "
+                     "made")
                 started = time.monotonic()
                 libvirtd.restart_libvirtd()
                 with vmlibvirt.LibvirtGuest(name="later", second_monitor=True) as h:
-                    w = test_daemon.wait_for(lambda: vms().get(h.domain, {}).get("state") == "up")
+                    w = test_daemon.wait_for(lambda: vms().get(h.domain, {}).get("state") == "up"
+                                             and traced(h.domain), 90)
                     t.ok(w and vms().get(g.domain, {}).get("state") == "up",
                          "after libvirtd restarts: the running domain stays up, and one started "
-                         "then is found (%.0f s)" % (time.monotonic() - started), vms())
+                         "then is found and traced (%.0f s)" % (time.monotonic() - started),
+                         vms())
                     pids = test_daemon.info_pids(test_daemon.get(ctl, "/metrics")[1])
                     t.eq((pids.get(g.domain), pids.get(h.domain)), (g.pid, h.pid),
                          "both ways into QMP (passthrough, second monitor): each one's metrics "

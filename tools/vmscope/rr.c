@@ -207,7 +207,7 @@ int rr_poll_at(struct rr_run *run, uint64_t icount)
 	if (!run->ring && vms_ring_new(16384, &run->ring))
 		return -ENOMEM;
 	if (!run->poller)
-		return vms_poll_start(run->vm, run->ring, &run->poller) ? -EIO : 0;
+		return vms_poll_start(run->vm, VMS_POLL_ALL, run->ring, &run->poller) ? -EIO : 0;
 	n = vms_poll_once(run->poller);
 	copy = malloc(sizeof(*copy));
 	while (copy && (ev = vms_ring_peek(run->ring))) {

@@ -145,7 +145,7 @@ static int poll_loop(struct cli_stream *s, double hz, int json, double duration)
 	uint64_t polls = 0, events = 0;
 	struct vms_poll *p;
 
-	if (vms_poll_start(vm, s->ring, &p))
+	if (vms_poll_start(vm, VMS_POLL_ALL, s->ring, &p))
 		return cli_fail("%s", vms_last_error(vm));
 	fprintf(stderr, "vmscope: polling %.3g times a second; stop with Ctrl-C\n", hz);
 	fflush(stderr);
