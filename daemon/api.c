@@ -1,7 +1,13 @@
 // SPDX-License-Identifier: MIT
 /*
  * The daemon's control API, HTTP over libmicrohttpd: /metrics (Prometheus,
- * every VM), /api/v1/vms (JSON: each VM's name, target, state and why).
+ * every VM), /api/v1/vms (JSON: each VM's name, target, state and why),
+ * /api/v1/vms/NAME (one), /api/v1/vms/NAME/VIEW (a view read on demand by
+ * the VM's worker), /api/v1/events (the live event stream, server-sent
+ * events). A thread per connection (a bounded number of them): a stream
+ * waits for events on its own thread, and a view waits for its VM's worker
+ * without holding up any other request.
+ *
  * It listens on a unix socket only its owner may use (made under umask
  * 077, then checked), or on TCP at a loopback address (for a local
  * Prometheus). Any other address would expose the guests' figures to the
@@ -19,14 +25,29 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <microhttpd.h>
+#include <vmscope/os.h>
 
 #include "daemon.h"
+
+#define CONNECTIONS_MAX 128
+#define VIEW_TIMEOUT_MS 15000 /* a view of a busy guest under TCG takes seconds */
+#define STREAM_WAIT_MS	5000  /* a keepalive comment this often, under the connection timeout */
+#define STREAM_BLOCK	(64u << 10)
 
 struct api {
 	struct MHD_Daemon *mhd;
 	struct vmset *set;
+	_Atomic int stopping;
 	char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+};
+
+/* One reader of the event stream. */
+struct stream {
+	struct api *api;
+	struct events_filter filter;
+	uint64_t pos;
 };
 
 static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int status, char *body,
@@ -53,6 +74,152 @@ static enum MHD_Result text(struct MHD_Connection *conn, unsigned int status, co
 	return body ? reply(conn, status, body, strlen(body), "text/plain; charset=utf-8") : MHD_NO;
 }
 
+static enum MHD_Result json(struct MHD_Connection *conn, unsigned int status, char *body)
+{
+	return body ? reply(conn, status, body, strlen(body), "application/json") : MHD_NO;
+}
+
+/* {"error": why}; why may hold guest bytes that are not UTF-8. */
+static enum MHD_Result error(struct MHD_Connection *conn, unsigned int status, const char *why)
+{
+	json_t *o = json_pack("{s:s}", "error", why);
+	char *body;
+
+	if (!o)
+		o = json_pack("{s:s}", "error", "(the reason is not UTF-8)");
+	body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	return json(conn, status, body);
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct stream *s = cls;
+	size_t n;
+
+	(void)pos;
+	n = events_read(s->api->set->events, &s->pos, &s->filter, buf, max, STREAM_WAIT_MS,
+			&s->api->stopping);
+	return n ? (ssize_t)n : MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+static int add_type(struct events_filter *f, const char *word, size_t n)
+{
+	if (!n)
+		return 0;
+	if (f->nr_types == EVENTS_TYPES_MAX || n >= sizeof(f->type[0]))
+		return -1;
+	memcpy(f->type[f->nr_types], word, n);
+	f->type[f->nr_types++][n] = 0;
+	return 0;
+}
+
+/* ?vm=NAME&type=A,B, and Last-Event-ID to resume after the last one seen. */
+static int stream_filter(struct MHD_Connection *conn, struct stream *s)
+{
+	const char *vm = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "vm");
+	const char *types = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "type");
+	const char *last = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Last-Event-ID");
+	char *end;
+
+	if (vm && (strlen(vm) >= sizeof(s->filter.vm) || daemon_name_check(vm, strlen(vm))))
+		return -1;
+	if (vm)
+		memcpy(s->filter.vm, vm, strlen(vm) + 1);
+	for (const char *p = types; p && *p;) {
+		size_t n = strcspn(p, ",");
+
+		if (add_type(&s->filter, p, n))
+			return -1;
+		p += n + (p[n] == ',');
+	}
+	s->pos = UINT64_MAX; /* from the next event on */
+	if (last && *last) {
+		unsigned long long id = strtoull(last, &end, 10);
+
+		if (*end || id == UINT64_MAX)
+			return -1;
+		s->pos = id + 1;
+	}
+	return 0;
+}
+
+static enum MHD_Result events_stream(struct api *a, struct MHD_Connection *conn)
+{
+	struct stream *s = calloc(1, sizeof(*s));
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	if (!s)
+		return MHD_NO;
+	s->api = a;
+	if (stream_filter(conn, s)) {
+		free(s);
+		return error(conn, MHD_HTTP_BAD_REQUEST,
+			     "?vm=NAME (a VM's name) and ?type=A,B (up to 16 event types), "
+			     "and a numeric Last-Event-ID");
+	}
+	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, stream_read, s,
+						 free);
+	if (!resp) {
+		free(s);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+	MHD_add_response_header(resp, "Cache-Control", "no-cache");
+	ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static unsigned int view_status(int err)
+{
+	switch (err) {
+	case -ENOENT:
+		return MHD_HTTP_NOT_FOUND;
+	case -ENOTCONN:
+		return MHD_HTTP_SERVICE_UNAVAILABLE;
+	case -ETIMEDOUT:
+		return MHD_HTTP_GATEWAY_TIMEOUT;
+	default:
+		return MHD_HTTP_BAD_GATEWAY; /* the guest's view could not be read */
+	}
+}
+
+static int known_view(const char *name)
+{
+	for (size_t i = 0; vms_view_name(i); i++)
+		if (!strcmp(vms_view_name(i), name))
+			return 1;
+	return 0;
+}
+
+/* /api/v1/vms/NAME or /api/v1/vms/NAME/VIEW */
+static enum MHD_Result one_vm(struct api *a, struct MHD_Connection *conn, const char *path)
+{
+	char name[DAEMON_NAME_MAX], why[DAEMON_REASON_MAX + 64];
+	const char *slash = strchr(path, '/');
+	size_t n = slash ? (size_t)(slash - path) : strlen(path);
+	char *body;
+	int err;
+
+	if (n >= sizeof(name) || daemon_name_check(path, n))
+		return error(conn, MHD_HTTP_NOT_FOUND, "not a VM's name");
+	memcpy(name, path, n);
+	name[n] = 0;
+	if (!slash) {
+		body = vmset_vm_json(a->set, name);
+		return body ? json(conn, MHD_HTTP_OK, body)
+			    : error(conn, MHD_HTTP_NOT_FOUND, "no VM of that name");
+	}
+	if (!known_view(slash + 1))
+		return error(conn, MHD_HTTP_NOT_FOUND,
+			     "no such view: ps, threads, lsmod, sockets, mounts, lsof, dmesg, "
+			     "sysinfo");
+	err = vmset_view(a->set, name, slash + 1, VIEW_TIMEOUT_MS, &body, why, sizeof(why));
+	return err ? error(conn, view_status(err), why) : json(conn, MHD_HTTP_OK, body);
+}
+
 static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char *url,
 			      const char *method, const char *version, const char *upload,
 			      size_t *upload_len, void **state)
@@ -70,12 +237,14 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
 				    "text/plain; version=0.0.4; charset=utf-8")
 			    : MHD_NO;
 	}
-	if (!strcmp(url, "/api/v1/vms")) {
-		body = vmset_json(a->set);
-		return body ? reply(conn, MHD_HTTP_OK, body, strlen(body), "application/json")
-			    : MHD_NO;
-	}
-	return text(conn, MHD_HTTP_NOT_FOUND, "vmscoped: /metrics, /api/v1/vms\n");
+	if (!strcmp(url, "/api/v1/vms"))
+		return json(conn, MHD_HTTP_OK, vmset_json(a->set));
+	if (!strncmp(url, "/api/v1/vms/", 12))
+		return one_vm(a, conn, url + 12);
+	if (!strcmp(url, "/api/v1/events"))
+		return events_stream(a, conn);
+	return text(conn, MHD_HTTP_NOT_FOUND,
+		    "vmscoped: /metrics, /api/v1/vms, /api/v1/vms/NAME[/VIEW], /api/v1/events\n");
 }
 
 /* A socket only its owner can connect to: made under umask 077, then checked. */
@@ -168,8 +337,9 @@ static int listen_tcp(const char *listen_addr, struct addrinfo **ret, char *why,
 
 int api_start(const char *listen_addr, struct vmset *s, struct api **ret, char *why, size_t why_len)
 {
-	/* poll or epoll, not select: past 1024 descriptors (hundreds of VMs) select fails */
-	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+	/* poll, not select: past 1024 descriptors (hundreds of VMs) select fails */
+	unsigned int flags =
+		MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
 	struct api *a = calloc(1, sizeof(*a));
 	struct addrinfo *ai = NULL;
 	int fd = -1;
@@ -184,12 +354,14 @@ int api_start(const char *listen_addr, struct vmset *s, struct api **ret, char *
 		if (fd >= 0)
 			a->mhd = MHD_start_daemon(
 				flags, 0, NULL, NULL, answer, a, MHD_OPTION_LISTEN_SOCKET, fd,
-				MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
+				MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_CONNECTION_LIMIT,
+				CONNECTIONS_MAX, MHD_OPTION_END);
 	} else if (!listen_tcp(listen_addr, &ai, why, why_len)) {
 		if (ai->ai_family == AF_INET6)
 			flags |= MHD_USE_IPv6;
 		a->mhd = MHD_start_daemon(flags, 0, NULL, NULL, answer, a, MHD_OPTION_SOCK_ADDR,
 					  ai->ai_addr, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+					  MHD_OPTION_CONNECTION_LIMIT, CONNECTIONS_MAX,
 					  MHD_OPTION_END);
 		freeaddrinfo(ai);
 		fd = -2;
@@ -211,6 +383,8 @@ void api_stop(struct api *a)
 {
 	if (!a)
 		return;
+	a->stopping = 1; /* streams end; their threads are joined below */
+	events_kick(a->set->events);
 	if (a->mhd)
 		MHD_stop_daemon(a->mhd);
 	if (a->unix_path[0])

@@ -366,7 +366,8 @@ static void pause_until(struct dvm *v, double until_s)
 	until.tv_sec += (time_t)wait;
 	until.tv_nsec = (long)((wait - (double)(time_t)wait) * 1e9);
 	pthread_mutex_lock(&v->wake_lock);
-	while (!v->stopping && pthread_cond_timedwait(&v->wake, &v->wake_lock, &until) != ETIMEDOUT)
+	while (!v->stopping && v->req_state != REQ_ASKED &&
+	       pthread_cond_timedwait(&v->wake, &v->wake_lock, &until) != ETIMEDOUT)
 		;
 	pthread_mutex_unlock(&v->wake_lock);
 }
@@ -403,6 +404,7 @@ void caps_run(struct caps *k, struct dvm *v, struct vms_vm *vm, double until_s)
 		poll_views(k, v, vm);
 		drain(k, v);
 		count_dropped(k, v);
+		dvm_serve_request(v, vm);
 	}
 }
 

@@ -2,9 +2,11 @@
 /*
  * vmscoped: one daemon for every VM on a host. The pieces, one file each:
  * config.c (the INI file and its defaults), vms.c (the set of VMs, a worker
- * thread each), qmpdir.c (a source of VMs: a directory of QMP sockets),
- * libvirt.c (another: the running domains of a libvirt URI),
- * api.c (the control API over HTTP: a unix socket, or TCP on loopback).
+ * thread each), caps.c (a worker's views, trace and fswatch), events.c (the
+ * hub of every VM's events: the log, the live stream), qmpdir.c (a source
+ * of VMs: a directory of QMP sockets), libvirt.c (another: the running
+ * domains of a libvirt URI), api.c (the control API over HTTP: a unix
+ * socket, or TCP on loopback).
  */
 #ifndef VMSCOPED_DAEMON_H
 #define VMSCOPED_DAEMON_H
@@ -88,12 +90,20 @@ void daemon_vmconf_resolve(const struct daemon_config *c, const char *name,
 /* The hub every VM's events go through (events.c). */
 struct vms_event;
 struct vms_log;
+struct vms_sink;
+struct recent; /* an event as JSON, kept for the event stream */
 struct events {
 	pthread_mutex_t lock;
+	pthread_cond_t more; /* an event was published, or the stream's readers must go */
 	struct vms_log *log; /* NULL: no log-dir */
 	char log_dir[DAEMON_PATH_MAX];
 	uint64_t log_max_bytes, log_max_age_s;
-	uint64_t published, logged, log_errors;
+	uint64_t published, logged, log_errors, unformatted;
+	struct vms_sink *json;	      /* formats each event once, for every reader */
+	struct recent *recent;	      /* the last RECENT_MAX events, by sequence number */
+	uint64_t first_seq, next_seq; /* held: [first_seq, next_seq) */
+	size_t recent_bytes;
+	unsigned int readers;
 };
 
 int events_init(struct events *e, const struct daemon_config *c, char *why, size_t why_len);
@@ -102,6 +112,26 @@ int events_configure(struct events *e, const struct daemon_config *c, char *why,
 void events_publish(struct events *e, const struct vms_event *ev, int to_log);
 void events_metrics(struct events *e, FILE *f);
 void events_close(struct events *e);
+
+/* What a reader of the event stream wants: a VM (or all), types (or all). */
+#define EVENTS_TYPES_MAX 16
+struct events_filter {
+	char vm[DAEMON_NAME_MAX]; /* "" every VM */
+	char type[EVENTS_TYPES_MAX][32];
+	int nr_types;
+};
+
+/*
+ * Server-sent events from *pos on (a sequence number; UINT64_MAX: from the
+ * next one published), into buf: each "id: N", "event: TYPE", "data: JSON"
+ * and a blank line. Waits up to wait_ms for one; returns the bytes written,
+ * a keepalive comment when none came, or 0 once *stop is set. Events older
+ * than the hub still holds are announced as a comment, then skipped.
+ */
+size_t events_read(struct events *e, uint64_t *pos, const struct events_filter *f, char *buf,
+		   size_t len, int wait_ms, const _Atomic int *stop);
+/* Readers blocked in events_read() look at their stop flag now. */
+void events_kick(struct events *e);
 
 /* What a VM does besides its metrics, each with a state the API shows (caps.c). */
 enum dcap { DCAP_VIEWS, DCAP_TRACE, DCAP_FSWATCH, DCAP__COUNT };
@@ -133,9 +163,21 @@ struct dvm {
 	double last_sample_s;
 	struct dcap_status cap[DCAP__COUNT];
 	uint64_t dropped; /* events lost: a ring or a spool was full */
+	/* A view the API asked for, read by the worker between its steps (vmset_view). */
+	_Atomic int req_state; /* enum dvm_request */
+	char req_view[32];
+	char *req_json;
+	int req_err, req_abandoned, users; /* users: API threads holding it (lock) */
+	char req_why[DAEMON_REASON_MAX];
+	pthread_cond_t req_done; /* with lock */
 	int seen; /* the source's last scan named it */
 	struct dvm *next;
 };
+
+enum dvm_request { REQ_IDLE, REQ_ASKED, REQ_TAKEN, REQ_DONE };
+struct vms_vm;
+/* The worker: a view asked for, read now (vm NULL: the VM is down). */
+void dvm_serve_request(struct dvm *v, struct vms_vm *vm);
 
 /*
  * A worker's capabilities (caps.c), its own: configured from the VM's
@@ -143,7 +185,6 @@ struct dvm {
  * run between samples, stopped before detaching.
  */
 struct caps;
-struct vms_vm;
 int caps_new(struct caps **ret);
 /* New settings: capabilities whose settings changed stop (to start anew). */
 void caps_configure(struct caps *k, struct dvm *v, struct vms_vm *vm,
@@ -191,6 +232,15 @@ void vmset_destroy(struct vmset *s);
 /* The Prometheus text of every VM, families merged; the JSON list of VMs (malloc'd). */
 char *vmset_metrics(struct vmset *s, size_t *ret_len);
 char *vmset_json(struct vmset *s);
+/* One VM's object of that list (malloc'd), or NULL when there is none of that name. */
+char *vmset_vm_json(struct vmset *s, const char *name);
+/*
+ * A view of the VM called name (vms_view_json()), read by its worker within
+ * timeout_ms: 0 with the JSON (malloc'd); -ENOENT no such VM, -ENOTCONN it
+ * is down, -ETIMEDOUT, or the view's error; why says which.
+ */
+int vmset_view(struct vmset *s, const char *name, const char *view, int timeout_ms, char **ret_json,
+	       char *why, size_t why_len);
 
 /* The QMP-socket directory: every socket in it is a VM named after the file. */
 struct qmpdir;

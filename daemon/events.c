@@ -2,20 +2,37 @@
 /*
  * Where every VM's events meet: the workers publish what their views,
  * traces and fswatches give, and the hub hands each event to the daemon's
- * consumers, today the durable log (log-dir). The log's writer takes one
- * producer, so publishing holds the hub's lock for the copy into its ring;
- * the writer compresses and syncs on its own thread.
+ * consumers: the durable log (log-dir), and the live event stream of the
+ * API, for which the last RECENT_MAX events (RECENT_BYTES at most) are kept
+ * as JSON, formatted once, each with a sequence number a reader resumes
+ * from. The log's writer takes one producer, so publishing holds the hub's
+ * lock for the copy into its ring; the writer compresses and syncs on its
+ * own thread. A reader that falls behind what is kept is told how many it
+ * missed; nobody waits for a reader.
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include <vmscope/event.h>
 #include <vmscope/log.h>
+#include <vmscope/sink.h>
 
 #include "daemon.h"
 
 /* The writer's ring: shared by every VM, a slot is a whole event (about 6 KiB). */
 #define LOG_RING_SLOTS 1024
+#define RECENT_MAX     4096
+#define RECENT_BYTES   (8u << 20)
+
+struct recent {
+	char vm[VMS_EVENT_VM_MAX];
+	char type[VMS_EVENT_TYPE_MAX];
+	char *json;
+	size_t len;
+};
 
 static int open_log(const char *dir, uint64_t max_bytes, uint64_t max_age_s, struct vms_log **ret,
 		    char *why, size_t why_len)
@@ -48,11 +65,25 @@ static void set_log(struct events *e, struct vms_log *log, const struct daemon_c
 int events_init(struct events *e, const struct daemon_config *c, char *why, size_t why_len)
 {
 	struct vms_log *log;
+	pthread_condattr_t ca;
 
 	memset(e, 0, sizeof(*e));
-	if (open_log(c->log_dir, c->log_max_bytes, c->log_max_age_s, &log, why, why_len))
+	e->recent = calloc(RECENT_MAX, sizeof(*e->recent));
+	if (!e->recent || vms_sink_jsonl_new(NULL, &e->json)) {
+		free(e->recent);
+		snprintf(why, why_len, "out of memory");
 		return -1;
+	}
+	if (open_log(c->log_dir, c->log_max_bytes, c->log_max_age_s, &log, why, why_len)) {
+		vms_sink_free(e->json);
+		free(e->recent);
+		return -1;
+	}
 	pthread_mutex_init(&e->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&e->more, &ca);
+	pthread_condattr_destroy(&ca);
 	set_log(e, log, c);
 	return 0;
 }
@@ -93,10 +124,45 @@ int events_configure(struct events *e, const struct daemon_config *c, char *why,
 	return 0;
 }
 
+static void drop_oldest(struct events *e)
+{
+	struct recent *r = &e->recent[e->first_seq % RECENT_MAX];
+
+	e->recent_bytes -= r->len;
+	free(r->json);
+	r->json = NULL;
+	r->len = 0;
+	e->first_seq++;
+}
+
+/* Kept for the stream under the next sequence number (under the lock). */
+static void keep(struct events *e, const struct vms_event *ev)
+{
+	size_t len;
+	char *json = vms_sink_jsonl_format(e->json, ev, &len);
+	struct recent *r;
+
+	if (!json) {
+		e->unformatted++;
+		return;
+	}
+	while (e->first_seq < e->next_seq &&
+	       (e->next_seq - e->first_seq == RECENT_MAX || e->recent_bytes + len > RECENT_BYTES))
+		drop_oldest(e);
+	r = &e->recent[e->next_seq++ % RECENT_MAX];
+	snprintf(r->vm, sizeof(r->vm), "%s", ev->vm);
+	snprintf(r->type, sizeof(r->type), "%s", ev->type);
+	r->json = json;
+	r->len = len;
+	e->recent_bytes += len;
+	pthread_cond_broadcast(&e->more);
+}
+
 void events_publish(struct events *e, const struct vms_event *ev, int to_log)
 {
 	pthread_mutex_lock(&e->lock);
 	e->published++;
+	keep(e, ev);
 	if (to_log && e->log) {
 		if (vms_log_append(e->log, ev))
 			e->log_errors++;
@@ -109,7 +175,8 @@ void events_publish(struct events *e, const struct vms_event *ev, int to_log)
 void events_metrics(struct events *e, FILE *f)
 {
 	struct vms_log_stats st = { 0 };
-	uint64_t published, logged, errors;
+	uint64_t published, logged, errors, held;
+	unsigned int readers;
 	int has_log;
 
 	pthread_mutex_lock(&e->lock);
@@ -119,12 +186,18 @@ void events_metrics(struct events *e, FILE *f)
 	published = e->published;
 	logged = e->logged;
 	errors = e->log_errors;
+	held = e->next_seq - e->first_seq;
+	readers = e->readers;
 	pthread_mutex_unlock(&e->lock);
 	fprintf(f,
 		"# HELP vmscoped_events_published_total Events the workers handed on, every VM.\n"
 		"# TYPE vmscoped_events_published_total counter\n"
-		"vmscoped_events_published_total %llu\n",
-		(unsigned long long)published);
+		"vmscoped_events_published_total %llu\n"
+		"# HELP vmscoped_stream_events Events held for the event stream's readers.\n"
+		"# TYPE vmscoped_stream_events gauge\nvmscoped_stream_events %llu\n"
+		"# HELP vmscoped_stream_readers Readers waiting on the event stream.\n"
+		"# TYPE vmscoped_stream_readers gauge\nvmscoped_stream_readers %u\n",
+		(unsigned long long)published, (unsigned long long)held, readers);
 	if (!has_log)
 		return;
 	fprintf(f,
@@ -145,5 +218,90 @@ void events_close(struct events *e)
 {
 	close_log(e->log);
 	e->log = NULL;
+	while (e->first_seq < e->next_seq)
+		drop_oldest(e);
+	free(e->recent);
+	vms_sink_free(e->json);
+	pthread_cond_destroy(&e->more);
 	pthread_mutex_destroy(&e->lock);
+}
+
+static int wanted(const struct recent *r, const struct events_filter *f)
+{
+	if (f->vm[0] && strcmp(f->vm, r->vm))
+		return 0;
+	for (int i = 0; i < f->nr_types; i++)
+		if (!strcmp(f->type[i], r->type))
+			return 1;
+	return !f->nr_types;
+}
+
+/* What fits of [*pos, next_seq) into buf; *pos moves past what was looked at. */
+static size_t render(struct events *e, uint64_t *pos, const struct events_filter *f, char *buf,
+		     size_t len)
+{
+	size_t used = 0;
+
+	if (*pos < e->first_seq) {
+		used = (size_t)snprintf(buf, len,
+					": %llu events were dropped before this reader "
+					"read them\n\n",
+					(unsigned long long)(e->first_seq - *pos));
+		*pos = e->first_seq;
+	}
+	for (; *pos < e->next_seq; ++*pos) {
+		const struct recent *r = &e->recent[*pos % RECENT_MAX];
+		size_t need = r->len + strlen(r->type) + 64;
+
+		if (!wanted(r, f))
+			continue;
+		if (need > len - used) {
+			if (!used) /* bigger than any buffer it will get: passed over */
+				used = (size_t)snprintf(buf, len, ": event %llu is too big\n\n",
+							(unsigned long long)*pos);
+			break;
+		}
+		used += (size_t)snprintf(buf + used, len - used,
+					 "id: %llu\nevent: %s\ndata: ", (unsigned long long)*pos,
+					 r->type);
+		memcpy(buf + used, r->json, r->len);
+		used += r->len;
+		memcpy(buf + used, "\n\n", 2);
+		used += 2;
+	}
+	return used;
+}
+
+size_t events_read(struct events *e, uint64_t *pos, const struct events_filter *f, char *buf,
+		   size_t len, int wait_ms, const _Atomic int *stop)
+{
+	struct timespec until;
+	size_t used = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += wait_ms / 1000;
+	until.tv_nsec += (long)(wait_ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&e->lock);
+	if (*pos > e->next_seq) /* from the future (another run's, or made up): from now */
+		*pos = e->next_seq;
+	e->readers++;
+	while (!*stop && !(used = render(e, pos, f, buf, len)))
+		if (pthread_cond_timedwait(&e->more, &e->lock, &until))
+			break;
+	e->readers--;
+	pthread_mutex_unlock(&e->lock);
+	if (*stop)
+		return 0;
+	return used ? used : (size_t)snprintf(buf, len, ": keepalive\n\n");
+}
+
+void events_kick(struct events *e)
+{
+	pthread_mutex_lock(&e->lock);
+	pthread_cond_broadcast(&e->more);
+	pthread_mutex_unlock(&e->lock);
 }

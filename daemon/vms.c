@@ -135,6 +135,7 @@ static void *worker(void *arg)
 	while (!v->stopping) {
 		struct daemon_vmconf conf;
 
+		dvm_serve_request(v, vm);
 		vmset_vmconf(v->set, v->name, &conf);
 		caps_configure(k, v, vm, &conf);
 		if (!vm) {
@@ -166,7 +167,52 @@ static void *worker(void *arg)
 	caps_stop(k, v, vm, 1);
 	caps_free(k);
 	vms_vm_free(vm);
+	pthread_mutex_lock(&v->lock); /* a view asked for now will not be read */
+	if (v->req_state == REQ_ASKED) {
+		v->req_err = -ENOENT;
+		snprintf(v->req_why, sizeof(v->req_why), "VM %s: removed", v->name);
+		v->req_state = REQ_DONE;
+	}
+	pthread_cond_broadcast(&v->req_done);
+	pthread_mutex_unlock(&v->lock);
 	return NULL;
+}
+
+void dvm_serve_request(struct dvm *v, struct vms_vm *vm)
+{
+	char view[sizeof(v->req_view)], why[DAEMON_REASON_MAX + DAEMON_NAME_MAX + 32] = "";
+	char *json = NULL;
+	int err;
+
+	if (v->req_state != REQ_ASKED)
+		return;
+	pthread_mutex_lock(&v->lock);
+	if (v->req_state != REQ_ASKED) {
+		pthread_mutex_unlock(&v->lock);
+		return;
+	}
+	v->req_state = REQ_TAKEN;
+	memcpy(view, v->req_view, sizeof(view));
+	if (!vm)
+		snprintf(why, sizeof(why), "VM %s is %s: %s", v->name, v->state,
+			 v->reason[0] ? v->reason : "not attached");
+	pthread_mutex_unlock(&v->lock);
+	err = vm ? vms_view_json(vm, view, 0, &json) : -ENOTCONN;
+	if (err && vm)
+		snprintf(why, sizeof(why), "%s", vms_last_error(vm));
+	pthread_mutex_lock(&v->lock);
+	if (v->req_abandoned) { /* the asker gave up */
+		free(json);
+		v->req_abandoned = 0;
+		v->req_state = REQ_IDLE;
+	} else {
+		v->req_json = json;
+		v->req_err = err;
+		snprintf(v->req_why, sizeof(v->req_why), "%s", why);
+		v->req_state = REQ_DONE;
+	}
+	pthread_cond_broadcast(&v->req_done);
+	pthread_mutex_unlock(&v->lock);
 }
 
 void vmset_init(struct vmset *s, const struct daemon_config *config, struct events *events)
@@ -231,11 +277,13 @@ int vmset_add(struct vmset *s, const char *source, const char *name, const char 
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&v->wake, &ca);
+	pthread_cond_init(&v->req_done, &ca);
 	pthread_condattr_destroy(&ca);
 	v->seen = 1;
 	err = -pthread_create(&v->thread, NULL, worker, v);
 	if (err) {
 		pthread_cond_destroy(&v->wake);
+		pthread_cond_destroy(&v->req_done);
 		pthread_mutex_destroy(&v->wake_lock);
 		pthread_mutex_destroy(&v->lock);
 		free(v);
@@ -257,7 +305,13 @@ static void free_dvm(struct dvm *v)
 	pthread_cond_signal(&v->wake);
 	pthread_mutex_unlock(&v->wake_lock);
 	pthread_join(v->thread, NULL);
+	pthread_mutex_lock(&v->lock); /* an API thread still looking at it */
+	while (v->users)
+		pthread_cond_wait(&v->req_done, &v->lock);
+	pthread_mutex_unlock(&v->lock);
+	free(v->req_json);
 	pthread_cond_destroy(&v->wake);
+	pthread_cond_destroy(&v->req_done);
 	pthread_mutex_destroy(&v->wake_lock);
 	pthread_mutex_destroy(&v->lock);
 	free(v->text);
@@ -445,6 +499,21 @@ static json_t *caps_json(const struct dvm *v)
 	return caps;
 }
 
+/* Under the VM's lock. */
+static json_t *vm_json(struct dvm *v)
+{
+	json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:f}", "name", v->name, "target",
+			      v->target, "source", v->source, "state", v->state, "reason",
+			      v->reason, "samples", (json_int_t)v->samples, "failures",
+			      (json_int_t)v->failures, "last_sample", v->last_sample_s);
+	/* a reason cut mid-character, or a path that is not UTF-8: still listed */
+	if (!o)
+		o = json_pack("{s:s,s:s}", "name", v->name, "state", v->state);
+	json_object_set_new(o, "capabilities", caps_json(v));
+	json_object_set_new(o, "events_dropped", json_integer((json_int_t)v->dropped));
+	return o;
+}
+
 char *vmset_json(struct vmset *s)
 {
 	json_t *list = json_array();
@@ -452,23 +521,108 @@ char *vmset_json(struct vmset *s)
 
 	pthread_mutex_lock(&s->lock);
 	for (struct dvm *v = s->head; list && v; v = v->next) {
-		json_t *o;
-
 		pthread_mutex_lock(&v->lock);
-		o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:f}", "name", v->name, "target",
-			      v->target, "source", v->source, "state", v->state, "reason",
-			      v->reason, "samples", (json_int_t)v->samples, "failures",
-			      (json_int_t)v->failures, "last_sample", v->last_sample_s);
-		/* a reason cut mid-character, or a path that is not UTF-8: still listed */
-		if (!o)
-			o = json_pack("{s:s,s:s}", "name", v->name, "state", v->state);
-		json_object_set_new(o, "capabilities", caps_json(v));
-		json_object_set_new(o, "events_dropped", json_integer((json_int_t)v->dropped));
-		json_array_append_new(list, o);
+		json_array_append_new(list, vm_json(v));
 		pthread_mutex_unlock(&v->lock);
 	}
 	pthread_mutex_unlock(&s->lock);
 	text = list ? json_dumps(list, JSON_COMPACT) : NULL;
 	json_decref(list);
 	return text;
+}
+
+char *vmset_vm_json(struct vmset *s, const char *name)
+{
+	struct dvm *v;
+	json_t *o = NULL;
+	char *text;
+
+	pthread_mutex_lock(&s->lock);
+	v = find(s, name);
+	if (v) {
+		pthread_mutex_lock(&v->lock);
+		o = vm_json(v);
+		pthread_mutex_unlock(&v->lock);
+	}
+	pthread_mutex_unlock(&s->lock);
+	text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	return text;
+}
+
+static void deadline(struct timespec *until, int timeout_ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, until);
+	until->tv_sec += timeout_ms / 1000;
+	until->tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (until->tv_nsec >= 1000000000) {
+		until->tv_sec++;
+		until->tv_nsec -= 1000000000;
+	}
+}
+
+/* Under v->lock: ask, wake the worker, wait for its answer or the deadline. */
+static int ask(struct dvm *v, const char *view, const struct timespec *until, char **ret_json)
+{
+	int err = 0;
+
+	while (v->req_state != REQ_IDLE && !v->stopping && !err)
+		err = pthread_cond_timedwait(&v->req_done, &v->lock, until);
+	if (err || v->stopping)
+		return err ? -ETIMEDOUT : -ENOENT;
+	snprintf(v->req_view, sizeof(v->req_view), "%s", view);
+	v->req_state = REQ_ASKED;
+	pthread_mutex_lock(&v->wake_lock);
+	pthread_cond_signal(&v->wake);
+	pthread_mutex_unlock(&v->wake_lock);
+	while (v->req_state != REQ_DONE && !err)
+		err = pthread_cond_timedwait(&v->req_done, &v->lock, until);
+	if (v->req_state == REQ_DONE) {
+		*ret_json = v->req_json;
+		v->req_json = NULL;
+		v->req_state = REQ_IDLE;
+		pthread_cond_broadcast(&v->req_done);
+		return v->req_err;
+	}
+	if (v->req_state == REQ_ASKED) { /* never taken: withdrawn */
+		v->req_state = REQ_IDLE;
+		pthread_cond_broadcast(&v->req_done);
+	} else {
+		v->req_abandoned = 1; /* the worker reads it still: it frees the answer */
+	}
+	return -ETIMEDOUT;
+}
+
+int vmset_view(struct vmset *s, const char *name, const char *view, int timeout_ms, char **ret_json,
+	       char *why, size_t why_len)
+{
+	struct timespec until;
+	struct dvm *v;
+	int err;
+
+	*ret_json = NULL;
+	deadline(&until, timeout_ms);
+	pthread_mutex_lock(&s->lock);
+	v = find(s, name);
+	if (v) { /* found before any unlink: free_dvm() waits for users */
+		pthread_mutex_lock(&v->lock);
+		v->users++;
+		pthread_mutex_unlock(&v->lock);
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (!v) {
+		snprintf(why, why_len, "no VM called %s", name);
+		return -ENOENT;
+	}
+	pthread_mutex_lock(&v->lock);
+	err = ask(v, view, &until, ret_json);
+	if (err == -ETIMEDOUT)
+		snprintf(why, why_len, "VM %s: its worker did not read %s within %d ms", name, view,
+			 timeout_ms);
+	else if (err)
+		snprintf(why, why_len, "%s", v->req_why[0] ? v->req_why : strerror(-err));
+	v->users--;
+	pthread_cond_broadcast(&v->req_done);
+	pthread_mutex_unlock(&v->lock);
+	return err;
 }

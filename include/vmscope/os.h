@@ -259,6 +259,19 @@ struct vms_net_stats {
 
 int vms_os_net_stats(struct vms_vm *vm, struct vms_net_stats **ret_stats, size_t *ret_count);
 
+/*
+ * A view as JSON text (malloc'd; free it with free()), the keys and values
+ * vmscope's VIEW --json prints: a list view as {"items": [...], "truncated":
+ * false, "warning": null} (truncated and the warning as
+ * vms_view_warning() says), sysinfo as one object. Views: those
+ * vms_view_name() lists (ps, threads, lsmod, sockets, mounts, lsof, dmesg,
+ * sysinfo). -ENOENT for another name; a view's own error otherwise.
+ */
+#define VMS_JSON_INDENT 1u /* one space a level, for people; else compact */
+int vms_view_json(struct vms_vm *vm, const char *view, unsigned int flags, char **ret_json);
+/* The i-th view vms_view_json() knows, from 0; NULL past the last. */
+const char *vms_view_name(size_t i);
+
 #ifdef __cplusplus
 }
 #endif

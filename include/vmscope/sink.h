@@ -22,9 +22,16 @@ struct vms_sink;
  * JSON lines: one object per event, keys "time" (RFC 3339, UTC, ns),
  * "time_ns", "vm", "source", "type", then the event's attributes. Strings are
  * escaped as JSON requires; bytes that are not UTF-8 become U+FFFD.
- * out stays the caller's.
+ * out stays the caller's; NULL makes a sink for vms_sink_jsonl_format() only.
  */
 int vms_sink_jsonl_new(FILE *out, struct vms_sink **ret_sink);
+/*
+ * The line a JSON-lines sink would write for ev, without the newline
+ * (malloc'd; NULL for another kind of sink, or out of memory). One thread
+ * at a time per sink: it uses the sink's scratch space. out may be NULL
+ * for a sink used only for this.
+ */
+char *vms_sink_jsonl_format(struct vms_sink *sink, const struct vms_event *ev, size_t *ret_len);
 
 /*
  * Redis Streams: url is redis://HOST:PORT/STREAM; "{vm}" in STREAM becomes

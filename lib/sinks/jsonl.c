@@ -101,8 +101,12 @@ static int jsonl_write(struct vms_sink *sink, const struct vms_event *ev)
 	size_t len;
 	int err = 0;
 
-	if (!obj)
-		return -ENOMEM;
+	if (!j->out) /* one for vms_sink_jsonl_format() only */
+		err = -EINVAL;
+	if (!obj || err) {
+		json_decref(obj);
+		return err ?: -ENOMEM;
+	}
 	len = json_dumpb(obj, j->line, sizeof(j->line) - 1, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	if (len >= sizeof(j->line) - 1) {
 		text = heap = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -121,7 +125,7 @@ static int jsonl_flush(struct vms_sink *sink)
 {
 	struct jsonl *j = sink->state;
 
-	return fflush(j->out) ? -errno : 0;
+	return j->out && fflush(j->out) ? -errno : 0;
 }
 
 static void jsonl_destroy(struct vms_sink *sink)
@@ -136,13 +140,25 @@ static const struct sink_ops jsonl_ops = {
 	.destroy = jsonl_destroy,
 };
 
+char *vms_sink_jsonl_format(struct vms_sink *sink, const struct vms_event *ev, size_t *ret_len)
+{
+	json_t *obj;
+	char *text;
+
+	if (sink->ops != &jsonl_ops)
+		return NULL;
+	obj = to_json(sink->state, ev);
+	text = obj ? json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(obj);
+	if (text && ret_len)
+		*ret_len = strlen(text);
+	return text;
+}
+
 int vms_sink_jsonl_new(FILE *out, struct vms_sink **ret_sink)
 {
-	struct vms_sink *sink;
+	struct vms_sink *sink = calloc(1, sizeof(*sink));
 
-	if (!out)
-		return -EINVAL;
-	sink = calloc(1, sizeof(*sink));
 	if (!sink)
 		return -ENOMEM;
 	sink->state = calloc(1, sizeof(struct jsonl));

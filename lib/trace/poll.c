@@ -80,6 +80,7 @@ static int take(struct vms_poll *p, struct snapshot *s)
 {
 	int err = 0;
 
+	memset(s, 0, sizeof(*s)); /* the views not wanted stay empty */
 	if (p->views & VMS_POLL_PROCESSES)
 		err = vms_os_processes(p->vm, 0, &s->procs, &s->nr_procs);
 	if (!err && (p->views & VMS_POLL_MODULES))

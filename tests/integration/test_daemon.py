@@ -105,6 +105,9 @@ def check_daemon(t):
                  beta)
             t.ok(re.search(r'^vmscope_up\{vm="beta"\} 0$', get(ctl, "/metrics")[1], re.M),
                  "/metrics: the dead VM's vmscope_up is 0")
+            status, body = get(ctl, "/api/v1/vms/beta/ps")
+            t.ok(status == 503 and "VM beta is down" in json.loads(body)["error"],
+                 "a view of the dead VM: 503, with the reason", (status, body))
             t.eq(get(ctl, "/nowhere")[0], 404, "an unknown path: 404")
             second = subprocess.run([VMSCOPED, "--qmp-dir", qdir, "--listen", "unix:" + ctl],
                                     capture_output=True, text=True, timeout=30)
@@ -159,7 +162,7 @@ def check_capabilities(t):
                         "[vm alpha]\n%s\n[vm b*]\nviews = none\nfswatch = disk0\n"
                         "[vm listed]\ntarget = qmp:%s\nviews = none\nfswatch = nosuchnode\n"
                         % (qdir, ctl, log_dir, alpha, listed))
-        config("trace = exec module_load module_unload")
+        config("trace = exec module_load module_unload\nviews = processes sockets")
         proc = track(subprocess.Popen([VMSCOPED, "--config", conf], stderr=subprocess.PIPE,
                                       text=True))
         try:
@@ -177,6 +180,11 @@ def check_capabilities(t):
                  "a VM the file lists is attached; its disk that does not exist fails with "
                  "the reason, its metrics go on", listed_vm or vms(ctl))
 
+            stream = track(subprocess.Popen(
+                [VMSCOPE, "remote", "unix:" + ctl, "events", "--vm", "alpha", "--type",
+                 "exec,process_start"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                text=True))
+            time.sleep(1)  # connected: the stream starts with the next event
             lines = test_trace.run_round(a, "round")
             ops = test_fswatch.run_round(b, "basic")
             spawned = [int(l.split()[1]) for l in test_trace.run_round(a, "lifetimes")
@@ -204,6 +212,15 @@ def check_capabilities(t):
                  not [e for e in of["beta"] if e["source"] != "disk"],
                  "events carry the daemon's names for the VMs (not QEMU's -name); beta, "
                  "its views off, gave file events only")
+            stream.terminate()
+            streamed = [json.loads(l) for l in stream.communicate(timeout=30)[0].splitlines()]
+            want = [(e["time_ns"], e["type"]) for e in of["alpha"]
+                    if e["type"] in ("exec", "process_start")]
+            t.ok(want and [(e["time_ns"], e["type"]) for e in streamed] == want,
+                 "vmscope remote events --vm alpha --type exec,process_start: the live "
+                 "stream gave exactly the log's such events of alpha, in order (%d)"
+                 % len(want), (len(streamed), len(want)))
+            check_remote(t, ctl, a)
             status, metrics = get(ctl, "/metrics")
             counted = {m.group(1, 2): int(m.group(3)) for m in re.finditer(
                 r'^vmscoped_events_total\{vm="([^"]+)",capability="([^"]+)"\} (\d+)$',
@@ -253,6 +270,75 @@ def check_capabilities(t):
         t.ok(proc.returncode == 0, "SIGTERM: vmscoped stops every capability and exits 0",
              err[-2000:])
         t.eq(b.qmp("query-block-jobs"), [], "beta: no block job left behind")
+
+
+def remote(ctl, *args):
+    return subprocess.run([VMSCOPE, "remote", "unix:" + ctl] + list(args), capture_output=True,
+                          text=True, timeout=60)
+
+
+def sse(ctl, query, last_id, count):
+    """The first count server-sent events after last_id, as (id, type, data)."""
+    c = vmguest.UnixHTTP(ctl, timeout=20)
+    try:
+        c.request("GET", "/api/v1/events" + query, headers={"Last-Event-ID": str(last_id)})
+        r = c.getresponse()
+        got, event = [], {}
+        while len(got) < count:
+            line = r.fp.readline().decode().rstrip("\n")
+            if not line and event:
+                got.append((int(event["id"]), event["event"], json.loads(event["data"])))
+                event = {}
+            elif line and not line.startswith(":"):
+                key, _, value = line.partition(": ")
+                event[key] = value
+        return r.status, got
+    finally:
+        c.close()
+
+
+def check_remote(t, ctl, g):
+    """Views on demand through the daemon, as vmscope remote prints them, against the guest's
+    own words; the event stream resumed after an id; refusals."""
+    truth = g._read(g.truth_path)
+    shell = int(re.search(r"^SHELL (\d+)$", truth, re.M).group(1))
+    r = remote(ctl, "ps", "alpha")
+    items = json.loads(r.stdout)["items"] if r.returncode == 0 else []
+    t.ok([p for p in items if p["pid"] == shell and "/init" in p["cmdline"]],
+         "remote ps alpha: the guest's workload shell (its init), with the pid it gave "
+         "itself", r.stderr or [p for p in items if p["pid"] == shell])
+    r = remote(ctl, "sysinfo", "alpha")
+    version = g.truth().get("version", "")
+    t.ok(r.returncode == 0 and json.loads(r.stdout)["release"] in version,
+         "remote sysinfo alpha: the release the guest's /proc/version names", r.stdout[:300])
+    r = remote(ctl, "lsmod", "alpha")
+    t.ok(r.returncode == 0 and "virtio_net" in {m["name"] for m in json.loads(r.stdout)["items"]},
+         "remote lsmod alpha: virtio_net, as the guest loaded it", r.stderr)
+    r = remote(ctl, "vms")
+    t.ok(r.returncode == 0 and {"alpha", "beta", "listed"} <= {v["name"] for v in
+                                                              json.loads(r.stdout)},
+         "remote vms: the daemon's VMs", r.stdout[:500])
+    status, got = sse(ctl, "?vm=alpha&type=exec", 0, 3)
+    t.ok(status == 200 and len(got) == 3 and all(i > 0 and e == "exec" and d["vm"] == "alpha"
+                                                 for i, e, d in got) and
+         [i for i, _, _ in got] == sorted(i for i, _, _ in got),
+         "the stream after Last-Event-ID 0: alpha's exec events held since, ids rising",
+         got[:1])
+    status2, again = sse(ctl, "?vm=alpha&type=exec", got[0][0], 2)
+    t.eq([i for i, _, _ in again], [i for i, _, _ in got[1:]],
+         "resumed after an id: the events after it, none twice")
+    for args, label, needle in [
+            (("ps", "nosuch"), "an unknown VM", "no VM called nosuch"),
+            (("ps", "../x"), "a name that is no VM name", "is no VM name"),
+            (("pstree", "alpha"), "a view the daemon does not serve", "usage"),
+            (("events", "--vm", "bad name"), "a filter the stream refuses", "HTTP 400")]:
+        r = remote(ctl, *args)
+        t.ok(r.returncode != 0 and needle in r.stderr and len(r.stderr.strip().split("\n"))
+             == 1, "remote %s: refused in one line" % label, r.stderr)
+    r = subprocess.run([VMSCOPE, "remote", "unix:/nonexistent/ctl.sock", "vms"],
+                       capture_output=True, text=True, timeout=60)
+    t.ok(r.returncode == 1 and "remote unix:/nonexistent/ctl.sock:" in r.stderr,
+         "remote to no daemon: the reason, in one line", r.stderr)
 
 
 def notified(sock, want, timeout=20):

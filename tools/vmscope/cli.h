@@ -43,6 +43,7 @@ extern const struct cli_command cmd_record_metrics;
 extern const struct cli_command cmd_model;
 extern const struct cli_command cmd_exporter;
 extern const struct cli_command cmd_top;
+extern const struct cli_command cmd_remote;
 extern const struct cli_command cmd_log;
 extern const struct cli_command cmd_record;
 extern const struct cli_command cmd_replay;
@@ -112,11 +113,13 @@ struct cli_view {
 	const struct cli_command *cmd;
 	int (*fetch)(struct vms_vm *vm, void **ret_items, size_t *ret_count);
 	void (*print_text)(const void *items, size_t count);
-	void *(*to_json)(const void *items, size_t count); /* a new json_t */
+	const char *json_view; /* its --json: vms_view_json()'s view of that name */
 	void (*release)(void *items, size_t count);	    /* NULL: free() */
 };
 
 int cli_run_view(int argc, char **argv, const struct cli_view *view);
+/* vms_view_json()'s view on stdout, for people; 0, or 1 with why on stderr. */
+int cli_print_view_json(struct vms_vm *vm, const char *view);
 
 /* Open and attach a handle to target; on failure print why and return NULL. */
 struct vms_vm *cli_attach(const char *target);

@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: MIT
 /* vmscope dmesg TARGET [--json]: the guest's kernel log, from its printk ring buffer. */
-#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -38,20 +37,7 @@ static void print_text(const void *items, size_t n)
 	}
 }
 
-static void *to_json(const void *items, size_t n)
-{
-	const struct vms_log_record *r = items;
-	json_t *list = json_array();
-
-	for (size_t i = 0; list && i < n; i++)
-		json_array_append_new(list, json_pack("{s:I,s:I,s:i,s:i,s:s}", "seq",
-						      (json_int_t)r[i].seq, "ts_ns",
-						      (json_int_t)r[i].ts_ns, "level", r[i].level,
-						      "facility", r[i].facility, "text", r[i].text));
-	return list;
-}
-
-static const struct cli_view view = { &cmd_dmesg, fetch, print_text, to_json, release };
+static const struct cli_view view = { &cmd_dmesg, fetch, print_text, "dmesg", release };
 
 static int run_dmesg(int argc, char **argv)
 {

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* vmscope lsmod TARGET [--json]: the guest's loaded kernel modules. */
 #include <inttypes.h>
-#include <jansson.h>
 #include <stdio.h>
 
 #include <vmscope/os.h>
@@ -23,23 +22,7 @@ static void print_text(const void *items, size_t n)
 		       m[i].refcount, m[i].state, m[i].base);
 }
 
-static void *to_json(const void *items, size_t n)
-{
-	const struct vms_module *m = items;
-	json_t *list = json_array();
-
-	for (size_t i = 0; list && i < n; i++) {
-		char base[24];
-
-		snprintf(base, sizeof(base), "0x%" PRIx64, m[i].base);
-		json_array_append_new(list, json_pack("{s:s,s:I,s:s,s:i,s:s}", "name", m[i].name,
-						      "size", (json_int_t)m[i].size, "base", base,
-						      "refcount", m[i].refcount, "state", m[i].state));
-	}
-	return list;
-}
-
-static const struct cli_view view = { &cmd_lsmod, fetch, print_text, to_json, NULL };
+static const struct cli_view view = { &cmd_lsmod, fetch, print_text, "lsmod", NULL };
 
 static int run_lsmod(int argc, char **argv)
 {

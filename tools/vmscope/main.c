@@ -16,33 +16,11 @@
 #include "cli.h"
 
 static const struct cli_command *const commands[] = {
-	&cmd_info,
-	&cmd_ps,
-	&cmd_pstree,
-	&cmd_lsmod,
-	&cmd_sysinfo,
-	&cmd_sockets,
-	&cmd_lsof,
-	&cmd_mounts,
-	&cmd_disks,
-	&cmd_dmesg,
-	&cmd_kernel,
-	&cmd_regs,
-	&cmd_read,
-	&cmd_translate,
-	&cmd_maps,
-	&cmd_dump,
-	&cmd_capture,
-	&cmd_fswatch,
-	&cmd_trace,
-	&cmd_metrics,
-	&cmd_record_metrics,
-	&cmd_model,
-	&cmd_exporter,
-	&cmd_top,
-	&cmd_log,
-	&cmd_record,
-	&cmd_replay,
+	&cmd_info,  &cmd_ps,	    &cmd_pstree,	 &cmd_lsmod,  &cmd_sysinfo,  &cmd_sockets,
+	&cmd_lsof,  &cmd_mounts,    &cmd_disks,		 &cmd_dmesg,  &cmd_kernel,   &cmd_regs,
+	&cmd_read,  &cmd_translate, &cmd_maps,		 &cmd_dump,   &cmd_capture,  &cmd_fswatch,
+	&cmd_trace, &cmd_metrics,   &cmd_record_metrics, &cmd_model,  &cmd_exporter, &cmd_top,
+	&cmd_log,   &cmd_record,    &cmd_replay,	 &cmd_remote,
 };
 
 static volatile sig_atomic_t stopping;
@@ -130,6 +108,17 @@ int cli_print_list_json(const struct vms_vm *vm, void *json_list)
 					"truncated", why != NULL, "warning", why));
 }
 
+int cli_print_view_json(struct vms_vm *vm, const char *view)
+{
+	char *text;
+
+	if (vms_view_json(vm, view, VMS_JSON_INDENT, &text))
+		return cli_fail("%s", vms_last_error(vm));
+	puts(text);
+	free(text);
+	return 0;
+}
+
 int cli_run_view(int argc, char **argv, const struct cli_view *view)
 {
 	void *items = NULL;
@@ -144,10 +133,10 @@ int cli_run_view(int argc, char **argv, const struct cli_view *view)
 	if (!vm)
 		return 1;
 	status = 0;
-	if (view->fetch(vm, &items, &count))
+	if (json)
+		status = cli_print_view_json(vm, view->json_view);
+	else if (view->fetch(vm, &items, &count))
 		status = cli_fail("%s", vms_last_error(vm));
-	else if (json)
-		status = cli_print_list_json(vm, view->to_json(items, count));
 	else
 		view->print_text(items, count);
 	if (!status)

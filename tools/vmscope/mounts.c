@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: MIT
 /* vmscope mounts TARGET [--json]: the guest's mounts, as its /proc/mounts lists them. */
-#include <jansson.h>
 #include <stdio.h>
 
 #include <vmscope/os.h>
@@ -21,20 +20,7 @@ static void print_text(const void *items, size_t n)
 		       m[i].read_only ? "ro" : "rw");
 }
 
-static void *to_json(const void *items, size_t n)
-{
-	const struct vms_mount *m = items;
-	json_t *list = json_array();
-
-	for (size_t i = 0; list && i < n; i++)
-		json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:b,s:s}", "device", m[i].device,
-						      "mountpoint", m[i].mountpoint, "fstype",
-						      m[i].fstype, "read_only", m[i].read_only,
-						      "uuid", m[i].uuid));
-	return list;
-}
-
-static const struct cli_view view = { &cmd_mounts, fetch, print_text, to_json, NULL };
+static const struct cli_view view = { &cmd_mounts, fetch, print_text, "mounts", NULL };
 
 static int run_mounts(int argc, char **argv)
 {

@@ -4,7 +4,6 @@
  * vmscope pstree TARGET                    the same as a tree of parents
  */
 #include <getopt.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -42,30 +41,6 @@ static void print_table(const struct vms_process *procs, size_t n, int threads)
 		else
 			printf(p->kernel_thread ? "[%s]\n" : "? (%s: memory unreadable)\n", p->comm);
 	}
-}
-
-static int print_json(const struct vms_vm *vm, const struct vms_process *procs, size_t n)
-{
-	json_t *list = json_array();
-
-	for (size_t i = 0; list && i < n; i++) {
-		const struct vms_process *p = &procs[i];
-		char task[24];
-		json_t *obj;
-
-		snprintf(task, sizeof(task), "0x%llx", (unsigned long long)p->task);
-		obj = json_pack("{s:i,s:i,s:i,s:I,s:I,s:s,s:s#,s:I,s:i,s:b,s:s?,s:s}", "pid",
-					p->tgid, "tid", p->pid, "ppid", p->ppid, "uid",
-					(json_int_t)p->uid, "gid", (json_int_t)p->gid, "comm", p->comm,
-					"state", &p->state, (size_t)1, "start_time_ns",
-					(json_int_t)p->start_time_ns, "threads", p->threads,
-					"kernel_thread", p->kernel_thread, "cmdline", p->cmdline, "task",
-					task);
-
-		if (!obj || json_array_append_new(list, obj))
-			break;
-	}
-	return cli_print_list_json(vm, list);
 }
 
 static void print_subtree(const struct vms_process *procs, size_t n, int pid, int depth)
@@ -114,12 +89,13 @@ static int run(int argc, char **argv, const struct cli_command *cmd, int tree)
 		vms_vm_free(vm);
 		return status;
 	}
-	if (vms_os_processes(vm, threads ? VMS_PS_THREADS : 0, &procs, &n)) {
+	if (json) {
+		status = cli_print_view_json(vm, threads ? "threads" : "ps");
+		n = 0;
+	} else if (vms_os_processes(vm, threads ? VMS_PS_THREADS : 0, &procs, &n)) {
 		status = cli_fail("%s", vms_last_error(vm));
 	} else if (tree) {
 		print_subtree(procs, n, 0, 0);
-	} else if (json) {
-		status = print_json(vm, procs, n);
 	} else {
 		print_table(procs, n, threads);
 	}

@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: MIT
 /* vmscope sockets TARGET [--json]: TCP and UDP sockets of the guest, with owning processes. */
-#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -33,24 +32,7 @@ static void print_text(const void *items, size_t n)
 	}
 }
 
-static void *to_json(const void *items, size_t n)
-{
-	const struct vms_socket *s = items;
-	json_t *list = json_array();
-
-	for (size_t i = 0; list && i < n; i++)
-		json_array_append_new(
-			list, json_pack("{s:s,s:s,s:i,s:s,s:i,s:s,s:I,s:o,s:o}", "protocol",
-					s[i].protocol, "local_address", s[i].local_address,
-					"local_port", s[i].local_port, "remote_address",
-					s[i].remote_address, "remote_port", s[i].remote_port, "state",
-					s[i].state, "inode", (json_int_t)s[i].inode, "pid",
-					s[i].pid >= 0 ? json_integer(s[i].pid) : json_null(), "fd",
-					s[i].fd >= 0 ? json_integer(s[i].fd) : json_null()));
-	return list;
-}
-
-static const struct cli_view view = { &cmd_sockets, fetch, print_text, to_json, NULL };
+static const struct cli_view view = { &cmd_sockets, fetch, print_text, "sockets", NULL };
 
 static int run_sockets(int argc, char **argv)
 {
