@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <vmscope/disk.h>
 #include <vmscope/trace.h>
@@ -23,6 +24,7 @@
 #include "daemon.h"
 
 #define WHY_MAX 256
+#define TOKEN_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"
 
 typedef int (*parse_fn)(void *field, size_t size, const char *value, char *why);
 
@@ -275,6 +277,51 @@ static int parse_memory(void *field, size_t size, const char *value, char *why)
 	return 0;
 }
 
+/* A NATS subject token and a label value: letters, digits, "-" and "_". */
+static int parse_token(void *field, size_t size, const char *value, char *why)
+{
+	if (!*value || strspn(value, TOKEN_CHARS) != strlen(value) || strlen(value) >= size)
+		return bad(why, "%s: letters, digits, \"-\" and \"_\" only", value);
+	memcpy(field, value, strlen(value) + 1);
+	return 0;
+}
+
+static int parse_nats(void *field, size_t size, const char *value, char *why)
+{
+	if (strncmp(value, "nats://", 7))
+		return bad(why, "%s: nats://HOST:PORT, or several, comma-separated", value);
+	return parse_string(field, size, value, why);
+}
+
+static int parse_redis(void *field, size_t size, const char *value, char *why)
+{
+	if (strncmp(value, "redis://", 8) || !strchr(value + 8, '/'))
+		return bad(why, "%s: redis://HOST:PORT/STREAM", value);
+	return parse_string(field, size, value, why);
+}
+
+static int parse_replicas(void *field, size_t size, const char *value, char *why)
+{
+	double v;
+
+	(void)size;
+	if (number(value, 1, 5, &v) || v != (int)v)
+		return bad(why, "%s: 1 to 5", value);
+	*(int *)field = (int)v;
+	return 0;
+}
+
+static int parse_backlog(void *field, size_t size, const char *value, char *why)
+{
+	double v;
+
+	(void)size;
+	if (number(value, 1, 10000000, &v) || v != (size_t)v)
+		return bad(why, "%s: events, 1 to 10000000", value);
+	*(size_t *)field = (size_t)v;
+	return 0;
+}
+
 #define DKEY(name, field, parse)                                                                   \
 	{                                                                                          \
 		name, offsetof(struct daemon_config, field),                                       \
@@ -295,6 +342,12 @@ static const struct key daemon_keys[] = {
 	DKEY("log-dir", log_dir, parse_dir),
 	DKEY("log-max-size", log_max_bytes, parse_size),
 	DKEY("log-max-age", log_max_age_s, parse_age),
+	DKEY("host", host, parse_token),
+	DKEY("nats", nats, parse_nats),
+	DKEY("nats-stream", nats_stream, parse_token),
+	DKEY("nats-replicas", nats_replicas, parse_replicas),
+	DKEY("redis", redis, parse_redis),
+	DKEY("backlog", backlog_events, parse_backlog),
 };
 
 /* The order is the bit in struct daemon_section's set. */
@@ -460,6 +513,13 @@ int daemon_config_load(struct daemon_config *c, const char *path, char *why, siz
 	memset(c, 0, sizeof(*c));
 	c->interval_s = 1;
 	c->timeout_ms = 2000;
+	c->nats_replicas = 1;
+	c->backlog_events = 10000;
+	if (gethostname(c->host, sizeof(c->host) - 1) || !c->host[0])
+		snprintf(c->host, sizeof(c->host), "localhost");
+	for (char *h = c->host; *h; h++) /* a subject token, a label value */
+		if (!strchr(TOKEN_CHARS, *h))
+			*h = '_';
 	c->defaults = (struct daemon_vmconf){
 		.metrics = 1,
 		.view_interval_s = 5,

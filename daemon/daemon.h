@@ -67,6 +67,12 @@ struct daemon_config {
 	int timeout_ms;		       /* per QMP exchange */
 	char log_dir[DAEMON_PATH_MAX]; /* the event log; "" none */
 	uint64_t log_max_bytes, log_max_age_s; /* its retention; 0 keep */
+	char host[64];			       /* this host's name, in subjects and labels */
+	char nats[DAEMON_URI_MAX];	       /* nats://HOST:PORT[,...]; "" none */
+	char nats_stream[64];
+	int nats_replicas;
+	char redis[DAEMON_URI_MAX]; /* redis://HOST:PORT/STREAM; "" none */
+	size_t backlog_events;	    /* each forwarder's, through an outage */
 	struct daemon_vmconf defaults;
 	struct daemon_section *sections; /* malloc'd: daemon_config_release() */
 	int nr_sections;
@@ -92,6 +98,8 @@ struct vms_event;
 struct vms_log;
 struct vms_sink;
 struct recent; /* an event as JSON, kept for the event stream */
+struct forwarder;
+enum { FORWARD_NATS, FORWARD_REDIS, FORWARDERS };
 struct events {
 	pthread_mutex_t lock;
 	pthread_cond_t more; /* an event was published, or the stream's readers must go */
@@ -104,6 +112,8 @@ struct events {
 	uint64_t first_seq, next_seq; /* held: [first_seq, next_seq) */
 	size_t recent_bytes;
 	unsigned int readers;
+	struct forwarder *forward[FORWARDERS];		     /* NULL: not configured */
+	char forward_conf[FORWARDERS][DAEMON_URI_MAX + 160]; /* what each was started from */
 };
 
 int events_init(struct events *e, const struct daemon_config *c, char *why, size_t why_len);
@@ -130,8 +140,28 @@ struct events_filter {
  */
 size_t events_read(struct events *e, uint64_t *pos, const struct events_filter *f, char *buf,
 		   size_t len, int wait_ms, const _Atomic int *stop);
-/* Readers blocked in events_read() look at their stop flag now. */
+/*
+ * The next event after *pos into ev (a whole struct vms_event), waiting up
+ * to wait_ms: 1, 0 when none came, -1 once *stop is set. Events the hub no
+ * longer holds are added to *missed and skipped.
+ */
+int events_next(struct events *e, uint64_t *pos, struct vms_event *ev, uint64_t *missed,
+		int wait_ms, const _Atomic int *stop);
+uint64_t events_position(struct events *e); /* the next event's sequence number */
+/* Readers blocked in events_read() or events_next() look at their stop flag now. */
 void events_kick(struct events *e);
+
+/* Forwarders (forward.c): the hub's events to NATS JetStream or Redis, a thread each. */
+struct forward_figures {
+	const char *name;
+	uint64_t written, acknowledged, dropped, missed, buffered, connects;
+};
+/* The URL of that kind in c ("" none). */
+const char *forwarder_url(int kind, const struct daemon_config *c);
+int forwarder_start(int kind, struct events *hub, const struct daemon_config *c,
+		    struct forwarder **ret, char *why, size_t why_len);
+void forwarder_stop(struct forwarder *f); /* what still waits gets 2 s; NULL ok */
+void forwarder_figures(struct forwarder *f, struct forward_figures *ret);
 
 /* What a VM does besides its metrics, each with a state the API shows (caps.c). */
 enum dcap { DCAP_VIEWS, DCAP_TRACE, DCAP_FSWATCH, DCAP__COUNT };
@@ -206,6 +236,7 @@ struct vmset {
 	_Atomic int timeout_ms;
 	pthread_mutex_t conf_lock; /* conf: what to do with each VM */
 	struct daemon_config conf; /* its defaults and sections only */
+	char host[64];		   /* the host label of every sample (conf_lock) */
 	struct events *events;
 };
 

@@ -11,6 +11,7 @@
  * missed; nobody waits for a reader.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,8 @@ struct recent {
 	char type[VMS_EVENT_TYPE_MAX];
 	char *json;
 	size_t len;
+	struct vms_event *ev; /* its first vms_event_size() bytes, for the forwarders */
+	size_t ev_size;
 };
 
 static int open_log(const char *dir, uint64_t max_bytes, uint64_t max_age_s, struct vms_log **ret,
@@ -62,6 +65,45 @@ static void set_log(struct events *e, struct vms_log *log, const struct daemon_c
 	e->log_max_age_s = c->log_max_age_s;
 }
 
+/* What a forwarder of that kind is started from: a change restarts it. */
+static void forward_conf(int kind, const struct daemon_config *c, char *buf, size_t len)
+{
+	const char *url = forwarder_url(kind, c);
+
+	if (!*url)
+		buf[0] = 0;
+	else
+		snprintf(buf, len, "%s|%s|%s|%d|%zu", url, c->host, c->nats_stream,
+			 c->nats_replicas, c->backlog_events);
+}
+
+/* Each kind as c says: kept, stopped, (re)started. A failure keeps the one running. */
+static int configure_forwarders(struct events *e, const struct daemon_config *c, char *why,
+				size_t why_len)
+{
+	int failed = 0;
+
+	for (int k = 0; k < FORWARDERS; k++) {
+		char conf[sizeof(e->forward_conf[0])];
+		struct forwarder *f = NULL, *old;
+
+		forward_conf(k, c, conf, sizeof(conf));
+		if (!strcmp(conf, e->forward_conf[k]))
+			continue;
+		if (conf[0] && forwarder_start(k, e, c, &f, why, why_len)) {
+			failed = -1;
+			continue;
+		}
+		pthread_mutex_lock(&e->lock);
+		old = e->forward[k];
+		e->forward[k] = f;
+		pthread_mutex_unlock(&e->lock);
+		forwarder_stop(old); /* outside the lock: its thread reads the hub */
+		memcpy(e->forward_conf[k], conf, sizeof(conf));
+	}
+	return failed;
+}
+
 int events_init(struct events *e, const struct daemon_config *c, char *why, size_t why_len)
 {
 	struct vms_log *log;
@@ -85,6 +127,10 @@ int events_init(struct events *e, const struct daemon_config *c, char *why, size
 	pthread_cond_init(&e->more, &ca);
 	pthread_condattr_destroy(&ca);
 	set_log(e, log, c);
+	if (configure_forwarders(e, c, why, why_len)) {
+		events_close(e);
+		return -1;
+	}
 	return 0;
 }
 
@@ -96,10 +142,11 @@ static int close_log(struct vms_log *log)
 int events_configure(struct events *e, const struct daemon_config *c, char *why, size_t why_len)
 {
 	struct vms_log *log, *old;
+	int failed = configure_forwarders(e, c, why, why_len);
 
 	if (!strcmp(e->log_dir, c->log_dir) && e->log_max_bytes == c->log_max_bytes &&
 	    e->log_max_age_s == c->log_max_age_s)
-		return 0;
+		return failed;
 	/* The same directory reopened: its lock allows one writer, so close it first. */
 	pthread_mutex_lock(&e->lock);
 	old = e->log;
@@ -121,40 +168,46 @@ int events_configure(struct events *e, const struct daemon_config *c, char *why,
 	set_log(e, log, c);
 	pthread_mutex_unlock(&e->lock);
 	close_log(old);
-	return 0;
+	return failed;
 }
 
 static void drop_oldest(struct events *e)
 {
 	struct recent *r = &e->recent[e->first_seq % RECENT_MAX];
 
-	e->recent_bytes -= r->len;
+	e->recent_bytes -= r->len + r->ev_size;
 	free(r->json);
-	r->json = NULL;
-	r->len = 0;
+	free(r->ev);
+	memset(r, 0, sizeof(*r));
 	e->first_seq++;
 }
 
 /* Kept for the stream under the next sequence number (under the lock). */
 static void keep(struct events *e, const struct vms_event *ev)
 {
-	size_t len;
+	size_t len, size = vms_event_size(ev);
 	char *json = vms_sink_jsonl_format(e->json, ev, &len);
+	struct vms_event *copy = malloc(size);
 	struct recent *r;
 
-	if (!json) {
+	if (!json || !copy) {
+		free(json);
+		free(copy);
 		e->unformatted++;
 		return;
 	}
-	while (e->first_seq < e->next_seq &&
-	       (e->next_seq - e->first_seq == RECENT_MAX || e->recent_bytes + len > RECENT_BYTES))
+	memcpy(copy, ev, size);
+	while (e->first_seq < e->next_seq && (e->next_seq - e->first_seq == RECENT_MAX ||
+					      e->recent_bytes + len + size > RECENT_BYTES))
 		drop_oldest(e);
 	r = &e->recent[e->next_seq++ % RECENT_MAX];
 	snprintf(r->vm, sizeof(r->vm), "%s", ev->vm);
 	snprintf(r->type, sizeof(r->type), "%s", ev->type);
 	r->json = json;
 	r->len = len;
-	e->recent_bytes += len;
+	r->ev = copy;
+	r->ev_size = size;
+	e->recent_bytes += len + size;
 	pthread_cond_broadcast(&e->more);
 }
 
@@ -172,12 +225,49 @@ void events_publish(struct events *e, const struct vms_event *ev, int to_log)
 	pthread_mutex_unlock(&e->lock);
 }
 
+/* Family by family, each sink a sample: Prometheus wants a family's samples together. */
+static void forward_metrics(FILE *f, const struct forward_figures *fig, int n)
+{
+	static const struct {
+		const char *state;
+		size_t offset;
+	} counts[] = {
+		{ "written", offsetof(struct forward_figures, written) },
+		{ "acknowledged", offsetof(struct forward_figures, acknowledged) },
+		{ "dropped", offsetof(struct forward_figures, dropped) },
+		{ "missed", offsetof(struct forward_figures, missed) },
+	};
+
+	if (!n)
+		return;
+	fprintf(f, "# HELP vmscoped_forward_events_total Events a forwarder took from the hub "
+		   "(written), its engine acknowledged, its backlog dropped, or it missed by "
+		   "falling behind the hub.\n# TYPE vmscoped_forward_events_total counter\n");
+	for (int i = 0; i < n; i++)
+		for (size_t c = 0; c < sizeof(counts) / sizeof(counts[0]); c++)
+			fprintf(f, "vmscoped_forward_events_total{sink=\"%s\",state=\"%s\"} %llu\n",
+				fig[i].name, counts[c].state,
+				*(const unsigned long long *)((const char *)&fig[i] +
+							      counts[c].offset));
+	fprintf(f, "# HELP vmscoped_forward_buffered Events waiting for the engine.\n"
+		   "# TYPE vmscoped_forward_buffered gauge\n");
+	for (int i = 0; i < n; i++)
+		fprintf(f, "vmscoped_forward_buffered{sink=\"%s\"} %llu\n", fig[i].name,
+			(unsigned long long)fig[i].buffered);
+	fprintf(f, "# HELP vmscoped_forward_connects_total Connections the forwarder made.\n"
+		   "# TYPE vmscoped_forward_connects_total counter\n");
+	for (int i = 0; i < n; i++)
+		fprintf(f, "vmscoped_forward_connects_total{sink=\"%s\"} %llu\n", fig[i].name,
+			(unsigned long long)fig[i].connects);
+}
+
 void events_metrics(struct events *e, FILE *f)
 {
 	struct vms_log_stats st = { 0 };
+	struct forward_figures fig[FORWARDERS];
 	uint64_t published, logged, errors, held;
 	unsigned int readers;
-	int has_log;
+	int has_log, nr_fig = 0;
 
 	pthread_mutex_lock(&e->lock);
 	has_log = e->log != NULL;
@@ -188,7 +278,11 @@ void events_metrics(struct events *e, FILE *f)
 	errors = e->log_errors;
 	held = e->next_seq - e->first_seq;
 	readers = e->readers;
+	for (int k = 0; k < FORWARDERS; k++)
+		if (e->forward[k])
+			forwarder_figures(e->forward[k], &fig[nr_fig++]);
 	pthread_mutex_unlock(&e->lock);
+	forward_metrics(f, fig, nr_fig);
 	fprintf(f,
 		"# HELP vmscoped_events_published_total Events the workers handed on, every VM.\n"
 		"# TYPE vmscoped_events_published_total counter\n"
@@ -216,6 +310,10 @@ void events_metrics(struct events *e, FILE *f)
 
 void events_close(struct events *e)
 {
+	for (int k = 0; k < FORWARDERS; k++) {
+		forwarder_stop(e->forward[k]);
+		e->forward[k] = NULL;
+	}
 	close_log(e->log);
 	e->log = NULL;
 	while (e->first_seq < e->next_seq)
@@ -272,19 +370,24 @@ static size_t render(struct events *e, uint64_t *pos, const struct events_filter
 	return used;
 }
 
+static void deadline_in(struct timespec *until, int ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, until);
+	until->tv_sec += ms / 1000;
+	until->tv_nsec += (long)(ms % 1000) * 1000000;
+	if (until->tv_nsec >= 1000000000) {
+		until->tv_sec++;
+		until->tv_nsec -= 1000000000;
+	}
+}
+
 size_t events_read(struct events *e, uint64_t *pos, const struct events_filter *f, char *buf,
 		   size_t len, int wait_ms, const _Atomic int *stop)
 {
 	struct timespec until;
 	size_t used = 0;
 
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += wait_ms / 1000;
-	until.tv_nsec += (long)(wait_ms % 1000) * 1000000;
-	if (until.tv_nsec >= 1000000000) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000;
-	}
+	deadline_in(&until, wait_ms);
 	pthread_mutex_lock(&e->lock);
 	if (*pos > e->next_seq) /* from the future (another run's, or made up): from now */
 		*pos = e->next_seq;
@@ -297,6 +400,44 @@ size_t events_read(struct events *e, uint64_t *pos, const struct events_filter *
 	if (*stop)
 		return 0;
 	return used ? used : (size_t)snprintf(buf, len, ": keepalive\n\n");
+}
+
+int events_next(struct events *e, uint64_t *pos, struct vms_event *ev, uint64_t *missed,
+		int wait_ms, const _Atomic int *stop)
+{
+	struct timespec until;
+	int got = 0;
+
+	deadline_in(&until, wait_ms);
+	pthread_mutex_lock(&e->lock);
+	if (*pos > e->next_seq)
+		*pos = e->next_seq;
+	while (!*stop && *pos == e->next_seq)
+		if (pthread_cond_timedwait(&e->more, &e->lock, &until))
+			break;
+	if (*pos < e->first_seq) {
+		*missed += e->first_seq - *pos;
+		*pos = e->first_seq;
+	}
+	if (!*stop && *pos < e->next_seq) {
+		const struct recent *r = &e->recent[*pos % RECENT_MAX];
+
+		memcpy(ev, r->ev, r->ev_size);
+		++*pos;
+		got = 1;
+	}
+	pthread_mutex_unlock(&e->lock);
+	return *stop ? -1 : got;
+}
+
+uint64_t events_position(struct events *e)
+{
+	uint64_t pos;
+
+	pthread_mutex_lock(&e->lock);
+	pos = e->next_seq;
+	pthread_mutex_unlock(&e->lock);
+	return pos;
 }
 
 void events_kick(struct events *e)

@@ -232,6 +232,7 @@ int vmset_configure(struct vmset *s, const struct daemon_config *config)
 	s->timeout_ms = config->timeout_ms; /* from each VM's next attach */
 	pthread_mutex_lock(&s->conf_lock);
 	err = daemon_config_copy_vms(&s->conf, config);
+	snprintf(s->host, sizeof(s->host), "%s", config->host);
 	pthread_mutex_unlock(&s->conf_lock);
 	return err;
 }
@@ -451,6 +452,40 @@ static void caps_metrics(struct vmset *s, FILE *f)
 	}
 }
 
+/*
+ * Every sample labelled host="HOST", first: one Prometheus scraping many
+ * daemons tells their VMs apart (two hosts may each run a "web1").
+ */
+static char *with_host(struct vmset *s, char *text, size_t len, size_t *ret_len)
+{
+	char host[sizeof(s->host)], *out = NULL;
+	FILE *f = open_memstream(&out, ret_len);
+
+	pthread_mutex_lock(&s->conf_lock);
+	memcpy(host, s->host, sizeof(host));
+	pthread_mutex_unlock(&s->conf_lock);
+	for (size_t i = 0; f && i < len;) {
+		size_t n = strcspn(text + i, "\n"), name = strcspn(text + i, "{ \n");
+
+		if (text[i] == '#' || name >= n) {
+			fwrite(text + i, 1, n, f);
+		} else {
+			fwrite(text + i, 1, name, f);
+			fprintf(f, text[i + name] == '{' ? "{host=\"%s\"," : "{host=\"%s\"}", host);
+			fwrite(text + i + name + (text[i + name] == '{'), 1,
+			       n - name - (text[i + name] == '{'), f);
+		}
+		fputc('\n', f);
+		i += n + 1;
+	}
+	free(text);
+	if (!f || fclose(f)) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
 char *vmset_metrics(struct vmset *s, size_t *ret_len)
 {
 	char *buf = NULL;
@@ -480,7 +515,7 @@ char *vmset_metrics(struct vmset *s, size_t *ret_len)
 		free(buf);
 		return NULL;
 	}
-	return buf;
+	return with_host(s, buf, *ret_len, ret_len);
 }
 
 static json_t *caps_json(const struct dvm *v)

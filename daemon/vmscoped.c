@@ -227,11 +227,11 @@ static void reload(struct running *r, int argc, char **argv)
 		goto out;
 	}
 	if (events_configure(&r->events, &next, why, sizeof(why))) {
-		fprintf(stderr, "vmscoped: reload: %s; logging to %s still\n", why,
-			r->c.log_dir[0] ? r->c.log_dir : "nowhere");
-		snprintf(next.log_dir, sizeof(next.log_dir), "%s", r->c.log_dir);
-		next.log_max_bytes = r->c.log_max_bytes;
-		next.log_max_age_s = r->c.log_max_age_s;
+		/* what runs stays: the log as it was, a forwarder that would not start */
+		fprintf(stderr, "vmscoped: reload: %s; the rest applies\n", why);
+		snprintf(next.log_dir, sizeof(next.log_dir), "%s", r->events.log_dir);
+		next.log_max_bytes = r->events.log_max_bytes;
+		next.log_max_age_s = r->events.log_max_age_s;
 	}
 	switch_qmp_dir(r, &next);
 	switch_libvirt(r, &next);

@@ -50,6 +50,31 @@ int vms_sink_redis_new(const char *url, const struct vms_redis_opts *opts,
 		       struct vms_sink **ret_sink);
 
 /*
+ * NATS JetStream: url is nats://HOST:PORT, or several, comma-separated (a
+ * cluster; libnats moves between them). Each event is a message on
+ * PREFIX.HOST.VM.TYPE (characters a subject cannot hold become "_"),
+ * its payload the JSON-lines object, with a Nats-Msg-Id unique to it so
+ * that a publish tried again is stored once. The stream is made when
+ * missing (subjects PREFIX.>, file storage, the replicas asked for). An
+ * event waits in a bounded backlog until JetStream acknowledged it; beyond
+ * the bound the oldest is dropped and counted. A write blocks for at most
+ * one publish's wait (2 s) or connect attempt (1 s, once a second); stats:
+ * sent = acknowledged, buffered = waiting. -EINVAL for a malformed url or
+ * option.
+ */
+struct vms_nats_opts {
+	size_t sz;
+	const char *subject_prefix; /* NULL: "vmscope" */
+	const char *host;	    /* NULL: this host's name */
+	const char *stream;	    /* NULL: "VMSCOPE" */
+	int replicas;		    /* 0: 1; at most 5 */
+	size_t backlog_events;	    /* 0: 10000 */
+};
+
+int vms_sink_nats_new(const char *url, const struct vms_nats_opts *opts,
+		      struct vms_sink **ret_sink);
+
+/*
  * The durable log (vmscope/log.h) as a sink: every write is a
  * vms_log_append(); freeing the sink closes the log (syncs and seals it).
  * Its stats: sent = synced to disk, buffered = appended, not yet synced.

@@ -49,7 +49,7 @@ def wait_for(what, timeout=30):
 
 def info_pids(metrics):
     return {m.group(1): int(m.group(2)) for m in
-            re.finditer(r'^vmscope_vm_info\{vm="([^"]+)",qemu_pid="(\d+)"', metrics, re.M)}
+            re.finditer(r'^vmscope_vm_info\{host="[^"]+",vm="([^"]+)",qemu_pid="(\d+)"', metrics, re.M)}
 
 
 def check_daemon(t):
@@ -85,9 +85,9 @@ def check_daemon(t):
             status, metrics = get(ctl, "/metrics")
             t.ok(status == 200 and info_pids(metrics) == {"alpha": a.proc.pid,
                                                          "beta": b.proc.pid} and
-                 re.search(r'^vmscope_up\{vm="alpha"\} 1$', metrics, re.M) and
-                 re.search(r'^vmscope_up\{vm="beta"\} 1$', metrics, re.M) and
-                 re.search(r'^vmscope_qemu_user_seconds_total\{vm="beta"\} [0-9.e+]+$',
+                 re.search(r'^vmscope_up\{host="[^"]+",vm="alpha"\} 1$', metrics, re.M) and
+                 re.search(r'^vmscope_up\{host="[^"]+",vm="beta"\} 1$', metrics, re.M) and
+                 re.search(r'^vmscope_qemu_user_seconds_total\{host="[^"]+",vm="beta"\} [0-9.e+]+$',
                            metrics, re.M),
                  "/metrics: both VMs up, each with its own QEMU's pid and CPU time",
                  metrics[:1500])
@@ -103,7 +103,7 @@ def check_daemon(t):
             beta = vms(ctl).get("beta", {})
             t.ok(down and beta.get("reason"), "a VM whose QEMU died is down, with the reason",
                  beta)
-            t.ok(re.search(r'^vmscope_up\{vm="beta"\} 0$', get(ctl, "/metrics")[1], re.M),
+            t.ok(re.search(r'^vmscope_up\{host="[^"]+",vm="beta"\} 0$', get(ctl, "/metrics")[1], re.M),
                  "/metrics: the dead VM's vmscope_up is 0")
             status, body = get(ctl, "/api/v1/vms/beta/ps")
             t.ok(status == 503 and "VM beta is down" in json.loads(body)["error"],
@@ -223,14 +223,14 @@ def check_capabilities(t):
             check_remote(t, ctl, a)
             status, metrics = get(ctl, "/metrics")
             counted = {m.group(1, 2): int(m.group(3)) for m in re.finditer(
-                r'^vmscoped_events_total\{vm="([^"]+)",capability="([^"]+)"\} (\d+)$',
+                r'^vmscoped_events_total\{host="[^"]+",vm="([^"]+)",capability="([^"]+)"\} (\d+)$',
                 metrics, re.M)}
             t.ok(counted.get(("alpha", "trace"), 0) >= len(execs) and
                  counted.get(("alpha", "views"), 0) >= 20 and
                  counted.get(("beta", "fswatch"), 0) >= len(ops) and
-                 re.search(r'^vmscoped_capability_up\{vm="listed",capability="fswatch"\} 0$',
+                 re.search(r'^vmscoped_capability_up\{host="[^"]+",vm="listed",capability="fswatch"\} 0$',
                            metrics, re.M) and
-                 re.search(r'^vmscoped_log_events_total\{state="durable"\} %d$' % len(events),
+                 re.search(r'^vmscoped_log_events_total\{host="[^"]+",state="durable"\} %d$' % len(events),
                            metrics, re.M),
                  "/metrics: events by VM and capability, the failed one down, every logged "
                  "event durable", "\n".join(l for l in metrics.split("\n")

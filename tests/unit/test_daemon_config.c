@@ -101,6 +101,11 @@ static void test_listed_and_copy(void **state)
 	assert_string_equal(c.sections[0].target, "qmp:/run/build.qmp");
 	assert_int_equal(c.log_max_bytes, 2ull << 30);
 	assert_int_equal(c.log_max_age_s, 86400);
+	assert_int_equal(c.nats_replicas, 1); /* the defaults */
+	assert_int_equal(c.backlog_events, 10000);
+	assert_true(c.host[0] &&
+		    strspn(c.host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				   "0123456789-_") == strlen(c.host));
 	assert_int_equal(daemon_config_copy_vms(&copy, &c), 0);
 	daemon_config_release(&c);
 	daemon_vmconf_resolve(&copy, "build", &v); /* the copy stands alone */
@@ -152,6 +157,13 @@ static void test_refusals(void **state)
 	refused("[daemon]\nlog-dir = relative\n", "an absolute path");
 	refused("[vm x]\ncolour = blue\n", "line 5: unknown key colour");
 	refused("[defaults]\nfswatch-path = \n", "fswatch-path");
+	refused("[daemon]\nhost = rack.4\n", "host = rack.4: letters, digits");
+	refused("[daemon]\nhost = a\"b\n", "host = a\"b: letters, digits");
+	refused("[daemon]\nnats = 10.0.0.1:4222\n", "nats = 10.0.0.1:4222: nats://HOST:PORT");
+	refused("[daemon]\nnats-replicas = 7\n", "nats-replicas = 7: 1 to 5");
+	refused("[daemon]\nnats-replicas = 2.5\n", "nats-replicas = 2.5: 1 to 5");
+	refused("[daemon]\nredis = redis://h:6379\n", "redis://HOST:PORT/STREAM");
+	refused("[daemon]\nbacklog = 0\n", "backlog = 0: events");
 }
 
 /* More sections than fit: refused once, not grown without bound. */
