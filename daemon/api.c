@@ -10,12 +10,14 @@
  *
  * It listens on a unix socket only its owner may use (made under umask
  * 077, then checked), or on TCP at a loopback address (for a local
- * Prometheus). Any other address would expose the guests' figures to the
- * network: that needs TLS and a bearer token, which are not built yet, so
- * it is refused.
+ * Prometheus). Any other address would expose the guests to the network:
+ * it is served only with TLS (GnuTLS, through libmicrohttpd) and a bearer
+ * token every request must carry, compared in constant time.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,10 +38,17 @@
 #define STREAM_WAIT_MS	5000  /* a keepalive comment this often, under the connection timeout */
 #define STREAM_BLOCK	(64u << 10)
 
+#define TOKEN_MIN 16
+#define PEM_MAX	  (1u << 20)
+
 struct api {
 	struct MHD_Daemon *mhd;
 	struct vmset *set;
 	_Atomic int stopping;
+	char *cert, *key;   /* PEM, alive as long as the daemon (libmicrohttpd keeps pointers) */
+	char *token;	    /* NULL: none asked */
+	char mhd_said[256]; /* libmicrohttpd's last complaint while starting */
+	_Atomic int started;
 	char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
 
@@ -220,6 +229,41 @@ static enum MHD_Result one_vm(struct api *a, struct MHD_Connection *conn, const 
 	return err ? error(conn, view_status(err), why) : json(conn, MHD_HTTP_OK, body);
 }
 
+/* "Bearer TOKEN", compared without an early exit: timing says nothing of the token. */
+static int authorized(const struct api *a, struct MHD_Connection *conn)
+{
+	const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+	size_t want = strlen(a->token), got;
+	unsigned char diff = 0;
+
+	if (!h || strncmp(h, "Bearer ", 7))
+		return 0;
+	h += 7;
+	got = strlen(h);
+	for (size_t i = 0; i < want; i++)
+		diff |= (unsigned char)(a->token[i] ^ (i < got ? h[i] : 0));
+	return !diff && got == want;
+}
+
+static enum MHD_Result unauthorized(struct MHD_Connection *conn)
+{
+	char *body = strdup("{\"error\":\"a bearer token is needed (Authorization: Bearer ...)\"}");
+	struct MHD_Response *resp =
+		body ? MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE)
+		     : NULL;
+	enum MHD_Result ret;
+
+	if (!resp) {
+		free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, "Content-Type", "application/json");
+	MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"vmscoped\"");
+	ret = MHD_queue_response(conn, MHD_HTTP_UNAUTHORIZED, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
 static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char *url,
 			      const char *method, const char *version, const char *upload,
 			      size_t *upload_len, void **state)
@@ -229,6 +273,8 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
 	char *body;
 
 	(void)version, (void)upload, (void)upload_len, (void)state;
+	if (a->token && !authorized(a, conn))
+		return unauthorized(conn);
 	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
 		return text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET\n");
 	if (!strcmp(url, "/metrics")) {
@@ -296,8 +342,9 @@ fail:
 	return -1;
 }
 
-/* HOST:PORT, loopback only. */
-static int listen_tcp(const char *listen_addr, struct addrinfo **ret, char *why, size_t why_len)
+/* HOST:PORT; beyond loopback only when secured (TLS and a token). */
+static int listen_tcp(const char *listen_addr, int secured, struct addrinfo **ret, char *why,
+		      size_t why_len)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE };
 	const char *colon = strrchr(listen_addr, ':');
@@ -321,60 +368,160 @@ static int listen_tcp(const char *listen_addr, struct addrinfo **ret, char *why,
 		snprintf(why, why_len, "--listen %s: %s", listen_addr, gai_strerror(err));
 		return -1;
 	}
-	if (((*ret)->ai_family == AF_INET &&
-	     (ntohl(((struct sockaddr_in *)(*ret)->ai_addr)->sin_addr.s_addr) >> 24) != 127) ||
-	    ((*ret)->ai_family == AF_INET6 &&
-	     !IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)(*ret)->ai_addr)->sin6_addr))) {
+	if (!secured &&
+	    (((*ret)->ai_family == AF_INET &&
+	      (ntohl(((struct sockaddr_in *)(*ret)->ai_addr)->sin_addr.s_addr) >> 24) != 127) ||
+	     ((*ret)->ai_family == AF_INET6 &&
+	      !IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)(*ret)->ai_addr)->sin6_addr)))) {
 		snprintf(why, why_len,
 			 "--listen %s: not a loopback address; serving the network "
-			 "needs TLS and a token, which vmscoped does not have yet",
+			 "needs TLS and a token (tls-cert, tls-key and token-file)",
 			 listen_addr);
 		freeaddrinfo(*ret);
+		*ret = NULL;
 		return -1;
 	}
 	return 0;
 }
 
-int api_start(const char *listen_addr, struct vmset *s, struct api **ret, char *why, size_t why_len)
+/*
+ * libmicrohttpd's complaints: one line each on stderr (the journal) once it
+ * runs; while it starts, the last one is kept for the one-line reason.
+ */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	struct api *a = cls;
+	char line[sizeof(a->mhd_said)];
+	size_t n;
+
+	vsnprintf(line, sizeof(line), fmt, ap);
+	n = strcspn(line, "\n");
+	line[n] = 0;
+	if (!a->started) {
+		if (!a->mhd_said[0]) /* the first says why; the rest say it failed */
+			memcpy(a->mhd_said, line, n + 1);
+		return;
+	}
+	fprintf(stderr, "vmscoped: http: %s\n", line);
+}
+
+/* A whole small file: a PEM or a token; NULL with why on failure. */
+static char *slurp(const char *path, const char *what, char *why, size_t why_len)
+{
+	FILE *f = fopen(path, "re");
+	char *text = f ? calloc(1, PEM_MAX + 1) : NULL;
+	size_t n = text ? fread(text, 1, PEM_MAX + 1, f) : 0;
+	int err = errno;
+
+	if (f)
+		fclose(f);
+	if (!text || n > PEM_MAX || !n) {
+		snprintf(why, why_len, "%s %s: %s", what, path,
+			 !f	 ? strerror(err)
+			 : !text ? "out of memory"
+			 : n	 ? "too large"
+				 : "empty");
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+static int load_token(struct api *a, const char *path, char *why, size_t why_len)
+{
+	static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+				       "0123456789-._~+/=";
+	struct stat st;
+
+	a->token = slurp(path, "token-file", why, why_len);
+	if (!a->token)
+		return -1;
+	a->token[strcspn(a->token, "\r\n")] = 0;
+	if (strlen(a->token) < TOKEN_MIN || strspn(a->token, alphabet) != strlen(a->token)) {
+		snprintf(why, why_len,
+			 "token-file %s: a token of %d or more characters (letters, digits, "
+			 "-._~+/=) on its first line",
+			 path, TOKEN_MIN);
+		return -1;
+	}
+	if (!stat(path, &st) && (st.st_mode & 077)) {
+		snprintf(why, why_len, "token-file %s: readable by others (chmod 600 it)", path);
+		return -1;
+	}
+	return 0;
+}
+
+static int load_secrets(struct api *a, const struct daemon_config *c, char *why, size_t why_len)
+{
+	if (c->tls_cert[0]) {
+		a->cert = slurp(c->tls_cert, "tls-cert", why, why_len);
+		a->key = a->cert ? slurp(c->tls_key, "tls-key", why, why_len) : NULL;
+		if (!a->key)
+			return -1;
+	}
+	return c->token_file[0] ? load_token(a, c->token_file, why, why_len) : 0;
+}
+
+int api_changed(const struct daemon_config *x, const struct daemon_config *y)
+{
+	return strcmp(x->listen, y->listen) || strcmp(x->tls_cert, y->tls_cert) ||
+	       strcmp(x->tls_key, y->tls_key) || strcmp(x->token_file, y->token_file);
+}
+
+int api_start(const struct daemon_config *c, struct vmset *s, struct api **ret, char *why,
+	      size_t why_len)
 {
 	/* poll, not select: past 1024 descriptors (hundreds of VMs) select fails */
 	unsigned int flags =
 		MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+	const char *listen_addr = c->listen;
 	struct api *a = calloc(1, sizeof(*a));
+	struct MHD_OptionItem opts[9];
 	struct addrinfo *ai = NULL;
-	int fd = -1;
+	int fd = -1, n = 0;
 
 	if (!a) {
 		snprintf(why, why_len, "out of memory");
 		return -1;
 	}
 	a->set = s;
+	if (load_secrets(a, c, why, why_len)) {
+		api_stop(a);
+		return -1;
+	}
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, a };
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT, 10, NULL };
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT, CONNECTIONS_MAX, NULL };
+	if (a->cert) {
+		flags |= MHD_USE_TLS;
+		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, a->cert };
+		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, a->key };
+	}
 	if (!strncmp(listen_addr, "unix:", 5)) {
 		fd = listen_unix(a, listen_addr + 5, why, why_len);
-		if (fd >= 0)
-			a->mhd = MHD_start_daemon(
-				flags, 0, NULL, NULL, answer, a, MHD_OPTION_LISTEN_SOCKET, fd,
-				MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_CONNECTION_LIMIT,
-				CONNECTIONS_MAX, MHD_OPTION_END);
-	} else if (!listen_tcp(listen_addr, &ai, why, why_len)) {
+		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_LISTEN_SOCKET, fd, NULL };
+	} else if (!listen_tcp(listen_addr, a->cert && a->token, &ai, why, why_len)) {
 		if (ai->ai_family == AF_INET6)
 			flags |= MHD_USE_IPv6;
-		a->mhd = MHD_start_daemon(flags, 0, NULL, NULL, answer, a, MHD_OPTION_SOCK_ADDR,
-					  ai->ai_addr, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
-					  MHD_OPTION_CONNECTION_LIMIT, CONNECTIONS_MAX,
-					  MHD_OPTION_END);
-		freeaddrinfo(ai);
+		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, ai->ai_addr };
 		fd = -2;
 	}
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
+	if (fd != -1)
+		a->mhd = MHD_start_daemon(flags, 0, NULL, NULL, answer, a, MHD_OPTION_ARRAY, opts,
+					  MHD_OPTION_END);
+	if (ai)
+		freeaddrinfo(ai);
 	if (!a->mhd) {
 		if (fd != -1)
 			snprintf(why, why_len, "--listen %s: cannot serve there (%s)", listen_addr,
-				 strerror(errno));
+				 a->mhd_said[0] ? a->mhd_said : strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		api_stop(a);
 		return -1;
 	}
+	a->started = 1;
 	*ret = a;
 	return 0;
 }
@@ -389,5 +536,8 @@ void api_stop(struct api *a)
 		MHD_stop_daemon(a->mhd);
 	if (a->unix_path[0])
 		unlink(a->unix_path);
+	free(a->cert);
+	free(a->key);
+	free(a->token);
 	free(a);
 }

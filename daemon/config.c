@@ -348,6 +348,9 @@ static const struct key daemon_keys[] = {
 	DKEY("nats-replicas", nats_replicas, parse_replicas),
 	DKEY("redis", redis, parse_redis),
 	DKEY("backlog", backlog_events, parse_backlog),
+	DKEY("tls-cert", tls_cert, parse_dir),
+	DKEY("tls-key", tls_key, parse_dir),
+	DKEY("token-file", token_file, parse_dir),
 };
 
 /* The order is the bit in struct daemon_section's set. */
@@ -615,6 +618,14 @@ int daemon_config_check(const struct daemon_config *c, char *why, size_t why_len
 	}
 	if (!c->listen[0]) {
 		snprintf(why, why_len, "nowhere to answer: give --listen unix:PATH or HOST:PORT");
+		return -1;
+	}
+	if (!c->tls_cert[0] != !c->tls_key[0]) {
+		snprintf(why, why_len, "TLS needs both tls-cert and tls-key");
+		return -1;
+	}
+	if (c->tls_cert[0] && !strncmp(c->listen, "unix:", 5)) {
+		snprintf(why, why_len, "tls-cert: TLS is for TCP listeners, not unix:PATH");
 		return -1;
 	}
 	return 0;

@@ -73,6 +73,8 @@ struct daemon_config {
 	int nats_replicas;
 	char redis[DAEMON_URI_MAX]; /* redis://HOST:PORT/STREAM; "" none */
 	size_t backlog_events;	    /* each forwarder's, through an outage */
+	char tls_cert[DAEMON_PATH_MAX], tls_key[DAEMON_PATH_MAX]; /* PEM files; "" no TLS */
+	char token_file[DAEMON_PATH_MAX]; /* the bearer token every request must carry */
 	struct daemon_vmconf defaults;
 	struct daemon_section *sections; /* malloc'd: daemon_config_release() */
 	int nr_sections;
@@ -297,7 +299,14 @@ int lvsource_connected(const struct lvsource *l); /* else each turn tries again 
 void lvsource_close(struct lvsource *l);
 
 struct api;
-int api_start(const char *listen, struct vmset *s, struct api **ret, char *why, size_t why_len);
+/*
+ * c's listen, with its TLS certificate and key and its token when set; an
+ * address beyond loopback only with all three.
+ */
+int api_start(const struct daemon_config *c, struct vmset *s, struct api **ret, char *why,
+	      size_t why_len);
+/* 1 when a and b listen differently (a reload restarts the API). */
+int api_changed(const struct daemon_config *a, const struct daemon_config *b);
 void api_stop(struct api *a);
 
 #endif

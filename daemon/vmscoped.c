@@ -235,17 +235,20 @@ static void reload(struct running *r, int argc, char **argv)
 	}
 	switch_qmp_dir(r, &next);
 	switch_libvirt(r, &next);
-	if (strcmp(next.listen, r->c.listen)) {
+	if (api_changed(&next, &r->c)) {
 		struct api *api;
 
 		api_stop(r->api); /* a unix socket path may be the same file: free it first */
 		r->api = NULL;
-		if (api_start(next.listen, &r->set, &api, why, sizeof(why))) {
+		if (api_start(&next, &r->set, &api, why, sizeof(why))) {
 			fprintf(stderr, "vmscoped: reload: %s; answering on %s again\n", why,
 				r->c.listen);
-			snprintf(next.listen, sizeof(next.listen), "%s", r->c.listen);
+			memcpy(next.listen, r->c.listen, sizeof(next.listen));
+			memcpy(next.tls_cert, r->c.tls_cert, sizeof(next.tls_cert));
+			memcpy(next.tls_key, r->c.tls_key, sizeof(next.tls_key));
+			memcpy(next.token_file, r->c.token_file, sizeof(next.token_file));
 			api = NULL;
-			if (api_start(next.listen, &r->set, &api, why, sizeof(why)))
+			if (api_start(&next, &r->set, &api, why, sizeof(why)))
 				fprintf(stderr, "vmscoped: %s\n", why);
 		}
 		r->api = api;
@@ -315,8 +318,7 @@ static int run(const struct daemon_config *c, int argc, char **argv)
 		return fail(why);
 	}
 	vmset_init(&r.set, c, &r.events);
-	if (open_sources(&r, why, sizeof(why)) ||
-	    api_start(c->listen, &r.set, &r.api, why, sizeof(why))) {
+	if (open_sources(&r, why, sizeof(why)) || api_start(c, &r.set, &r.api, why, sizeof(why))) {
 		status = fail(why);
 		goto out;
 	}

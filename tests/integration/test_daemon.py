@@ -490,6 +490,123 @@ def check_refusals(t):
              r.stdout + r.stderr)
 
 
+def raw_request(port, cafile, data, timeout=20):
+    """Bytes sent as they are over TLS; the status line of the answer, or how it ended."""
+    import ssl
+    ctx = ssl.create_default_context(cafile=cafile)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s, \
+                ctx.wrap_socket(s, server_hostname="127.0.0.1") as tls:
+            tls.sendall(data)
+            reply = b""
+            while b"\r\n" not in reply:
+                chunk = tls.recv(4096)
+                if not chunk:
+                    break
+                reply += chunk
+            return reply.split(b"\r\n")[0].decode(errors="replace") or "closed"
+    except (OSError, ssl.SSLError) as e:
+        return "closed (%s)" % type(e).__name__
+
+
+def check_security(t):
+    """Beyond loopback only with TLS and a bearer token: refused without either; a request
+    without the token, or with another, is refused; malformed requests and huge headers get
+    errors, and the daemon goes on answering."""
+    with tempfile.TemporaryDirectory(prefix="vmscoped-test-") as d:
+        cert, key, token = (os.path.join(d, x) for x in ("cert.pem", "key.pem", "token"))
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                        key, "-out", cert, "-days", "1", "-subj", "/CN=vmscoped",
+                        "-addext", "subjectAltName=IP:127.0.0.1"], check=True,
+                       capture_output=True, timeout=60)
+        with open(token, "w") as f:
+            f.write("s3cret-token-of-the-test-0123456789\n")
+        os.chmod(token, 0o600)
+        port = test_fleet_port()
+        conf = os.path.join(d, "vmscoped.conf")
+
+        def config(extra):
+            with open(conf, "w") as f:
+                f.write("[daemon]\nqmp-dir = %s\nlisten = 0.0.0.0:%d\n%s" % (d, port, extra))
+
+        def refused(extra, label, needle):
+            config(extra)
+            r = subprocess.run([VMSCOPED, "--config", conf], capture_output=True, text=True,
+                               timeout=30)
+            lines = r.stderr.strip().split("\n")
+            t.ok(r.returncode == 2 and len(lines) == 1 and needle in lines[0],
+                 label + ": refused to start, in one line", r.stderr)
+
+        refused("tls-cert = %s\ntls-key = %s\n" % (cert, key),
+                "all addresses with TLS but no token", "needs TLS and a token")
+        refused("token-file = %s\n" % token, "all addresses with a token but no TLS",
+                "needs TLS and a token")
+        os.chmod(token, 0o644)
+        refused("tls-cert = %s\ntls-key = %s\ntoken-file = %s\n" % (cert, key, token),
+                "a token file others can read", "readable by others (chmod 600 it)")
+        os.chmod(token, 0o600)
+        refused("tls-cert = %s\ntls-key = %s\ntoken-file = %s\n" % (cert, cert, token),
+                "a key that is no key", "GnuTLS failed to setup x509 certificate/key")
+        config("tls-cert = %s\ntls-key = %s\ntoken-file = %s\n" % (cert, key, token))
+        proc = track(subprocess.Popen([VMSCOPED, "--config", conf], stderr=subprocess.PIPE,
+                                      text=True))
+        address = "https://127.0.0.1:%d" % port
+
+        def remote_tls(*args):
+            return subprocess.run([VMSCOPE, "remote", "--cacert", cert] + list(args),
+                                  capture_output=True, text=True, timeout=60)
+        try:
+            ok = wait_for(lambda: remote_tls("--token-file", token, address, "vms")
+                          .returncode == 0, 20)
+            r = remote_tls("--token-file", token, address, "vms")
+            t.ok(ok and json.loads(r.stdout) == [],
+                 "all addresses, with TLS and the token: vmscope remote --token-file gets "
+                 "the (empty) VM list over https", r.stdout + r.stderr)
+            r = remote_tls(address, "metrics")
+            t.ok(r.returncode == 1 and "HTTP 401" in r.stderr and "bearer token" in r.stderr,
+                 "no token: 401, and what is needed", r.stderr)
+            other = os.path.join(d, "other")
+            with open(other, "w") as f:
+                f.write("s3cret-token-of-the-test-0123456788\n")
+            r = remote_tls("--token-file", other, address, "metrics")
+            t.ok(r.returncode == 1 and "HTTP 401" in r.stderr, "another token: 401", r.stderr)
+            r = subprocess.run([VMSCOPE, "remote", "--token-file", token, "127.0.0.1:%d" % port,
+                                "vms"], capture_output=True, text=True, timeout=60)
+            t.ok(r.returncode == 1 and r.stdout == "", "plain HTTP to the TLS port: nothing "
+                 "served", r.stderr)
+            auth = b"Authorization: Bearer s3cret-token-of-the-test-0123456789\r\n"
+            for label, data, want in [
+                    ("garbage instead of a request", b"GARBAGE\r\n\r\n", "4"),
+                    ("a request line without a version", b"GET /api/v1/vms\r\n\r\n", "4"),
+                    ("a header of 1 MiB", b"GET /api/v1/vms HTTP/1.1\r\nHost: x\r\n" + auth +
+                     b"X-Big: " + b"a" * (1 << 20) + b"\r\n\r\n", "4"),
+                    ("10000 headers", b"GET /api/v1/vms HTTP/1.1\r\nHost: x\r\n" + auth +
+                     b"".join(b"X-%d: y\r\n" % i for i in range(10000)) + b"\r\n", "4"),
+                    ("a URL of 200 KiB", b"GET /api/v1/vms/" + b"a" * 200000 +
+                     b" HTTP/1.1\r\nHost: x\r\n" + auth + b"\r\n", "4"),
+                    ("a view of a name with a NUL", b"GET /api/v1/vms/a%00b/ps HTTP/1.1\r\n"
+                     b"Host: x\r\n" + auth + b"\r\n", "404"),
+                    ("a stream with a bad Last-Event-ID", b"GET /api/v1/events HTTP/1.1\r\n"
+                     b"Host: x\r\n" + auth + b"Last-Event-ID: -1x\r\n\r\n", "400")]:
+                status = raw_request(port, cert, data)
+                t.ok(status.startswith("HTTP/1.1 " + want) or
+                     (want == "4" and status.startswith("closed")),
+                     "%s: an error, never a crash (%s)" % (label, status))
+            r = remote_tls("--token-file", token, address, "vms")
+            t.ok(r.returncode == 0 and proc.poll() is None,
+                 "after all that, it answers as before", r.stderr)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=30)
+        t.eq(proc.returncode, 0, "and stops cleanly", err[-1000:])
+
+
+def test_fleet_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def check_man(t):
     """vmscoped(8) and vmscoped.conf(5), as built: each renders without a warning,
     and names every flag the daemon takes and every key its parser knows."""
@@ -529,6 +646,7 @@ def main():
     t.run("vmscoped capabilities", check_capabilities)
     t.run("vmscoped under systemd", check_systemd)
     t.run("vmscoped refusals", check_refusals)
+    t.run("vmscoped security", check_security)
     return t.done()
 
 

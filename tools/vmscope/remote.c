@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: MIT
 /*
+ * vmscope remote [--token-file FILE] [--cacert FILE] ADDRESS ...:
  * vmscope remote ADDRESS vms|metrics
  * vmscope remote ADDRESS status NAME
  * vmscope remote ADDRESS VIEW NAME          (ps, threads, lsmod, sockets, ...)
  * vmscope remote ADDRESS events [--vm NAME] [--type T,...] [--count N] [--duration S]
  *
  * The client of vmscoped's control API (ADDRESS as its --listen: unix:PATH
- * or HOST:PORT), over libcurl: the VM list, a VM's status and any view as
+ * or HOST:PORT; https://HOST:PORT when it serves TLS, checked against the
+ * system's CAs or --cacert; the bearer token from --token-file), over
+ * libcurl: the VM list, a VM's status and any view as
  * JSON, the metrics as Prometheus text, the live event stream as JSON lines
  * (one per server-sent event) until the count or the duration is reached.
  */
@@ -22,6 +25,9 @@
 #include "cli.h"
 
 #define BODY_MAX (256u << 20) /* a reply larger than this is refused, not held */
+
+static const char *cacert;
+static char bearer[4200]; /* "Authorization: Bearer TOKEN" */
 
 struct reply {
 	char *body;
@@ -90,6 +96,23 @@ static size_t on_stream(char *data, size_t size, size_t n, void *ctx)
 	return len;
 }
 
+/* https://HOST:PORT: a colon after the scheme, no path. */
+static int host_port(const char *url)
+{
+	const char *rest = strstr(url, "://");
+
+	return rest && strchr(rest + 3, ':') && !strchr(rest + 3, '/');
+}
+
+static void cleanup(CURL *curl)
+{
+	struct curl_slist *h = NULL;
+
+	if (curl && curl_easy_getinfo(curl, CURLINFO_PRIVATE, (char **)&h) == CURLE_OK)
+		curl_slist_free_all(h);
+	curl_easy_cleanup(curl);
+}
+
 /* ADDRESS and an API path as what curl needs: unix socket or host, and the URL. */
 static int set_address(CURL *curl, const char *address, const char *path)
 {
@@ -100,13 +123,26 @@ static int set_address(CURL *curl, const char *address, const char *path)
 			return cli_fail("remote: unix:PATH needs a path");
 		curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, address + 5);
 		snprintf(url, sizeof(url), "http://localhost%s", path);
+	} else if (!strncmp(address, "https://", 8) && host_port(address)) {
+		if ((size_t)snprintf(url, sizeof(url), "%s%s", address, path) >= sizeof(url))
+			return cli_fail("remote: the address is too long");
+		if (cacert)
+			curl_easy_setopt(curl, CURLOPT_CAINFO, cacert);
 	} else if (strchr(address, ':') && !strchr(address, '/')) {
 		if ((size_t)snprintf(url, sizeof(url), "http://%s%s", address, path) >= sizeof(url))
 			return cli_fail("remote: the address is too long");
 	} else {
-		return cli_fail("remote %s: unix:PATH or HOST:PORT, as vmscoped --listen", address);
+		return cli_fail("remote %s: unix:PATH, HOST:PORT or https://HOST:PORT", address);
 	}
 	curl_easy_setopt(curl, CURLOPT_URL, url);
+	if (bearer[0]) {
+		struct curl_slist *h = curl_slist_append(NULL, bearer);
+
+		if (!h)
+			return cli_fail("remote: out of memory");
+		curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
+		curl_easy_setopt(curl, CURLOPT_PRIVATE, h); /* freed with the handle, below */
+	}
 	return 0;
 }
 
@@ -163,7 +199,7 @@ static int get(const char *address, const char *path, int is_json)
 		else
 			err = print_reply(&r, is_json);
 	}
-	curl_easy_cleanup(curl);
+	cleanup(curl);
 	free(r.body);
 	return err;
 }
@@ -189,7 +225,7 @@ static int events(const char *address, int argc, char **argv)
 
 	if (!s || !curl) {
 		free(s);
-		curl_easy_cleanup(curl);
+		cleanup(curl);
 		return cli_fail("remote: out of memory");
 	}
 	optind = 1;
@@ -232,7 +268,7 @@ static int events(const char *address, int argc, char **argv)
 			 !(rc == CURLE_OPERATION_TIMEDOUT && duration > 0))
 			err = cli_fail("remote %s: %s", address, curl_easy_strerror(rc));
 	}
-	curl_easy_cleanup(curl);
+	cleanup(curl);
 	free(s);
 	return err;
 }
@@ -256,12 +292,38 @@ static int check_name(const char *name)
 	return 0;
 }
 
+static int read_token(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	char token[4096] = "";
+
+	if (!f)
+		return cli_fail("remote: --token-file %s: %m", path);
+	if (!fgets(token, sizeof(token), f))
+		token[0] = 0;
+	fclose(f);
+	token[strcspn(token, "\r\n")] = 0;
+	if (!token[0])
+		return cli_fail("remote: --token-file %s: no token on its first line", path);
+	snprintf(bearer, sizeof(bearer), "Authorization: Bearer %s", token);
+	return 0;
+}
+
 static int run_remote(int argc, char **argv)
 {
 	const char *address, *what;
 	char path[512];
 	int err;
 
+	while (argc > 2 && (!strcmp(argv[1], "--token-file") || !strcmp(argv[1], "--cacert"))) {
+		if (!strcmp(argv[1], "--cacert")) {
+			cacert = argv[2];
+		} else if (read_token(argv[2])) {
+			return 1;
+		}
+		argc -= 2;
+		argv += 2;
+	}
 	if (argc < 3)
 		return cli_usage(&cmd_remote);
 	address = argv[1];
@@ -288,7 +350,8 @@ static int run_remote(int argc, char **argv)
 
 const struct cli_command cmd_remote = {
 	.name = "remote",
-	.usage = "ADDRESS vms | metrics | status NAME | VIEW NAME | events [--vm NAME] "
+	.usage = "[--token-file FILE] [--cacert FILE] ADDRESS vms | metrics | status NAME | "
+		 "VIEW NAME | events [--vm NAME] "
 		 "[--type T,...] [--count N] [--duration S]   (VIEW: ps, threads, lsmod, sockets, "
 		 "mounts, lsof, dmesg, sysinfo)",
 	.summary = "ask vmscoped (its control API at ADDRESS) for its VMs, views and events",
