@@ -32,6 +32,7 @@
 #include <vmscope/os.h>
 
 #include "daemon.h"
+#include "web.h"
 
 #define CONNECTIONS_MAX 128
 #define VIEW_TIMEOUT_MS 15000 /* a view of a busy guest under TCG takes seconds */
@@ -129,6 +130,7 @@ static int stream_filter(struct MHD_Connection *conn, struct stream *s)
 	const char *vm = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "vm");
 	const char *types = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "type");
 	const char *last = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Last-Event-ID");
+	const char *from = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "from");
 	char *end;
 
 	if (vm && (strlen(vm) >= sizeof(s->filter.vm) || daemon_name_check(vm, strlen(vm))))
@@ -143,10 +145,17 @@ static int stream_filter(struct MHD_Connection *conn, struct stream *s)
 		p += n + (p[n] == ',');
 	}
 	s->pos = UINT64_MAX; /* from the next event on */
-	if (last && *last) {
+	if (from && *from) { /* ?from=N: from event N on, those still held (0: all) */
+		unsigned long long id = strtoull(from, &end, 10);
+
+		if (*end || id == UINT64_MAX || *from == '-')
+			return -1;
+		s->pos = id;
+	}
+	if (last && *last) { /* resuming: after the last one seen */
 		unsigned long long id = strtoull(last, &end, 10);
 
-		if (*end || id == UINT64_MAX)
+		if (*end || id == UINT64_MAX || *last == '-')
 			return -1;
 		s->pos = id + 1;
 	}
@@ -165,7 +174,7 @@ static enum MHD_Result events_stream(struct api *a, struct MHD_Connection *conn)
 	if (stream_filter(conn, s)) {
 		free(s);
 		return error(conn, MHD_HTTP_BAD_REQUEST,
-			     "?vm=NAME (a VM's name) and ?type=A,B (up to 16 event types), "
+			     "?vm=NAME (a VM's name), ?type=A,B (up to 16 event types), ?from=N, "
 			     "and a numeric Last-Event-ID");
 	}
 	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, stream_read, s,
@@ -179,6 +188,30 @@ static enum MHD_Result events_stream(struct api *a, struct MHD_Connection *conn)
 	ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
 	MHD_destroy_response(resp);
 	return ret;
+}
+
+/* The web page's files: the page itself may only load its own scripts. */
+static enum MHD_Result page(struct MHD_Connection *conn, const char *name)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	for (const struct web_asset *w = web_assets; w->name; w++) {
+		if (strcmp(w->name, name))
+			continue;
+		resp = MHD_create_response_from_buffer(w->len, (void *)w->data,
+						       MHD_RESPMEM_PERSISTENT);
+		if (!resp)
+			return MHD_NO;
+		MHD_add_response_header(resp, "Content-Type", w->type);
+		MHD_add_response_header(resp, "Content-Security-Policy",
+					"default-src 'self'; style-src 'self' 'unsafe-inline'");
+		MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+		ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
+		MHD_destroy_response(resp);
+		return ret;
+	}
+	return text(conn, MHD_HTTP_NOT_FOUND, "no such file\n");
 }
 
 static unsigned int view_status(int err)
@@ -221,10 +254,15 @@ static enum MHD_Result one_vm(struct api *a, struct MHD_Connection *conn, const 
 		return body ? json(conn, MHD_HTTP_OK, body)
 			    : error(conn, MHD_HTTP_NOT_FOUND, "no VM of that name");
 	}
+	if (!strcmp(slash + 1, "history")) {
+		body = vmset_history(a->set, name);
+		return body ? json(conn, MHD_HTTP_OK, body)
+			    : error(conn, MHD_HTTP_NOT_FOUND, "no VM of that name");
+	}
 	if (!known_view(slash + 1))
 		return error(conn, MHD_HTTP_NOT_FOUND,
 			     "no such view: ps, threads, lsmod, sockets, mounts, lsof, dmesg, "
-			     "sysinfo");
+			     "sysinfo (or history)");
 	err = vmset_view(a->set, name, slash + 1, VIEW_TIMEOUT_MS, &body, why, sizeof(why));
 	return err ? error(conn, view_status(err), why) : json(conn, MHD_HTTP_OK, body);
 }
@@ -289,8 +327,11 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
 		return one_vm(a, conn, url + 12);
 	if (!strcmp(url, "/api/v1/events"))
 		return events_stream(a, conn);
+	if (!strcmp(url, "/") || !strncmp(url, "/static/", 8))
+		return page(conn, !strcmp(url, "/") ? "index.html" : url + 8);
 	return text(conn, MHD_HTTP_NOT_FOUND,
-		    "vmscoped: /metrics, /api/v1/vms, /api/v1/vms/NAME[/VIEW], /api/v1/events\n");
+		    "vmscoped: /, /metrics, /api/v1/vms, /api/v1/vms/NAME[/VIEW|/history], "
+		    "/api/v1/events\n");
 }
 
 /* A socket only its owner can connect to: made under umask 077, then checked. */

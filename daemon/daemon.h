@@ -195,6 +195,7 @@ struct dvm {
 	double last_sample_s;
 	struct dcap_status cap[DCAP__COUNT];
 	uint64_t dropped; /* events lost: a ring or a spool was full */
+	struct history *hist; /* the last hour of its figures, for the web page (lock) */
 	/* A view the API asked for, read by the worker between its steps (vmset_view). */
 	_Atomic int req_state; /* enum dvm_request */
 	char req_view[32];
@@ -267,6 +268,14 @@ char *vmset_metrics(struct vmset *s, size_t *ret_len);
 char *vmset_json(struct vmset *s);
 /* One VM's object of that list (malloc'd), or NULL when there is none of that name. */
 char *vmset_vm_json(struct vmset *s, const char *name);
+/*
+ * The last hour of a VM's figures, a point each HISTORY_STEP_S: {"time":
+ * [unix s], "cpu_percent": [of one core, QEMU's whole process], "rss_bytes":
+ * [...]} (malloc'd), or NULL when there is no VM of that name.
+ */
+#define HISTORY_STEP_S 5
+#define HISTORY_POINTS 720
+char *vmset_history(struct vmset *s, const char *name);
 /*
  * A view of the VM called name (vms_view_json()), read by its worker within
  * timeout_ms: 0 with the JSON (malloc'd); -ENOENT no such VM, -ENOTCONN it

@@ -54,6 +54,38 @@ static void set_down(struct dvm *v, const char *reason)
 	free(offsets);
 }
 
+struct history {
+	double time[HISTORY_POINTS];
+	float cpu[HISTORY_POINTS], rss[HISTORY_POINTS];
+	unsigned int head, count;
+	double last_s;	  /* the last point's time: the next is due HISTORY_STEP_S later */
+	uint64_t last_ns; /* QEMU's CPU time then */
+};
+
+/* Under the VM's lock: a point of the last hour, at most one each HISTORY_STEP_S. */
+static void remember(struct dvm *v, uint64_t cpu, uint64_t rss, double now)
+{
+	struct history *y = v->hist;
+	unsigned int i;
+
+	if (!y)
+		y = v->hist = calloc(1, sizeof(*y));
+	if (!y || (y->last_s && now - y->last_s < HISTORY_STEP_S))
+		return;
+	if (y->last_s && cpu >= y->last_ns) {
+		i = (y->head + y->count) % HISTORY_POINTS;
+		if (y->count == HISTORY_POINTS)
+			y->head = (y->head + 1) % HISTORY_POINTS;
+		else
+			y->count++;
+		y->time[i] = now;
+		y->cpu[i] = (float)((double)(cpu - y->last_ns) / 1e7 / (now - y->last_s));
+		y->rss[i] = (float)rss;
+	}
+	y->last_s = now;
+	y->last_ns = cpu;
+}
+
 /* One sample: the host's figures, rendered; the rendering replaces the last. */
 static int sample(struct dvm *v, struct vms_vm *vm)
 {
@@ -62,6 +94,7 @@ static int sample(struct dvm *v, struct vms_vm *vm)
 	size_t *offsets = calloc(vms_prom_families() + 1, sizeof(*offsets));
 	char *text = NULL;
 	int err = offsets ? vms_monitor_host(vm, &h) : -ENOMEM;
+	uint64_t cpu = h.cpu_user_ns + h.cpu_system_ns, rss = h.rss_bytes;
 
 	if (!err) {
 		struct vms_prom_vm p = { v->name, 1,	start, now_s() - start, &h, NULL, 0,
@@ -81,6 +114,7 @@ static int sample(struct dvm *v, struct vms_vm *vm)
 	v->offsets = offsets;
 	v->samples++;
 	v->last_sample_s = start;
+	remember(v, cpu, rss, start);
 	snprintf(v->state, sizeof(v->state), "up");
 	v->reason[0] = 0;
 	pthread_mutex_unlock(&v->lock);
@@ -311,6 +345,7 @@ static void free_dvm(struct dvm *v)
 		pthread_cond_wait(&v->req_done, &v->lock);
 	pthread_mutex_unlock(&v->lock);
 	free(v->req_json);
+	free(v->hist);
 	pthread_cond_destroy(&v->wake);
 	pthread_cond_destroy(&v->req_done);
 	pthread_mutex_destroy(&v->wake_lock);
@@ -580,6 +615,35 @@ char *vmset_vm_json(struct vmset *s, const char *name)
 		pthread_mutex_unlock(&v->lock);
 	}
 	pthread_mutex_unlock(&s->lock);
+	text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	return text;
+}
+
+char *vmset_history(struct vmset *s, const char *name)
+{
+	json_t *o = NULL, *t = json_array(), *c = json_array(), *r = json_array();
+	struct dvm *v;
+	char *text;
+
+	pthread_mutex_lock(&s->lock);
+	v = find(s, name);
+	if (v && t && c && r) {
+		pthread_mutex_lock(&v->lock);
+		for (unsigned int k = 0; v->hist && k < v->hist->count; k++) {
+			unsigned int i = (v->hist->head + k) % HISTORY_POINTS;
+
+			json_array_append_new(t, json_real(v->hist->time[i]));
+			json_array_append_new(c, json_real(v->hist->cpu[i]));
+			json_array_append_new(r, json_integer((json_int_t)v->hist->rss[i]));
+		}
+		pthread_mutex_unlock(&v->lock);
+		o = json_pack("{s:O,s:O,s:O}", "time", t, "cpu_percent", c, "rss_bytes", r);
+	}
+	pthread_mutex_unlock(&s->lock);
+	json_decref(t);
+	json_decref(c);
+	json_decref(r);
 	text = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
 	return text;

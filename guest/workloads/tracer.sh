@@ -9,6 +9,7 @@
 #   OTHER <what>       any other child the shell forks (so forks can be counted)
 #   SPAWN <pid> <seconds>   a process that lives that long (polling tests)
 #   OPEN_WRITE <path> / OPEN_READ <path>   the shell opened path to write / read
+#   HOSTILE <pid>      a process whose command line is HTML (round "hostile")
 # and "DONE <round>". Rounds "listen" and "connect" are round's last two
 # steps on their own.
 truth_section version cat /proc/version
@@ -127,4 +128,11 @@ longexec() {
 	/bin/true "$@" && say LONG_EXEC $(($# + 1))
 }
 
-control_rounds round lifetimes bench listen connect opens longexec
+# A process whose command line is markup, for pages that must show it as text:
+# "HOSTILE <pid>".
+hostile() {
+	sh -c 'sleep 99999; :' '<img src=x onerror=document.title="pwned">' &
+	say HOSTILE $!
+}
+
+control_rounds round lifetimes bench listen connect opens longexec hostile

@@ -4,6 +4,7 @@ sockets as they appear and dropped as they go, each one's figures served on
 /metrics and its state on /api/v1/vms through a control socket only its
 owner may use; a VM whose QEMU dies is down with the reason while the others
 carry on. Ground truth: each guest's QEMU pid as the harness started it."""
+import html.parser
 import json
 import os
 import re
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 from harness import ROOT, VMSCOPE, Tap, vmguest, track
 import test_fswatch
@@ -601,6 +603,120 @@ def check_security(t):
         t.eq(proc.returncode, 0, "and stops cleanly", err[-1000:])
 
 
+class Dom(html.parser.HTMLParser):
+    """The elements of a page as (tag, attributes, text inside), and every tag seen."""
+
+    def __init__(self, text):
+        super().__init__()
+        self.stack, self.elements, self.tags = [], [], []
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        if tag in ("meta", "link", "input", "br", "img"):
+            self.elements.append((tag, dict(attrs), ""))
+            return
+        self.stack.append([tag, dict(attrs), ""])
+
+    def handle_endtag(self, tag):
+        while self.stack:
+            e = self.stack.pop()
+            self.elements.append(tuple(e))
+            if self.stack:
+                self.stack[-1][2] += e[2]
+            if e[0] == tag:
+                break
+
+    def handle_data(self, data):
+        if self.stack:
+            self.stack[-1][2] += data
+
+    def find(self, tag, attr):
+        return [e for e in self.elements if e[0] == tag and attr in e[1]]
+
+
+def chromium(url, d, *args):
+    return subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu",
+                           "--user-data-dir=" + os.path.join(d, "chromium"),
+                           "--virtual-time-budget=10000"] + list(args) + [url],
+                          capture_output=True, text=True, timeout=180)
+
+
+def check_web(t):
+    """The daemon's page in a real headless browser (Debian's chromium): the VM list, a
+    VM's plots and processes, the live events; a process whose command line is markup is
+    shown as text. A screenshot is kept among the test artifacts."""
+    with tempfile.TemporaryDirectory(prefix="vmscoped-test-") as d, \
+            vmguest.Guest(name="ga", workload="tracer", control=True) as g:
+        qdir = os.path.join(d, "qmp")
+        os.mkdir(qdir)
+        os.symlink(g.qmp_path, os.path.join(qdir, "alpha.qmp"))
+        port = test_fleet_port()
+        conf = os.path.join(d, "vmscoped.conf")
+        with open(conf, "w") as f:
+            f.write("[daemon]\nqmp-dir = %s\nlisten = 127.0.0.1:%d\ninterval = 0.5\n"
+                    "[defaults]\ntrace = exec\n" % (qdir, port))
+        proc = track(subprocess.Popen([VMSCOPED, "--config", conf], stderr=subprocess.PIPE,
+                                      text=True))
+        url = "http://127.0.0.1:%d/#vm=alpha" % port
+        try:
+            test_daemon_ready = wait_for(lambda: '"trace":{"state":"on"' in
+                                         (http_get(port, "/api/v1/vms") or ""), 90)
+            t.ok(test_daemon_ready, "the daemon traces the guest")
+            hostile = [int(l.split()[1]) for l in test_trace.run_round(g, "hostile")
+                       if l.startswith("HOSTILE ")]
+            lines = test_trace.run_round(g, "round")
+            time.sleep(HISTORY_WAIT)  # two points of history, a plot's line
+            r = chromium(url, d, "--dump-dom")
+            dom = Dom(r.stdout)
+            body = dom.find("body", "data-ready")
+            t.ok(r.returncode == 0 and body and "pwned" not in r.stdout.split("</title>")[0],
+                 "chromium loads the page; its script ran, and the title is its own",
+                 r.stderr[-500:])
+            vms_rows = {e[1]["data-vm"]: e[2] for e in dom.find("tr", "data-vm")}
+            t.ok(set(vms_rows) == {"alpha"} and "up" in vms_rows["alpha"],
+                 "the VM table: alpha, up", vms_rows)
+            procs = {int(e[1]["data-pid"]): e[2] for e in dom.find("tr", "data-pid")}
+            t.ok(1 in procs and "/init" in procs[1] and hostile and hostile[0] in procs,
+                 "its processes: the guest's init and the process it just started",
+                 sorted(procs))
+            t.ok(hostile and '<img src=x onerror=document.title="pwned">' in
+                 procs.get(hostile[0], "") and "img" not in dom.tags,
+                 "a command line that is markup is shown as text: no element made of it",
+                 procs.get(hostile[0] if hostile else 0))
+            execs = [e for e in dom.find("li", "data-type") if e[1]["data-type"] == "exec"
+                     and '"argv":"/bin/true"' in e[2]]
+            t.eq(len(execs), lines.count("EXEC /bin/true"),
+                 "the live events: an exec for each /bin/true the guest ran")
+            canvases = [e for e in dom.tags if e == "canvas"]
+            t.ok(len(canvases) >= 4, "both plots drawn (dygraphs' canvases)", len(canvases))
+            shot = os.path.join(ARTIFACTS, "vmscoped-web.png")
+            os.makedirs(ARTIFACTS, exist_ok=True)
+            r = chromium(url, d, "--window-size=1280,1600", "--screenshot=" + shot)
+            with open(shot, "rb") as f:
+                head = f.read(8)
+            t.ok(r.returncode == 0 and head == b"\x89PNG\r\n\x1a\n" and
+                 os.path.getsize(shot) > 20000,
+                 "a screenshot of it kept: %s" % os.path.relpath(shot, ROOT), r.stderr[-300:])
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=60)
+        t.eq(proc.returncode, 0, "the daemon stops cleanly", err[-1000:])
+
+
+HISTORY_WAIT = 11
+ARTIFACTS = os.path.join(os.path.dirname(os.path.abspath(VMSCOPE)), "..", "..", "meson-logs",
+                         "artifacts")
+
+
+def http_get(port, path):
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=10) as r:
+            return r.read().decode()
+    except OSError:
+        return None
+
+
 def test_fleet_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -647,6 +763,7 @@ def main():
     t.run("vmscoped under systemd", check_systemd)
     t.run("vmscoped refusals", check_refusals)
     t.run("vmscoped security", check_security)
+    t.run("vmscoped web page", check_web)
     return t.done()
 
 
