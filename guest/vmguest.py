@@ -153,6 +153,15 @@ class Guest:
         return False
 
     def start(self):
+        self.launch()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def launch(self):
+        """QEMU started, not waited for: many guests boot at once, then wait_ready() each."""
         reap_stale()
         image = build(self.kernel)
         self.rundir = tempfile.mkdtemp(prefix="%s%d-" % (RUN_PREFIX, os.getpid()))
@@ -164,7 +173,6 @@ class Guest:
         self.pid_path = os.path.join(self.rundir, "qemu.pid")
         try:
             self._spawn(image)
-            self.wait_ready()
         except BaseException:
             self.stop()
             raise
