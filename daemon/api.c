@@ -60,11 +60,13 @@ struct stream {
 	uint64_t pos;
 };
 
-static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int status, char *body,
-			     size_t len, const char *type)
+/* body (malloc'd; freed by libmicrohttpd) as type, with one more header when given. */
+static enum MHD_Result reply_with(struct MHD_Connection *conn, unsigned int status, char *body,
+				  size_t len, const char *type, const char *header,
+				  const char *value)
 {
 	struct MHD_Response *resp =
-		MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+		body ? MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE) : NULL;
 	enum MHD_Result ret;
 
 	if (!resp) {
@@ -72,9 +74,17 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int status, c
 		return MHD_NO;
 	}
 	MHD_add_response_header(resp, "Content-Type", type);
+	if (header)
+		MHD_add_response_header(resp, header, value);
 	ret = MHD_queue_response(conn, status, resp);
 	MHD_destroy_response(resp);
 	return ret;
+}
+
+static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int status, char *body,
+			     size_t len, const char *type)
+{
+	return reply_with(conn, status, body, len, type, NULL, NULL);
 }
 
 static enum MHD_Result text(struct MHD_Connection *conn, unsigned int status, const char *msg)
@@ -286,20 +296,9 @@ static int authorized(const struct api *a, struct MHD_Connection *conn)
 static enum MHD_Result unauthorized(struct MHD_Connection *conn)
 {
 	char *body = strdup("{\"error\":\"a bearer token is needed (Authorization: Bearer ...)\"}");
-	struct MHD_Response *resp =
-		body ? MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE)
-		     : NULL;
-	enum MHD_Result ret;
 
-	if (!resp) {
-		free(body);
-		return MHD_NO;
-	}
-	MHD_add_response_header(resp, "Content-Type", "application/json");
-	MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"vmscoped\"");
-	ret = MHD_queue_response(conn, MHD_HTTP_UNAUTHORIZED, resp);
-	MHD_destroy_response(resp);
-	return ret;
+	return reply_with(conn, MHD_HTTP_UNAUTHORIZED, body, body ? strlen(body) : 0,
+			  "application/json", "WWW-Authenticate", "Bearer realm=\"vmscoped\"");
 }
 
 static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char *url,

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 #define DAEMON_NAME_MAX	  128
 #define DAEMON_PATH_MAX	  4096
@@ -229,6 +230,8 @@ void caps_run(struct caps *k, struct dvm *v, struct vms_vm *vm, double until_s);
 void caps_stop(struct caps *k, struct dvm *v, struct vms_vm *vm, int clean);
 void caps_free(struct caps *k);
 double daemon_now_s(void); /* CLOCK_MONOTONIC */
+/* CLOCK_MONOTONIC ms from now, for pthread_cond_timedwait() on a monotonic cond. */
+void daemon_deadline(struct timespec *until, int ms);
 
 struct vmset {
 	pthread_mutex_t lock; /* the list */

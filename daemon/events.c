@@ -370,24 +370,13 @@ static size_t render(struct events *e, uint64_t *pos, const struct events_filter
 	return used;
 }
 
-static void deadline_in(struct timespec *until, int ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, until);
-	until->tv_sec += ms / 1000;
-	until->tv_nsec += (long)(ms % 1000) * 1000000;
-	if (until->tv_nsec >= 1000000000) {
-		until->tv_sec++;
-		until->tv_nsec -= 1000000000;
-	}
-}
-
 size_t events_read(struct events *e, uint64_t *pos, const struct events_filter *f, char *buf,
 		   size_t len, int wait_ms, const _Atomic int *stop)
 {
 	struct timespec until;
 	size_t used = 0;
 
-	deadline_in(&until, wait_ms);
+	daemon_deadline(&until, wait_ms);
 	pthread_mutex_lock(&e->lock);
 	if (*pos > e->next_seq) /* from the future (another run's, or made up): from now */
 		*pos = e->next_seq;
@@ -408,7 +397,7 @@ int events_next(struct events *e, uint64_t *pos, struct vms_event *ev, uint64_t 
 	struct timespec until;
 	int got = 0;
 
-	deadline_in(&until, wait_ms);
+	daemon_deadline(&until, wait_ms);
 	pthread_mutex_lock(&e->lock);
 	if (*pos > e->next_seq)
 		*pos = e->next_seq;

@@ -649,17 +649,6 @@ char *vmset_history(struct vmset *s, const char *name)
 	return text;
 }
 
-static void deadline(struct timespec *until, int timeout_ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, until);
-	until->tv_sec += timeout_ms / 1000;
-	until->tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-	if (until->tv_nsec >= 1000000000) {
-		until->tv_sec++;
-		until->tv_nsec -= 1000000000;
-	}
-}
-
 /* Under v->lock: ask, wake the worker, wait for its answer or the deadline. */
 static int ask(struct dvm *v, const char *view, const struct timespec *until, char **ret_json)
 {
@@ -700,7 +689,7 @@ int vmset_view(struct vmset *s, const char *name, const char *view, int timeout_
 	int err;
 
 	*ret_json = NULL;
-	deadline(&until, timeout_ms);
+	daemon_deadline(&until, timeout_ms);
 	pthread_mutex_lock(&s->lock);
 	v = find(s, name);
 	if (v) { /* found before any unlink: free_dvm() waits for users */
