@@ -374,6 +374,8 @@ static int listen_unix(struct api *a, const char *path, char *why, size_t why_le
 		goto fail;
 	}
 	snprintf(a->unix_path, sizeof(a->unix_path), "%s", path);
+	a->set->own_dev = st.st_dev; /* a QMP directory holding it is not to take it for a VM */
+	a->set->own_ino = st.st_ino;
 	return fd;
 fail:
 	snprintf(why, why_len, "--listen unix:%s: %s", path, strerror(errno));

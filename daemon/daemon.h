@@ -242,6 +242,8 @@ struct vmset {
 	_Atomic int timeout_ms;
 	pthread_mutex_t conf_lock; /* conf: what to do with each VM */
 	struct daemon_config conf; /* its defaults and sections only */
+	/* The control API's own unix socket: never taken for a VM's (0: none). */
+	_Atomic unsigned long own_dev, own_ino;
 	char host[64];		   /* the host label of every sample (conf_lock) */
 	struct events *events;
 };

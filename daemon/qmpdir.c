@@ -107,8 +107,9 @@ void qmpdir_sync(struct qmpdir *q, struct vmset *s)
 		if (vm_name(e->d_name, name, sizeof(name)))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", q->dir, e->d_name);
-		if (stat(path, &st) || !S_ISSOCK(st.st_mode))
-			continue;
+		if (stat(path, &st) || !S_ISSOCK(st.st_mode) ||
+		    (st.st_ino == s->own_ino && st.st_dev == s->own_dev))
+			continue; /* not a socket, or the daemon's own control socket */
 		char target[sizeof(path) + 8];
 
 		snprintf(target, sizeof(target), "qmp:%s", path);

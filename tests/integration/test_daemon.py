@@ -723,6 +723,21 @@ def test_fleet_port():
         return s.getsockname()[1]
 
 
+def check_own_socket(t):
+    """Its control socket in the directory it watches: not taken for a VM."""
+    with tempfile.TemporaryDirectory(prefix="vmscoped-test-") as d:
+        ctl = os.path.join(d, "ctl.sock")
+        proc = track(subprocess.Popen([VMSCOPED, "--qmp-dir", d, "--listen", "unix:" + ctl],
+                                      stderr=subprocess.PIPE, text=True))
+        try:
+            wait_for(lambda: os.path.exists(ctl), 20)
+            time.sleep(1.5)
+            t.eq(vms(ctl), {}, "its own control socket in its QMP directory is no VM")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=30)
+
+
 def check_man(t):
     """vmscoped(8) and vmscoped.conf(5), as built: each renders without a warning,
     and names every flag the daemon takes and every key its parser knows."""
@@ -762,6 +777,7 @@ def main():
     t.run("vmscoped capabilities", check_capabilities)
     t.run("vmscoped under systemd", check_systemd)
     t.run("vmscoped refusals", check_refusals)
+    t.run("vmscoped's own socket", check_own_socket)
     t.run("vmscoped security", check_security)
     t.run("vmscoped web page", check_web)
     return t.done()
