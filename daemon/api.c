@@ -430,7 +430,7 @@ static int listen_tcp(const char *listen_addr, int secured, struct addrinfo **re
  * libmicrohttpd's complaints: one line each on stderr (the journal) once it
  * runs; while it starts, the last one is kept for the one-line reason.
  */
-static void mhd_log(void *cls, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	struct api *a = cls;
 	char line[sizeof(a->mhd_said)];

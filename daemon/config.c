@@ -24,6 +24,8 @@
 #include "daemon.h"
 
 #define WHY_MAX 256
+/* libinih's own limits (ini.c, as Debian builds it): longer is cut, silently. */
+#define INI_SECTION_MAX 50
 #define TOKEN_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"
 
 typedef int (*parse_fn)(void *field, size_t size, const char *value, char *why);
@@ -378,6 +380,8 @@ static const struct key *find_key(const struct key *keys, size_t n, const char *
 
 struct parse {
 	struct daemon_config *c;
+	FILE *f;
+	int line, long_line; /* the first line longer than libinih reads whole */
 	char why[WHY_MAX];
 	int fresh; /* the key opens a section: inih says nothing else of sections */
 	char section[DAEMON_NAME_MAX + 8];
@@ -473,6 +477,16 @@ static int on_key(void *user, const char *section, const char *key, const char *
 	const struct key *k;
 	int err;
 
+	/* libinih reads on after an error: the first one stands, nothing more is applied */
+	if (p->why[0])
+		return 0;
+	if (strlen(section) >= INI_SECTION_MAX - 1) {
+		snprintf(p->why, sizeof(p->why),
+			 "[%.20s...]: a section name of %d characters at most (libinih cuts longer "
+			 "ones)",
+			 section, INI_SECTION_MAX - 2);
+		return 0;
+	}
 	p->fresh = strncmp(p->section, section, sizeof(p->section)) != 0;
 	if (p->fresh) {
 		size_t n = strnlen(section, sizeof(p->section) - 1);
@@ -508,6 +522,21 @@ int daemon_config_add_libvirt(struct daemon_config *c, const char *uri, char *wh
 	return 0;
 }
 
+/* fgets for libinih, noting a line it would cut (INI_MAX_LINE) rather than misread it. */
+static char *read_line(char *str, int num, void *stream)
+{
+	struct parse *p = stream;
+	char *s = fgets(str, num, p->f);
+	size_t n = s ? strlen(s) : 0;
+
+	if (!s)
+		return NULL;
+	p->line++;
+	if (n == (size_t)num - 1 && s[n - 1] != '\n' && !feof(p->f) && !p->long_line)
+		p->long_line = p->line;
+	return s;
+}
+
 int daemon_config_load(struct daemon_config *c, const char *path, char *why, size_t why_len)
 {
 	struct parse p = { .c = c };
@@ -532,7 +561,15 @@ int daemon_config_load(struct daemon_config *c, const char *path, char *why, siz
 	};
 	if (!path)
 		return 0;
-	r = ini_parse(path, on_key, &p);
+	p.f = fopen(path, "re");
+	r = p.f ? ini_parse_stream(read_line, &p, on_key, &p) : -1;
+	if (p.f)
+		fclose(p.f);
+	if (p.long_line && (!r || r > p.long_line)) {
+		r = p.long_line;
+		snprintf(p.why, sizeof(p.why), "longer than %d characters (libinih's limit)",
+			 INI_MAX_LINE - 2);
+	}
 	if (r == -1)
 		snprintf(why, why_len, "%s: %s", path, strerror(errno));
 	else if (r == -2)

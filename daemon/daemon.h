@@ -106,6 +106,7 @@ enum { FORWARD_NATS, FORWARD_REDIS, FORWARDERS };
 struct events {
 	pthread_mutex_t lock;
 	pthread_cond_t more; /* an event was published, or the stream's readers must go */
+	pthread_mutex_t log_lock; /* log and its counts: an append may wait for the disk */
 	struct vms_log *log; /* NULL: no log-dir */
 	char log_dir[DAEMON_PATH_MAX];
 	uint64_t log_max_bytes, log_max_age_s;
@@ -296,7 +297,10 @@ int qmpdir_fd(const struct qmpdir *q); /* readable when the directory changed */
 /* Read the changes, rescan, add and remove VMs to match. */
 void qmpdir_sync(struct qmpdir *q, struct vmset *s);
 void qmpdir_close(struct qmpdir *q);
-/* 0 when name[0..n) is one the API carries (letters, digits, "-_."; no leading dot). */
+/*
+ * 0 when name[0..n) is one the API carries: letters, digits, "-_.", no
+ * leading dot, under 64 bytes (what an event keeps of a VM's name).
+ */
 int daemon_name_check(const char *name, size_t n);
 
 /*

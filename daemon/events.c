@@ -122,6 +122,7 @@ int events_init(struct events *e, const struct daemon_config *c, char *why, size
 		return -1;
 	}
 	pthread_mutex_init(&e->lock, NULL);
+	pthread_mutex_init(&e->log_lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&e->more, &ca);
@@ -148,7 +149,7 @@ int events_configure(struct events *e, const struct daemon_config *c, char *why,
 	    e->log_max_age_s == c->log_max_age_s)
 		return failed;
 	/* The same directory reopened: its lock allows one writer, so close it first. */
-	pthread_mutex_lock(&e->lock);
+	pthread_mutex_lock(&e->log_lock);
 	old = e->log;
 	if (!strcmp(e->log_dir, c->log_dir)) {
 		e->log = NULL;
@@ -162,11 +163,11 @@ int events_configure(struct events *e, const struct daemon_config *c, char *why,
 		if (!old && open_log(e->log_dir, e->log_max_bytes, e->log_max_age_s, &e->log, again,
 				     sizeof(again)))
 			fprintf(stderr, "vmscoped: %s\n", again);
-		pthread_mutex_unlock(&e->lock);
+		pthread_mutex_unlock(&e->log_lock);
 		return -1;
 	}
 	set_log(e, log, c);
-	pthread_mutex_unlock(&e->lock);
+	pthread_mutex_unlock(&e->log_lock);
 	close_log(old);
 	return failed;
 }
@@ -211,18 +212,25 @@ static void keep(struct events *e, const struct vms_event *ev)
 	pthread_cond_broadcast(&e->more);
 }
 
+/*
+ * The log under a lock of its own: its append waits while the writer's ring
+ * is full (a slow disk), and that must hold up only the publishers, not the
+ * stream's readers, the forwarders or a scrape.
+ */
 void events_publish(struct events *e, const struct vms_event *ev, int to_log)
 {
 	pthread_mutex_lock(&e->lock);
 	e->published++;
 	keep(e, ev);
-	if (to_log && e->log) {
-		if (vms_log_append(e->log, ev))
-			e->log_errors++;
-		else
-			e->logged++;
-	}
 	pthread_mutex_unlock(&e->lock);
+	if (!to_log)
+		return;
+	pthread_mutex_lock(&e->log_lock);
+	if (e->log && vms_log_append(e->log, ev))
+		e->log_errors++;
+	else if (e->log)
+		e->logged++;
+	pthread_mutex_unlock(&e->log_lock);
 }
 
 /* Family by family, each sink a sample: Prometheus wants a family's samples together. */
@@ -269,13 +277,15 @@ void events_metrics(struct events *e, FILE *f)
 	unsigned int readers;
 	int has_log, nr_fig = 0;
 
-	pthread_mutex_lock(&e->lock);
+	pthread_mutex_lock(&e->log_lock);
 	has_log = e->log != NULL;
 	if (has_log)
 		vms_log_get_stats(e->log, &st);
-	published = e->published;
 	logged = e->logged;
 	errors = e->log_errors;
+	pthread_mutex_unlock(&e->log_lock);
+	pthread_mutex_lock(&e->lock);
+	published = e->published;
 	held = e->next_seq - e->first_seq;
 	readers = e->readers;
 	for (int k = 0; k < FORWARDERS; k++)
@@ -321,6 +331,7 @@ void events_close(struct events *e)
 	free(e->recent);
 	vms_sink_free(e->json);
 	pthread_cond_destroy(&e->more);
+	pthread_mutex_destroy(&e->log_lock);
 	pthread_mutex_destroy(&e->lock);
 }
 
@@ -354,9 +365,11 @@ static size_t render(struct events *e, uint64_t *pos, const struct events_filter
 		if (!wanted(r, f))
 			continue;
 		if (need > len - used) {
-			if (!used) /* bigger than any buffer it will get: passed over */
+			if (!used) { /* bigger than any buffer it will get: passed over */
 				used = (size_t)snprintf(buf, len, ": event %llu is too big\n\n",
 							(unsigned long long)*pos);
+				++*pos;
+			}
 			break;
 		}
 		used += (size_t)snprintf(buf + used, len - used,

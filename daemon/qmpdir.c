@@ -19,6 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <vmscope/event.h>
+
 #include "daemon.h"
 
 #define SCAN_MAX 4096 /* entries a scan looks at */
@@ -59,7 +61,8 @@ int qmpdir_open(const char *dir, struct qmpdir **ret, char *why, size_t why_len)
 
 int daemon_name_check(const char *name, size_t n)
 {
-	if (!n || name[0] == '.')
+	/* an event carries at most VMS_EVENT_VM_MAX - 1 bytes of it: longer would be cut */
+	if (!n || n >= VMS_EVENT_VM_MAX || name[0] == '.')
 		return -1;
 	for (size_t i = 0; i < n; i++)
 		if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z') ||

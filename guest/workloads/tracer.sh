@@ -133,6 +133,9 @@ longexec() {
 hostile() {
 	sh -c 'sleep 99999; :' '<img src=x onerror=document.title="pwned">' &
 	say HOSTILE $!
+	# and one whose command line is not UTF-8 (bytes 0xff 0xfe)
+	sh -c 'sleep 99999; :' "$(printf '\377\376')" &
+	say HOSTILE $!
 }
 
 control_rounds round lifetimes bench listen connect opens longexec hostile

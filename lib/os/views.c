@@ -15,17 +15,40 @@
 #include <vmscope/os.h>
 
 #include "core/internal.h"
+#include "core/utf8.h"
+
+/*
+ * Guest bytes as a JSON string (NULL: null). jansson takes valid UTF-8 only,
+ * and a guest names its processes, mounts and modules as it likes: a byte
+ * that is not UTF-8 becomes U+FFFD rather than failing the whole view.
+ */
+static json_t *gstr(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	char *buf = s ? malloc(3 * n + 1) : NULL;
+	json_t *j;
+
+	if (!s)
+		return json_null();
+	if (!buf)
+		return NULL;
+	n = utf8_sanitize(buf, s, n);
+	j = json_stringn(buf, n);
+	free(buf);
+	return j;
+}
 
 static json_t *process(const struct vms_process *p)
 {
-	char task[24];
+	char task[24], state[2] = { p->state, 0 };
 
 	snprintf(task, sizeof(task), "0x%llx", (unsigned long long)p->task);
-	return json_pack("{s:i,s:i,s:i,s:I,s:I,s:s,s:s#,s:I,s:i,s:b,s:s?,s:s}", "pid", p->tgid,
-			 "tid", p->pid, "ppid", p->ppid, "uid", (json_int_t)p->uid, "gid",
-			 (json_int_t)p->gid, "comm", p->comm, "state", &p->state, (size_t)1,
+	return json_pack("{s:i,s:i,s:i,s:I,s:I,s:o,s:o,s:I,s:i,s:b,s:o,s:s}", "pid", p->tgid, "tid",
+			 p->pid, "ppid", p->ppid, "uid", (json_int_t)p->uid, "gid",
+			 (json_int_t)p->gid, "comm", gstr(p->comm), "state", gstr(state),
 			 "start_time_ns", (json_int_t)p->start_time_ns, "threads", p->threads,
-			 "kernel_thread", p->kernel_thread, "cmdline", p->cmdline, "task", task);
+			 "kernel_thread", p->kernel_thread, "cmdline", gstr(p->cmdline), "task",
+			 task);
 }
 
 static int tasks(struct vms_vm *vm, unsigned int flags, json_t *list)
@@ -61,10 +84,10 @@ static int lsmod(struct vms_vm *vm, json_t *list)
 		char base[24];
 
 		snprintf(base, sizeof(base), "0x%" PRIx64, m[i].base);
-		if (json_array_append_new(list, json_pack("{s:s,s:I,s:s,s:i,s:s}", "name",
-							  m[i].name, "size", (json_int_t)m[i].size,
-							  "base", base, "refcount", m[i].refcount,
-							  "state", m[i].state)))
+		if (json_array_append_new(
+			    list, json_pack("{s:o,s:I,s:s,s:i,s:o}", "name", gstr(m[i].name),
+					    "size", (json_int_t)m[i].size, "base", base, "refcount",
+					    m[i].refcount, "state", gstr(m[i].state))))
 			err = -ENOMEM;
 	}
 	free(m);
@@ -102,10 +125,11 @@ static int mounts(struct vms_vm *vm, json_t *list)
 	int err = vms_os_mounts(vm, &m, &n);
 
 	for (size_t i = 0; !err && i < n; i++)
-		if (json_array_append_new(
-			    list, json_pack("{s:s,s:s,s:s,s:b,s:s}", "device", m[i].device,
-					    "mountpoint", m[i].mountpoint, "fstype", m[i].fstype,
-					    "read_only", m[i].read_only, "uuid", m[i].uuid)))
+		if (json_array_append_new(list, json_pack("{s:o,s:o,s:o,s:b,s:o}", "device",
+							  gstr(m[i].device), "mountpoint",
+							  gstr(m[i].mountpoint), "fstype",
+							  gstr(m[i].fstype), "read_only",
+							  m[i].read_only, "uuid", gstr(m[i].uuid))))
 			err = -ENOMEM;
 	free(m);
 	return err;
@@ -119,9 +143,9 @@ static int dmesg(struct vms_vm *vm, json_t *list)
 
 	for (size_t i = 0; !err && i < n; i++)
 		if (json_array_append_new(
-			    list, json_pack("{s:I,s:I,s:i,s:i,s:s}", "seq", (json_int_t)r[i].seq,
+			    list, json_pack("{s:I,s:I,s:i,s:i,s:o}", "seq", (json_int_t)r[i].seq,
 					    "ts_ns", (json_int_t)r[i].ts_ns, "level", r[i].level,
-					    "facility", r[i].facility, "text", r[i].text)))
+					    "facility", r[i].facility, "text", gstr(r[i].text))))
 			err = -ENOMEM;
 	vms_log_records_free(r, r ? n : 0);
 	return err;
@@ -135,8 +159,8 @@ static int lsof(struct vms_vm *vm, json_t *list)
 
 	for (size_t i = 0; !err && i < n; i++)
 		if (json_array_append_new(list,
-					  json_pack("{s:i,s:i,s:s,s:I,s:i,s:I}", "pid", f[i].pid,
-						    "fd", f[i].fd, "path", f[i].path, "inode",
+					  json_pack("{s:i,s:i,s:o,s:I,s:i,s:I}", "pid", f[i].pid,
+						    "fd", f[i].fd, "path", gstr(f[i].path), "inode",
 						    (json_int_t)f[i].inode, "flags",
 						    (int)f[i].flags, "pos", (json_int_t)f[i].pos)))
 			err = -ENOMEM;
@@ -152,10 +176,10 @@ static int sysinfo_object(struct vms_vm *vm, json_t **ret)
 
 	if (err)
 		return err;
-	*ret = json_pack("{s:s,s:f,s:[f,f,f],s:I,s:I,s:I,s:I,s:I,s:I,s:i}", "release", s.release,
-			 "uptime_s", s.uptime_s, "load", s.load[0], s.load[1], s.load[2],
-			 "mem_total_bytes", (json_int_t)s.mem_total_bytes, "mem_free_bytes",
-			 (json_int_t)s.mem_free_bytes, "mem_available_bytes",
+	*ret = json_pack("{s:o,s:f,s:[f,f,f],s:I,s:I,s:I,s:I,s:I,s:I,s:i}", "release",
+			 gstr(s.release), "uptime_s", s.uptime_s, "load", s.load[0], s.load[1],
+			 s.load[2], "mem_total_bytes", (json_int_t)s.mem_total_bytes,
+			 "mem_free_bytes", (json_int_t)s.mem_free_bytes, "mem_available_bytes",
 			 (json_int_t)s.mem_available_bytes, "tasks", (json_int_t)s.tasks,
 			 "context_switches", (json_int_t)s.context_switches, "forks",
 			 (json_int_t)s.forks, "cpus", s.cpus);

@@ -105,10 +105,18 @@ static int connect_now(struct nats_sink *n)
 	natsOptions *o = NULL;
 	natsStatus s;
 
-	if (n->conn)
-		return ensure_stream(n);
+	/* A failed try waits its turn, connected or not: a write never waits twice a second. */
 	if (monotonic_ms() < n->next_try_ms)
 		return -EAGAIN;
+	if (n->conn && natsConnection_IsReconnecting(n->conn))
+		return -EAGAIN; /* libnats is moving to another server: the backlog keeps it */
+	if (n->conn) {
+		if (ensure_stream(n)) {
+			n->next_try_ms = monotonic_ms() + RETRY_EVERY_MS;
+			return -EIO;
+		}
+		return 0;
+	}
 	n->next_try_ms = monotonic_ms() + RETRY_EVERY_MS;
 	s = natsOptions_Create(&o);
 	if (s == NATS_OK)
@@ -129,7 +137,12 @@ static int connect_now(struct nats_sink *n)
 		return -ECONNREFUSED;
 	}
 	n->stats.reconnects++;
-	return ensure_stream(n);
+	n->next_try_ms = 0;
+	if (ensure_stream(n)) {
+		n->next_try_ms = monotonic_ms() + RETRY_EVERY_MS;
+		return -EIO;
+	}
+	return 0;
 }
 
 /* A subject token from guest-chosen text: no dots, wildcards or blanks. */

@@ -684,6 +684,9 @@ def check_web(t):
                  procs.get(hostile[0], "") and "img" not in dom.tags,
                  "a command line that is markup is shown as text: no element made of it",
                  procs.get(hostile[0] if hostile else 0))
+            t.ok(len(hostile) == 2 and "\ufffd\ufffd" in procs.get(hostile[1], ""),
+                 "a command line that is not UTF-8: listed, its bytes as U+FFFD, the view "
+                 "whole", procs.get(hostile[1] if len(hostile) > 1 else 0))
             execs = [e for e in dom.find("li", "data-type") if e[1]["data-type"] == "exec"
                      and '"argv":"/bin/true"' in e[2]]
             t.eq(len(execs), lines.count("EXEC /bin/true"),

@@ -153,6 +153,17 @@ static void test_refusals(void **state)
 	refused("[vm a]\nlog = yes\n", "[vm a]: log = yes, but [daemon] has no log-dir");
 	refused("[vm ]\nviews = none\n", "[vm NAME]: a name or glob of 1 to");
 	refused("[vms x]\nviews = none\n", "unknown section [vms x]");
+	/* after an error nothing more is applied (libinih reads on): no crash, the first reason */
+	refused("[vm ]\nviews = none\nlog = no\nmetrics = no\n", "line 5: [vm NAME]");
+	refused("[vm aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa]\nviews = "
+		"none\n",
+		"a section name of 48 characters at most");
+	refused("[defaults]\nfswatch-path = "
+		"/xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+		"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+		"x"
+		"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n",
+		"line 5: longer than 198 characters");
 	refused("[daemon]\nlog-max-size = lots\n", "log-max-size = lots");
 	refused("[daemon]\nlog-dir = relative\n", "an absolute path");
 	refused("[vm x]\ncolour = blue\n", "line 5: unknown key colour");
