@@ -419,9 +419,8 @@ void caps_run(struct caps *k, struct dvm *v, struct vms_vm *vm, double until_s)
 	}
 }
 
-void caps_stop(struct caps *k, struct dvm *v, struct vms_vm *vm, int clean)
+void caps_stop(struct caps *k, struct dvm *v, int clean)
 {
-	(void)vm;
 	for (int c = 0; c < DCAP__COUNT; c++) {
 		if (running(k, c))
 			stop_one(k, v, c, clean);

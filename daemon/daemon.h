@@ -228,7 +228,7 @@ void caps_start(struct caps *k, struct dvm *v, struct vms_vm *vm);
 /* Poll the views if due, let the trace run (or sleep) until until_s, hand on the events. */
 void caps_run(struct caps *k, struct dvm *v, struct vms_vm *vm, double until_s);
 /* Stop each (a watched disk's last writes turned into events first, when clean). */
-void caps_stop(struct caps *k, struct dvm *v, struct vms_vm *vm, int clean);
+void caps_stop(struct caps *k, struct dvm *v, int clean);
 void caps_free(struct caps *k);
 double daemon_now_s(void); /* CLOCK_MONOTONIC */
 /* CLOCK_MONOTONIC ms from now, for pthread_cond_timedwait() on a monotonic cond. */

@@ -273,7 +273,7 @@ void events_metrics(struct events *e, FILE *f)
 {
 	struct vms_log_stats st = { 0 };
 	struct forward_figures fig[FORWARDERS];
-	uint64_t published, logged, errors, held;
+	uint64_t published, logged, errors, held, unkept;
 	unsigned int readers;
 	int has_log, nr_fig = 0;
 
@@ -286,6 +286,7 @@ void events_metrics(struct events *e, FILE *f)
 	pthread_mutex_unlock(&e->log_lock);
 	pthread_mutex_lock(&e->lock);
 	published = e->published;
+	unkept = e->unformatted;
 	held = e->next_seq - e->first_seq;
 	readers = e->readers;
 	for (int k = 0; k < FORWARDERS; k++)
@@ -300,8 +301,12 @@ void events_metrics(struct events *e, FILE *f)
 		"# HELP vmscoped_stream_events Events held for the event stream's readers.\n"
 		"# TYPE vmscoped_stream_events gauge\nvmscoped_stream_events %llu\n"
 		"# HELP vmscoped_stream_readers Readers waiting on the event stream.\n"
-		"# TYPE vmscoped_stream_readers gauge\nvmscoped_stream_readers %u\n",
-		(unsigned long long)published, (unsigned long long)held, readers);
+		"# TYPE vmscoped_stream_readers gauge\nvmscoped_stream_readers %u\n"
+		"# HELP vmscoped_stream_unkept_total Events the stream and forwarders never saw "
+		"(out of memory).\n# TYPE vmscoped_stream_unkept_total counter\n"
+		"vmscoped_stream_unkept_total %llu\n",
+		(unsigned long long)published, (unsigned long long)held, readers,
+		(unsigned long long)unkept);
 	if (!has_log)
 		return;
 	fprintf(f,

@@ -188,7 +188,7 @@ static void *worker(void *arg)
 				pthread_mutex_unlock(&v->lock);
 				set_down(v, vms_last_error(vm)[0] ? vms_last_error(vm)
 								  : "sampling failed");
-				caps_stop(k, v, vm, 0);
+				caps_stop(k, v, 0);
 				vms_vm_free(vm); /* attached afresh next turn: QEMU may have
 						    restarted */
 				vm = NULL;
@@ -198,7 +198,7 @@ static void *worker(void *arg)
 			next_sample = daemon_now_s() + v->set->interval_s;
 		caps_run(k, v, vm, next_sample);
 	}
-	caps_stop(k, v, vm, 1);
+	caps_stop(k, v, 1);
 	caps_free(k);
 	vms_vm_free(vm);
 	pthread_mutex_lock(&v->lock); /* a view asked for now will not be read */

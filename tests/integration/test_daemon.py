@@ -19,6 +19,7 @@ import urllib.request
 
 from harness import ROOT, VMSCOPE, Tap, vmguest, track
 import test_fswatch
+from test_redis import free_port
 import test_trace
 
 VMSCOPED = os.environ.get("VMSCOPED_BIN", os.path.join(os.path.dirname(__file__), "..", "..",
@@ -524,7 +525,7 @@ def check_security(t):
         with open(token, "w") as f:
             f.write("s3cret-token-of-the-test-0123456789\n")
         os.chmod(token, 0o600)
-        port = test_fleet_port()
+        port = free_port()
         conf = os.path.join(d, "vmscoped.conf")
 
         def config(extra):
@@ -651,7 +652,7 @@ def check_web(t):
         qdir = os.path.join(d, "qmp")
         os.mkdir(qdir)
         os.symlink(g.qmp_path, os.path.join(qdir, "alpha.qmp"))
-        port = test_fleet_port()
+        port = free_port()
         conf = os.path.join(d, "vmscoped.conf")
         with open(conf, "w") as f:
             f.write("[daemon]\nqmp-dir = %s\nlisten = 127.0.0.1:%d\ninterval = 0.5\n"
@@ -718,12 +719,6 @@ def http_get(port, path):
             return r.read().decode()
     except OSError:
         return None
-
-
-def test_fleet_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def check_own_socket(t):
