@@ -244,8 +244,10 @@ def check_guest_b(t):
         maps, by_size = check_translation(t, g, target, label)
         big = lambda ms: (any(m["page_bytes"] == 1 << 30 for m in ms) and
                           any(int(m["gpa"], 16) >= 1 << 32 for m in ms))
-        if not big(maps):
-            # Stopped while the kernel was splitting its direct map: look once more.
+        for _ in range(5):
+            if big(maps):
+                break
+            # Stopped while the kernel was splitting its direct map: look again.
             g.qmp("cont")
             time.sleep(0.5)
             g.qmp("stop")
