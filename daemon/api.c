@@ -513,9 +513,11 @@ int api_changed(const struct daemon_config *x, const struct daemon_config *y)
 int api_start(const struct daemon_config *c, struct vmset *s, struct api **ret, char *why,
 	      size_t why_len)
 {
-	/* poll, not select: past 1024 descriptors (hundreds of VMs) select fails */
-	unsigned int flags =
-		MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+	/* poll, not select: past 1024 descriptors (hundreds of VMs) select fails. The
+	 * ITC wakes the listening thread when a connection's thread ends, so that it
+	 * closes that socket then, not at the next connection (one socket kept for ever). */
+	unsigned int flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD |
+			     MHD_USE_ITC | MHD_USE_ERROR_LOG;
 	const char *listen_addr = c->listen;
 	struct api *a = calloc(1, sizeof(*a));
 	struct MHD_OptionItem opts[9];
